@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+//
+// TaskShed: a task scheduler daemon for Linux (libuv event loop, LMDB store, binary protocol over Unix
+// sockets) with a Swift client library. Module layout and dependency direction: see README.md.
+
+import PackageDescription
+
+let package = Package(
+    name: "TaskShed",
+    products: [
+        .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
+    ],
+    targets: [
+        // C libraries, found through pkg-config; apt names the Debian packages that provide them.
+        .systemLibrary(
+            name: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+
+        // The wire format: messages, encoder, incremental decoder. No I/O.
+        .target(name: "TaskShedProtocol"),
+    ],
+    swiftLanguageModes: [.v6]
+)
