@@ -25,6 +25,13 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+        // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
+        // The libFuzzer harness (Fuzz/) is built only by scripts/fuzz.sh: it needs -sanitize=fuzzer to link.
+        .testTarget(
+            name: "TaskShedProtocolTests",
+            dependencies: ["TaskShedProtocol"],
+            exclude: ["FuzzCorpus"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
