@@ -9,6 +9,7 @@ let package = Package(
     name: "TaskShed",
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
+        .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
     ],
     targets: [
         // C libraries, found through pkg-config; apt names the Debian packages that provide them.
@@ -25,6 +26,14 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+
+        // The durable task store: a thin LMDB layer and the task store built on it (layout: LAYOUT.md).
+        .target(
+            name: "TaskShedStore",
+            dependencies: ["CLMDB", "TaskShedProtocol"],
+            exclude: ["LAYOUT.md"]
+        ),
+        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )
