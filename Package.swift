@@ -9,6 +9,7 @@ let package = Package(
     name: "TaskShed",
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
+        .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
     ],
     targets: [
         // C libraries, found through pkg-config; apt names the Debian packages that provide them.
@@ -32,6 +33,14 @@ let package = Package(
             dependencies: ["TaskShedProtocol"],
             exclude: ["FuzzCorpus"]
         ),
+
+        // The durable task store: a thin LMDB layer and the task store built on it (layout: LAYOUT.md).
+        .target(
+            name: "TaskShedStore",
+            dependencies: ["CLMDB", "TaskShedProtocol"],
+            exclude: ["LAYOUT.md"]
+        ),
+        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )
