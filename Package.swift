@@ -25,6 +25,10 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+
+        // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
+        .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
+        .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop"]),
     ],
     swiftLanguageModes: [.v6]
 )
