@@ -25,10 +25,20 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+        // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
+        // The libFuzzer harness (Fuzz/) is built only by scripts/fuzz.sh: it needs -sanitize=fuzzer to link.
+        .testTarget(
+            name: "TaskShedProtocolTests",
+            dependencies: ["TaskShedProtocol"],
+            exclude: ["FuzzCorpus"]
+        ),
 
         // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
         .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
         .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop"]),
+
+        // Test-only helpers: run the real daemon on temporary paths, speak raw frames to it.
+        .target(name: "TaskShedTestSupport", dependencies: ["TaskShedProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )
