@@ -33,7 +33,7 @@ public final class RawConnection: @unchecked Sendable {
         }
         guard result == 0 else {
             let message = String(cString: strerror(errno))
-            close(fd)
+            Glibc.close(fd)
             throw TestSupportError("connect \(path): \(message)")
         }
         descriptor = fd
@@ -65,7 +65,7 @@ public final class RawConnection: @unchecked Sendable {
     public func send(bytes: [UInt8]) throws {
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw TestSupportError("send: \(String(cString: strerror(errno)))")
