@@ -74,7 +74,7 @@ struct RequestValidation {
             try name(task.callback, prefix + ".callback")
             if let group = task.group { try name(group, prefix + ".group") }
             if case .interval(let micros) = task.schedule, micros <= 0 {
-                throw .invalid(prefix + ".schedule.interval", "must be a positive number of microseconds, got \(micros)")
+                throw .invalid(prefix + ".schedule", "must be a positive number of microseconds, got \(micros)")
             }
             if let runAt = task.runAt, runAt < 0 || runAt > 253_402_300_799_000_000 {
                 throw .invalid(prefix + ".run_at", "must be between 1970 and 9999, got \(runAt)")
@@ -118,7 +118,7 @@ struct RequestValidation {
         try callbacks(request.callbacks, "callbacks")
         if request.concurrency == 0 { throw .invalid("concurrency", "must be at least 1") }
         if request.concurrency > maxBatch { throw .invalid("concurrency", "must be at most \(maxBatch)") }
-        try positiveDuration(request.leaseMicros, "lease")
+        try positiveDuration(request.leaseMicros, "lease_us")
     }
 
     func claim(_ request: Claim) throws(RequestError) {
@@ -126,10 +126,14 @@ struct RequestValidation {
         if request.max == 0 || request.max > maxBatch {
             throw .invalid("max", "must be between 1 and \(maxBatch), got \(request.max)")
         }
-        try positiveDuration(request.leaseMicros, "lease")
+        try positiveDuration(request.leaseMicros, "lease_us")
     }
 
-    func lease(_ lease: LeaseRef, _ field: String) throws(RequestError) {
-        try name(lease.id, field + ".id")
+    /// A lease reference; `prefix` is empty where the reference is the whole payload (ACK, RELEASE).
+    func lease(_ lease: LeaseRef, _ prefix: String) throws(RequestError) {
+        try name(lease.id, prefix.isEmpty ? "id" : prefix + ".id")
+        if lease.attempt == 0 {
+            throw .invalid(prefix.isEmpty ? "attempt" : prefix + ".attempt", "must be the delivered attempt (1 or more)")
+        }
     }
 }

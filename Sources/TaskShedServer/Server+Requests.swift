@@ -99,11 +99,11 @@ extension Server {
         case .updateRunTimes(let updates): try validation.updates(updates)
         case .subscribe(let request): try validation.subscribe(request)
         case .claim(let request): try validation.claim(request)
-        case .ack(let lease), .release(let lease): try validation.lease(lease, "lease")
+        case .ack(let lease), .release(let lease): try validation.lease(lease, "")
         case .fail(let request): try validation.lease(request.lease, "lease")
         case .touch(let request):
             try validation.lease(request.lease, "lease")
-            try validation.positiveDuration(request.extendMicros, "extend")
+            try validation.positiveDuration(request.extendMicros, "extend_us")
         default: break
         }
     }

@@ -170,44 +170,8 @@ public final class Server {
             logger.warning("cannot set the timer slack to 1 ns, timer wake-ups will be up to 50 µs later: \(error)")
         }
         do {
-            let listener: UnixListener
-            switch activation {
-            case .activated(let descriptor, let count):
-                listener = try UnixListener(loop: loop, adoptingDescriptor: descriptor)
-                logger.info("adopted socket from systemd", metadata: ["taskshed.fd": "\(descriptor)",
-                                                                      "taskshed.listen_fds": "\(count)"])
-            case .notActivated:
-                listener = try UnixListener(loop: loop, path: configuration.socketPath, mode: configuration.socketMode,
-                                            group: configuration.socketGroup)
-            }
-            self.listener = listener
-            listener.onConnection = { [unowned self] error in self.acceptConnection(error: error) }
-            try listener.listen()
-
-            timer = try PreciseTimer(loop: loop, onFire: { [unowned self] in
-                self.dispatchNeeded = true
-                self.rearmNeeded = true
-            }, onClockChange: { [unowned self] in
-                self.logger.notice("wall clock was set; re-arming the task timer by the new time")
-                self.dispatchNeeded = true
-                self.rearmNeeded = true
-            })
-            hook = try IterationHook(loop: loop) { [unowned self] in self.endOfIteration() }
-            for signal in [SIGTERM, SIGINT] {
-                signalWatchers.append(try SignalWatcher(loop: loop, signal: signal) { [unowned self] number in
-                    self.beginShutdown(signal: number)
-                })
-            }
-            // A client that disappears while the daemon writes must not kill it with SIGPIPE.
-            signal(SIGPIPE, SIG_IGN)
-            if let interval = notifier.watchdogPingIntervalMicros {
-                let watchdog = try CoarseTimer(loop: loop) { [unowned self] in self.notifier.notify("WATCHDOG=1") }
-                watchdog.unreference()
-                let millis = UInt64(max(1, interval / 1000))
-                watchdog.start(afterMillis: millis, repeatMillis: millis)
-                self.watchdog = watchdog
-            }
-        } catch let error as UVError {
+            try createHandles(activation: activation)
+        } catch {
             closeAllHandles()
             _ = loop.run()
             try? loop.close()
@@ -215,6 +179,47 @@ public final class Server {
         }
         dispatchNeeded = true
         rearmNeeded = true
+    }
+
+    /// Creates the listener, timer, iteration hook, signal watchers and watchdog on the loop.
+    func createHandles(activation: SocketActivation.Outcome) throws(UVError) {
+        let listener: UnixListener
+        switch activation {
+        case .activated(let descriptor, let count):
+            listener = try UnixListener(loop: loop, adoptingDescriptor: descriptor)
+            logger.info("adopted socket from systemd", metadata: ["taskshed.fd": "\(descriptor)",
+                                                                  "taskshed.listen_fds": "\(count)"])
+        case .notActivated:
+            listener = try UnixListener(loop: loop, path: configuration.socketPath, mode: configuration.socketMode,
+                                        group: configuration.socketGroup)
+        }
+        self.listener = listener
+        listener.onConnection = { [unowned self] error in self.acceptConnection(error: error) }
+        try listener.listen()
+
+        timer = try PreciseTimer(loop: loop, onFire: { [unowned self] in
+            self.dispatchNeeded = true
+            self.rearmNeeded = true
+        }, onClockChange: { [unowned self] in
+            self.logger.notice("wall clock was set; re-arming the task timer by the new time")
+            self.dispatchNeeded = true
+            self.rearmNeeded = true
+        })
+        hook = try IterationHook(loop: loop) { [unowned self] in self.endOfIteration() }
+        for signal in [SIGTERM, SIGINT] {
+            signalWatchers.append(try SignalWatcher(loop: loop, signal: signal) { [unowned self] number in
+                self.beginShutdown(signal: number)
+            })
+        }
+        // A client that disappears while the daemon writes must not kill it with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        if let interval = notifier.watchdogPingIntervalMicros {
+            let watchdog = try CoarseTimer(loop: loop) { [unowned self] in self.notifier.notify("WATCHDOG=1") }
+            watchdog.unreference()
+            let millis = UInt64(max(1, interval / 1000))
+            watchdog.start(afterMillis: millis, repeatMillis: millis)
+            self.watchdog = watchdog
+        }
     }
 
     func closeAllHandles() {

@@ -43,10 +43,10 @@ public struct StderrLogHandler: LogHandler {
     }
 
     /// Writes one event as one line (the source location is not printed: events are worded to stand alone).
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
-        let line = format(level: level, message: message.description,
-                          metadata: metadata.merging(explicit ?? [:]) { _, new in new })
+    public func log(event: LogEvent) {
+        var merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        if let error = event.error { merged["error"] = "\(error)" }
+        let line = format(level: event.level, message: event.message.description, metadata: merged)
         var bytes = Array(line.utf8)
         bytes.append(0x0A)
         bytes.withUnsafeBytes { raw in

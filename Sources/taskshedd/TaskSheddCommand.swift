@@ -104,18 +104,22 @@ struct TaskSheddCommand: ParsableCommand {
 
     /// Parses, and prints a bad flag as one line (argument-parser would add the whole usage text).
     static func main() {
-        let command: TaskSheddCommand
         do {
-            command = try parseAsRoot() as? TaskSheddCommand ?? TaskSheddCommand()
+            var parsed = try parseAsRoot()
+            guard let command = parsed as? TaskSheddCommand else {
+                // `--help` parses as argument-parser's help command; running it throws the help text.
+                try parsed.run()
+                Glibc.exit(0)
+            }
+            Glibc.exit(command.start())
         } catch {
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
-                exit(0)
+                Glibc.exit(0)
             }
             failConfiguration(message(for: error))
         }
-        exit(command.start())
     }
 
     /// Builds the configuration from the flags.
@@ -212,7 +216,7 @@ struct TaskSheddCommand: ParsableCommand {
     static func failConfiguration(_ message: String) -> Never {
         let line = Array(("taskshedd: " + message.split(separator: "\n").joined(separator: " ") + "\n").utf8)
         line.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-        exit(2)
+        Glibc.exit(2)
     }
 
     func currentEnvironment() -> [String: String] {
