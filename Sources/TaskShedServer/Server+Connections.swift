@@ -182,13 +182,18 @@ extension Server {
         session.handshakeTimer?.close()
         session.handshakeTimer = nil
         removeSubscription(of: session)
-        if !isShuttingDown {
-            holdersToRelease.append(id)
-            dispatchNeeded = true
-            rearmNeeded = true
-        }
+        for taskID in session.pushed.keys { pushedHolders[taskID] = nil }
         logger.debug("connection closed", metadata: ["taskshed.conn": "\(id)", "taskshed.leased": "\(session.pushed.count)"])
-        if isShuttingDown { shutdownSessionClosed() }
+        if isShuttingDown {
+            shutdownSessionClosed()
+            return
+        }
+        holdersToRelease.append(id)
+        dispatchNeeded = true
+        rearmNeeded = true
+        // Close callbacks run after this iteration's end-of-iteration hook, and nothing may wake the loop
+        // again soon: release and redeliver now.
+        endOfIteration()
     }
 
     /// Removes a session from the subscriber rings.

@@ -1,24 +1,16 @@
 import Logging
 import TaskShedEventLoop
 import TaskShedProtocol
-
-/// The store operations one dispatch round needs, inside one (unsynced) write transaction.
-protocol DispatchOperations {
-    /// Makes every task leased to `holder` due again at once; returns how many.
-    mutating func releaseHolder(_ holder: UInt64) throws -> Int
-    /// Makes every task whose lease ended by `now` due again; returns the (task id, holder) pairs.
-    mutating func expireLeases(now: Int64) throws -> [(id: String, holder: UInt64)]
-    /// Leases up to `max` due tasks of `callbacks` to `holder` until `deadline`.
-    mutating func claim(callbacks: [String], max: Int, holder: UInt64, deadline: Int64, now: Int64) throws -> [TaskRecord]
-}
+import TaskShedStore
 
 extension Server {
     /// Claims due tasks for every subscription with free capacity and pushes them, fairly: subscriptions take
     /// turns (the first one considered rotates every round), each turn claiming one task when others compete
     /// for the same callbacks, or all its free capacity when nobody else serves them.
     ///
-    /// The claims commit without fsync: a lease only matters while this daemon runs (the next start releases
-    /// every lease), so making it durable would add a disk flush to every task's lag for nothing.
+    /// Lease durability does not matter (the next start releases every lease), so these claims would not need
+    /// an fsync; but the store's write API has no per-transaction sync switch, so they commit with the store's
+    /// durability setting (`--no-sync` removes the flush from the delivery path).
     func dispatch() {
         dispatchNeeded = false
         let now = WallClock.nowMicros()
@@ -39,15 +31,15 @@ extension Server {
         }
         guard !releases.isEmpty || expire || !eligible.isEmpty else { return }
 
-        var pushes: [(ClientSession, TaskRecord)] = []
-        var released = 0
-        var expired: [(id: String, holder: UInt64)] = []
-        let outcome = storeDispatchTransaction { (operations: inout any DispatchOperations) throws in
+        let reason = "worker disconnected"
+        // The plan only reads server state and writes to the batch: the store may run it more than once.
+        let result = storeDispatch { (batch: inout LMDBWriteBatch) throws(StoreError) -> DispatchOutcome in
+            var outcome = DispatchOutcome()
             for holder in releases {
-                released += try operations.releaseHolder(holder)
+                outcome.released += try batch.releaseHolder(holder, reason: reason, now: now).count
             }
             if expire {
-                expired = try operations.expireLeases(now: now)
+                outcome.expired = try batch.expireLeases(now: now)
             }
             // Callback → how many eligible sessions serve it: a session alone on its callbacks takes its whole
             // free capacity in one claim; otherwise sessions alternate one task at a time.
@@ -64,37 +56,46 @@ extension Server {
                     let free = session.freeCapacity - granted[session.id, default: 0]
                     if free <= 0 { continue }
                     let alone = subscription.callbacks.allSatisfy { servers[$0, default: 0] <= 1 }
-                    let tasks = try operations.claim(callbacks: subscription.callbacks, max: alone ? free : 1,
-                                                     holder: session.id, deadline: now + subscription.leaseMicros,
-                                                     now: now)
+                    let tasks = try batch.claim(callbacks: subscription.callbacks, max: alone ? free : 1,
+                                                holder: session.id, leaseDeadline: now + subscription.leaseMicros,
+                                                now: now)
                     if tasks.isEmpty { continue }
                     granted[session.id, default: 0] += tasks.count
-                    for task in tasks { pushes.append((session, task)) }
+                    for task in tasks { outcome.pushes.append((session, task)) }
                     if !alone && free - tasks.count > 0 { stillActive.append(session) }
                 }
                 active = stillActive
             }
+            return outcome
         }
-        if let failure = outcome {
+        let outcome: DispatchOutcome
+        switch result {
+        case .success(let value):
+            outcome = value
+        case .failure(let failure):
             logger.error("dispatch transaction failed; will retry at the next wake-up", metadata: ["error": "\(failure)"])
             // Nothing was committed: the releases must be applied next time.
             holdersToRelease.append(contentsOf: releases)
             rearmNeeded = true
             return
         }
-        for (id, holder) in expired {
-            if let session = sessions[holder] { session.pushed[id] = nil }
+        for record in outcome.expired {
+            if let holder = pushedHolders.removeValue(forKey: record.id), let session = sessions[holder] {
+                session.pushed[record.id] = nil
+            }
         }
-        if !expired.isEmpty {
-            logger.info("leases expired; tasks are due again", metadata: ["taskshed.count": "\(expired.count)"])
+        if !outcome.expired.isEmpty {
+            logger.info("leases expired; tasks are due again", metadata: ["taskshed.count": "\(outcome.expired.count)"])
         }
-        if released > 0 {
-            logger.debug("released leases of closed connections", metadata: ["taskshed.count": "\(released)"])
+        if outcome.released > 0 {
+            logger.info("leases of closed connections released; tasks are due again",
+                        metadata: ["taskshed.count": "\(outcome.released)"])
         }
         let pushedAt = WallClock.nowMicros()
-        for (session, task) in pushes {
+        for (session, task) in outcome.pushes {
             guard let subscription = session.subscription else { continue }
             session.pushed[task.id] = task.attempt
+            pushedHolders[task.id] = session.id
             if task.attempt <= 1 { lag.record(pushedAt - task.runAt) }
             send(Frame(requestID: subscription.requestID, message: .delivery(task)), to: session)
         }

@@ -30,7 +30,7 @@ public final class Server {
 
     // Set up by run().
     var loop: EventLoop!
-    var store: TaskStore!
+    var store: LMDBTaskStore?
     var listener: UnixListener?
     var timer: PreciseTimer?
     var hook: IterationHook?
@@ -56,6 +56,8 @@ public final class Server {
     var rearmNeeded = false
     /// The past deadline the timer was last armed for (see `rearm()`).
     var spinGuardDeadline: Int64?
+    /// Pushed, unsettled task id → the session it was pushed to (to free the slot when its lease expires).
+    var pushedHolders: [String: UInt64] = [:]
     var lag = LagRecorder()
     var startedAt: Int64 = 0
     var isShuttingDown = false
