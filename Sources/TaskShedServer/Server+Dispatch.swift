@@ -8,9 +8,9 @@ extension Server {
     /// turns (the first one considered rotates every round), each turn claiming one task when others compete
     /// for the same callbacks, or all its free capacity when nobody else serves them.
     ///
-    /// Lease durability does not matter (the next start releases every lease), so these claims would not need
-    /// an fsync; but the store's write API has no per-transaction sync switch, so they commit with the store's
-    /// durability setting (`--no-sync` removes the flush from the delivery path).
+    /// The claims commit without a disk flush: a lease only matters while this daemon runs (the next start
+    /// releases every lease), so flushing would add a disk write to every task's lag for nothing (see
+    /// `openStore()`).
     func dispatch() {
         dispatchNeeded = false
         let now = WallClock.nowMicros()

@@ -37,6 +37,10 @@ public final class Server {
     var signalWatchers: [SignalWatcher] = []
     var watchdog: CoarseTimer?
     var graceTimer: CoarseTimer?
+    /// Flushes lease-only commits once a second (see `openStore()`).
+    var syncTimer: CoarseTimer?
+    /// Whether commits since the last flush are not on disk yet.
+    var hasUnsyncedCommits = false
 
     var sessions: [UInt64: ClientSession] = [:]
     var nextSessionID: UInt64 = 1
@@ -215,6 +219,10 @@ public final class Server {
         }
         // A client that disappears while the daemon writes must not kill it with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
+        let syncTimer = try CoarseTimer(loop: loop) { [unowned self] in self.syncIfNeeded() }
+        syncTimer.unreference()
+        syncTimer.start(afterMillis: 1000, repeatMillis: 1000)
+        self.syncTimer = syncTimer
         if let interval = notifier.watchdogPingIntervalMicros {
             let watchdog = try CoarseTimer(loop: loop) { [unowned self] in self.notifier.notify("WATCHDOG=1") }
             watchdog.unreference()
@@ -235,6 +243,8 @@ public final class Server {
         signalWatchers = []
         watchdog?.close()
         watchdog = nil
+        syncTimer?.close()
+        syncTimer = nil
     }
 
     /// SIGTERM/SIGINT: stop accepting, commit and answer what is queued, tell every client, close after the
