@@ -29,8 +29,9 @@ final class ClientSession {
     var isReady = false
     /// The client's name from HELLO, for logs.
     var clientName = ""
-    /// Closes the connection when HELLO does not arrive in time; `nil` after the handshake.
-    var handshakeTimer: CoarseTimer?
+    /// The connection's deadline: HELLO must arrive before it fires; later, once the connection is closing
+    /// after an error, it bounds how long the peer has to read the error before the socket is closed anyway.
+    var deadlineTimer: CoarseTimer?
     /// Set while the connection is closing: requests are no longer read and pushes stop.
     var isClosing = false
     /// The event-driven subscription, if any.
@@ -40,6 +41,8 @@ final class ClientSession {
     /// Requests of this connection waiting for the iteration's commit: while non-zero, this connection's reads
     /// wait too, so that a reply never describes a state older than a change the same client made before it.
     var queuedRequests = 0
+    /// Set once the session was disconnected for not reading its output; nothing more is sent to it.
+    var isSlowConsumer = false
     /// Whether the connection has output waiting for the end-of-iteration flush.
     var needsFlush = false
 

@@ -65,7 +65,7 @@ extension Server {
                     message: "no HELLO within \(self.configuration.handshakeTimeoutMicros / 1000) ms"))
             }
             deadline.start(afterMillis: UInt64(max(1, configuration.handshakeTimeoutMicros / 1000)))
-            session.handshakeTimer = deadline
+            session.deadlineTimer = deadline
             try connection.startReading()
         } catch {
             logger.error("cannot start serving a connection: \(error)", metadata: ["taskshed.conn": "\(id)"])
@@ -93,17 +93,43 @@ extension Server {
         connection.closeAfterFlush()
     }
 
-    /// Sends an error that closes the connection, flushes, and closes.
+    /// How long a closing connection may take to read its last error before the socket is closed anyway.
+    static let closeGraceMillis: UInt64 = 2_000
+
+    /// Sends an error that closes the connection, then closes once it is written (or after `closeGraceMillis`,
+    /// for a peer that does not read).
     func fail(_ session: ClientSession, requestID: UInt32, _ reply: ErrorReply) {
         guard !session.isClosing else { return }
         send(Frame(requestID: requestID, message: .error(reply)), to: session)
+        closeAfterFlush(session)
+    }
+
+    /// Stops reading and closes the session once its output is written, within `closeGraceMillis`.
+    func closeAfterFlush(_ session: ClientSession) {
         session.isClosing = true
+        if let timer = session.deadlineTimer {
+            timer.onFire = { [unowned session] in session.connection.close() }
+            timer.start(afterMillis: Self.closeGraceMillis)
+        }
+        do {
+            try session.connection.flush()
+        } catch {
+            session.connection.close()
+            return
+        }
         session.connection.closeAfterFlush()
     }
 
-    /// Appends a frame to a session's output; it goes out at the end of the iteration.
+    /// Appends a frame to a session's output; it goes out at the end of the iteration. Output past the cap
+    /// disconnects the session as a slow consumer (and is dropped), so a peer that does not read cannot make
+    /// the daemon buffer without bound.
     func send(_ frame: Frame, to session: ClientSession) {
         let connection = session.connection
+        guard !session.isSlowConsumer else { return }
+        if connection.pendingOutputBytes > configuration.maxOutputBytes {
+            disconnectSlowConsumer(session)
+            return
+        }
         let before = connection.outputBuffer.count
         FrameEncoder.encode(frame, into: &connection.outputBuffer)
         let length = connection.outputBuffer.count - before - 4
@@ -140,17 +166,31 @@ extension Server {
                 connection.close()
                 continue
             }
-            if connection.pendingOutputBytes > configuration.maxOutputBytes && !connection.isClosingAfterFlush {
-                logger.warning("slow consumer: closing and redelivering its tasks", metadata: [
-                    "taskshed.conn": "\(session.id)", "taskshed.unread_bytes": "\(connection.pendingOutputBytes)",
-                    "taskshed.leased": "\(session.pushed.count)",
-                ])
-                session.isClosing = true
-                let reply = ErrorReply(code: .slowConsumer,
-                    message: "over \(configuration.maxOutputBytes) bytes of replies are unread; the connection is closed and its tasks redelivered")
-                connection.abort(sendingIfPossible: FrameEncoder.encode(Frame(requestID: 0, message: .error(reply))))
+            if connection.pendingOutputBytes > configuration.maxOutputBytes {
+                disconnectSlowConsumer(session)
             }
         }
+    }
+
+    /// The peer stopped reading and its unread output passed the cap: drop what is not yet handed to the
+    /// kernel (whole frames), queue `SLOW_CONSUMER` after what is, redeliver its tasks now, and close.
+    func disconnectSlowConsumer(_ session: ClientSession) {
+        guard !session.isSlowConsumer else { return }
+        session.isSlowConsumer = true
+        let connection = session.connection
+        logger.warning("slow consumer: closing and redelivering its tasks", metadata: [
+            "taskshed.conn": "\(session.id)", "taskshed.unread_bytes": "\(connection.pendingOutputBytes)",
+            "taskshed.leased": "\(session.pushed.count)",
+        ])
+        connection.outputBuffer.removeAll()
+        removeSubscription(of: session)
+        holdersToRelease.append(session.id)
+        dispatchNeeded = true
+        rearmNeeded = true
+        let reply = ErrorReply(code: .slowConsumer,
+            message: "over \(configuration.maxOutputBytes) bytes of replies are unread; the connection is closed and its tasks redelivered")
+        FrameEncoder.encode(Frame(requestID: 0, message: .error(reply)), into: &connection.outputBuffer)
+        closeAfterFlush(session)
     }
 
     /// Decodes and handles every complete frame in `bytes`.
@@ -179,8 +219,8 @@ extension Server {
     func sessionClosed(id: UInt64) {
         guard let session = sessions.removeValue(forKey: id) else { return }
         session.isClosing = true
-        session.handshakeTimer?.close()
-        session.handshakeTimer = nil
+        session.deadlineTimer?.close()
+        session.deadlineTimer = nil
         removeSubscription(of: session)
         for taskID in session.pushed.keys { pushedHolders[taskID] = nil }
         logger.debug("connection closed", metadata: ["taskshed.conn": "\(id)", "taskshed.leased": "\(session.pushed.count)"])

@@ -75,8 +75,7 @@ extension Server {
         }
         session.isReady = true
         session.clientName = hello.clientName
-        session.handshakeTimer?.close()
-        session.handshakeTimer = nil
+        session.deadlineTimer?.stop()
         let ok = HelloOK(version: ProtocolLimits.version, serverName: Self.serverName, serverVersion: Self.serverVersion,
                          maxFrameBytes: configuration.maxFrameBytes, maxBatch: configuration.maxBatch,
                          maxKwargsBytes: configuration.maxKwargsBytes,
@@ -170,6 +169,12 @@ extension Server {
             rearm()
         }
         flushDirtySessions()
+        if dispatchNeeded {
+            // Flushing disconnected a slow consumer: its tasks go to other workers now.
+            dispatch()
+            rearm()
+            flushDirtySessions()
+        }
     }
 
     /// Applies every queued write in one transaction and answers every queued request in arrival order.

@@ -145,20 +145,20 @@ import Testing
         slow.raw.setReceiveBufferSize(4096)
         try slow.subscribe(["slow"], concurrency: 1)
         #expect(try slow.nextDelivery()?.id == "held")
-        // Ask for ~120 KB replies again and again without reading them.
-        let fetch = FrameEncoder.encode(Frame(requestID: 77, message: .fetchTasks(.ids((0..<4).map { "big\($0)" }))))
-        var sent = 0
-        var closed = false
-        while sent < 400 && !closed {
-            do {
-                try slow.raw.send(bytes: fetch)
-                sent += 1
-            } catch {
-                closed = true
-            }
+        // Ask for ~120 KB replies again and again without reading them (one write: the requests fit in the
+        // socket buffers, so the client is not blocked).
+        var requests: [UInt8] = []
+        for index in 0..<60 {
+            FrameEncoder.encode(Frame(requestID: UInt32(1000 + index), message: .fetchTasks(.ids((0..<4).map { "big\($0)" }))),
+                                into: &requests)
         }
-        // The daemon closed it (the send failed, or reading ends at EOF or reset).
-        if !closed { _ = try slow.raw.readUntilClosed(timeoutSeconds: 30) }
+        try slow.raw.send(bytes: requests)
+        // The daemon stops at its 300 KiB cap: reading now, the client finds some replies, then SLOW_CONSUMER,
+        // then the end of the stream.
+        let frames = try slow.raw.readUntilClosed(timeoutSeconds: 30)
+        let replies = frames.filter { $0.message.type == .tasks }
+        #expect(replies.count < 60, "all \(replies.count) replies were buffered")
+        if let last = frames.last { expectError(last.message, .slowConsumer) } else { Issue.record("no frames") }
         let heir = try Client(daemon)
         try heir.subscribe(["slow"], concurrency: 1)
         let redelivered = try heir.nextDelivery()
