@@ -18,14 +18,24 @@ extension Server {
         holdersToRelease.removeAll()
         let leaseDeadline = storeEarliestLeaseDeadline()
         let expire = leaseDeadline.map { $0 <= now } ?? false
+        // Only callbacks with a task due now are worth a claim: one index seek each, instead of a write
+        // transaction of empty claims after every commit.
+        var dueCallbacks: [String: Bool] = [:]
+        func isDue(_ callback: String) -> Bool {
+            if let known = dueCallbacks[callback] { return known }
+            let due = storeEarliestRunAt(callback: callback).map { $0 <= now } ?? false
+            dueCallbacks[callback] = due
+            return due
+        }
         let ordered = sessions.keys.sorted()
         var eligible: [ClientSession] = []
         if !ordered.isEmpty {
             let start = dispatchRound % ordered.count
             for index in 0..<ordered.count {
-                if let session = sessions[ordered[(start + index) % ordered.count]], session.freeCapacity > 0 {
-                    eligible.append(session)
-                }
+                guard let session = sessions[ordered[(start + index) % ordered.count]], session.freeCapacity > 0,
+                      let subscription = session.subscription, subscription.callbacks.contains(where: isDue)
+                else { continue }
+                eligible.append(session)
             }
             dispatchRound &+= 1
         }
