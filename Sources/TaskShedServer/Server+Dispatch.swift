@@ -13,6 +13,8 @@ extension Server {
     /// `openStore()`).
     func dispatch() {
         dispatchNeeded = false
+        // A stopping daemon hands out nothing more: those leases would only be void at the next start.
+        guard !isShuttingDown else { return }
         let now = WallClock.nowMicros()
         let releases = holdersToRelease
         holdersToRelease.removeAll()
