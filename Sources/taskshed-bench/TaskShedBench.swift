@@ -58,6 +58,9 @@ struct StoreBench: ParsableCommand {
         for order in TimeOrder.allCases where wants("batched-add") {
             print(try StoreBenchmarks.batchedAdd(config, order: order).line)
         }
+        if wants("lmdb-micro") {
+            for r in try LMDBMicroBenchmarks.frontDeletes(directory: directory) { print(r.line) }
+        }
         if wants("single-add") { print(try StoreBenchmarks.singleAdds(config).line) }
         for order in (claimOrder.map { [$0] } ?? TimeOrder.allCases) where wants("claim-ack") {
             print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: true).line)

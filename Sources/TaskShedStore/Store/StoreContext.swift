@@ -178,8 +178,10 @@ struct StoreContext {
     var key = ByteSink(capacity: 520)
     var aux = ByteSink(capacity: 520)
     var value = ByteSink(capacity: 512)
-    /// Counter changes not yet written to `counts` (flushed once per request, not once per task).
+    /// Counter changes not yet written to `counts` (flushed once per transaction, not once per task).
     var deltas: [String: CallbackCounts] = [:]
+    /// Counts writes made through this context: a request that fails after writing cannot be undone alone.
+    var writes = 0
 
     init(txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource) {
         self.txn = txn
@@ -235,6 +237,7 @@ struct StoreContext {
     /// - Parameter writeRecord: `false` when the caller already stored `new` in `tasks` (insert path).
     mutating func save(old: StoredTask?, new: StoredTask?, writeRecord: Bool = true) throws(StoreError) {
         guard let id = new?.record.id ?? old?.record.id else { return }
+        writes += 1
         let txn = self.txn
         let dbs = self.dbs
         if writeRecord {
