@@ -85,6 +85,8 @@ public enum StoreBenchmarks {
         public var largeStoreTasks = 1_000_000
         /// Durable commits (fsync) in the add and claim scenarios.
         public var durable = true
+        /// Open the add and claim stores with `MDB_NORDAHEAD`.
+        public var noReadAhead = true
 
         /// Creates a configuration.
         public init(directory: String) { self.directory = directory }
@@ -122,7 +124,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/batched-add"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         let specs = specs(config.batchedAddTasks, base: now, spread: 3_600_000_000, order: order, random: &random)
@@ -139,7 +141,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/single-add"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         let specs = specs(config.singleAdds, base: now, spread: 3_600_000_000, order: .random, random: &random)
@@ -168,7 +170,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/claim-ack"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         _ = try store.add(
@@ -216,7 +218,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/claim-ack-pipelined"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         _ = try store.add(
