@@ -44,7 +44,26 @@ let package = Package(
             dependencies: ["CLMDB", "TaskShedProtocol"],
             exclude: ["LAYOUT.md"]
         ),
-        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        // The crash test runs taskshed-store-crasher (a child that commits batches until SIGKILLed).
+        .testTarget(
+            name: "TaskShedStoreTests",
+            dependencies: ["TaskShedStore", "TaskShedProtocol", "taskshed-store-crasher"]
+        ),
+        .executableTarget(
+            name: "taskshed-store-crasher",
+            dependencies: ["TaskShedStore", "TaskShedProtocol"],
+            path: "Tests/TaskShedStoreCrasher"
+        ),
+
+        // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .executableTarget(
+            name: "taskshed-bench",
+            dependencies: [
+                "TaskShedBenchKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
 
         // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
         .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
