@@ -9,6 +9,10 @@ let package = Package(
     name: "TaskShed",
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
+        .library(name: "TaskShed", targets: ["TaskShed"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C libraries, found through pkg-config; apt names the Debian packages that provide them.
@@ -25,6 +29,15 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+
+        // The client library: scheduler API and the two workers. Talks to taskshedd over its Unix socket only.
+        .target(
+            name: "TaskShed",
+            dependencies: [
+                "TaskShedProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
