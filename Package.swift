@@ -29,7 +29,6 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
-
         // The client library: scheduler API and the two workers. Talks to taskshedd over its Unix socket only.
         .target(
             name: "TaskShed",
@@ -37,6 +36,14 @@ let package = Package(
                 "TaskShedProtocol",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+
+        // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
+        // The libFuzzer harness (Fuzz/) is built only by scripts/fuzz.sh: it needs -sanitize=fuzzer to link.
+        .testTarget(
+            name: "TaskShedProtocolTests",
+            dependencies: ["TaskShedProtocol"],
+            exclude: ["FuzzCorpus"]
         ),
     ],
     swiftLanguageModes: [.v6]
