@@ -98,7 +98,7 @@ final class TaskRunner: Sendable {
 
         let task = ScheduledTask(record: record)
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
-            group.addTask { [self] in
+            group.addTask { [self, logger] in
                 await keepLeaseAlive(lease, initialDeadline: record.leaseDeadline, on: connection, logger: logger)
             }
             let outcome: Result<Void, any Error>
