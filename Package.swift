@@ -38,6 +38,35 @@ let package = Package(
             ]
         ),
 
+        // Examples (see README): the quick start, and the split scheduler/worker pair.
+        .executableTarget(
+            name: "QuickStart",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/QuickStart"
+        ),
+        .executableTarget(
+            name: "SayHelloScheduler",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SayHelloScheduler"
+        ),
+        .executableTarget(
+            name: "SayHelloWorker",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SayHelloWorker"
+        ),
+
+        // A worker process for TaskShedTests (several workers in separate processes, killed workers).
+        .executableTarget(
+            name: "taskshed-test-worker",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TaskShedTestWorker"
+        ),
+        // The client's tests; the end-to-end ones start the real daemon.
+        .testTarget(
+            name: "TaskShedTests",
+            dependencies: ["TaskShed", "TaskShedProtocol"]
+        ),
+
         // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
         // The libFuzzer harness (Fuzz/) is built only by scripts/fuzz.sh: it needs -sanitize=fuzzer to link.
         .testTarget(

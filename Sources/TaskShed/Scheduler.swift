@@ -117,6 +117,7 @@ public final class Scheduler: Sendable {
     ///   connection errors; `CancellationError`.
     @discardableResult
     public func addTasks(_ tasks: [ScheduledTask], replaceExisting: Bool = true) async throws -> [TaskAddResult] {
+        if tasks.isEmpty { return [] }
         var specs: [TaskSpec] = []
         specs.reserveCapacity(tasks.count)
         for (index, task) in tasks.enumerated() {
@@ -134,13 +135,14 @@ public final class Scheduler: Sendable {
 
     /// Fetches tasks by ids or by group (exactly one of the two).
     /// - Parameters:
-    ///   - ids: Task ids; unknown ids are skipped.
+    ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
     /// - Returns: The tasks found (in the daemon's order).
     /// - Throws: `TaskShedError` `.invalidUsage` when neither or both of `ids` and `group` are given (nothing is
     ///   sent); daemon and connection errors; `CancellationError`.
     public func fetchTasks(ids: [String]? = nil, group: String? = nil) async throws -> [ScheduledTask] {
         let selector = try Scheduler.selector(ids: ids, group: group, operation: "fetchTasks")
+        if ids?.isEmpty == true { return [] }
         let reply = try await request(.fetchTasks(selector), batch: ids?.count)
         guard case .tasks(let records) = reply else { throw unexpected(reply, to: "FETCH_TASKS") }
         return records.map(ScheduledTask.init(record:))
@@ -148,37 +150,40 @@ public final class Scheduler: Sendable {
 
     /// Pauses tasks by ids or by group (exactly one of the two): a paused task never runs until resumed.
     /// - Parameters:
-    ///   - ids: Task ids; unknown ids are skipped.
+    ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
     /// - Returns: How many tasks were paused.
     /// - Throws: As `fetchTasks(ids:group:)`.
     @discardableResult
     public func pauseTasks(ids: [String]? = nil, group: String? = nil) async throws -> Int {
         let selector = try Scheduler.selector(ids: ids, group: group, operation: "pauseTasks")
+        if ids?.isEmpty == true { return 0 }
         return try affected(try await request(.pauseTasks(selector), batch: ids?.count), to: "PAUSE_TASKS")
     }
 
     /// Resumes paused tasks by ids or by group (exactly one of the two).
     /// - Parameters:
-    ///   - ids: Task ids; unknown ids are skipped.
+    ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
     /// - Returns: How many tasks were resumed.
     /// - Throws: As `fetchTasks(ids:group:)`.
     @discardableResult
     public func resumeTasks(ids: [String]? = nil, group: String? = nil) async throws -> Int {
         let selector = try Scheduler.selector(ids: ids, group: group, operation: "resumeTasks")
+        if ids?.isEmpty == true { return 0 }
         return try affected(try await request(.resumeTasks(selector), batch: ids?.count), to: "RESUME_TASKS")
     }
 
     /// Removes tasks by ids or by group (exactly one of the two).
     /// - Parameters:
-    ///   - ids: Task ids; unknown ids are skipped.
+    ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
     /// - Returns: How many tasks were removed.
     /// - Throws: As `fetchTasks(ids:group:)`.
     @discardableResult
     public func removeTasks(ids: [String]? = nil, group: String? = nil) async throws -> Int {
         let selector = try Scheduler.selector(ids: ids, group: group, operation: "removeTasks")
+        if ids?.isEmpty == true { return 0 }
         return try affected(try await request(.removeTasks(selector), batch: ids?.count), to: "REMOVE_TASKS")
     }
 
@@ -189,6 +194,7 @@ public final class Scheduler: Sendable {
     ///   the original's `TaskNotFoundError`); daemon and connection errors; `CancellationError`.
     @discardableResult
     public func updateExecutionTimes(_ updates: [(id: String, runAt: Date)]) async throws -> Int {
+        if updates.isEmpty { return 0 }
         var wire: [RunTimeUpdate] = []
         wire.reserveCapacity(updates.count)
         for (index, update) in updates.enumerated() {
@@ -247,7 +253,8 @@ public final class Scheduler: Sendable {
     /// - Throws: Daemon and connection errors; `CancellationError`.
     @discardableResult
     public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
-        try affected(try await request(.retryDead(selection.wire), batch: selection.batchCount), to: "RETRY_DEAD")
+        if selection == .ids([]) { return 0 }
+        return try affected(try await request(.retryDead(selection.wire), batch: selection.batchCount), to: "RETRY_DEAD")
     }
 
     /// Deletes dead-lettered tasks.
@@ -256,7 +263,8 @@ public final class Scheduler: Sendable {
     /// - Throws: Daemon and connection errors; `CancellationError`.
     @discardableResult
     public func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
-        try affected(try await request(.purgeDead(selection.wire), batch: selection.batchCount), to: "PURGE_DEAD")
+        if selection == .ids([]) { return 0 }
+        return try affected(try await request(.purgeDead(selection.wire), batch: selection.batchCount), to: "PURGE_DEAD")
     }
 
     // MARK: Daemon
