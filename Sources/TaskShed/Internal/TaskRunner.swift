@@ -217,7 +217,12 @@ final class TaskRunner: Sendable {
             var list: [(LeaseRef, Connection, Task<Void, Never>?)] = []
             for (token, running) in state.running where !running.abandoned {
                 state.running[token]?.abandoned = true
-                list.append((running.lease, running.connection, running.task))
+                // On a closed connection the daemon has already released the lease: only cancel the callback.
+                if running.connection.isClosed {
+                    running.task?.cancel()
+                } else {
+                    list.append((running.lease, running.connection, running.task))
+                }
             }
             return list
         }
