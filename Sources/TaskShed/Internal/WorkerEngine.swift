@@ -39,6 +39,8 @@ final class WorkerEngine: Sendable {
     private let wake = AsyncSignal()
     /// Signalled when shutdown has completed.
     private let stopped = AsyncSignal()
+    /// Serializes SUBSCRIBE/UNSUBSCRIBE pairs (one subscription per connection).
+    private let subscriptionChange = AsyncMutex()
 
     /// Backoff between reconnection attempts: doubles from `initialBackoff` up to `maxBackoff`.
     static let initialBackoff = Duration.milliseconds(100)
@@ -78,8 +80,11 @@ final class WorkerEngine: Sendable {
             return
         }
         // The daemon pushes only the subscribed callbacks: subscribe again with the new list.
-        let (connection, subscriptionID) = state.withLock { ($0.connection, $0.subscriptionID) }
-        guard let connection, subscriptionID != nil else { return }
+        let connection = state.withLock { state -> Connection? in
+            guard case .running = state.phase else { return nil }
+            return state.connection
+        }
+        guard let connection, !connection.isClosed else { return }
         do {
             try await resubscribe(on: connection)
         } catch {
@@ -146,11 +151,15 @@ final class WorkerEngine: Sendable {
             return 0
         }
         wake.signal()
-        if let connection, subscriptionID != nil {
-            do {
-                _ = try await connection.request(.unsubscribe)
-            } catch {
-                logger.debug("UNSUBSCRIBE at shutdown failed: \(error)")
+        if case .eventDriven = mode, let connection {
+            await subscriptionChange.withLock {
+                // Read again under the lock: a resubscription may have just finished.
+                guard state.withLock({ $0.subscriptionID }) != nil || subscriptionID != nil else { return }
+                do {
+                    _ = try await connection.request(.unsubscribe)
+                } catch {
+                    logger.debug("UNSUBSCRIBE at shutdown failed: \(error)")
+                }
             }
         }
         let deadline = ContinuousClock.now + timeout
@@ -226,8 +235,11 @@ final class WorkerEngine: Sendable {
             do {
                 connection = try await connectAndBegin()
                 logger.info("reconnected to taskshedd at \(socketPath)")
-            } catch {
+            } catch let error as TaskShedError where error.code == .connectionFailed || error.code == .connectionClosed {
                 logger.debug("reconnecting to \(socketPath) failed: \(error)")
+                backoff = min(backoff * 2, WorkerEngine.maxBackoff)
+            } catch {
+                logger.error("reconnecting to \(socketPath) failed: \(error)")
                 backoff = min(backoff * 2, WorkerEngine.maxBackoff)
             }
         }
@@ -248,7 +260,17 @@ final class WorkerEngine: Sendable {
     // MARK: Event-driven
 
     private func resubscribe(on connection: Connection) async throws {
-        let previous = state.withLock { $0.subscriptionID }
+        try await subscriptionChange.withLock {
+            try await replaceSubscription(on: connection)
+        }
+    }
+
+    private func replaceSubscription(on connection: Connection) async throws {
+        guard !isStopping else { return }
+        let previous = state.withLock { state -> UInt32? in
+            // A subscription id belongs to the connection it was made on.
+            state.connection === connection ? state.subscriptionID : nil
+        }
         if let previous {
             _ = try await connection.request(.unsubscribe)
             connection.removePushHandler(previous)
