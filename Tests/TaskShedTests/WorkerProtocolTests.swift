@@ -218,6 +218,21 @@ struct WorkerProtocolTests {
         await worker.shutdown(timeout: .zero)
     }
 
+    @Test func anEventDrivenWorkerStartedWithoutCallbacksSubscribesWhenTheFirstIsAdded() async throws {
+        let fake = try FakeDaemon()
+        defer { fake.stop() }
+        let worker = try EventDrivenWorker(callbackMap: [:], socketPath: fake.socketPath)
+        try await worker.start()
+
+        let add = Task { try await worker.addCallback("first") { _ in } }
+        let subscribe = try #require(await fake.nextRequest())
+        #expect(subscribe.message == .subscribe(Subscribe(callbacks: ["first"], concurrency: 100, leaseMicros: nil)))
+        fake.send(.subscribed(Subscribed(leaseMicros: 30_000_000)), requestID: subscribe.requestID)
+        try await add.value
+        fake.disconnect()
+        await worker.shutdown(timeout: .zero)
+    }
+
     @Test func pollingWorkerClaimsUpToItsFreeCapacityAndAgainWhenABatchWasFull() async throws {
         let fake = try FakeDaemon()
         defer { fake.stop() }
