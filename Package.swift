@@ -9,6 +9,7 @@ let package = Package(
     name: "TaskShed",
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
+        .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
         .library(name: "TaskShed", targets: ["TaskShed"]),
     ],
     dependencies: [
@@ -74,6 +75,14 @@ let package = Package(
             dependencies: ["TaskShedProtocol"],
             exclude: ["FuzzCorpus"]
         ),
+
+        // The durable task store: a thin LMDB layer and the task store built on it (layout: LAYOUT.md).
+        .target(
+            name: "TaskShedStore",
+            dependencies: ["CLMDB", "TaskShedProtocol"],
+            exclude: ["LAYOUT.md"]
+        ),
+        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )
