@@ -15,11 +15,12 @@ let worker = try PollingWorker(callbackMap: [
     "say_hello": { _ in print("Hello!") }
 ])
 
-// Signals arrive through Dispatch so that shutdown can run as ordinary async code.
+// Signals arrive through Dispatch so that shutdown can run as ordinary async code; on the main queue because
+// top-level code (and so this handler) is main-actor isolated.
 signal(SIGINT, SIG_IGN)
 signal(SIGTERM, SIG_IGN)
 let signalSources = [SIGINT, SIGTERM].map { number in
-    let source = DispatchSource.makeSignalSource(signal: number)
+    let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
     source.setEventHandler {
         Task { await worker.shutdown() }
     }

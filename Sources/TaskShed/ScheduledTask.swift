@@ -177,7 +177,7 @@ extension ScheduledTask {
         let schedule: Schedule
         switch self.schedule {
         case .once: schedule = .once
-        case .every(let interval): schedule = .interval(micros: try interval.micros(field: field + ".schedule.interval"))
+        case .every(let interval): schedule = .interval(micros: try interval.micros(field: field + ".schedule"))
         }
         var maxAttempts: UInt32 = 0
         if let requested = self.maxAttempts {

@@ -21,7 +21,7 @@ public typealias ErrorCode = TaskShedProtocol.ErrorCode
 public struct TaskShedError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure this is.
     public var code: Code
-    /// The request field at fault as a path ("tasks[3].schedule.interval", "ids"), when there is one.
+    /// The request field at fault as a path ("tasks[3].schedule", "ids"), when there is one.
     public var field: String?
     /// What went wrong and, where it helps, what to do about it.
     public var message: String

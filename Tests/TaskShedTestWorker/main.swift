@@ -119,8 +119,9 @@ default:
 let (stopRequests, stopContinuation) = AsyncStream<Void>.makeStream()
 signal(SIGTERM, SIG_IGN)
 signal(SIGINT, SIG_IGN)
+// On the main queue: top-level code, and so this handler, is main-actor isolated.
 let signalSources = [SIGTERM, SIGINT].map { number in
-    let source = DispatchSource.makeSignalSource(signal: number)
+    let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
     source.setEventHandler { stopContinuation.yield() }
     source.resume()
     return source

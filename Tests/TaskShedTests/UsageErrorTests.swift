@@ -60,7 +60,7 @@ struct UsageErrorTests {
         await #expect {
             try await scheduler.addTask(callback: "x", schedule: .every(.seconds(Int64.max)))
         } throws: {
-            Self.isUsage($0, field: "tasks[0].schedule.interval")
+            Self.isUsage($0, field: "tasks[0].schedule")
         }
     }
 

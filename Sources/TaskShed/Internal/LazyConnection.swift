@@ -54,12 +54,17 @@ final class LazyConnection: Sendable {
         case .wait(let task):
             do {
                 let connection = try await task.value
+                // Every caller that shared this connect gets here; the first one stores the connection.
                 let keep = slot.withLock { slot -> Bool in
-                    if case .connecting = slot {
+                    switch slot {
+                    case .connecting:
                         slot = .connected(connection)
                         return true
+                    case .shutDown:
+                        return false
+                    case .connected, .idle:
+                        return true
                     }
-                    return false
                 }
                 if !keep {
                     connection.close()
