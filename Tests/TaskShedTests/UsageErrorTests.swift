@@ -154,6 +154,10 @@ struct ErrorAndValueTests {
         #expect(TaskSchedule.every(.seconds(3)).interval == .seconds(3))
     }
 
+    @Test func pollingIntervalDefaultsToThreeSecondsAsInTheOriginal() {
+        #expect(PollingWorker.defaultPollingInterval == .seconds(3))
+    }
+
     @Test func incorrectCallbackNameErrorNamesTheCallbackAndTask() {
         let error = IncorrectCallbackNameError(callback: "nope", taskID: "t1")
         #expect(error.description.contains("IncorrectCallbackNameError"))
