@@ -15,6 +15,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         // C libraries, found through pkg-config; apt names the Debian packages that provide them.
         .systemLibrary(
@@ -82,7 +86,57 @@ let package = Package(
             dependencies: ["CLMDB", "TaskShedProtocol"],
             exclude: ["LAYOUT.md"]
         ),
-        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        // The crash test runs taskshed-store-crasher (a child that commits batches until SIGKILLed).
+        .testTarget(
+            name: "TaskShedStoreTests",
+            dependencies: ["TaskShedStore", "TaskShedProtocol", "taskshed-store-crasher"]
+        ),
+        .executableTarget(
+            name: "taskshed-store-crasher",
+            dependencies: ["TaskShedStore", "TaskShedProtocol"],
+            path: "Tests/TaskShedStoreCrasher"
+        ),
+
+        // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .executableTarget(
+            name: "taskshed-bench",
+            dependencies: [
+                "TaskShedBenchKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
+        .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
+        .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop"]),
+
+        // The daemon core: connections, requests, group commit, timer-driven dispatch, leases, systemd glue.
+        .target(
+            name: "TaskShedServer",
+            dependencies: [
+                "TaskShedEventLoop", "TaskShedStore", "TaskShedProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The daemon executable: flags -> Configuration, logging set-up, Server.run().
+        .executableTarget(
+            name: "taskshedd",
+            dependencies: [
+                "TaskShedServer", "TaskShedProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Test-only helpers: run the real daemon on temporary paths, speak raw frames to it.
+        .target(name: "TaskShedTestSupport", dependencies: ["TaskShedProtocol"]),
+        // Unit tests of the server's parts, and end-to-end tests against the real taskshedd binary (the
+        // dependency on the executable makes `swift build --build-tests` build it).
+        .testTarget(
+            name: "TaskShedServerTests",
+            dependencies: ["TaskShedServer", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
