@@ -14,9 +14,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-    ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -66,10 +63,11 @@ let package = Package(
             dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TaskShedTestWorker"
         ),
-        // The client's tests; the end-to-end ones start the real daemon.
+        // The client's tests; the end-to-end ones start the real daemon and taskshed-test-worker processes (the
+        // dependencies on the two executables make `swift build --build-tests` build them).
         .testTarget(
             name: "TaskShedTests",
-            dependencies: ["TaskShed", "TaskShedProtocol"]
+            dependencies: ["TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedd", "taskshed-test-worker"]
         ),
 
         // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
