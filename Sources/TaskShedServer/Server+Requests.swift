@@ -69,8 +69,8 @@ extension Server {
 
     func handshake(_ hello: Hello, requestID: UInt32, on session: ClientSession) {
         guard hello.minVersion <= ProtocolLimits.version && ProtocolLimits.version <= hello.maxVersion else {
-            fail(session, requestID: requestID, ErrorReply(code: .unsupportedVersion, field: "min_version",
-                message: "this server speaks protocol version \(ProtocolLimits.version) only; the client offered \(hello.minVersion)...\(hello.maxVersion)"))
+            fail(session, requestID: requestID, ErrorReply(code: .unsupportedVersion,
+                message: "server speaks \(ProtocolLimits.version)...\(ProtocolLimits.version); the client offered \(hello.minVersion)...\(hello.maxVersion)"))
             return
         }
         session.isReady = true

@@ -56,7 +56,12 @@ import Testing
         let future = try RawConnection(path: daemon.socketPath)
         try future.send(Frame(requestID: 4, message: .hello(Hello(minVersion: 2, maxVersion: 9, clientName: "future"))))
         let futureFrames = try future.readUntilClosed()
-        if let first = futureFrames.first { expectError(first.message, .unsupportedVersion) } else { Issue.record("no error") }
+        if let first = futureFrames.first {
+            expectError(first.message, .unsupportedVersion)
+            if case .error(let reply) = first.message { #expect(reply.message.contains("server speaks 1...1")) }
+        } else {
+            Issue.record("no error")
+        }
 
         let twice = try daemon.connect()
         let again = try twice.request(.hello(Hello(minVersion: 1, maxVersion: 1, clientName: "again")), id: 6)
