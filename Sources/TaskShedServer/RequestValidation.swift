@@ -42,10 +42,12 @@ struct RequestValidation {
         }
     }
 
-    func positiveDuration(_ micros: Int64?, _ field: String) throws(RequestError) {
+    /// A lease length: 1 ms … 24 h (PROTOCOL.md, SUBSCRIBE/CLAIM/TOUCH).
+    func leaseDuration(_ micros: Int64?, _ field: String) throws(RequestError) {
         guard let micros else { return }
-        if micros <= 0 { throw .invalid(field, "must be a positive number of microseconds, got \(micros)") }
-        if micros > 86_400_000_000 * 365 { throw .invalid(field, "must be at most one year, got \(micros) µs") }
+        if micros < 1_000 || micros > 86_400_000_000 {
+            throw .invalid(field, "must be between 1 ms and 24 h (1000 … 86400000000 µs), got \(micros)")
+        }
     }
 
     func selector(_ selector: TaskSelector, _ field: String, allowAll: Bool) throws(RequestError) {
@@ -118,7 +120,7 @@ struct RequestValidation {
         try callbacks(request.callbacks, "callbacks")
         if request.concurrency == 0 { throw .invalid("concurrency", "must be at least 1") }
         if request.concurrency > maxBatch { throw .invalid("concurrency", "must be at most \(maxBatch)") }
-        try positiveDuration(request.leaseMicros, "lease_us")
+        try leaseDuration(request.leaseMicros, "lease_us")
     }
 
     func claim(_ request: Claim) throws(RequestError) {
@@ -126,7 +128,7 @@ struct RequestValidation {
         if request.max == 0 || request.max > maxBatch {
             throw .invalid("max", "must be between 1 and \(maxBatch), got \(request.max)")
         }
-        try positiveDuration(request.leaseMicros, "lease_us")
+        try leaseDuration(request.leaseMicros, "lease_us")
     }
 
     /// A lease reference; `prefix` is empty where the reference is the whole payload (ACK, RELEASE).
