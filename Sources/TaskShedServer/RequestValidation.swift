@@ -17,6 +17,13 @@ struct RequestError: Error {
 /// Field checks the codec does not make (it only checks that bytes are well formed): lengths, counts, ranges,
 /// JSON kwargs. Each failure names the field with the specification's path (`tasks[3].callback`).
 struct RequestValidation {
+    /// 9999-12-31T23:59:59.999999Z, the last instant a request may carry (PROTOCOL.md, Limits).
+    static let maxInstant: Int64 = 253_402_300_799_999_999
+    /// 100 years, the longest interval.
+    static let maxIntervalMicros: Int64 = 3_153_600_000_000_000
+    /// Longest LIST_TASKS cursor.
+    static let maxCursorBytes = 1024
+
     let maxBatch: UInt32
     let maxKwargsBytes: UInt32
 
@@ -75,10 +82,11 @@ struct RequestValidation {
             }
             try name(task.callback, prefix + ".callback")
             if let group = task.group { try name(group, prefix + ".group") }
-            if case .interval(let micros) = task.schedule, micros <= 0 {
-                throw .invalid(prefix + ".schedule", "must be a positive number of microseconds, got \(micros)")
+            if case .interval(let micros) = task.schedule, micros <= 0 || micros > Self.maxIntervalMicros {
+                throw .invalid(prefix + ".schedule",
+                               "the interval must be 1 … \(Self.maxIntervalMicros) µs (100 years), got \(micros)")
             }
-            if let runAt = task.runAt, runAt < 0 || runAt > 253_402_300_799_000_000 {
+            if let runAt = task.runAt, runAt < 0 || runAt > Self.maxInstant {
                 throw .invalid(prefix + ".run_at", "must be between 1970 and 9999, got \(runAt)")
             }
             if task.kwargs.count > Int(maxKwargsBytes) {
@@ -102,6 +110,9 @@ struct RequestValidation {
         if request.limit == 0 || request.limit > maxBatch {
             throw .invalid("limit", "must be between 1 and \(maxBatch), got \(request.limit)")
         }
+        if let cursor = request.cursor, cursor.count > Self.maxCursorBytes {
+            throw .invalid("cursor", "is \(cursor.count) bytes; a cursor from TASK_PAGE is at most \(Self.maxCursorBytes)")
+        }
         if let group = request.filter.group { try name(group, "filter.group") }
         if let callback = request.filter.callback { try name(callback, "filter.callback") }
     }
@@ -110,7 +121,7 @@ struct RequestValidation {
         try count(updates.count, "updates")
         for (index, update) in updates.enumerated() {
             try name(update.id, "updates[\(index)].id")
-            if update.runAt < 0 || update.runAt > 253_402_300_799_000_000 {
+            if update.runAt < 0 || update.runAt > Self.maxInstant {
                 throw .invalid("updates[\(index)].run_at", "must be between 1970 and 9999, got \(update.runAt)")
             }
         }
