@@ -67,7 +67,10 @@ let package = Package(
         // dependencies on the two executables make `swift build --build-tests` build them).
         .testTarget(
             name: "TaskShedTests",
-            dependencies: ["TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedd", "taskshed-test-worker"]
+            dependencies: [
+                "TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedd", "taskshed-test-worker",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
