@@ -10,6 +10,9 @@ let package = Package(
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         // C libraries, found through pkg-config; apt names the Debian packages that provide them.
         .systemLibrary(
@@ -25,6 +28,17 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+
+        // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in
+        // TaskShedCLI so tests reach it; the executable only calls the root command's main.
+        .target(
+            name: "TaskShedCLI",
+            dependencies: [
+                "TaskShedProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TaskShedCLITests", dependencies: ["TaskShedCLI"]),
     ],
     swiftLanguageModes: [.v6]
 )
