@@ -56,14 +56,14 @@ struct OutputFormattingTests {
     }
 
     @Test func jsonKeepsKeyOrderAndEscapes() {
-        let value = JSONValue.object([
+        let value = JSONOutput.object([
             ("z", .int(-1)), ("a", .string("q\"\\\n\u{1}é")), ("n", .null), ("list", .array([.bool(true), .uint(7)])),
             ("raw", .raw("{\"k\":1}")), ("empty", .object([])),
         ])
         #expect(
             value.render(indent: nil)
                 == #"{"z":-1,"a":"q\"\\\n\u0001é","n":null,"list":[true,7],"raw":{"k":1},"empty":{}}"#)
-        #expect(JSONValue.array([.int(1)]).render() == "[\n  1\n]")
+        #expect(JSONOutput.array([.int(1)]).render() == "[\n  1\n]")
         let parsed = try? JSONSerialization.jsonObject(with: Data(value.render().utf8)) as? [String: Any]
         #expect(parsed?["a"] as? String == "q\"\\\n\u{1}é")
     }

@@ -1,5 +1,5 @@
 /// A JSON value whose objects keep their key order, so the CLI's `--json` output is stable byte for byte.
-public indirect enum JSONValue: Sendable, Hashable {
+public indirect enum JSONOutput: Sendable, Hashable {
     /// `null`.
     case null
     /// `true` or `false`.
@@ -11,24 +11,24 @@ public indirect enum JSONValue: Sendable, Hashable {
     /// A string (escaped on output).
     case string(String)
     /// An array.
-    case array([JSONValue])
+    case array([JSONOutput])
     /// An object with its keys in this order.
-    case object([(String, JSONValue)])
+    case object([(String, JSONOutput)])
     /// Text that is already valid JSON (a task's kwargs object), written as it is.
     case raw(String)
 
     /// `.string`, or `.null` for `nil`.
-    public static func optional(_ value: String?) -> JSONValue {
+    public static func optional(_ value: String?) -> JSONOutput {
         value.map { .string($0) } ?? .null
     }
 
     /// `.int`, or `.null` for `nil`.
-    public static func optional(_ value: Int64?) -> JSONValue {
+    public static func optional(_ value: Int64?) -> JSONOutput {
         value.map { .int($0) } ?? .null
     }
 
     /// Compares structurally (object keys in order).
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    public static func == (lhs: JSONOutput, rhs: JSONOutput) -> Bool {
         lhs.render(indent: nil) == rhs.render(indent: nil)
     }
 
@@ -56,7 +56,7 @@ public indirect enum JSONValue: Sendable, Hashable {
         case .bool(let value): output += value ? "true" : "false"
         case .int(let value): output += String(value)
         case .uint(let value): output += String(value)
-        case .string(let value): JSONValue.escape(value, into: &output)
+        case .string(let value): JSONOutput.escape(value, into: &output)
         case .raw(let text): output += text
         case .array(let values):
             if values.isEmpty {
@@ -80,7 +80,7 @@ public indirect enum JSONValue: Sendable, Hashable {
             for (index, member) in members.enumerated() {
                 if index > 0 { output += "," }
                 newline(level + 1)
-                JSONValue.escape(member.0, into: &output)
+                JSONOutput.escape(member.0, into: &output)
                 output += indent == nil ? ":" : ": "
                 member.1.write(to: &output, indent: indent, level: level + 1)
             }
