@@ -28,6 +28,13 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+        // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
+        // The libFuzzer harness (Fuzz/) is built only by scripts/fuzz.sh: it needs -sanitize=fuzzer to link.
+        .testTarget(
+            name: "TaskShedProtocolTests",
+            dependencies: ["TaskShedProtocol"],
+            exclude: ["FuzzCorpus"]
+        ),
 
         // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in
         // TaskShedCLI so tests reach it; the executable only calls the root command's main.

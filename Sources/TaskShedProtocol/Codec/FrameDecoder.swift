@@ -1,0 +1,146 @@
+/// An incremental frame decoder: bytes in, then `next()` returns a frame, `nil` ("need more bytes") or a
+/// typed error.
+///
+/// The decoder is a small state machine over a buffer with a read index (`waitingForHeader` while fewer than
+/// 12 bytes of the current frame are buffered, `waitingForBody(length)` after that). Checks happen as soon
+/// as the bytes they need are present, so a frame decodes identically whether it arrives byte by byte, whole,
+/// or concatenated with others:
+///
+/// - 4 bytes: `length < 8` → `MALFORMED_FRAME`, `length > maxFrameBytes` → `FRAME_TOO_LARGE` (both fatal; the
+///   length is rejected before any buffer is sized for it: the decoder only ever holds bytes it was given).
+/// - 12 bytes: nonzero `flags` → `MALFORMED_FRAME` (fatal).
+/// - `4 + length` bytes: the frame is consumed; an unknown type → `UNKNOWN_MESSAGE_TYPE`, a payload that does
+///   not match its type's layout (including trailing bytes) → `MALFORMED_MESSAGE`. Both are not fatal.
+///
+/// After a fatal error every later `next()` throws the same error.
+///
+/// - Important: A value type with no shared state; one decoder per connection, used from one thread.
+public struct FrameDecoder: Sendable {
+    /// The largest accepted value of the length prefix.
+    public let maxFrameBytes: UInt32
+
+    /// Buffered bytes; `buffer[readIndex...]` are not yet consumed.
+    var buffer: [UInt8] = []
+    var readIndex = 0
+    var fatalFailure: ProtocolError?
+
+    /// Consumed bytes are dropped when at least this many accumulate (and they are over half the buffer),
+    /// so a long pipelined stream does not keep shifting memory for every frame.
+    static let compactionThreshold = 64 << 10
+    /// An empty buffer larger than this is released rather than kept for reuse.
+    static let retainedCapacity = 1 << 20
+
+    /// Creates a decoder.
+    /// - Parameter maxFrameBytes: The largest accepted length prefix (announced in `HELLO_OK`).
+    public init(maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes) {
+        self.maxFrameBytes = maxFrameBytes
+    }
+
+    /// Bytes received but not yet consumed by `next()`.
+    public var bufferedByteCount: Int { buffer.count - readIndex }
+
+    /// Whether a fatal error has ended this stream.
+    public var hasFailed: Bool { fatalFailure != nil }
+
+    /// Adds received bytes.
+    /// - Parameter bytes: The bytes (copied).
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        compact()
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// Adds received bytes.
+    /// - Parameter bytes: The bytes (copied).
+    public mutating func append(contentsOf bytes: some Sequence<UInt8>) {
+        compact()
+        buffer.append(contentsOf: bytes)
+    }
+
+    private mutating func compact() {
+        if readIndex == 0 { return }
+        if readIndex == buffer.count {
+            if buffer.capacity > Self.retainedCapacity {
+                buffer = []
+            } else {
+                buffer.removeAll(keepingCapacity: true)
+            }
+            readIndex = 0
+        } else if readIndex >= Self.compactionThreshold && readIndex * 2 >= buffer.count {
+            buffer.removeSubrange(0..<readIndex)
+            readIndex = 0
+        }
+    }
+
+    @inline(__always)
+    private func loadU32(at position: Int) -> UInt32 {
+        buffer.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: UInt32.self)) }
+    }
+
+    @inline(__always)
+    private func loadU16(at position: Int) -> UInt16 {
+        buffer.withUnsafeBytes { UInt16(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: UInt16.self)) }
+    }
+
+    /// Decodes the next frame.
+    /// - Returns: A frame, or `nil` when more bytes are needed.
+    /// - Throws: `ProtocolError`. When `isFatal` (`.malformedFrame`, `.frameTooLarge`) the stream cannot
+    ///   continue and the connection must close; otherwise (`.unknownMessageType`, `.malformedMessage`) the bad
+    ///   frame was consumed and `next()` can be called again.
+    public mutating func next() throws(ProtocolError) -> Frame? {
+        if let fatalFailure { throw fatalFailure }
+        let start = readIndex
+        let available = buffer.count - start
+        guard available >= 4 else { return nil }
+        let length = loadU32(at: start)
+        if length < UInt32(ProtocolLimits.headerBytesAfterLength) {
+            return try fail(
+                ProtocolError(
+                    code: .malformedFrame, offset: 0,
+                    message: "length \(length) is below the minimum 8 (type, flags and request id follow it)",
+                    isFatal: true))
+        }
+        if length > maxFrameBytes {
+            return try fail(
+                ProtocolError(
+                    code: .frameTooLarge, offset: 0,
+                    message: "length \(length) exceeds the maximum frame size \(maxFrameBytes)", isFatal: true))
+        }
+        guard available >= ProtocolLimits.headerBytes else { return nil }
+        let rawType = loadU16(at: start + 4)
+        let flags = loadU16(at: start + 6)
+        let requestID = loadU32(at: start + 8)
+        if flags != 0 {
+            return try fail(
+                ProtocolError(
+                    code: .malformedFrame, requestID: requestID, messageType: rawType, offset: 6,
+                    message: "reserved flags must be 0, got 0x" + String(flags, radix: 16), isFatal: true))
+        }
+        let total = 4 + Int(length)
+        guard available >= total else { return nil }
+        readIndex = start + total
+        guard let type = MessageType(rawValue: rawType) else {
+            throw ProtocolError(
+                code: .unknownMessageType, requestID: requestID, messageType: rawType, offset: 4,
+                message: "unknown message type 0x" + String(rawType, radix: 16) + " (frame of \(total) bytes skipped)")
+        }
+        do {
+            var reader = ByteReader(
+                storage: buffer, range: (start + ProtocolLimits.headerBytes)..<(start + total), base: start)
+            let message = try Message.decodePayload(type, from: &reader)
+            try reader.expectEnd()
+            return Frame(requestID: requestID, message: message)
+        } catch {
+            var failure = error
+            failure.requestID = requestID
+            failure.messageType = rawType
+            failure.isFatal = false
+            failure.message = "\(type.name): " + failure.message
+            throw failure
+        }
+    }
+
+    private mutating func fail(_ error: ProtocolError) throws(ProtocolError) -> Frame? {
+        fatalFailure = error
+        throw error
+    }
+}

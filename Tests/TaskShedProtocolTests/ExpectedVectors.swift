@@ -1,0 +1,142 @@
+import TaskShedProtocol
+
+/// 2026-01-01T00:00:00Z in microseconds: the base instant of every vector.
+let t0: Int64 = 1_767_225_600_000_000
+
+let recordReport = TaskRecord(
+    id: "report-1", callback: "report", runAt: t0, schedule: .interval(micros: 3_600_000_000),
+    kwargs: Array("{}".utf8), group: "reports", paused: true, pausedAt: t0 - 60_000_000, coalesce: false,
+    state: .scheduled, attempt: 0, maxAttempts: 5, leaseDeadline: nil, lastError: "ValueError: bad input",
+    createdAt: t0 - 86_400_000_000, lastRunAt: t0 - 3_600_000_000, lastFailureAt: t0 - 3_599_000_000)
+
+let recordT2 = TaskRecord(
+    id: "t2", callback: "cleanup", runAt: t0 + 1_000_000, schedule: .once, kwargs: [], group: nil, paused: false,
+    pausedAt: nil, coalesce: true, state: .scheduled, attempt: 0, maxAttempts: 3, leaseDeadline: nil,
+    lastError: nil, createdAt: t0, lastRunAt: nil, lastFailureAt: nil)
+
+let recordLeased = TaskRecord(
+    id: "mail-42", callback: "send_email", runAt: t0, schedule: .once, kwargs: Array(#"{"to":"a@b.c"}"#.utf8),
+    group: nil, paused: false, pausedAt: nil, coalesce: true, state: .leased, attempt: 1, maxAttempts: 3,
+    leaseDeadline: t0 + 60_000_250, lastError: nil, createdAt: t0 - 5_000_000, lastRunAt: t0 + 250,
+    lastFailureAt: nil)
+
+let recordDead = TaskRecord(
+    id: "mail-7", callback: "send_email", runAt: t0 - 10_000_000, schedule: .once,
+    kwargs: Array(#"{"to":"x@y.z"}"#.utf8), group: "mail", paused: false, pausedAt: nil, coalesce: true,
+    state: .dead, attempt: 3, maxAttempts: 3, leaseDeadline: nil, lastError: "SMTPError: 550 mailbox unavailable",
+    createdAt: t0 - 20_000_000, lastRunAt: t0 - 9_000_000, lastFailureAt: t0 - 8_999_000)
+
+/// What every valid vector in `proto-spec/vectors` must decode to, by vector name. Written from the values in
+/// the vectors' descriptions, not from the encoder, so a layout mistake on either side shows up.
+let expectedFrames: [String: Frame] = [
+    "hello": Frame(requestID: 1, message: .hello(Hello(minVersion: 1, maxVersion: 1, clientName: "taskshedctl 0.1.0"))),
+    "hello_ok": Frame(
+        requestID: 1,
+        message: .helloOK(
+            HelloOK(
+                version: 1, serverName: "taskshedd", serverVersion: "0.1.0", maxFrameBytes: 67_108_864,
+                maxBatch: 100_000, maxKwargsBytes: 65_536, defaultLeaseMicros: 30_000_000, connectionID: 7))),
+    "ping": Frame(requestID: 2, message: .ping),
+    "pong": Frame(requestID: 2, message: .pong(Pong(serverTime: t0 + 1_500_000, nextWakeup: t0 + 60_000_000))),
+    "pong.idle": Frame(requestID: 3, message: .pong(Pong(serverTime: t0, nextWakeup: nil))),
+    "add_tasks.once": Frame(
+        requestID: 3,
+        message: .addTasks(
+            AddTasks(
+                onConflict: .replace,
+                tasks: [TaskSpec(callback: "send_email", kwargs: Array(#"{"to":"a@b.c"}"#.utf8))]))),
+    "add_tasks.batch": Frame(
+        requestID: 4,
+        message: .addTasks(
+            AddTasks(
+                onConflict: .keep,
+                tasks: [
+                    TaskSpec(
+                        id: "report-1", callback: "report", runAt: t0, schedule: .interval(micros: 3_600_000_000),
+                        kwargs: Array("{}".utf8), group: "reports", paused: true, coalesce: false, maxAttempts: 5),
+                    TaskSpec(id: "t2", callback: "cleanup", runAt: t0 + 1_000_000),
+                ]))),
+    "added": Frame(
+        requestID: 4,
+        message: .added([
+            AddResult(id: "report-1", outcome: .inserted), AddResult(id: "t2", outcome: .kept),
+            AddResult(id: "a3f1c2d4e5b60718293a4b5c6d7e8f90", outcome: .replaced),
+        ])),
+    "fetch_tasks.ids": Frame(requestID: 5, message: .fetchTasks(.ids(["report-1", "t2"]))),
+    "fetch_tasks.group": Frame(requestID: 6, message: .fetchTasks(.group("reports"))),
+    "tasks.records": Frame(requestID: 5, message: .tasks([recordReport, recordT2])),
+    "tasks.empty": Frame(requestID: 6, message: .tasks([])),
+    "list_tasks.first_page": Frame(requestID: 7, message: .listTasks(ListTasks(limit: 100))),
+    "list_tasks.filtered": Frame(
+        requestID: 8,
+        message: .listTasks(
+            ListTasks(
+                filter: TaskFilter(
+                    group: "reports", state: .due, callback: "report", dueAfter: t0,
+                    dueBefore: t0 + 86_400_000_000),
+                limit: 50, cursor: [0x00, 0x06, 0x4a, 0x7e, 0x4c, 0x8d, 0x10, 0x00]))),
+    "task_page": Frame(
+        requestID: 8,
+        message: .taskPage(
+            TaskPage(tasks: [recordDead], nextCursor: [0x00, 0x06, 0x4a, 0x7e, 0x4c, 0x9b, 0xb7, 0x18]))),
+    "task_page.last": Frame(requestID: 7, message: .taskPage(TaskPage(tasks: [], nextCursor: nil))),
+    "pause_tasks.ids": Frame(requestID: 9, message: .pauseTasks(.ids(["report-1"]))),
+    "resume_tasks.group": Frame(requestID: 10, message: .resumeTasks(.group("reports"))),
+    "remove_tasks.all": Frame(requestID: 11, message: .removeTasks(.all)),
+    "affected": Frame(requestID: 9, message: .affected(1)),
+    "update_run_times": Frame(
+        requestID: 14,
+        message: .updateRunTimes([
+            RunTimeUpdate(id: "report-1", runAt: t0 + 7_200_000_000), RunTimeUpdate(id: "t2", runAt: t0 + 5_000_000),
+        ])),
+    "retry_dead.ids": Frame(requestID: 12, message: .retryDead(.ids(["mail-7"]))),
+    "purge_dead.all": Frame(requestID: 13, message: .purgeDead(.all)),
+    "get_stats": Frame(requestID: 15, message: .getStats),
+    "stats": Frame(
+        requestID: 15,
+        message: .stats(
+            Stats(
+                serverVersion: "0.1.0", serverTime: t0, startedAt: t0 - 3_600_000_000, pending: 120, due: 3,
+                paused: 4, leased: 2, dead: 1, waitingForWorker: 1, nextWakeup: t0 + 250_000, connections: 5,
+                callbacks: [
+                    CallbackStats(callback: "report", scheduled: 10, due: 1, leased: 1, dead: 0, workers: 2),
+                    CallbackStats(callback: "send_email", scheduled: 119, due: 2, leased: 1, dead: 1, workers: 1),
+                ],
+                storeFileBytes: 1_048_576, storeMapBytes: 67_108_864, storeUsedBytes: 524_288,
+                lag: LagSummary(count: 1000, p50: 85, p90: 140, p99: 310, max: 2200)))),
+    "subscribe": Frame(
+        requestID: 16,
+        message: .subscribe(Subscribe(callbacks: ["send_email", "report"], concurrency: 8, leaseMicros: 60_000_000))),
+    "subscribe.default_lease": Frame(
+        requestID: 17, message: .subscribe(Subscribe(callbacks: ["cleanup"], concurrency: 1))),
+    "subscribed": Frame(requestID: 16, message: .subscribed(Subscribed(leaseMicros: 60_000_000))),
+    "delivery": Frame(requestID: 16, message: .delivery(recordLeased)),
+    "unsubscribe": Frame(requestID: 18, message: .unsubscribe),
+    "ok": Frame(requestID: 18, message: .ok),
+    "claim": Frame(requestID: 19, message: .claim(Claim(callbacks: ["cleanup"], max: 10))),
+    "ack": Frame(requestID: 20, message: .ack(LeaseRef(id: "t2", attempt: 1))),
+    "fail": Frame(
+        requestID: 21,
+        message: .fail(
+            Fail(
+                lease: LeaseRef(id: "report-1", attempt: 2), error: "TimeoutError: upstream took 30 s",
+                retry: true))),
+    "touch": Frame(
+        requestID: 22,
+        message: .touch(Touch(lease: LeaseRef(id: "report-1", attempt: 2), extendMicros: 120_000_000))),
+    "touch.default": Frame(requestID: 23, message: .touch(Touch(lease: LeaseRef(id: "report-1", attempt: 2)))),
+    "lease_extended": Frame(requestID: 22, message: .leaseExtended(deadline: t0 + 120_000_000)),
+    "release": Frame(requestID: 24, message: .release(LeaseRef(id: "t2", attempt: 1))),
+    "error.invalid_argument": Frame(
+        requestID: 3,
+        message: .error(
+            ErrorReply(code: .invalidArgument, field: "tasks[0].schedule", message: "interval must be > 0, got 0"))),
+    "error.unsupported_version": Frame(
+        requestID: 1,
+        message: .error(
+            ErrorReply(
+                code: .unsupportedVersion,
+                message: "no common version: client speaks 2...3, server speaks 1...1"))),
+    "error.shutting_down": Frame(
+        requestID: 0, message: .error(ErrorReply(code: .shuttingDown, message: "the server is shutting down"))),
+]

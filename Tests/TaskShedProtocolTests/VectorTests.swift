@@ -1,0 +1,180 @@
+import Testing
+import TaskShedProtocol
+
+@Suite("Golden vectors")
+struct VectorTests {
+    @Test func everyVectorFileParses() throws {
+        let vectors = try ProtocolVector.loadAll(inDirectory: vectorsDirectory)
+        #expect(vectors.count >= 60)
+        #expect(vectors.count == allVectors.count)
+    }
+
+    @Test(arguments: validVectors.map(\.name))
+    func validVectorDecodesToExpectedFrame(name: String) throws {
+        let vector = try #require(allVectors.first { $0.name == name })
+        let expected = try #require(expectedFrames[name], "no expected frame for \(name) in ExpectedVectors.swift")
+        #expect(decodeWhole(vector.bytes) == [.frame(expected), .pending(0)])
+        #expect(vector.messageName == expected.message.type.name)
+        #expect(vector.direction == (expected.message.type.isRequest ? .clientToServer : .serverToClient))
+    }
+
+    @Test(arguments: validVectors.map(\.name))
+    func validVectorReencodesToSameBytes(name: String) throws {
+        let vector = try #require(allVectors.first { $0.name == name })
+        let expected = try #require(expectedFrames[name])
+        #expect(FrameEncoder.encode(expected) == vector.bytes)
+        var appended: [UInt8] = [0xAA]
+        FrameEncoder.encode(expected, into: &appended)
+        #expect(appended == [0xAA] + vector.bytes)
+    }
+
+    @Test func everyExpectedFrameHasAVector() {
+        let validNames = Set(validVectors.map(\.name))
+        for name in expectedFrames.keys.sorted() {
+            #expect(validNames.contains(name), "ExpectedVectors.swift names \(name) but no valid vector has that name")
+        }
+    }
+
+    @Test func everyMessageTypeHasAValidVector() {
+        let covered = Set(validVectors.compactMap { $0.messageName })
+        for type in MessageType.allCases {
+            #expect(covered.contains(type.name), "no valid vector for \(type.name)")
+        }
+        #expect(MessageType.allCases.count == 31)
+    }
+
+    @Test(arguments: errorVectors.map(\.name))
+    func errorVectorThrowsItsError(name: String) throws {
+        let vector = try #require(allVectors.first { $0.name == name })
+        guard case .error(let code, let fatal) = vector.expectation else { return }
+        let outcomes = decodeWhole(vector.bytes)
+        guard case .error(let error) = outcomes.first else {
+            Issue.record("\(name): expected \(code.name), got \(outcomes)")
+            return
+        }
+        #expect(error.code == code)
+        #expect(error.isFatal == fatal)
+        #expect(error.field == vector.field)
+        #expect(error.offset >= 0 && error.offset <= vector.bytes.count)
+        #expect(!error.message.isEmpty)
+        if !fatal {
+            // The bad frame was consumed whole; nothing is left over.
+            #expect(outcomes.dropFirst() == [.pending(0)])
+            // A readable header means the reply can name the request.
+            let requestID = UInt32(vector.bytes[8]) << 24 | UInt32(vector.bytes[9]) << 16
+                | UInt32(vector.bytes[10]) << 8 | UInt32(vector.bytes[11])
+            #expect(error.requestID == requestID)
+        }
+        if let messageName = vector.messageName, !fatal {
+            #expect(error.messageType == MessageType(name: messageName)?.rawValue)
+        }
+    }
+
+    @Test(arguments: incompleteVectors.map(\.name))
+    func incompleteVectorNeedsMoreBytes(name: String) throws {
+        let vector = try #require(allVectors.first { $0.name == name })
+        #expect(decodeWhole(vector.bytes) == [.pending(vector.bytes.count)])
+    }
+
+    @Test func decodingIsTheSameByteByByteAndWhole() {
+        for vector in allVectors {
+            #expect(decodeByteByByte(vector.bytes) == decodeWhole(vector.bytes), "\(vector.name)")
+        }
+    }
+
+    @Test func concatenatedVectorsDecodeInOrder() {
+        // Every vector after which the stream goes on, then one fatal vector to end it.
+        let fatal = allVectors.first { $0.name == "bad.flags" }
+        let sequence = streamableVectors + (fatal.map { [$0] } ?? [])
+        let stream = sequence.flatMap(\.bytes)
+        var expected: [Outcome] = []
+        for vector in sequence {
+            expected += decodeWhole(vector.bytes).filter { if case .pending = $0 { false } else { true } }
+        }
+        #expect(expected.count == sequence.count)
+        let whole = decodeWhole(stream)
+        let byteByByte = decodeByteByByte(stream)
+        #expect(whole == expected)
+        #expect(byteByByte == expected)
+        // Odd chunk sizes cross every kind of boundary.
+        for size in [2, 3, 5, 7, 13, 64, 1000] {
+            let chunks = stride(from: 0, to: stream.count, by: size).map {
+                Array(stream[$0..<min($0 + size, stream.count)])
+            }
+            #expect(decodeStream(chunks) == expected, "chunk size \(size)")
+        }
+    }
+
+    @Test func vectorDirectionMatchesMessageType() {
+        for vector in allVectors {
+            guard let name = vector.messageName else { continue }
+            let type = MessageType(name: name)
+            #expect(type != nil, "\(vector.name): unknown message \(name)")
+            if let type, vector.expectation == .valid {
+                #expect(vector.direction == (type.isRequest ? .clientToServer : .serverToClient), "\(vector.name)")
+            }
+        }
+    }
+
+    @Test func specificationAndVectorFolderNameTheSameVectors() throws {
+        let specPath = vectorsDirectory + "/../PROTOCOL.md"
+        let spec = try #require(readText(specPath), "cannot read \(specPath)")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_.")
+        let tokens = spec.split(whereSeparator: { !allowed.contains($0) }).map(String.init)
+        let named = Set(tokens.filter { $0.hasSuffix(".hex") && $0.count > 4 }.map { String($0.dropLast(4)) })
+        let files = Set(allVectors.map(\.name))
+        for name in named.subtracting(files).sorted() {
+            Issue.record("PROTOCOL.md names \(name).hex but proto-spec/vectors has no such file")
+        }
+        for name in files.subtracting(named).sorted() {
+            Issue.record("proto-spec/vectors/\(name).hex is not named in PROTOCOL.md")
+        }
+        #expect(!named.isEmpty)
+    }
+}
+
+@Suite("Vector file format")
+struct VectorFormatTests {
+    @Test func parsesHeaderBytesAndComments() throws {
+        let text = """
+            # direction: server-to-client
+            # message: OK
+            # expect: valid
+            # description: a: b
+            # header
+            00 00 00 08   # length = 8
+            80 03         # type
+            0000 00000001 # flags and request id, digits grouped freely
+            """
+        let vector = try ProtocolVector.parse(name: "x", text: text)
+        #expect(vector.direction == .serverToClient)
+        #expect(vector.messageName == "OK")
+        #expect(vector.expectation == .valid)
+        #expect(vector.headers["description"] == "a: b")
+        #expect(vector.bytes == [0, 0, 0, 8, 0x80, 0x03, 0, 0, 0, 0, 0, 1])
+    }
+
+    @Test func parsesErrorExpectations() throws {
+        let fatal = try ProtocolVector.parse(
+            name: "x", text: "# direction: client-to-server\n# message: -\n# expect: error FRAME_TOO_LARGE fatal\n")
+        #expect(fatal.expectation == .error(.frameTooLarge, fatal: true))
+        #expect(fatal.messageName == nil)
+        let nonFatal = try ProtocolVector.parse(
+            name: "x", text: "# direction: client-to-server\n# message: ACK\n# expect: error MALFORMED_MESSAGE\n")
+        #expect(nonFatal.expectation == .error(.malformedMessage, fatal: false))
+    }
+
+    @Test func rejectsBadFiles() {
+        let header = "# direction: client-to-server\n# message: PING\n# expect: valid\n"
+        #expect(throws: ProtocolVectorError.self) { try ProtocolVector.parse(name: "x", text: header + "0g\n") }
+        #expect(throws: ProtocolVectorError.self) { try ProtocolVector.parse(name: "x", text: header + "000\n") }
+        #expect(throws: ProtocolVectorError.self) {
+            try ProtocolVector.parse(name: "x", text: "# message: PING\n# expect: valid\n")
+        }
+        #expect(throws: ProtocolVectorError.self) {
+            try ProtocolVector.parse(
+                name: "x", text: "# direction: client-to-server\n# message: PING\n# expect: error NOPE\n")
+        }
+        #expect(throws: ProtocolVectorError.self) { try ProtocolVector.load(fromPath: "/nonexistent/x.hex") }
+    }
+}
