@@ -81,6 +81,9 @@ struct TimeParsingTests {
         Case(zone: "Europe/Berlin", now: anyNow, input: "2026-03-29 03:30", expected: utc(2026, 3, 29, 1, 30)),
         Case(zone: "Europe/Berlin", now: anyNow, input: "2026-10-25 02:30", expected: utc(2026, 10, 25, 0, 30)),
         Case(zone: "Europe/Berlin", now: anyNow, input: "2026-10-25 03:00", expected: utc(2026, 10, 25, 2, 0)),
+        // Lord Howe Island shifts by 30 minutes: the gap and the overlap are half an hour long.
+        Case(zone: "Australia/Lord_Howe", now: anyNow, input: "2026-10-04 02:15", expected: utc(2026, 10, 3, 15, 45)),
+        Case(zone: "Australia/Lord_Howe", now: anyNow, input: "2026-04-05 01:45", expected: utc(2026, 4, 4, 14, 45)),
         // Time of day: the next such time, strictly after now.
         Case(zone: "America/New_York", now: utc(2026, 3, 8, 12), input: "09:15", expected: utc(2026, 3, 8, 13, 15)),
         Case(zone: "America/New_York", now: utc(2026, 3, 8, 12), input: "07:00", expected: utc(2026, 3, 9, 11)),
