@@ -9,6 +9,7 @@ let package = Package(
     name: "TaskShed",
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
+        .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +36,14 @@ let package = Package(
             dependencies: ["TaskShedProtocol"],
             exclude: ["FuzzCorpus"]
         ),
+
+        // The durable task store: a thin LMDB layer and the task store built on it (layout: LAYOUT.md).
+        .target(
+            name: "TaskShedStore",
+            dependencies: ["CLMDB", "TaskShedProtocol"],
+            exclude: ["LAYOUT.md"]
+        ),
+        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
 
         // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in
         // TaskShedCLI so tests reach it; the executable only calls the root command's main.

@@ -21,4 +21,25 @@ public enum ProtocolLimits {
     public static let maxErrorBytes: Int = 4096
     /// Default number of delivery attempts of a one-off task before it is dead-lettered.
     public static let defaultMaxAttempts: UInt32 = 3
+
+    /// Longest string any field can carry: its `u16` length prefix.
+    public static let maxStringBytes: Int = 65_535
+    /// Lease length a server uses when neither the worker nor its configuration asks for one (30 s).
+    public static let defaultLeaseMicros: Int64 = 30_000_000
+    /// Shortest lease a worker may ask for (1 ms).
+    public static let minLeaseMicros: Int64 = 1_000
+    /// Longest lease a worker may ask for (24 h).
+    public static let maxLeaseMicros: Int64 = 86_400_000_000
+    /// Earliest instant a server accepts in a request: the Unix epoch.
+    public static let minInstantMicros: Int64 = 0
+    /// Latest instant a server accepts in a request: 9999-12-31T23:59:59.999999Z.
+    public static let maxInstantMicros: Int64 = 253_402_300_799_999_999
+    /// Longest interval of a recurring task (100 years of 365 days).
+    public static let maxIntervalMicros: Int64 = 3_153_600_000_000_000
+    /// Longest opaque cursor a server puts in `TASK_PAGE` (a client never needs to look inside it).
+    public static let maxCursorBytes: Int = 1024
+    /// Most delivery attempts a task may ask for (`maxAttempts`; 0 means the default).
+    public static let maxAttemptsLimit: UInt32 = 1000
+    /// How long a server waits for `HELLO` after accepting a connection, by default (10 s).
+    public static let defaultHandshakeTimeoutMicros: Int64 = 10_000_000
 }

@@ -162,6 +162,46 @@ public struct ProtocolVector: Sendable, Hashable {
         return vectors
     }
 
+    /// Loads one vector by name from the repository that holds the calling source file.
+    ///
+    /// Usage from any test target: `let ack = try ProtocolVector.load(named: "ack")`.
+    /// - Parameters:
+    ///   - name: The vector's name (file name without `.hex`).
+    ///   - filePath: A path inside the repository; defaults to the caller's `#filePath`.
+    /// - Returns: The vector.
+    /// - Throws: `ProtocolVectorError` when `proto-spec/vectors` is not found or the file cannot be read.
+    public static func load(named name: String, filePath: String = #filePath) throws(ProtocolVectorError)
+        -> ProtocolVector
+    {
+        guard let directory = vectorsDirectory(forFilePath: filePath) else {
+            throw ProtocolVectorError(name: name, line: 0, message: "no proto-spec/vectors above \(filePath)")
+        }
+        return try load(fromPath: directory + "/" + name + ".hex")
+    }
+
+    /// Loads every vector of the repository that holds the calling source file, sorted by name.
+    /// - Parameter filePath: A path inside the repository; defaults to the caller's `#filePath`.
+    /// - Returns: The vectors.
+    /// - Throws: `ProtocolVectorError` when `proto-spec/vectors` is not found or a file cannot be parsed.
+    public static func loadAll(filePath: String = #filePath) throws(ProtocolVectorError) -> [ProtocolVector] {
+        guard let directory = vectorsDirectory(forFilePath: filePath) else {
+            throw ProtocolVectorError(name: filePath, line: 0, message: "no proto-spec/vectors above \(filePath)")
+        }
+        return try loadAll(inDirectory: directory)
+    }
+
+    /// Decodes the vector's bytes with a fresh decoder, for tests in other layers.
+    /// - Returns: The single frame of a valid vector.
+    /// - Throws: The decoder's `ProtocolError`, or `ProtocolVectorError` when the bytes are not exactly one frame.
+    public func decodeFrame() throws -> Frame {
+        var decoder = FrameDecoder()
+        decoder.append(contentsOf: bytes)
+        guard let frame = try decoder.next(), decoder.bufferedByteCount == 0 else {
+            throw ProtocolVectorError(name: name, line: 0, message: "the bytes are not exactly one frame")
+        }
+        return frame
+    }
+
     /// Finds `proto-spec/vectors` by walking up from a source file (pass `#filePath` from a test).
     /// - Parameter filePath: A path inside the repository.
     /// - Returns: The vectors directory, or `nil` if no parent holds `proto-spec/vectors`.

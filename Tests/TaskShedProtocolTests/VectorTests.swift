@@ -178,3 +178,14 @@ struct VectorFormatTests {
         #expect(throws: ProtocolVectorError.self) { try ProtocolVector.load(fromPath: "/nonexistent/x.hex") }
     }
 }
+
+@Suite("Vector loading for other test targets")
+struct VectorLoadingTests {
+    @Test func loadsByNameFromTheCallersRepository() throws {
+        let ack = try ProtocolVector.load(named: "ack")
+        #expect(try ack.decodeFrame() == Frame(requestID: 20, message: .ack(LeaseRef(id: "t2", attempt: 1))))
+        #expect(try ProtocolVector.loadAll().count == allVectors.count)
+        #expect(throws: ProtocolVectorError.self) { try ProtocolVector.load(named: "no-such-vector") }
+        #expect(throws: (any Error).self) { try ProtocolVector.load(named: "incomplete.header").decodeFrame() }
+    }
+}

@@ -55,14 +55,16 @@ public struct ByteReader: Sendable {
         ProtocolError(code: .malformedMessage, field: field, offset: index - base, message: message)
     }
 
+    /// Kept out of line so that the hot `take` stays small enough to inline everywhere.
+    @usableFromInline @inline(never)
+    func truncated(_ count: Int, _ what: StaticString, field: String?) -> ProtocolError {
+        malformed("truncated \(what): needs \(count) bytes, \(end - index) left in the payload", field: field, at: index)
+    }
+
     /// Reserves `count` bytes and returns the index of the first.
-    @inlinable
+    @inlinable @inline(__always)
     mutating func take(_ count: Int, _ what: StaticString, field: String?) throws(ProtocolError) -> Int {
-        guard end - index >= count else {
-            throw malformed(
-                "truncated \(what): needs \(count) bytes, \(end - index) left in the payload", field: field,
-                at: index)
-        }
+        guard end - index >= count else { throw truncated(count, what, field: field) }
         let start = index
         index += count
         return start
@@ -153,13 +155,37 @@ public struct ByteReader: Sendable {
         let count = Int(try readU16(field: field))
         let at = try take(count, "string bytes", field: field)
         if count == 0 { return "" }
-        let decoded = storage.withUnsafeBufferPointer { buffer in
-            String(validating: UnsafeBufferPointer(rebasing: buffer[at..<(at + count)]), as: UTF8.self)
+        let decoded = storage.withUnsafeBufferPointer { buffer -> String? in
+            let utf8 = UnsafeBufferPointer(rebasing: buffer[at..<(at + count)])
+            // Names are nearly always ASCII, which is valid UTF-8 as it stands: skip the generic validator,
+            // which is not specialized in the standard library and dominated decode profiles.
+            if Self.isASCII(utf8) { return String(decoding: utf8, as: UTF8.self) }
+            return String(validating: utf8, as: UTF8.self)
         }
         guard let decoded else {
             throw malformed("string of \(count) bytes is not valid UTF-8", field: field, at: start)
         }
         return decoded
+    }
+
+    @usableFromInline
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let count = bytes.count
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while index + 8 <= count {
+                if raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 {
+                    return false
+                }
+                index += 8
+            }
+        }
+        while index < count {
+            if bytes[index] & 0x80 != 0 { return false }
+            index += 1
+        }
+        return true
     }
 
     /// Reads `bytes`: `u32` length, then that many raw bytes.

@@ -1,10 +1,11 @@
 /// An incremental frame decoder: bytes in, then `next()` returns a frame, `nil` ("need more bytes") or a
 /// typed error.
 ///
-/// The decoder is a small state machine over a buffer with a read index (`waitingForHeader` while fewer than
-/// 12 bytes of the current frame are buffered, `waitingForBody(length)` after that). Checks happen as soon
-/// as the bytes they need are present, so a frame decodes identically whether it arrives byte by byte, whole,
-/// or concatenated with others:
+/// The decoder keeps a buffer and a read index; its only states are "waiting for the header" (fewer than 12
+/// bytes of the current frame buffered) and "waiting for the body" (header checked, `4 + length` bytes not yet
+/// buffered), both recomputed from the 12 bytes at the read index on each call, which costs less than keeping
+/// them. Checks happen as soon as the bytes they need are present, so a frame decodes identically whether it
+/// arrives byte by byte, whole, or concatenated with others:
 ///
 /// - 4 bytes: `length < 8` → `MALFORMED_FRAME`, `length > maxFrameBytes` → `FRAME_TOO_LARGE` (both fatal; the
 ///   length is rejected before any buffer is sized for it: the decoder only ever holds bytes it was given).

@@ -1,0 +1,80 @@
+import CLMDB
+
+/// A cursor over one database inside one transaction.
+///
+/// - Important: Close it (`close()`) before its transaction ends; it must not outlive the transaction. Bytes it
+///   returns point into the map and are valid until the transaction writes or ends.
+package final class LMDBCursor {
+    private var handle: OpaquePointer?
+
+    /// Opens a cursor. Corresponds to `mdb_cursor_open`.
+    /// - Throws: `LMDBError` (`EINVAL`, `ENOMEM`).
+    package init(transaction: LMDBTransaction, database: LMDBDatabase) throws(LMDBError) {
+        var cursor: OpaquePointer?
+        try lmdbCheck(mdb_cursor_open(transaction.live, database.dbi, &cursor), "mdb_cursor_open")
+        self.handle = cursor
+    }
+
+    /// Closes the cursor. Corresponds to `mdb_cursor_close`. Must run before the transaction ends.
+    package func close() {
+        if let handle { mdb_cursor_close(handle) }
+        handle = nil
+    }
+
+    /// A key and value the cursor points at.
+    package typealias Entry = (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+
+    /// Moves the cursor without a search key (`MDB_FIRST`, `MDB_NEXT`, `MDB_NEXT_DUP`, `MDB_NEXT_NODUP`,
+    /// `MDB_GET_CURRENT`, `MDB_LAST`, ...).
+    ///
+    /// Corresponds to `mdb_cursor_get`.
+    /// - Returns: The entry, or `nil` at the end (`MDB_NOTFOUND`).
+    /// - Throws: `LMDBError` (`EINVAL`).
+    package func move(_ op: MDB_cursor_op) throws(LMDBError) -> Entry? {
+        var k = MDB_val()
+        var v = MDB_val()
+        let rc = mdb_cursor_get(handle, &k, &v, op)
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_cursor_get")
+        return (bytes(of: k), bytes(of: v))
+    }
+
+    /// Positions at the first key >= `key` (`MDB_SET_RANGE`), or exactly at `key` (`MDB_SET_KEY`).
+    ///
+    /// Corresponds to `mdb_cursor_get`.
+    /// - Returns: The entry, or `nil` when there is none.
+    /// - Throws: `LMDBError` (`EINVAL`).
+    package func seek(_ key: [UInt8], exact: Bool = false) throws(LMDBError) -> Entry? {
+        var k = MDB_val()
+        var v = MDB_val()
+        let cursor = handle
+        let rc = key.withUnsafeBytes { kb in
+            k = mdbVal(kb)
+            return mdb_cursor_get(cursor, &k, &v, exact ? MDB_SET_KEY : MDB_SET_RANGE)
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_cursor_get")
+        return (bytes(of: k), bytes(of: v))
+    }
+
+    /// In a `MDB_DUPSORT` database, positions at `key` and its first value >= `value` (`MDB_GET_BOTH_RANGE`).
+    ///
+    /// Corresponds to `mdb_cursor_get`.
+    /// - Returns: The entry, or `nil` when `key` is absent or has no such value.
+    /// - Throws: `LMDBError` (`EINVAL`).
+    package func seek(_ key: [UInt8], valueAtLeast value: [UInt8]) throws(LMDBError) -> Entry? {
+        var k = MDB_val()
+        var v = MDB_val()
+        let cursor = handle
+        let rc = key.withUnsafeBytes { kb in
+            value.withUnsafeBytes { vb in
+                k = mdbVal(kb)
+                v = mdbVal(vb)
+                return mdb_cursor_get(cursor, &k, &v, MDB_GET_BOTH_RANGE)
+            }
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_cursor_get")
+        return (bytes(of: k), bytes(of: v))
+    }
+}

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An exclusive `flock` on `<directory>/taskshed.lock`, holding the owner's pid, so that only one process
+/// (and one store object) opens a store directory at a time.
+///
+/// - Important: The lock is released when `close()` runs or the object is freed (closing the descriptor
+///   releases the `flock`).
+final class DirectoryLock {
+    static let fileName = "taskshed.lock"
+
+    private var fd: Int32
+
+    /// Takes the lock or fails naming the process that holds it.
+    /// - Throws: `StoreError` `internalError` with field `directory`.
+    init(directory: String) throws(StoreError) {
+        let path = directory + "/" + Self.fileName
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw StoreError(
+                code: .internalError, field: "directory",
+                message: "cannot open lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        var rc: Int32
+        repeat { rc = flock(fd, LOCK_EX | LOCK_NB) } while rc != 0 && errno == EINTR
+        if rc != 0 {
+            let err = errno
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+            Glibc.close(fd)
+            if err == EWOULDBLOCK {
+                let holder = n > 0
+                    ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingWhitespace() : "unknown"
+                throw StoreError(
+                    code: .internalError, field: "directory",
+                    message: "store directory \(directory) is in use by process \(holder) (lock file \(path))")
+            }
+            throw StoreError(
+                code: .internalError, field: "directory",
+                message: "cannot lock \(path): \(String(cString: strerror(err)))")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        // The pid is informational (for the error above); failing to write it does not make the lock invalid.
+        if ftruncate(fd, 0) == 0 {
+            _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        }
+        self.fd = fd
+    }
+
+    /// Releases the lock.
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    deinit { close() }
+}
+
+extension String {
+    fileprivate func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace || c == "\0" { s.removeFirst() }
+        while let c = s.last, c.isWhitespace || c == "\0" { s.removeLast() }
+        return s.isEmpty ? "unknown" : String(s)
+    }
+}
+
+/// A `pthread_mutex_t` on the heap (a Swift-stored one could move).
+final class PthreadMutex {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+}

@@ -1,0 +1,117 @@
+/// Appends fixed-width integers and byte strings to a reusable buffer (the store's own encoding; it is
+/// independent of the wire format, see LAYOUT.md).
+struct ByteSink {
+    var bytes: [UInt8]
+
+    init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    @inline(__always) mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+
+    @inline(__always) mutating func u8(_ v: UInt8) { bytes.append(v) }
+
+    @inline(__always) mutating func u16LE(_ v: UInt16) {
+        bytes.append(UInt8(truncatingIfNeeded: v))
+        bytes.append(UInt8(truncatingIfNeeded: v >> 8))
+    }
+
+    @inline(__always) mutating func u32LE(_ v: UInt32) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func u64LE(_ v: UInt64) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func i64LE(_ v: Int64) { u64LE(UInt64(bitPattern: v)) }
+
+    /// A time as 8 big-endian bytes with the sign bit flipped, so that byte order is numeric order.
+    @inline(__always) mutating func timeKey(_ v: Int64) {
+        let ordered = UInt64(bitPattern: v) ^ (1 << 63)
+        withUnsafeBytes(of: ordered.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func raw(_ s: String) {
+        var s = s
+        s.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+
+    @inline(__always) func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E> = bytes.withUnsafeBytes { buffer in
+            do throws(E) { return .success(try body(buffer)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// Reads what `ByteSink` wrote; every read checks bounds and returns `nil` past the end.
+struct ByteSource {
+    let buffer: UnsafeRawBufferPointer
+    var offset = 0
+
+    init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
+
+    var isAtEnd: Bool { offset == buffer.count }
+    var remaining: Int { buffer.count - offset }
+
+    @inline(__always) mutating func u8() -> UInt8? {
+        guard offset < buffer.count else { return nil }
+        defer { offset += 1 }
+        return buffer[offset]
+    }
+
+    @inline(__always) mutating func u16LE() -> UInt16? {
+        guard remaining >= 2 else { return nil }
+        defer { offset += 2 }
+        return UInt16(buffer[offset]) | UInt16(buffer[offset + 1]) << 8
+    }
+
+    @inline(__always) mutating func u32LE() -> UInt32? {
+        guard remaining >= 4 else { return nil }
+        defer { offset += 4 }
+        return UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    @inline(__always) mutating func u64LE() -> UInt64? {
+        guard remaining >= 8 else { return nil }
+        defer { offset += 8 }
+        return UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    @inline(__always) mutating func i64LE() -> Int64? { u64LE().map { Int64(bitPattern: $0) } }
+
+    /// Reads a time written by `ByteSink.timeKey`.
+    @inline(__always) mutating func timeKey() -> Int64? {
+        guard remaining >= 8 else { return nil }
+        defer { offset += 8 }
+        let be = buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        return Int64(bitPattern: UInt64(bigEndian: be) ^ (1 << 63))
+    }
+
+    @inline(__always) mutating func bytes(_ count: Int) -> UnsafeRawBufferPointer? {
+        guard count >= 0, remaining >= count else { return nil }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count])
+    }
+
+    @inline(__always) mutating func string(_ count: Int) -> String? {
+        guard let b = bytes(count) else { return nil }
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    /// The rest of the buffer as a string.
+    @inline(__always) mutating func restString() -> String {
+        string(remaining) ?? ""
+    }
+}
+
+/// Decodes a time key (8 bytes, see `ByteSink.timeKey`) at the start of `key`.
+@inline(__always)
+func decodeTimeKey(_ key: UnsafeRawBufferPointer) -> Int64? {
+    var source = ByteSource(key)
+    return source.timeKey()
+}

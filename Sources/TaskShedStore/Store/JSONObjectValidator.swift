@@ -1,0 +1,134 @@
+/// Checks that bytes are exactly one JSON object (RFC 8259), with optional surrounding whitespace.
+///
+/// The store only needs to know that kwargs are a well-formed object; it never builds a tree. Nesting is
+/// limited to `maxDepth` so that hostile input cannot exhaust the stack.
+struct JSONObjectValidator {
+    static let maxDepth = 256
+
+    /// `nil` when valid, else a short reason.
+    static func problem(in bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBufferPointer { buffer in
+            var v = JSONObjectValidator(buffer: buffer)
+            v.skipSpace()
+            guard v.peek == UInt8(ascii: "{") else { return "must be a JSON object" }
+            guard v.value(depth: 0) else { return "is not valid JSON (at byte \(v.index))" }
+            v.skipSpace()
+            guard v.index == buffer.count else { return "has trailing bytes after the JSON object" }
+            if String(validating: buffer, as: UTF8.self) == nil { return "is not valid UTF-8" }
+            return nil
+        }
+    }
+
+    let buffer: UnsafeBufferPointer<UInt8>
+    var index = 0
+
+    var peek: UInt8? { index < buffer.count ? buffer[index] : nil }
+
+    mutating func skipSpace() {
+        while let c = peek, c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D { index += 1 }
+    }
+
+    mutating func expect(_ c: UInt8) -> Bool {
+        guard peek == c else { return false }
+        index += 1
+        return true
+    }
+
+    mutating func literal(_ text: StaticString) -> Bool {
+        let count = text.utf8CodeUnitCount
+        guard buffer.count - index >= count else { return false }
+        for i in 0..<count where buffer[index + i] != text.utf8Start[i] { return false }
+        index += count
+        return true
+    }
+
+    mutating func value(depth: Int) -> Bool {
+        guard depth < Self.maxDepth else { return false }
+        skipSpace()
+        guard let c = peek else { return false }
+        switch c {
+        case UInt8(ascii: "{"):
+            index += 1
+            skipSpace()
+            if expect(UInt8(ascii: "}")) { return true }
+            while true {
+                skipSpace()
+                guard string() else { return false }
+                skipSpace()
+                guard expect(UInt8(ascii: ":")), value(depth: depth + 1) else { return false }
+                skipSpace()
+                if expect(UInt8(ascii: "}")) { return true }
+                guard expect(UInt8(ascii: ",")) else { return false }
+            }
+        case UInt8(ascii: "["):
+            index += 1
+            skipSpace()
+            if expect(UInt8(ascii: "]")) { return true }
+            while true {
+                guard value(depth: depth + 1) else { return false }
+                skipSpace()
+                if expect(UInt8(ascii: "]")) { return true }
+                guard expect(UInt8(ascii: ",")) else { return false }
+            }
+        case UInt8(ascii: "\""): return string()
+        case UInt8(ascii: "t"): return literal("true")
+        case UInt8(ascii: "f"): return literal("false")
+        case UInt8(ascii: "n"): return literal("null")
+        default: return number()
+        }
+    }
+
+    mutating func string() -> Bool {
+        guard expect(UInt8(ascii: "\"")) else { return false }
+        while let c = peek {
+            index += 1
+            switch c {
+            case UInt8(ascii: "\""): return true
+            case UInt8(ascii: "\\"):
+                guard let e = peek else { return false }
+                index += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                    UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    continue
+                case UInt8(ascii: "u"):
+                    for _ in 0..<4 {
+                        guard let h = peek, isHex(h) else { return false }
+                        index += 1
+                    }
+                default: return false
+                }
+            case 0..<0x20: return false
+            default: continue
+            }
+        }
+        return false
+    }
+
+    func isHex(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66)
+    }
+
+    func isDigit(_ c: UInt8?) -> Bool { c.map { $0 >= 0x30 && $0 <= 0x39 } ?? false }
+
+    mutating func number() -> Bool {
+        _ = expect(UInt8(ascii: "-"))
+        if expect(UInt8(ascii: "0")) {
+            // A leading zero stands alone.
+        } else {
+            guard isDigit(peek) else { return false }
+            while isDigit(peek) { index += 1 }
+        }
+        if expect(UInt8(ascii: ".")) {
+            guard isDigit(peek) else { return false }
+            while isDigit(peek) { index += 1 }
+        }
+        if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+            index += 1
+            if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
+            guard isDigit(peek) else { return false }
+            while isDigit(peek) { index += 1 }
+        }
+        return true
+    }
+}

@@ -1,0 +1,277 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLMDB
+import TaskShedProtocol
+
+/// The task store on LMDB: one directory holding `data.mdb`, LMDB's `lock.mdb` and `taskshed.lock`.
+///
+/// Layout, key encodings and the schema version are described in `LAYOUT.md` in this module.
+///
+/// - Important: One store object per directory and process: opening takes an exclusive lock on the directory
+///   and a second opener (in any process) fails with an error naming the holder's pid. Every method takes an
+///   internal lock, so the object may be shared between threads, but the daemon calls it from its single loop
+///   thread. Writes are serialised; keep `write` bodies short.
+public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
+    /// The on-disk schema version this build reads and writes.
+    public static let schemaVersion: UInt32 = 1
+
+    /// The store directory.
+    public let directory: String
+    /// The options the store was opened with.
+    public let options: StoreOptions
+
+    // Everything below is guarded by `mutex` (that is what makes the `@unchecked Sendable` true).
+    private let mutex = PthreadMutex()
+    private var environment: LMDBEnvironment?
+    private var directoryLock: DirectoryLock?
+    let dbs: StoreDatabases
+    let random: RandomSource
+
+    private static let schemaKey: [UInt8] = Array("schema_version".utf8)
+
+    /// Opens (creating if needed) the store in `directory`.
+    ///
+    /// Takes the directory lock, opens the LMDB environment, clears stale reader slots (`mdb_reader_check`),
+    /// creates missing databases and checks the schema version. No task is read: opening takes the same time
+    /// for any store size.
+    /// - Parameters:
+    ///   - directory: The store directory (created with mode 0700 when `options.createDirectory`).
+    ///   - options: Map sizes, durability, limits, retry policy.
+    ///   - random: Source of generated ids and retry jitter (inject a seeded one in tests).
+    /// - Throws: `internalError` when the directory is locked by another opener (the message names the pid),
+    ///   when the store has another schema version, or when LMDB fails.
+    public init(
+        directory: String, options: StoreOptions = StoreOptions(),
+        random: any RandomNumberGenerator = SystemRandomNumberGenerator()
+    ) throws(StoreError) {
+        self.directory = directory
+        self.options = options
+        self.random = RandomSource(random)
+        if options.createDirectory {
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+                throw StoreError(
+                    code: .internalError, field: "directory",
+                    message: "cannot create \(directory): \(String(cString: strerror(errno)))")
+            }
+        }
+        let lock = try DirectoryLock(directory: directory)
+        var flags: LMDBEnvironment.Flags = [.noTLS]
+        if !options.durable { flags.insert(.noSync) }
+        if options.noReadAhead { flags.insert(.noReadAhead) }
+        let env = try lmdb { () throws(LMDBError) in
+            try LMDBEnvironment(
+                path: directory, mapSize: min(options.initialMapBytes, options.maxMapBytes), maxDatabases: 16,
+                flags: flags)
+        }
+        try lmdb { () throws(LMDBError) in _ = try env.readerCheck() }
+        self.dbs = try Self.openDatabases(env, directory: directory)
+        self.environment = env
+        self.directoryLock = lock
+    }
+
+    private static func openDatabases(_ env: LMDBEnvironment, directory: String) throws(StoreError) -> StoreDatabases {
+        let txn = try lmdb { () throws(LMDBError) in try LMDBTransaction(environment: env, readOnly: false) }
+        do throws(StoreError) {
+            func open(_ name: String, dup: Bool = false) throws(StoreError) -> LMDBDatabase {
+                let flags: LMDBDatabase.Flags = dup ? [.create, .dupSort] : [.create]
+                guard let db = try lmdb({ () throws(LMDBError) in try txn.openDatabase(name, flags: flags) }) else {
+                    throw StoreError(code: .internalError, message: "cannot create database \(name)")
+                }
+                return db
+            }
+            let dbs = StoreDatabases(
+                meta: try open("meta"), tasks: try open("tasks"), wake: try open("wake"),
+                callbackDue: try open("callback_due", dup: true), paused: try open("paused"),
+                leases: try open("leases"), dead: try open("dead"), groups: try open("groups"),
+                counts: try open("counts"))
+            if let raw = try lmdb({ () throws(LMDBError) in try txn.get(dbs.meta, key: schemaKey) }) {
+                var s = ByteSource(raw)
+                let found = s.u32LE()
+                guard let found, found == schemaVersion else {
+                    throw StoreError(
+                        code: .internalError, field: "schema_version",
+                        message: "the store in \(directory) has schema version \(found.map(String.init) ?? "?"); "
+                            + "this build reads version \(schemaVersion)")
+                }
+            } else {
+                var sink = ByteSink(capacity: 4)
+                sink.u32LE(schemaVersion)
+                let v = sink.bytes
+                try lmdb { () throws(LMDBError) in try txn.put(dbs.meta, key: schemaKey, value: v) }
+            }
+            try lmdb { () throws(LMDBError) in try txn.commit() }
+            return dbs
+        } catch {
+            if txn.handle != nil { txn.abort() }
+            throw error
+        }
+    }
+
+    /// Closes the environment and releases the directory lock. Later calls fail with `internalError`.
+    /// Closing twice is harmless.
+    public func close() {
+        mutex.lock()
+        defer { mutex.unlock() }
+        environment = nil
+        directoryLock?.close()
+        directoryLock = nil
+    }
+
+    deinit {
+        environment = nil
+        directoryLock?.close()
+    }
+
+    private func liveEnvironment() throws(StoreError) -> LMDBEnvironment {
+        guard let environment else { throw StoreError(code: .internalError, message: "the store is closed") }
+        return environment
+    }
+
+    // MARK: Reads
+
+    /// Runs `body` in a read-only transaction under the store's lock.
+    private func read<R>(_ body: (StoreContext, LMDBEnvironment) throws(StoreError) -> R) throws(StoreError) -> R {
+        mutex.lock()
+        defer { mutex.unlock() }
+        let env = try liveEnvironment()
+        let txn = try beginTransaction(env, readOnly: true)
+        defer { txn.abort() }
+        return try body(StoreContext(txn: txn, dbs: dbs, options: options, random: random), env)
+    }
+
+    /// Begins a transaction, adopting a map grown by another process (`MDB_MAP_RESIZED`) if needed.
+    private func beginTransaction(_ env: LMDBEnvironment, readOnly: Bool) throws(StoreError) -> LMDBTransaction {
+        do {
+            return try LMDBTransaction(environment: env, readOnly: readOnly)
+        } catch where error.isMapResized {
+            try lmdb { () throws(LMDBError) in try env.setMapSize(0) }
+            return try lmdb { () throws(LMDBError) in try LMDBTransaction(environment: env, readOnly: readOnly) }
+        } catch {
+            throw .lmdb(error)
+        }
+    }
+
+    /// See `TaskStore.fetch`.
+    public func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord] {
+        try read { (ctx, _) throws(StoreError) in try ctx.fetch(selector) }
+    }
+
+    /// See `TaskStore.list`.
+    public func list(filter: TaskFilter = TaskFilter(), limit: Int, cursor: [UInt8]? = nil, now: Int64)
+        throws(StoreError) -> TaskPage
+    {
+        try read { (ctx, _) throws(StoreError) in try ctx.list(filter: filter, limit: limit, cursor: cursor, now: now) }
+    }
+
+    /// See `TaskStore.earliestRunAt()`. One cursor seek on the `wake` index.
+    public func earliestRunAt() throws(StoreError) -> Int64? {
+        try read { (ctx, _) throws(StoreError) in try ctx.firstTime(ctx.dbs.wake) }
+    }
+
+    /// See `TaskStore.earliestRunAt(callback:)`. One cursor seek on the `callback_due` index.
+    public func earliestRunAt(callback: String) throws(StoreError) -> Int64? {
+        try read { (ctx, _) throws(StoreError) in try ctx.earliestRunAt(callback: callback) }
+    }
+
+    /// See `TaskStore.earliestLeaseDeadline()`. One cursor seek on the `leases` index.
+    public func earliestLeaseDeadline() throws(StoreError) -> Int64? {
+        try read { (ctx, _) throws(StoreError) in try ctx.firstTime(ctx.dbs.leases) }
+    }
+
+    /// See `TaskStore.stats(now:)`. Reads the `counts` database (one entry per callback) and walks the due
+    /// part of each callback's due list: O(callbacks + due tasks), never a scan of all tasks.
+    public func stats(now: Int64) throws(StoreError) -> StoreStats {
+        try read { (ctx, env) throws(StoreError) in try ctx.stats(now: now, environment: env) }
+    }
+
+    /// Flushes the data file to disk (useful after writes in non-durable mode). Corresponds to `mdb_env_sync`.
+    /// - Throws: `internalError` with the I/O error.
+    public func sync() throws(StoreError) {
+        mutex.lock()
+        defer { mutex.unlock() }
+        let env = try liveEnvironment()
+        try lmdb { () throws(LMDBError) in try env.sync(force: true) }
+    }
+
+    // MARK: Writes
+
+    /// How a rerun batch treats a map that cannot grow any more.
+    enum FullMode {
+        /// Map full: grow and rerun.
+        case normal
+        /// The map is at its maximum: each request that needs more room fails alone with `storeFull`.
+        case full
+        /// The map was grown past the maximum for removals: every other request fails with `storeFull`.
+        case removalsOnly
+    }
+
+    /// See `TaskStore.write(isolatingRequests:_:)`.
+    ///
+    /// On `MDB_MAP_FULL` the transaction is aborted, the map doubled (up to `options.maxMapBytes`) and the
+    /// whole batch rerun. At the maximum: a batch of removals may use `options.removalHeadroomBytes` more (the
+    /// map is shrunk back to the maximum afterwards, as far as the data allows); in other batches the requests
+    /// that need room fail with `storeFull` one by one while the rest commit (with `isolatingRequests`), or the
+    /// write fails with `storeFull`.
+    public func write<R>(
+        isolatingRequests: Bool = true, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
+    ) throws(StoreError) -> R {
+        mutex.lock()
+        defer { mutex.unlock() }
+        let env = try liveEnvironment()
+        var mode = FullMode.normal
+        var usedHeadroom = false
+        while true {
+            let top = try beginTransaction(env, readOnly: false)
+            var batch = LMDBWriteBatch(
+                environment: env, top: top, isolating: isolatingRequests, mode: mode,
+                context: StoreContext(txn: top, dbs: dbs, options: options, random: random))
+            let outcome: Result<R, StoreError>
+            do throws(StoreError) {
+                outcome = .success(try body(&batch))
+            } catch {
+                outcome = .failure(error)
+            }
+            var needsRoom = batch.mapFullHit || batch.removalStarved
+            if !needsRoom {
+                do throws(StoreError) {
+                    let value = try outcome.get()
+                    if let poison = batch.poisoned { throw poison }
+                    try batch.context.flushCounts()
+                    try lmdb { () throws(LMDBError) in try top.commit() }
+                    if usedHeadroom {
+                        // Give back the headroom the removals did not need.
+                        let info = env.info()
+                        try? env.setMapSize(max(options.maxMapBytes, info.usedBytes))
+                    }
+                    return value
+                } catch {
+                    if top.handle != nil { top.abort() }
+                    guard error.isMapFull else { throw error }
+                    needsRoom = true
+                }
+            } else {
+                top.abort()
+            }
+
+            let size = env.info().mapSize
+            if size < options.maxMapBytes {
+                let grown = size > options.maxMapBytes / 2 ? options.maxMapBytes : size * 2
+                try lmdb { () throws(LMDBError) in try env.setMapSize(grown) }
+                continue
+            }
+            let removalOnly = batch.otherRequests == 0 && batch.removalRequests > 0
+            if (batch.removalStarved || removalOnly) && !usedHeadroom {
+                try lmdb { () throws(LMDBError) in try env.setMapSize(size + options.removalHeadroomBytes) }
+                usedHeadroom = true
+                mode = .removalsOnly
+                continue
+            }
+            if isolatingRequests && mode == .normal {
+                mode = .full
+                continue
+            }
+            throw .full(mapBytes: size, maxBytes: options.maxMapBytes)
+        }
+    }
+}

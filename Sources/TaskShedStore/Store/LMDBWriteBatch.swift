@@ -1,0 +1,172 @@
+import TaskShedProtocol
+
+/// The write operations of `LMDBTaskStore` inside one write transaction (see `TaskStoreWriteBatch` for what
+/// each operation does and throws).
+///
+/// - Important: Only valid inside the `write` body it was passed to; it must not escape.
+public struct LMDBWriteBatch: TaskStoreWriteBatch {
+    let environment: LMDBEnvironment
+    let top: LMDBTransaction
+    let isolating: Bool
+    let mode: LMDBTaskStore.FullMode
+    /// The top-level transaction's context (used directly when not isolating, and for reads).
+    var context: StoreContext
+
+    /// An operation hit `MDB_MAP_FULL` in normal mode: the store grows the map and reruns the batch.
+    var mapFullHit = false
+    /// A removal hit `MDB_MAP_FULL` at the maximum map size: the store grants removal headroom and reruns.
+    var removalStarved = false
+    /// A failed operation when not isolating: the transaction is aborted.
+    var poisoned: StoreError?
+    var removalRequests = 0
+    var otherRequests = 0
+
+    init(environment: LMDBEnvironment, top: LMDBTransaction, isolating: Bool, mode: LMDBTaskStore.FullMode, context: StoreContext) {
+        self.environment = environment
+        self.top = top
+        self.isolating = isolating
+        self.mode = mode
+        self.context = context
+    }
+
+    private var fullError: StoreError {
+        .full(mapBytes: environment.info().mapSize, maxBytes: context.options.maxMapBytes)
+    }
+
+    /// Runs one request: in a nested transaction when isolating, else directly in the top transaction.
+    private mutating func run<T>(removal: Bool, _ op: (inout StoreContext) throws(StoreError) -> T) throws(StoreError) -> T {
+        if let poisoned { throw poisoned }
+        if mapFullHit { throw fullError }
+        if removal { removalRequests += 1 } else { otherRequests += 1 }
+        if mode == .removalsOnly && !removal { throw fullError }
+        guard isolating else {
+            do throws(StoreError) {
+                return try op(&context)
+            } catch {
+                if error.isMapFull {
+                    mapFullHit = true
+                    throw fullError
+                }
+                poisoned = error
+                throw error
+            }
+        }
+        let parent = top
+        let env = environment
+        let child = try lmdb { () throws(LMDBError) in
+            try LMDBTransaction(environment: env, parent: parent, readOnly: false)
+        }
+        var ctx = StoreContext(txn: child, dbs: context.dbs, options: context.options, random: context.random)
+        do throws(StoreError) {
+            let result = try op(&ctx)
+            try ctx.flushCounts()
+            try lmdb { () throws(LMDBError) in try child.commit() }
+            return result
+        } catch {
+            if child.handle != nil { child.abort() }
+            if error.isMapFull {
+                switch mode {
+                case .normal: mapFullHit = true
+                case .full, .removalsOnly: if removal { removalStarved = true }
+                }
+                throw fullError
+            }
+            throw error
+        }
+    }
+
+    /// See `TaskStoreWriteBatch.add`.
+    public mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError)
+        -> [AddResult]
+    {
+        try run(removal: false) { (c) throws(StoreError) in try c.add(specs, onConflict: onConflict, now: now) }
+    }
+
+    /// See `TaskStoreWriteBatch.pause`.
+    public mutating func pause(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
+        try run(removal: false) { (c) throws(StoreError) in try c.setPaused(selector, paused: true, now: now) }
+    }
+
+    /// See `TaskStoreWriteBatch.resume`.
+    public mutating func resume(_ selector: TaskSelector) throws(StoreError) -> Int {
+        try run(removal: false) { (c) throws(StoreError) in try c.setPaused(selector, paused: false, now: 0) }
+    }
+
+    /// See `TaskStoreWriteBatch.remove`.
+    public mutating func remove(_ selector: TaskSelector) throws(StoreError) -> Int {
+        try run(removal: true) { (c) throws(StoreError) in try c.remove(selector) }
+    }
+
+    /// See `TaskStoreWriteBatch.updateRunTimes`.
+    public mutating func updateRunTimes(_ updates: [RunTimeUpdate]) throws(StoreError) {
+        try run(removal: false) { (c) throws(StoreError) in try c.updateRunTimes(updates) }
+    }
+
+    /// See `TaskStoreWriteBatch.claim`.
+    public mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
+        throws(StoreError) -> [TaskRecord]
+    {
+        try run(removal: false) { (c) throws(StoreError) in
+            try c.claim(callbacks: callbacks, max: max, holder: holder, leaseDeadline: leaseDeadline, now: now)
+        }
+    }
+
+    /// See `TaskStoreWriteBatch.ack`.
+    public mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord? {
+        try run(removal: false) { (c) throws(StoreError) in try c.ack(id: id, attempt: attempt, holder: holder, now: now) }
+    }
+
+    /// See `TaskStoreWriteBatch.fail`.
+    public mutating func fail(id: String, attempt: UInt32, holder: UInt64, error: String, retry: Bool, now: Int64)
+        throws(StoreError) -> TaskRecord
+    {
+        try run(removal: false) { (c) throws(StoreError) in
+            try c.fail(id: id, attempt: attempt, holder: holder, error: error, retry: retry, now: now)
+        }
+    }
+
+    /// See `TaskStoreWriteBatch.touch`.
+    public mutating func touch(id: String, attempt: UInt32, holder: UInt64, leaseDeadline: Int64) throws(StoreError)
+        -> Int64
+    {
+        try run(removal: false) { (c) throws(StoreError) in
+            try c.touch(id: id, attempt: attempt, holder: holder, newDeadline: leaseDeadline)
+        }
+    }
+
+    /// See `TaskStoreWriteBatch.release`.
+    public mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
+        try run(removal: false) { (c) throws(StoreError) in try c.release(id: id, attempt: attempt, holder: holder) }
+    }
+
+    /// See `TaskStoreWriteBatch.releaseHolder`.
+    public mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
+        try run(removal: false) { (c) throws(StoreError) in try c.releaseHolder(holder, reason: reason, now: now) }
+    }
+
+    /// See `TaskStoreWriteBatch.expireLeases`.
+    public mutating func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord] {
+        try run(removal: false) { (c) throws(StoreError) in try c.expireLeases(now: now, reason: "lease expired") }
+    }
+
+    /// See `TaskStoreWriteBatch.releaseAllLeases`.
+    public mutating func releaseAllLeases() throws(StoreError) -> Int {
+        try run(removal: false) { (c) throws(StoreError) in try c.releaseAllLeases() }
+    }
+
+    /// See `TaskStoreWriteBatch.retryDead`.
+    public mutating func retryDead(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
+        try run(removal: false) { (c) throws(StoreError) in try c.retryDead(selector, now: now) }
+    }
+
+    /// See `TaskStoreWriteBatch.purgeDead`.
+    public mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int {
+        try run(removal: true) { (c) throws(StoreError) in try c.purgeDead(selector) }
+    }
+
+    /// See `TaskStoreWriteBatch.fetch`.
+    public func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord] {
+        if let poisoned { throw poisoned }
+        return try context.fetch(selector)
+    }
+}

@@ -1,0 +1,251 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLMDB
+import TaskShedProtocol
+
+/// A sorted stream of (runAt, id) positions from one index, for merging indexes in `list`.
+private final class PositionStream {
+    enum Source {
+        /// A time-keyed index (`time ++ id` keys).
+        case index(LMDBCursor)
+        /// The values of one key of `callbackDue`.
+        case dups(LMDBCursor)
+        /// Positions already collected and sorted.
+        case memory([(Int64, String)], Int)
+    }
+
+    var source: Source
+    var head: (Int64, String)?
+
+    init(source: Source) { self.source = source }
+
+    func close() {
+        switch source {
+        case .index(let c), .dups(let c): c.close()
+        case .memory: break
+        }
+    }
+
+    func set(_ entry: LMDBCursor.Entry?, valueIsPosition: Bool) throws(StoreError) {
+        guard let entry else {
+            head = nil
+            return
+        }
+        guard let p = StoreContext.decodeTimeID(valueIsPosition ? entry.value : entry.key) else {
+            throw .corrupt("index key")
+        }
+        head = p
+    }
+
+    func advance() throws(StoreError) {
+        switch source {
+        case .index(let c): try set(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }, valueIsPosition: false)
+        case .dups(let c): try set(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT_DUP) }, valueIsPosition: true)
+        case .memory(let items, let i):
+            source = .memory(items, i + 1)
+            head = i + 1 < items.count ? items[i + 1] : nil
+        }
+    }
+}
+
+extension StoreContext {
+    /// Version byte of list cursors.
+    static let cursorFormat: UInt8 = 1
+
+    static func encodeCursor(_ position: (Int64, String)) -> [UInt8] {
+        var sink = ByteSink(capacity: 9 + position.1.utf8.count)
+        sink.u8(cursorFormat)
+        sink.timeKey(position.0)
+        sink.raw(position.1)
+        return sink.bytes
+    }
+
+    static func decodeCursor(_ bytes: [UInt8]) throws(StoreError) -> (Int64, String) {
+        let decoded: (Int64, String)? = bytes.withUnsafeBytes { b in
+            var s = ByteSource(b)
+            guard s.u8() == cursorFormat, let t = s.timeKey() else { return nil }
+            return (t, s.restString())
+        }
+        guard let decoded else { throw .invalid("cursor", "not a cursor returned by a previous page") }
+        return decoded
+    }
+
+    // MARK: Fetch
+
+    func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord] {
+        if case .all = selector {
+            throw .invalid("selector", "fetch needs ids or a group; page through every task with list")
+        }
+        var out: [TaskRecord] = []
+        for id in try selectedIDs(selector) {
+            if let task = try load(id) { out.append(task.record) }
+        }
+        return out
+    }
+
+    // MARK: List
+
+    func list(filter: TaskFilter, limit: Int, cursor: [UInt8]?, now: Int64) throws(StoreError) -> TaskPage {
+        guard limit > 0 else { throw .invalid("limit", "limit must be at least 1") }
+        let after = try cursor.map { (c) throws(StoreError) in try Self.decodeCursor(c) }
+        var lower = filter.dueAfter ?? .min
+        var upper: Int64? = filter.dueBefore
+        let nowPlusOne = now == .max ? now : now + 1
+        switch filter.state {
+        case .due?: upper = min(upper ?? .max, nowPlusOne)
+        case .pending?: lower = max(lower, nowPlusOne)
+        default: break
+        }
+
+        func inRange(_ p: (Int64, String)) -> Bool {
+            if p.0 < lower { return false }
+            if let upper, p.0 >= upper { return false }
+            if let after, !positionPrecedes(after, p) { return false }
+            return true
+        }
+        func matches(_ r: TaskRecord) -> Bool {
+            if let g = filter.group, r.group != g { return false }
+            if let c = filter.callback, r.callback != c { return false }
+            if let state = filter.state {
+                switch state {
+                case .pending: if !(r.state == .scheduled && !r.paused && r.runAt > now) { return false }
+                case .due: if !(r.state == .scheduled && !r.paused && r.runAt <= now) { return false }
+                case .paused: if !(r.state == .scheduled && r.paused) { return false }
+                case .leased: if r.state != .leased { return false }
+                case .dead: if r.state != .dead { return false }
+                }
+            }
+            return inRange((r.runAt, r.id))
+        }
+        func page(_ records: [TaskRecord]) -> TaskPage {
+            guard records.count > limit else { return TaskPage(tasks: records, nextCursor: nil) }
+            let tasks = Array(records.prefix(limit))
+            let last = tasks[tasks.count - 1]
+            return TaskPage(tasks: tasks, nextCursor: Self.encodeCursor((last.runAt, last.id)))
+        }
+
+        // A group is read whole and sorted: O(group size).
+        if let group = filter.group {
+            var records: [TaskRecord] = []
+            for id in try groupIDs(group) {
+                if let t = try load(id), matches(t.record) { records.append(t.record) }
+            }
+            records.sort { positionPrecedes(($0.runAt, $0.id), ($1.runAt, $1.id)) }
+            return page(Array(records.prefix(limit + 1)))
+        }
+
+        // Otherwise merge the indexes that can hold matching tasks, each already in (runAt, id) order.
+        var streams: [PositionStream] = []
+        defer { for s in streams { s.close() } }
+        let txn = self.txn
+        var startKey = ByteSink(capacity: 264)
+        if let after, after.0 >= lower {
+            startKey.timeKey(after.0)
+            startKey.raw(after.1)
+        } else {
+            startKey.timeKey(lower)
+        }
+        let start = startKey.bytes
+
+        func openIndex(_ db: LMDBDatabase) throws(StoreError) {
+            let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
+            let s = PositionStream(source: .index(c))
+            streams.append(s)
+            try s.set(try lmdb { () throws(LMDBError) in try c.seek(start) }, valueIsPosition: false)
+        }
+
+        let state = filter.state
+        if let callback = filter.callback, state == .due || state == .pending {
+            let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: dbs.callbackDue) }
+            let s = PositionStream(source: .dups(c))
+            streams.append(s)
+            let k = Array(callback.utf8)
+            try s.set(try lmdb { () throws(LMDBError) in try c.seek(k, valueAtLeast: start) }, valueIsPosition: true)
+        } else {
+            if state == nil || state == .due || state == .pending { try openIndex(dbs.wake) }
+            if state == nil || state == .paused { try openIndex(dbs.paused) }
+            if state == nil || state == .dead { try openIndex(dbs.dead) }
+            if state == nil || state == .leased {
+                // Leases are indexed by deadline, not runAt: collect and sort them (O(leased tasks)).
+                var positions: [(Int64, String)] = []
+                for entry in try timeIndexIDs(dbs.leases) {
+                    guard let t = try load(entry.id) else { continue }
+                    let p = (t.record.runAt, t.record.id)
+                    if inRange(p) { positions.append(p) }
+                }
+                positions.sort { positionPrecedes($0, $1) }
+                let s = PositionStream(source: .memory(positions, 0))
+                s.head = positions.first
+                streams.append(s)
+            }
+        }
+
+        var records: [TaskRecord] = []
+        while records.count <= limit {
+            var best: PositionStream?
+            for s in streams {
+                guard let h = s.head else { continue }
+                if let b = best?.head, !positionPrecedes(h, b) { continue }
+                best = s
+            }
+            guard let s = best, let head = s.head else { break }
+            if let upper, head.0 >= upper { break }
+            try s.advance()
+            guard inRange(head), let task = try load(head.1) else { continue }
+            if matches(task.record) { records.append(task.record) }
+        }
+        return page(records)
+    }
+
+    // MARK: Statistics
+
+    func stats(now: Int64, environment: LMDBEnvironment) throws(StoreError) -> StoreStats {
+        var perCallback: [(String, CallbackCounts)] = []
+        try withCursor(dbs.counts) { (c) throws(StoreError) in
+            var entry = try lmdb { () throws(LMDBError) in try c.move(MDB_FIRST) }
+            while let e = entry {
+                guard let counts = CallbackCounts.decode(e.value) else { throw .corrupt("counter") }
+                perCallback.append((String(decoding: e.key, as: UTF8.self), counts))
+                entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
+            }
+        }
+        var totals = CallbackCounts()
+        var dueTotal: UInt64 = 0
+        var callbacks: [StoreCallbackStats] = []
+        try withCursor(dbs.callbackDue) { (c) throws(StoreError) in
+            for (name, counts) in perCallback {
+                totals.add(counts)
+                // Due tasks are counted by walking the callback's due list up to now: O(due tasks).
+                var due: UInt64 = 0
+                if counts.scheduled > 0 {
+                    let k = Array(name.utf8)
+                    var entry = try lmdb { () throws(LMDBError) in try c.seek(k, exact: true) }
+                    while let e = entry {
+                        guard let t = decodeTimeKey(e.value) else { throw .corrupt("due index value") }
+                        if t > now { break }
+                        due += 1
+                        entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT_DUP) }
+                    }
+                }
+                dueTotal += due
+                callbacks.append(
+                    StoreCallbackStats(
+                        callback: name, scheduled: UInt64(max(0, counts.scheduled + counts.paused)), due: due,
+                        leased: UInt64(max(0, counts.leased)), dead: UInt64(max(0, counts.dead))))
+            }
+        }
+        let info = environment.info()
+        var fileBytes: UInt64 = 0
+        if let fd = environment.fileDescriptor {
+            var st = stat()
+            if fstat(fd, &st) == 0 { fileBytes = UInt64(st.st_size) }
+        }
+        let scheduled = UInt64(max(0, totals.scheduled))
+        return StoreStats(
+            pending: scheduled >= dueTotal ? scheduled - dueTotal : 0, due: dueTotal,
+            paused: UInt64(max(0, totals.paused)), leased: UInt64(max(0, totals.leased)),
+            dead: UInt64(max(0, totals.dead)), callbacks: callbacks, earliestRunAt: try firstTime(dbs.wake),
+            fileBytes: fileBytes, mapBytes: UInt64(info.mapSize), usedBytes: UInt64(info.usedBytes))
+    }
+}

@@ -1,0 +1,406 @@
+import CLMDB
+import TaskShedProtocol
+
+/// A validated task spec, ready to store.
+private struct PreparedTask {
+    var spec: TaskSpec
+    var kwargs: [UInt8]
+    var maxAttempts: UInt32
+}
+
+extension StoreContext {
+    // MARK: Validation
+
+    static func checkName(_ value: String, field: String, what: String) throws(StoreError) {
+        let count = value.utf8.count
+        if count == 0 { throw .invalid(field, "\(what) must not be empty") }
+        if count > ProtocolLimits.maxNameBytes {
+            throw .invalid(field, "\(what) is \(count) bytes; at most \(ProtocolLimits.maxNameBytes) are allowed")
+        }
+    }
+
+    private func prepare(_ specs: [TaskSpec]) throws(StoreError) -> [PreparedTask] {
+        var prepared: [PreparedTask] = []
+        prepared.reserveCapacity(specs.count)
+        var ids = Set<String>(minimumCapacity: specs.count)
+        let emptyObject: [UInt8] = Array("{}".utf8)
+        for (i, spec) in specs.enumerated() {
+            let field = "tasks[\(i)]"
+            try Self.checkName(spec.callback, field: "\(field).callback", what: "callback")
+            if let id = spec.id {
+                try Self.checkName(id, field: "\(field).id", what: "id")
+                if !ids.insert(id).inserted {
+                    throw .invalid("\(field).id", "id \"\(id)\" appears more than once in the batch")
+                }
+            }
+            if let group = spec.group { try Self.checkName(group, field: "\(field).group", what: "group") }
+            if case .interval(let micros) = spec.schedule, micros <= 0 {
+                throw .invalid("\(field).interval", "a recurring task needs an interval > 0 (got \(micros) µs)")
+            }
+            var kwargs = spec.kwargs
+            if kwargs.isEmpty {
+                kwargs = emptyObject
+            } else {
+                if kwargs.count > options.maxKwargsBytes {
+                    throw .invalid(
+                        "\(field).kwargs", "kwargs are \(kwargs.count) bytes; at most \(options.maxKwargsBytes) are allowed")
+                }
+                if let problem = JSONObjectValidator.problem(in: kwargs) {
+                    throw .invalid("\(field).kwargs", "kwargs \(problem)")
+                }
+            }
+            let maxAttempts = spec.maxAttempts == 0 ? ProtocolLimits.defaultMaxAttempts : spec.maxAttempts
+            prepared.append(PreparedTask(spec: spec, kwargs: kwargs, maxAttempts: maxAttempts))
+        }
+        return prepared
+    }
+
+    // MARK: Add
+
+    mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError) -> [AddResult] {
+        let prepared = try prepare(specs)
+        var results: [AddResult] = []
+        results.reserveCapacity(prepared.count)
+        let txn = self.txn
+        let tasksDB = dbs.tasks
+        for (i, p) in prepared.enumerated() {
+            let spec = p.spec
+            let id: String
+            if let given = spec.id {
+                id = given
+            } else {
+                // 128 random bits: a collision is practically impossible, but an existing id is never reused.
+                var candidate = random.hexID()
+                while try load(candidate) != nil { candidate = random.hexID() }
+                id = candidate
+            }
+            var task = StoredTask(
+                record: TaskRecord(
+                    id: id, callback: spec.callback, runAt: spec.runAt ?? now, schedule: spec.schedule,
+                    kwargs: p.kwargs, group: spec.group, paused: spec.paused, pausedAt: spec.paused ? now : nil,
+                    coalesce: spec.coalesce, state: .scheduled, attempt: 0, maxAttempts: p.maxAttempts,
+                    leaseDeadline: nil, lastError: nil, createdAt: now, lastRunAt: nil, lastFailureAt: nil),
+                holder: 0)
+            value.reset()
+            task.encode(into: &value)
+            let k = Self.idKey(id)
+            let v = value.bytes
+            let inserted = try lmdb { () throws(LMDBError) -> StoredTask? in
+                switch try txn.insert(tasksDB, key: k, value: v) {
+                case .inserted: return nil
+                case .exists(let raw):
+                    guard let old = StoredTask.decode(id: id, raw) else {
+                        throw LMDBError(MDB_CORRUPTED, "decode task")
+                    }
+                    return old
+                }
+            }
+            guard let old = inserted else {
+                try save(old: nil, new: task, writeRecord: false)
+                results.append(AddResult(id: id, outcome: .inserted))
+                continue
+            }
+            switch onConflict {
+            case .keep:
+                results.append(AddResult(id: id, outcome: .kept))
+            case .fail:
+                throw StoreError(code: .taskExists, field: "tasks[\(i)].id", message: "task \"\(id)\" already exists")
+            case .replace:
+                task.record.createdAt = old.record.createdAt
+                if spec.paused, old.record.paused, let kept = old.record.pausedAt { task.record.pausedAt = kept }
+                try save(old: old, new: task)
+                results.append(AddResult(id: id, outcome: .replaced))
+            }
+        }
+        return results
+    }
+
+    // MARK: Pause, resume, remove, reschedule
+
+    mutating func setPaused(_ selector: TaskSelector, paused: Bool, now: Int64) throws(StoreError) -> Int {
+        var count = 0
+        for id in try selectedIDs(selector) {
+            guard let old = try load(id) else { continue }
+            count += 1
+            var new = old
+            new.record.paused = paused
+            if paused {
+                if !old.record.paused { new.record.pausedAt = now }
+            } else {
+                new.record.pausedAt = nil
+            }
+            if new.record != old.record { try save(old: old, new: new) }
+        }
+        return count
+    }
+
+    mutating func remove(_ selector: TaskSelector) throws(StoreError) -> Int {
+        if case .all = selector {
+            let txn = self.txn
+            let count = try lmdb { () throws(LMDBError) in try txn.entryCount(dbs.tasks) }
+            for db in dbs.taskDatabases {
+                try lmdb { () throws(LMDBError) in try txn.empty(db) }
+            }
+            deltas.removeAll()
+            return count
+        }
+        var count = 0
+        for id in try selectedIDs(selector) {
+            guard let old = try load(id) else { continue }
+            try save(old: old, new: nil)
+            count += 1
+        }
+        return count
+    }
+
+    mutating func updateRunTimes(_ updates: [RunTimeUpdate]) throws(StoreError) {
+        var loaded: [StoredTask] = []
+        loaded.reserveCapacity(updates.count)
+        for (i, u) in updates.enumerated() {
+            guard let task = try load(u.id) else { throw .notFound(u.id, field: "updates[\(i)].id") }
+            loaded.append(task)
+        }
+        for u in updates {
+            // Reload: the same id may appear twice, and the last update wins.
+            guard let old = try load(u.id) else { continue }
+            var new = old
+            new.record.runAt = u.runAt
+            if new.record != old.record { try save(old: old, new: new) }
+        }
+    }
+
+    // MARK: Claim and leases
+
+    mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
+        throws(StoreError) -> [TaskRecord]
+    {
+        guard max > 0, !callbacks.isEmpty else { return [] }
+        var unique: [String] = []
+        var seen = Set<String>()
+        for c in callbacks where seen.insert(c).inserted { unique.append(c) }
+
+        // Phase 1: merge the callbacks' due lists (each sorted by time, id) and pick the earliest `max` that are
+        // due. Phase 2 changes them; nothing is written while cursors walk the index.
+        let picked = try withCursor(dbs.callbackDue) { (cursor) throws(StoreError) -> [String] in
+            var heads: [(time: Int64, id: String, callback: [UInt8])?] = []
+            let txn = self.txn
+            let db = dbs.callbackDue
+            var cursors: [LMDBCursor] = [cursor]
+            defer { for c in cursors.dropFirst() { c.close() } }
+            for (n, name) in unique.enumerated() {
+                let c: LMDBCursor
+                if n == 0 {
+                    c = cursor
+                } else {
+                    c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
+                    cursors.append(c)
+                }
+                let k = Array(name.utf8)
+                if let e = try lmdb({ () throws(LMDBError) in try c.seek(k, exact: true) }) {
+                    guard let (t, id) = Self.decodeTimeID(e.value) else { throw .corrupt("due index value") }
+                    heads.append((t, id, k))
+                } else {
+                    heads.append(nil)
+                }
+            }
+            var out: [String] = []
+            while out.count < max {
+                var best: Int?
+                for (n, h) in heads.enumerated() {
+                    guard let h else { continue }
+                    if let b = best, let bh = heads[b], !positionPrecedes((h.time, h.id), (bh.time, bh.id)) {
+                        continue
+                    }
+                    best = n
+                }
+                guard let b = best, let head = heads[b], head.time <= now else { break }
+                out.append(head.id)
+                let c = cursors[b]
+                if let e = try lmdb({ () throws(LMDBError) in try c.move(MDB_NEXT_DUP) }) {
+                    guard let (t, id) = Self.decodeTimeID(e.value) else { throw .corrupt("due index value") }
+                    heads[b] = (t, id, head.callback)
+                } else {
+                    heads[b] = nil
+                }
+            }
+            return out
+        }
+
+        var claimed: [TaskRecord] = []
+        claimed.reserveCapacity(picked.count)
+        for id in picked {
+            guard let old = try load(id) else { throw .corrupt("due index entry for missing task \"\(id)\"") }
+            guard old.record.state == .scheduled, !old.record.paused else {
+                throw .corrupt("due index entry for task \"\(id)\" that is not due")
+            }
+            var new = old
+            new.record.state = .leased
+            new.record.attempt &+= 1
+            new.record.lastRunAt = now
+            new.record.leaseDeadline = leaseDeadline
+            new.holder = holder
+            try save(old: old, new: new)
+            claimed.append(new.record)
+        }
+        return claimed
+    }
+
+    /// Loads a task and checks that the lease `(holder, attempt)` is current.
+    func leased(_ id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> StoredTask {
+        guard let task = try load(id) else { throw .notFound(id, field: "id") }
+        guard task.record.state == .leased, task.holder == holder, task.record.attempt == attempt else {
+            throw .leaseLost(id, attempt: attempt)
+        }
+        return task
+    }
+
+    /// The task back in the schedule after its current occurrence ran (or was given up on): the next
+    /// occurrence, attempt 0, no lease. A pause made meanwhile stays.
+    static func advanced(_ task: StoredTask, interval: Int64, now: Int64) -> StoredTask {
+        var next = task
+        next.record.runAt = nextRun(runAt: task.record.runAt, interval: interval, coalesce: task.record.coalesce, now: now)
+        next.record.state = .scheduled
+        next.record.attempt = 0
+        next.record.leaseDeadline = nil
+        next.holder = 0
+        return next
+    }
+
+    static func unleased(_ task: StoredTask, state: TaskState) -> StoredTask {
+        var next = task
+        next.record.state = state
+        next.record.leaseDeadline = nil
+        next.holder = 0
+        return next
+    }
+
+    mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord? {
+        let old = try leased(id, attempt: attempt, holder: holder)
+        guard let interval = old.record.schedule.intervalMicros else {
+            try save(old: old, new: nil)
+            return nil
+        }
+        let new = Self.advanced(old, interval: interval, now: now)
+        try save(old: old, new: new)
+        return new.record
+    }
+
+    mutating func fail(id: String, attempt: UInt32, holder: UInt64, error: String, retry: Bool, now: Int64)
+        throws(StoreError) -> TaskRecord
+    {
+        let old = try leased(id, attempt: attempt, holder: holder)
+        let message = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
+        var new: StoredTask
+        if let interval = old.record.schedule.intervalMicros {
+            new = Self.advanced(old, interval: interval, now: now)
+        } else if retry && old.record.attempt < old.record.maxAttempts {
+            new = Self.unleased(old, state: .scheduled)
+            let delay = options.retry.delay(afterAttempt: old.record.attempt, unit: random.unit())
+            let (at, overflow) = now.addingReportingOverflow(delay)
+            new.record.runAt = overflow ? .max : at
+        } else {
+            new = Self.unleased(old, state: .dead)
+        }
+        new.record.lastError = message
+        new.record.lastFailureAt = now
+        try save(old: old, new: new)
+        return new.record
+    }
+
+    mutating func touch(id: String, attempt: UInt32, holder: UInt64, newDeadline: Int64) throws(StoreError) -> Int64 {
+        let old = try leased(id, attempt: attempt, holder: holder)
+        var new = old
+        new.record.leaseDeadline = newDeadline
+        try save(old: old, new: new)
+        return newDeadline
+    }
+
+    mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
+        let old = try leased(id, attempt: attempt, holder: holder)
+        var new = Self.unleased(old, state: .scheduled)
+        if new.record.attempt > 0 { new.record.attempt -= 1 }
+        try save(old: old, new: new)
+        return new.record
+    }
+
+    /// A lease ended without an answer (worker gone, lease expired): counted as a failed attempt.
+    private mutating func abandon(_ old: StoredTask, reason: String, now: Int64) throws(StoreError) -> TaskRecord {
+        var new: StoredTask
+        if old.record.attempt < old.record.maxAttempts {
+            new = Self.unleased(old, state: .scheduled)
+        } else if let interval = old.record.schedule.intervalMicros {
+            new = Self.advanced(old, interval: interval, now: now)
+        } else {
+            new = Self.unleased(old, state: .dead)
+        }
+        new.record.lastError = truncateUTF8(reason, limit: ProtocolLimits.maxErrorBytes)
+        new.record.lastFailureAt = now
+        try save(old: old, new: new)
+        return new.record
+    }
+
+    mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
+        var out: [TaskRecord] = []
+        for entry in try timeIndexIDs(dbs.leases) {
+            let owner: UInt64? = entry.value.withUnsafeBytes { b in
+                var s = ByteSource(b)
+                return s.u64LE()
+            }
+            guard owner == holder, let old = try load(entry.id) else { continue }
+            out.append(try abandon(old, reason: reason, now: now))
+        }
+        return out
+    }
+
+    mutating func expireLeases(now: Int64, reason: String) throws(StoreError) -> [TaskRecord] {
+        var out: [TaskRecord] = []
+        for entry in try timeIndexIDs(dbs.leases, through: now) {
+            guard let old = try load(entry.id) else { throw .corrupt("lease entry for missing task \"\(entry.id)\"") }
+            out.append(try abandon(old, reason: reason, now: now))
+        }
+        return out
+    }
+
+    mutating func releaseAllLeases() throws(StoreError) -> Int {
+        var count = 0
+        for entry in try timeIndexIDs(dbs.leases) {
+            guard let old = try load(entry.id) else { throw .corrupt("lease entry for missing task \"\(entry.id)\"") }
+            var new = Self.unleased(old, state: .scheduled)
+            if new.record.attempt > 0 { new.record.attempt -= 1 }
+            try save(old: old, new: new)
+            count += 1
+        }
+        return count
+    }
+
+    // MARK: Dead letters
+
+    private func deadIDs(_ selector: TaskSelector) throws(StoreError) -> [String] {
+        if case .all = selector { return try timeIndexIDs(dbs.dead).map(\.id) }
+        return try selectedIDs(selector)
+    }
+
+    mutating func retryDead(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
+        var count = 0
+        for id in try deadIDs(selector) {
+            guard let old = try load(id), old.record.state == .dead else { continue }
+            var new = old
+            new.record.state = .scheduled
+            new.record.runAt = now
+            new.record.attempt = 0
+            try save(old: old, new: new)
+            count += 1
+        }
+        return count
+    }
+
+    mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int {
+        var count = 0
+        for id in try deadIDs(selector) {
+            guard let old = try load(id), old.record.state == .dead else { continue }
+            try save(old: old, new: nil)
+            count += 1
+        }
+        return count
+    }
+}

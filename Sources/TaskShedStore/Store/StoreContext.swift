@@ -1,0 +1,384 @@
+import CLMDB
+import TaskShedProtocol
+
+/// The named databases of a store (see LAYOUT.md).
+struct StoreDatabases {
+    let meta: LMDBDatabase
+    let tasks: LMDBDatabase
+    let wake: LMDBDatabase
+    let callbackDue: LMDBDatabase
+    let paused: LMDBDatabase
+    let leases: LMDBDatabase
+    let dead: LMDBDatabase
+    let groups: LMDBDatabase
+    let counts: LMDBDatabase
+
+    /// Every database holding tasks or indexes (all but `meta`).
+    var taskDatabases: [LMDBDatabase] { [tasks, wake, callbackDue, paused, leases, dead, groups, counts] }
+}
+
+/// Per-callback counters, stored in the `counts` database and adjusted in the transaction that changes tasks.
+struct CallbackCounts: Equatable {
+    /// Scheduled and not paused.
+    var scheduled: Int64 = 0
+    /// Scheduled and paused.
+    var paused: Int64 = 0
+    var leased: Int64 = 0
+    var dead: Int64 = 0
+
+    var isZero: Bool { self == CallbackCounts() }
+
+    mutating func add(_ task: StoredTask, _ sign: Int64) {
+        switch task.record.state {
+        case .scheduled:
+            if task.record.paused { paused += sign } else { scheduled += sign }
+        case .leased: leased += sign
+        case .dead: dead += sign
+        }
+    }
+
+    mutating func add(_ other: CallbackCounts) {
+        scheduled += other.scheduled
+        paused += other.paused
+        leased += other.leased
+        dead += other.dead
+    }
+
+    func encode(into sink: inout ByteSink) {
+        sink.i64LE(scheduled)
+        sink.i64LE(paused)
+        sink.i64LE(leased)
+        sink.i64LE(dead)
+    }
+
+    static func decode(_ buffer: UnsafeRawBufferPointer) -> CallbackCounts? {
+        var s = ByteSource(buffer)
+        guard let a = s.i64LE(), let b = s.i64LE(), let c = s.i64LE(), let d = s.i64LE(), s.isAtEnd else {
+            return nil
+        }
+        return CallbackCounts(scheduled: a, paused: b, leased: c, dead: d)
+    }
+}
+
+/// The random source for generated ids and retry jitter, shared by the store's transactions.
+final class RandomSource {
+    var generator: any RandomNumberGenerator
+
+    init(_ generator: any RandomNumberGenerator) { self.generator = generator }
+
+    func next() -> UInt64 { generator.next() }
+
+    /// A uniform draw in 0...1.
+    func unit() -> Double { Double(next() >> 11) / Double((UInt64(1) << 53) - 1) }
+
+    /// 32 lowercase hex digits from 128 random bits.
+    func hexID() -> String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8](repeating: 0, count: 32)
+        for half in 0..<2 {
+            var v = next()
+            for i in 0..<16 {
+                out[half * 16 + 15 - i] = digits[Int(v & 0xF)]
+                v >>= 4
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Wraps an LMDB call so that its error becomes a `StoreError` (keeping the LMDB code).
+@inline(__always)
+func lmdb<R>(_ body: () throws(LMDBError) -> R) throws(StoreError) -> R {
+    do { return try body() } catch { throw StoreError.lmdb(error) }
+}
+
+/// Compares two (runAt, id) positions the way the indexes order them (time, then id bytes).
+@inline(__always)
+func positionPrecedes(_ a: (Int64, String), _ b: (Int64, String)) -> Bool {
+    if a.0 != b.0 { return a.0 < b.0 }
+    return a.1.utf8.lexicographicallyPrecedes(b.1.utf8)
+}
+
+/// One transaction's view of the store: record access and index maintenance. Every operation is built on
+/// `load` and `save`, which keep all indexes and counters consistent with the `tasks` database.
+struct StoreContext {
+    let txn: LMDBTransaction
+    let dbs: StoreDatabases
+    let options: StoreOptions
+    let random: RandomSource
+    var key = ByteSink(capacity: 520)
+    var aux = ByteSink(capacity: 520)
+    var value = ByteSink(capacity: 512)
+    /// Counter changes not yet written to `counts` (flushed once per request, not once per task).
+    var deltas: [String: CallbackCounts] = [:]
+
+    init(txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource) {
+        self.txn = txn
+        self.dbs = dbs
+        self.options = options
+        self.random = random
+    }
+
+    // MARK: Keys
+
+    static func idKey(_ id: String) -> [UInt8] { Array(id.utf8) }
+
+    /// `time(8) ++ id` into `sink`.
+    @inline(__always)
+    static func timeIDKey(_ sink: inout ByteSink, _ time: Int64, _ id: String) {
+        sink.reset()
+        sink.timeKey(time)
+        sink.raw(id)
+    }
+
+    /// `len(1) ++ group ++ id` into `sink`.
+    @inline(__always)
+    static func groupKey(_ sink: inout ByteSink, _ group: String, _ id: String) {
+        sink.reset()
+        sink.u8(UInt8(group.utf8.count))
+        sink.raw(group)
+        sink.raw(id)
+    }
+
+    /// Decodes `time ++ id` (an index key, or a `callbackDue` value).
+    static func decodeTimeID(_ bytes: UnsafeRawBufferPointer) -> (Int64, String)? {
+        var s = ByteSource(bytes)
+        guard let t = s.timeKey() else { return nil }
+        return (t, s.restString())
+    }
+
+    // MARK: Records
+
+    /// Loads a task, copying it out of the map.
+    func load(_ id: String) throws(StoreError) -> StoredTask? {
+        guard let raw = try lmdb({ () throws(LMDBError) in try txn.get(dbs.tasks, key: Self.idKey(id)) }) else {
+            return nil
+        }
+        guard let task = StoredTask.decode(id: id, raw) else { throw .corrupt("task \"\(id)\"") }
+        return task
+    }
+
+    /// Writes `new` in place of `old` (either may be nil: insert, delete), updating every index and counter.
+    ///
+    /// - Parameter writeRecord: `false` when the caller already stored `new` in `tasks` (insert path).
+    mutating func save(old: StoredTask?, new: StoredTask?, writeRecord: Bool = true) throws(StoreError) {
+        guard let id = new?.record.id ?? old?.record.id else { return }
+        let txn = self.txn
+        let dbs = self.dbs
+        if writeRecord {
+            if let new {
+                value.reset()
+                new.encode(into: &value)
+                let k = Self.idKey(id)
+                let v = value.bytes
+                try lmdb { () throws(LMDBError) in try txn.put(dbs.tasks, key: k, value: v) }
+            } else {
+                let k = Self.idKey(id)
+                try lmdb { () throws(LMDBError) in _ = try txn.delete(dbs.tasks, key: k) }
+            }
+        }
+
+        // Unpaused scheduled tasks: `wake` (time, id) and `callbackDue` callback -> (time, id).
+        let oldWake = old.flatMap { $0.record.state == .scheduled && !$0.record.paused ? $0.record.runAt : nil }
+        let newWake = new.flatMap { $0.record.state == .scheduled && !$0.record.paused ? $0.record.runAt : nil }
+        if oldWake != newWake || (oldWake != nil && old?.record.callback != new?.record.callback) {
+            if let t = oldWake, let old {
+                Self.timeIDKey(&key, t, id)
+                let k = key.bytes
+                let cb = Array(old.record.callback.utf8)
+                try lmdb { () throws(LMDBError) in
+                    _ = try txn.delete(dbs.wake, key: k)
+                    _ = try txn.delete(dbs.callbackDue, key: cb, value: k)
+                }
+            }
+            if let t = newWake, let new {
+                Self.timeIDKey(&key, t, id)
+                let k = key.bytes
+                let cb = Array(new.record.callback.utf8)
+                try lmdb { () throws(LMDBError) in
+                    try txn.put(dbs.wake, key: k, value: [])
+                    try txn.put(dbs.callbackDue, key: cb, value: k)
+                }
+            }
+        }
+
+        // Paused scheduled tasks: `paused` (time, id).
+        let oldPaused = old.flatMap { $0.record.state == .scheduled && $0.record.paused ? $0.record.runAt : nil }
+        let newPaused = new.flatMap { $0.record.state == .scheduled && $0.record.paused ? $0.record.runAt : nil }
+        try moveTimeIndex(dbs.paused, id, oldPaused, newPaused, value: [])
+
+        // Leased tasks: `leases` (deadline, id) -> holder.
+        let oldLease = old.flatMap { $0.record.state == .leased ? $0.record.leaseDeadline : nil }
+        let newLease = new.flatMap { $0.record.state == .leased ? $0.record.leaseDeadline : nil }
+        if oldLease != newLease || old?.holder != new?.holder {
+            if let t = oldLease { try deleteTimeIndex(dbs.leases, id, t) }
+            if let t = newLease, let new {
+                aux.reset()
+                aux.u64LE(new.holder)
+                try putTimeIndex(dbs.leases, id, t, value: aux.bytes)
+            }
+        }
+
+        // Dead-lettered tasks: `dead` (time, id).
+        let oldDead = old.flatMap { $0.record.state == .dead ? $0.record.runAt : nil }
+        let newDead = new.flatMap { $0.record.state == .dead ? $0.record.runAt : nil }
+        try moveTimeIndex(dbs.dead, id, oldDead, newDead, value: [])
+
+        // Groups: `groups` len ++ group ++ id.
+        let oldGroup = old?.record.group
+        let newGroup = new?.record.group
+        if oldGroup != newGroup {
+            if let g = oldGroup {
+                Self.groupKey(&key, g, id)
+                let k = key.bytes
+                try lmdb { () throws(LMDBError) in _ = try txn.delete(dbs.groups, key: k) }
+            }
+            if let g = newGroup {
+                Self.groupKey(&key, g, id)
+                let k = key.bytes
+                try lmdb { () throws(LMDBError) in try txn.put(dbs.groups, key: k, value: []) }
+            }
+        }
+
+        if let old { deltas[old.record.callback, default: CallbackCounts()].add(old, -1) }
+        if let new { deltas[new.record.callback, default: CallbackCounts()].add(new, 1) }
+    }
+
+    private mutating func moveTimeIndex(
+        _ db: LMDBDatabase, _ id: String, _ old: Int64?, _ new: Int64?, value: [UInt8]
+    ) throws(StoreError) {
+        guard old != new else { return }
+        if let t = old { try deleteTimeIndex(db, id, t) }
+        if let t = new { try putTimeIndex(db, id, t, value: value) }
+    }
+
+    private mutating func deleteTimeIndex(_ db: LMDBDatabase, _ id: String, _ t: Int64) throws(StoreError) {
+        Self.timeIDKey(&key, t, id)
+        let k = key.bytes
+        let txn = self.txn
+        try lmdb { () throws(LMDBError) in _ = try txn.delete(db, key: k) }
+    }
+
+    private mutating func putTimeIndex(_ db: LMDBDatabase, _ id: String, _ t: Int64, value: [UInt8])
+        throws(StoreError)
+    {
+        Self.timeIDKey(&key, t, id)
+        let k = key.bytes
+        let txn = self.txn
+        try lmdb { () throws(LMDBError) in try txn.put(db, key: k, value: value) }
+    }
+
+    /// Writes the accumulated counter changes into `counts`.
+    mutating func flushCounts() throws(StoreError) {
+        guard !deltas.isEmpty else { return }
+        let txn = self.txn
+        let db = dbs.counts
+        for (callback, delta) in deltas where !delta.isZero {
+            let k = Array(callback.utf8)
+            var current = CallbackCounts()
+            if let raw = try lmdb({ () throws(LMDBError) in try txn.get(db, key: k) }) {
+                guard let c = CallbackCounts.decode(raw) else { throw .corrupt("counter of \"\(callback)\"") }
+                current = c
+            }
+            current.add(delta)
+            if current.isZero {
+                try lmdb { () throws(LMDBError) in _ = try txn.delete(db, key: k) }
+            } else {
+                value.reset()
+                current.encode(into: &value)
+                let v = value.bytes
+                try lmdb { () throws(LMDBError) in try txn.put(db, key: k, value: v) }
+            }
+        }
+        deltas.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Cursors
+
+    /// Runs `body` with a cursor on `db`, closed before returning (cursors must not outlive the transaction).
+    func withCursor<R>(_ db: LMDBDatabase, _ body: (LMDBCursor) throws(StoreError) -> R) throws(StoreError) -> R {
+        let txn = self.txn
+        let cursor = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
+        defer { cursor.close() }
+        return try body(cursor)
+    }
+
+    /// Ids of a group, in id byte order.
+    func groupIDs(_ group: String) throws(StoreError) -> [String] {
+        var prefix = ByteSink(capacity: 260)
+        prefix.u8(UInt8(group.utf8.count))
+        prefix.raw(group)
+        let p = prefix.bytes
+        return try withCursor(dbs.groups) { (c) throws(StoreError) -> [String] in
+            var ids: [String] = []
+            var entry = try lmdb { () throws(LMDBError) in try c.seek(p) }
+            while let e = entry, e.key.count >= p.count, e.key.starts(with: p) {
+                ids.append(String(decoding: UnsafeRawBufferPointer(rebasing: e.key[p.count...]), as: UTF8.self))
+                entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
+            }
+            return ids
+        }
+    }
+
+    /// Every task id, in byte order (a full scan: only for `.all` selectors).
+    func allIDs() throws(StoreError) -> [String] {
+        try withCursor(dbs.tasks) { (c) throws(StoreError) -> [String] in
+            var ids: [String] = []
+            var entry = try lmdb { () throws(LMDBError) in try c.move(MDB_FIRST) }
+            while let e = entry {
+                ids.append(String(decoding: e.key, as: UTF8.self))
+                entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
+            }
+            return ids
+        }
+    }
+
+    /// Ids in a time index with time <= `through` (all when `nil`), in index order.
+    func timeIndexIDs(_ db: LMDBDatabase, through: Int64? = nil) throws(StoreError)
+        -> [(time: Int64, id: String, value: [UInt8])]
+    {
+        try withCursor(db) { (c) throws(StoreError) -> [(time: Int64, id: String, value: [UInt8])] in
+            var out: [(time: Int64, id: String, value: [UInt8])] = []
+            var entry = try lmdb { () throws(LMDBError) in try c.move(MDB_FIRST) }
+            while let e = entry {
+                guard let (t, id) = Self.decodeTimeID(e.key) else { throw .corrupt("index key") }
+                if let through, t > through { break }
+                out.append((t, id, Array(e.value)))
+                entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
+            }
+            return out
+        }
+    }
+
+    /// The ids a selector names that exist (unknown ids are skipped), without duplicates.
+    func selectedIDs(_ selector: TaskSelector) throws(StoreError) -> [String] {
+        switch selector {
+        case .ids(let ids):
+            var seen = Set<String>()
+            var out: [String] = []
+            for id in ids where seen.insert(id).inserted { out.append(id) }
+            return out
+        case .group(let g): return try groupIDs(g)
+        case .all: return try allIDs()
+        }
+    }
+
+    /// The time of the first entry of a time-keyed index.
+    func firstTime(_ db: LMDBDatabase) throws(StoreError) -> Int64? {
+        try withCursor(db) { (c) throws(StoreError) -> Int64? in
+            guard let e = try lmdb({ () throws(LMDBError) in try c.move(MDB_FIRST) }) else { return nil }
+            guard let t = decodeTimeKey(e.key) else { throw .corrupt("index key") }
+            return t
+        }
+    }
+
+    /// The earliest `runAt` of an unpaused scheduled task of `callback`.
+    func earliestRunAt(callback: String) throws(StoreError) -> Int64? {
+        let k = Array(callback.utf8)
+        return try withCursor(dbs.callbackDue) { (c) throws(StoreError) -> Int64? in
+            guard let e = try lmdb({ () throws(LMDBError) in try c.seek(k, exact: true) }) else { return nil }
+            guard let t = decodeTimeKey(e.value) else { throw .corrupt("due index value") }
+            return t
+        }
+    }
+}

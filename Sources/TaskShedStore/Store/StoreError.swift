@@ -1,0 +1,65 @@
+import CLMDB
+import TaskShedProtocol
+
+/// An error from a task store: a protocol error code, the request field at fault, and a readable message.
+///
+/// A struct wrapping a code (not an enum) so that new codes do not break callers. The codes a store uses are
+/// `invalidArgument`, `taskNotFound`, `taskExists`, `leaseLost`, `storeFull` and `internalError`; the daemon
+/// sends them to clients as they are.
+public struct StoreError: Error, Hashable, CustomStringConvertible {
+    /// The protocol error code.
+    public var code: ErrorCode
+    /// The request field at fault ("tasks[3].interval"), when there is one.
+    public var field: String?
+    /// What was wrong and what is allowed.
+    public var message: String
+    /// The LMDB return code behind an `internalError` or `storeFull`, if any (the store's own bookkeeping).
+    var lmdbCode: Int32?
+
+    /// Creates an error.
+    public init(code: ErrorCode, field: String? = nil, message: String) {
+        self.code = code
+        self.field = field
+        self.message = message
+    }
+
+    /// Whether this wraps `MDB_MAP_FULL` (the store grows the map and reruns the write).
+    var isMapFull: Bool { lmdbCode == MDB_MAP_FULL }
+
+    /// "CODE field: message".
+    public var description: String {
+        if let field { return "\(code.name) \(field): \(message)" }
+        return "\(code.name): \(message)"
+    }
+
+    static func invalid(_ field: String, _ message: String) -> StoreError {
+        StoreError(code: .invalidArgument, field: field, message: message)
+    }
+
+    static func notFound(_ id: String, field: String? = nil) -> StoreError {
+        StoreError(code: .taskNotFound, field: field, message: "no task with id \"\(id)\"")
+    }
+
+    static func leaseLost(_ id: String, attempt: UInt32) -> StoreError {
+        StoreError(
+            code: .leaseLost, field: "id",
+            message: "task \"\(id)\" attempt \(attempt) is not leased to this holder any more")
+    }
+
+    static func full(mapBytes: Int, maxBytes: Int) -> StoreError {
+        StoreError(
+            code: .storeFull,
+            message: "the store reached its maximum size (\(maxBytes) bytes, map \(mapBytes) bytes); "
+                + "remove tasks or raise the maximum")
+    }
+
+    static func lmdb(_ error: LMDBError) -> StoreError {
+        var e = StoreError(code: .internalError, message: "LMDB \(error.description)")
+        e.lmdbCode = error.code
+        return e
+    }
+
+    static func corrupt(_ what: String) -> StoreError {
+        StoreError(code: .internalError, message: "the store holds an undecodable \(what)")
+    }
+}

@@ -1,0 +1,78 @@
+import TaskShedProtocol
+
+/// How failed one-off tasks are retried: exponential backoff with jitter.
+///
+/// The delay before attempt `n + 1` (after `n` failed attempts) is
+/// `min(baseMicros * 2^(n-1), maxMicros) * f`, with `f` drawn uniformly from `minJitter...1.0`.
+public struct RetryPolicy: Sendable, Hashable {
+    /// Delay after the first failure, before jitter (default 1 s).
+    public var baseMicros: Int64
+    /// Largest delay before jitter (default 5 min).
+    public var maxMicros: Int64
+    /// Lower end of the jitter factor, in 0...1 (default 0.5; 1.0 disables jitter).
+    public var minJitter: Double
+
+    /// Creates a policy.
+    public init(baseMicros: Int64 = 1_000_000, maxMicros: Int64 = 300_000_000, minJitter: Double = 0.5) {
+        self.baseMicros = baseMicros
+        self.maxMicros = maxMicros
+        self.minJitter = min(max(minJitter, 0), 1)
+    }
+
+    /// The delay before the next attempt after `attempt` failed attempts (`attempt >= 1`), for a jitter draw
+    /// `unit` in 0...1.
+    public func delay(afterAttempt attempt: UInt32, unit: Double) -> Int64 {
+        let shift = Int64(max(attempt, 1) - 1)
+        var raw = maxMicros
+        if shift < 62 {
+            let (scaled, overflow) = baseMicros.multipliedReportingOverflow(by: Int64(1) << shift)
+            if !overflow { raw = min(scaled, maxMicros) }
+        }
+        let factor = minJitter + (1 - minJitter) * min(max(unit, 0), 1)
+        return Int64((Double(raw) * factor).rounded())
+    }
+}
+
+/// Settings for opening an `LMDBTaskStore`.
+public struct StoreOptions: Sendable, Hashable {
+    /// Map size when a store is created (default 64 MiB). The map doubles when full, up to `maxMapBytes`.
+    public var initialMapBytes: Int
+    /// Largest map size writes may grow to (default 8 GiB). Past it, writes fail with `storeFull`.
+    public var maxMapBytes: Int
+    /// Extra map space a write made only of removals may use beyond `maxMapBytes` (deleting also needs free
+    /// pages in LMDB), so that a full store can always be emptied (default 64 MiB).
+    public var removalHeadroomBytes: Int
+    /// `true` (default): every commit is durable (fsync). `false` opens with `MDB_NOSYNC`: much faster, but a
+    /// system crash (not a process crash) may lose recent commits.
+    public var durable: Bool
+    /// Open with `MDB_NORDAHEAD` (default `true`): cold random reads of a store larger than memory fault in
+    /// one page instead of a read-ahead window, so opening a 10-million-task store takes milliseconds.
+    public var noReadAhead: Bool
+    /// Largest kwargs object in bytes (default `ProtocolLimits.defaultMaxKwargsBytes`).
+    public var maxKwargsBytes: Int
+    /// Retry backoff for failed one-off tasks.
+    public var retry: RetryPolicy
+    /// Create the directory (mode 0700) if it does not exist (default `true`).
+    public var createDirectory: Bool
+
+    /// Creates options; the defaults are documented on each property.
+    public init(
+        initialMapBytes: Int = 64 << 20,
+        maxMapBytes: Int = 8 << 30,
+        removalHeadroomBytes: Int = 64 << 20,
+        durable: Bool = true,
+        noReadAhead: Bool = true,
+        maxKwargsBytes: Int = Int(ProtocolLimits.defaultMaxKwargsBytes),
+        retry: RetryPolicy = RetryPolicy(),
+        createDirectory: Bool = true
+    ) {
+        self.initialMapBytes = initialMapBytes
+        self.maxMapBytes = maxMapBytes
+        self.removalHeadroomBytes = removalHeadroomBytes
+        self.durable = durable
+        self.noReadAhead = noReadAhead
+        self.maxKwargsBytes = maxKwargsBytes
+        self.retry = retry
+        self.createDirectory = createDirectory
+    }
+}

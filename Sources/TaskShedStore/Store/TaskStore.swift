@@ -1,0 +1,247 @@
+import TaskShedProtocol
+
+/// The write operations of a task store, available inside one write transaction (`TaskStore.write`).
+///
+/// Every time is microseconds since the Unix epoch and is passed in (`now`): a store never reads the clock.
+/// Each operation either happens entirely or not at all. Errors are `StoreError`s whose codes the daemon sends
+/// to clients unchanged.
+public protocol TaskStoreWriteBatch {
+    /// Adds tasks. Validation (every task is checked before anything is stored): callback, id and group are
+    /// non-empty and at most `ProtocolLimits.maxNameBytes` bytes; an interval is > 0; kwargs are a JSON object
+    /// (empty bytes mean `{}`) within the store's kwargs limit; ids are unique in the batch. A `nil` id gets a
+    /// random 32-hex-digit id, a `nil` `runAt` is `now`, `maxAttempts` 0 is 3. Replacing keeps `createdAt`,
+    /// drops any lease (state scheduled, attempt 0) and clears the failure history.
+    /// - Returns: One result per spec, in order.
+    /// - Throws: `invalidArgument` naming the field (`tasks[i].callback`, ...); `taskExists` naming `tasks[i].id`
+    ///   under `ConflictPolicy.fail` (nothing of the batch is stored).
+    mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError) -> [AddResult]
+
+    /// Pauses the selected tasks (a paused task is never claimed). `pausedAt` is set to `now` unless the task
+    /// was already paused, in which case it is kept.
+    /// - Returns: How many selected tasks exist (unknown ids are skipped).
+    mutating func pause(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int
+
+    /// Resumes the selected tasks and clears `pausedAt`.
+    /// - Returns: How many selected tasks exist.
+    mutating func resume(_ selector: TaskSelector) throws(StoreError) -> Int
+
+    /// Removes the selected tasks (`.all`: every task). Removal keeps working when the store is full.
+    /// - Returns: How many tasks were removed.
+    mutating func remove(_ selector: TaskSelector) throws(StoreError) -> Int
+
+    /// Sets new `runAt` times, all or nothing.
+    /// - Throws: `taskNotFound` naming the first unknown id (field `updates[i].id`); nothing is changed.
+    mutating func updateRunTimes(_ updates: [RunTimeUpdate]) throws(StoreError)
+
+    /// Atomically leases up to `max` due (`runAt <= now`), unpaused, scheduled tasks of `callbacks`, earliest
+    /// first across the callbacks. Each becomes `leased` to `holder` until `leaseDeadline`, with
+    /// `attempt + 1` and `lastRunAt = now`. No task is ever returned by two claims.
+    /// - Returns: The claimed records, in the leased state.
+    mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
+        throws(StoreError) -> [TaskRecord]
+
+    /// Acknowledges a successful run. A one-off task is removed; a recurring task moves to its next run
+    /// (computed now; see LAYOUT.md) with attempt 0, and stays paused if it was paused meanwhile.
+    /// - Returns: `nil` when the task was removed, else the rescheduled record.
+    /// - Throws: `taskNotFound`; `leaseLost` when the task is not leased to `holder` with this `attempt`.
+    mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord?
+
+    /// Records a failed run. A one-off task with `retry` and `attempt < maxAttempts` is scheduled again after
+    /// an exponential backoff with jitter; otherwise it is dead-lettered. A recurring task records the failure
+    /// and moves to its next run. `error` is truncated to `ProtocolLimits.maxErrorBytes` on a UTF-8 boundary.
+    /// - Returns: The record after the change.
+    /// - Throws: `taskNotFound`; `leaseLost`.
+    mutating func fail(id: String, attempt: UInt32, holder: UInt64, error: String, retry: Bool, now: Int64)
+        throws(StoreError) -> TaskRecord
+
+    /// Moves a lease's deadline.
+    /// - Returns: The new deadline.
+    /// - Throws: `taskNotFound`; `leaseLost`.
+    mutating func touch(id: String, attempt: UInt32, holder: UInt64, leaseDeadline: Int64) throws(StoreError) -> Int64
+
+    /// Gives a lease back without running the task: it is due again at its `runAt`, and the delivery does not
+    /// count as an attempt.
+    /// - Returns: The record after the change.
+    /// - Throws: `taskNotFound`; `leaseLost`.
+    mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord
+
+    /// Ends every lease of `holder` (its worker is gone). Each counts as a failed attempt with `reason` as the
+    /// error: the task is due again at its `runAt`, or, out of attempts, dead-lettered (one-off) or moved to
+    /// its next run (recurring).
+    /// - Returns: The changed records.
+    mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord]
+
+    /// Ends every lease whose deadline is `<= now`, like `releaseHolder` with the reason "lease expired".
+    /// - Returns: The changed records.
+    mutating func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord]
+
+    /// Puts every leased task back in the schedule without counting the attempt (daemon start-up: the
+    /// previous run's leases are void).
+    /// - Returns: How many leases were released.
+    mutating func releaseAllLeases() throws(StoreError) -> Int
+
+    /// Puts the selected dead-lettered tasks back in the schedule, due at `now`, with attempt 0 (`lastError` is
+    /// kept for reference).
+    /// - Returns: How many dead tasks were retried.
+    mutating func retryDead(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int
+
+    /// Removes the selected dead-lettered tasks.
+    /// - Returns: How many were removed.
+    mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int
+
+    /// Reads tasks inside the write transaction (sees the batch's earlier changes).
+    /// - Throws: `invalidArgument` for `.all`.
+    func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord]
+}
+
+/// A durable task store: the daemon's datastore. `LMDBTaskStore` implements it; a shared store (PostgreSQL)
+/// could implement it later.
+///
+/// - Important: The API is synchronous. The daemon calls it from its single loop thread.
+public protocol TaskStore: AnyObject {
+    /// The write-transaction view handed to `write`.
+    associatedtype WriteBatch: TaskStoreWriteBatch
+
+    /// Runs `body` in one durable write transaction and commits it (group commit).
+    ///
+    /// With `isolatingRequests`, each operation called on the batch runs in its own nested transaction: an
+    /// operation that throws is rolled back alone and the body may catch the error and continue with other
+    /// requests, so many independent requests share one commit while each gets its own result. Without it,
+    /// an operation that throws poisons the batch: the whole transaction is aborted and that error is thrown.
+    /// - Important: `body` may run more than once (the store reruns the whole batch after growing a full
+    ///   map), so it must only compute its result and have no other effects. Do not call the store from
+    ///   inside `body`; use the batch.
+    /// - Returns: What `body` returned on the run that committed.
+    /// - Throws: What `body` throws (the transaction is aborted); `storeFull`; `internalError`.
+    func write<R>(isolatingRequests: Bool, _ body: (inout WriteBatch) throws(StoreError) -> R) throws(StoreError) -> R
+
+    /// Tasks by ids (in the given order, unknown ids skipped) or by group.
+    /// - Throws: `invalidArgument` for `.all` (use `list`).
+    func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord]
+
+    /// One page of tasks matching `filter`, ordered by (`runAt`, id). Pass the previous page's `nextCursor` to
+    /// continue.
+    /// - Throws: `invalidArgument` for `limit < 1` or a cursor that no page returned.
+    func list(filter: TaskFilter, limit: Int, cursor: [UInt8]?, now: Int64) throws(StoreError) -> TaskPage
+
+    /// The earliest `runAt` of an unpaused scheduled task (the daemon's next wake-up), if any.
+    func earliestRunAt() throws(StoreError) -> Int64?
+
+    /// The earliest `runAt` of an unpaused scheduled task of `callback`, if any.
+    func earliestRunAt(callback: String) throws(StoreError) -> Int64?
+
+    /// The earliest lease deadline, if any task is leased.
+    func earliestLeaseDeadline() throws(StoreError) -> Int64?
+
+    /// Counts by state and callback, earliest run time and sizes.
+    func stats(now: Int64) throws(StoreError) -> StoreStats
+}
+
+extension TaskStore {
+    /// Group commit with per-request isolation: `write(isolatingRequests: true, body)`.
+    public func write<R>(_ body: (inout WriteBatch) throws(StoreError) -> R) throws(StoreError) -> R {
+        try write(isolatingRequests: true, body)
+    }
+
+    /// One `add` in its own durable transaction. See `TaskStoreWriteBatch.add`.
+    public func add(_ specs: [TaskSpec], onConflict: ConflictPolicy = .replace, now: Int64) throws(StoreError)
+        -> [AddResult]
+    {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in
+            try b.add(specs, onConflict: onConflict, now: now)
+        }
+    }
+
+    /// One `pause` in its own durable transaction. See `TaskStoreWriteBatch.pause`.
+    public func pause(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.pause(selector, now: now) }
+    }
+
+    /// One `resume` in its own durable transaction. See `TaskStoreWriteBatch.resume`.
+    public func resume(_ selector: TaskSelector) throws(StoreError) -> Int {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.resume(selector) }
+    }
+
+    /// One `remove` in its own durable transaction. See `TaskStoreWriteBatch.remove`.
+    public func remove(_ selector: TaskSelector) throws(StoreError) -> Int {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.remove(selector) }
+    }
+
+    /// One `updateRunTimes` in its own durable transaction. See `TaskStoreWriteBatch.updateRunTimes`.
+    public func updateRunTimes(_ updates: [RunTimeUpdate]) throws(StoreError) {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.updateRunTimes(updates) }
+    }
+
+    /// One `claim` in its own durable transaction. See `TaskStoreWriteBatch.claim`.
+    public func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
+        throws(StoreError) -> [TaskRecord]
+    {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in
+            try b.claim(callbacks: callbacks, max: max, holder: holder, leaseDeadline: leaseDeadline, now: now)
+        }
+    }
+
+    /// One `ack` in its own durable transaction. See `TaskStoreWriteBatch.ack`.
+    @discardableResult
+    public func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord? {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in
+            try b.ack(id: id, attempt: attempt, holder: holder, now: now)
+        }
+    }
+
+    /// One `fail` in its own durable transaction. See `TaskStoreWriteBatch.fail`.
+    @discardableResult
+    public func fail(id: String, attempt: UInt32, holder: UInt64, error: String, retry: Bool, now: Int64)
+        throws(StoreError) -> TaskRecord
+    {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in
+            try b.fail(id: id, attempt: attempt, holder: holder, error: error, retry: retry, now: now)
+        }
+    }
+
+    /// One `touch` in its own durable transaction. See `TaskStoreWriteBatch.touch`.
+    @discardableResult
+    public func touch(id: String, attempt: UInt32, holder: UInt64, leaseDeadline: Int64) throws(StoreError) -> Int64 {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in
+            try b.touch(id: id, attempt: attempt, holder: holder, leaseDeadline: leaseDeadline)
+        }
+    }
+
+    /// One `release` in its own durable transaction. See `TaskStoreWriteBatch.release`.
+    @discardableResult
+    public func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in
+            try b.release(id: id, attempt: attempt, holder: holder)
+        }
+    }
+
+    /// One `releaseHolder` in its own durable transaction. See `TaskStoreWriteBatch.releaseHolder`.
+    @discardableResult
+    public func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in
+            try b.releaseHolder(holder, reason: reason, now: now)
+        }
+    }
+
+    /// One `expireLeases` in its own durable transaction. See `TaskStoreWriteBatch.expireLeases`.
+    @discardableResult
+    public func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord] {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.expireLeases(now: now) }
+    }
+
+    /// One `releaseAllLeases` in its own durable transaction. See `TaskStoreWriteBatch.releaseAllLeases`.
+    @discardableResult
+    public func releaseAllLeases() throws(StoreError) -> Int {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.releaseAllLeases() }
+    }
+
+    /// One `retryDead` in its own durable transaction. See `TaskStoreWriteBatch.retryDead`.
+    public func retryDead(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.retryDead(selector, now: now) }
+    }
+
+    /// One `purgeDead` in its own durable transaction. See `TaskStoreWriteBatch.purgeDead`.
+    public func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int {
+        try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.purgeDead(selector) }
+    }
+}

@@ -1,0 +1,156 @@
+import Testing
+import TaskShedProtocol
+@testable import TaskShedStore
+
+@Suite("Adding tasks")
+struct AddTests {
+    @Test func insertStoresEveryFieldWithDefaults() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let results = try store.add(
+            [spec("a", runAt: nil, group: "g"), spec(nil, schedule: .interval(micros: 5 * second), coalesce: false)],
+            now: t0)
+        #expect(results.count == 2)
+        #expect(results[0] == AddResult(id: "a", outcome: .inserted))
+        #expect(results[1].outcome == .inserted)
+        #expect(results[1].id.utf8.count == 32)
+        #expect(results[1].id.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+
+        let a = try #require(try store.one("a"))
+        #expect(a.runAt == t0)
+        #expect(a.kwargs == Array("{}".utf8))
+        #expect(a.group == "g")
+        #expect(a.state == .scheduled)
+        #expect(a.attempt == 0)
+        #expect(a.maxAttempts == ProtocolLimits.defaultMaxAttempts)
+        #expect(a.createdAt == t0)
+        #expect(a.paused == false && a.pausedAt == nil)
+        #expect(a.leaseDeadline == nil && a.lastError == nil && a.lastRunAt == nil && a.lastFailureAt == nil)
+
+        let b = try #require(try store.one(results[1].id))
+        #expect(b.schedule == .interval(micros: 5 * second))
+        #expect(b.coalesce == false)
+    }
+
+    @Test func pausedAtIsSetWhenAddedPausedAndKwargsAreKept() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("p", paused: true, maxAttempts: 7, kwargs: #"{"x": [1, 2.5e3, "é"]}"#)], now: t0 + 5)
+        let p = try #require(try store.one("p"))
+        #expect(p.paused && p.pausedAt == t0 + 5)
+        #expect(p.maxAttempts == 7)
+        #expect(p.kwargs == Array(#"{"x": [1, 2.5e3, "é"]}"#.utf8))
+    }
+
+    static let invalidCases: [(TaskSpec, String)] = [
+        (spec("x", callback: ""), "tasks[0].callback"),
+        (spec("x", callback: String(repeating: "c", count: 256)), "tasks[0].callback"),
+        (spec(""), "tasks[0].id"),
+        (spec(String(repeating: "i", count: 256)), "tasks[0].id"),
+        (spec("x", group: ""), "tasks[0].group"),
+        (spec("x", group: String(repeating: "g", count: 256)), "tasks[0].group"),
+        (spec("x", schedule: .interval(micros: 0)), "tasks[0].interval"),
+        (spec("x", schedule: .interval(micros: -5)), "tasks[0].interval"),
+        (spec("x", kwargs: "[1]"), "tasks[0].kwargs"),
+        (spec("x", kwargs: "{"), "tasks[0].kwargs"),
+        (spec("x", kwargs: #"{"a":1} x"#), "tasks[0].kwargs"),
+        (spec("x", kwargs: #"{"a":01}"#), "tasks[0].kwargs"),
+        (spec("x", kwargs: "{\"a\":\"\u{1}\"}"), "tasks[0].kwargs"),
+    ]
+
+    @Test(arguments: invalidCases)
+    func invalidSpecIsRejectedNamingTheField(_ bad: TaskSpec, _ field: String) throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let error = storeError { _ = try store.add([bad], now: t0) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.field == field)
+        #expect(try store.all().isEmpty)
+    }
+
+    @Test func namesOfExactlyTheLimitAreAccepted() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let name = String(repeating: "é", count: 127) + "x"  // 255 bytes
+        #expect(name.utf8.count == 255)
+        _ = try store.add([spec(name, callback: name, group: name)], now: t0)
+        #expect(try store.one(name)?.group == name)
+        #expect(try store.fetch(.group(name)).map(\.id) == [name])
+        #expect(try store.earliestRunAt(callback: name) == t0)
+    }
+
+    @Test func kwargsOverTheConfiguredLimitAreRejected() throws {
+        let dir = TempDirectory()
+        var options = testOptions()
+        options.maxKwargsBytes = 16
+        let store = try openStore(dir, options: options)
+        _ = try store.add([spec("ok", kwargs: #"{"a":"0123456"}"#)], now: t0)  // 15 bytes
+        let error = storeError { _ = try store.add([spec("big", kwargs: #"{"a":"01234567890"}"#)], now: t0) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.field == "tasks[0].kwargs")
+    }
+
+    @Test func duplicateIdsInOneBatchAreRejected() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let error = storeError { _ = try store.add([spec("a"), spec("b"), spec("a")], now: t0) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.field == "tasks[2].id")
+        #expect(try store.all().isEmpty)
+    }
+
+    @Test func replaceKeepsCreatedAtAndDropsTheLease() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", group: "old")], now: t0)
+        let claimed = try store.claim(callbacks: ["cb"], max: 1, holder: 9, leaseDeadline: t0 + 60 * second, now: t0)
+        #expect(claimed.map(\.id) == ["a"])
+        let results = try store.add([spec("a", callback: "cb2", runAt: t0 + 10, group: "new")], now: t0 + 100)
+        #expect(results == [AddResult(id: "a", outcome: .replaced)])
+        let a = try #require(try store.one("a"))
+        #expect(a.createdAt == t0)
+        #expect(a.state == .scheduled && a.attempt == 0 && a.leaseDeadline == nil)
+        #expect(a.callback == "cb2" && a.runAt == t0 + 10 && a.group == "new")
+        #expect(try store.fetch(.group("old")).isEmpty)
+        #expect(try store.earliestLeaseDeadline() == nil)
+        #expect(try store.earliestRunAt(callback: "cb") == nil)
+        #expect(try store.earliestRunAt(callback: "cb2") == t0 + 10)
+        // The old holder's ack finds its lease gone.
+        let error = storeError { _ = try store.ack(id: "a", attempt: 1, holder: 9, now: t0 + 200) }
+        #expect(error?.code == .leaseLost)
+        let stats = try store.stats(now: t0 + 100)
+        #expect(stats.leased == 0 && stats.due == 1)
+    }
+
+    @Test func keepLeavesTheExistingTaskUnchanged() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", runAt: t0 + 1)], now: t0)
+        let results = try store.add([spec("a", runAt: t0 + 2), spec("b")], onConflict: .keep, now: t0)
+        #expect(results == [AddResult(id: "a", outcome: .kept), AddResult(id: "b", outcome: .inserted)])
+        #expect(try store.one("a")?.runAt == t0 + 1)
+    }
+
+    @Test func failPolicyRejectsTheWholeBatchNamingTheId() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a")], now: t0)
+        let error = storeError { _ = try store.add([spec("new1"), spec("a"), spec("new2")], onConflict: .fail, now: t0) }
+        #expect(error?.code == .taskExists)
+        #expect(error?.field == "tasks[1].id")
+        #expect(error?.message.contains("\"a\"") == true)
+        #expect(try store.all().map(\.id) == ["a"])
+        #expect(try store.stats(now: t0).due == 1)
+    }
+
+    @Test func generatedIdsAreUniqueAcrossBatches() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        var ids = Set<String>()
+        for _ in 0..<5 {
+            for r in try store.add(Array(repeating: spec(nil), count: 200), now: t0) { ids.insert(r.id) }
+        }
+        #expect(ids.count == 1000)
+        #expect(try store.stats(now: t0).due == 1000)
+    }
+}

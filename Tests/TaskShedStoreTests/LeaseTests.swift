@@ -1,0 +1,259 @@
+import Testing
+import TaskShedProtocol
+@testable import TaskShedStore
+
+@Suite("Claims, acks, failures and leases")
+struct LeaseTests {
+    @Test func claimTakesOnlyDueUnpausedTasksOfTheCallbacksEarliestFirst() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add(
+            [
+                spec("a3", callback: "a", runAt: t0 - 3), spec("a1", callback: "a", runAt: t0 - 10),
+                spec("b2", callback: "b", runAt: t0 - 5), spec("c1", callback: "c", runAt: t0 - 20),
+                spec("late", callback: "a", runAt: t0 + 1), spec("paused", callback: "b", runAt: t0 - 30, paused: true),
+                spec("b-now", callback: "b", runAt: t0),
+            ], now: t0 - 100)
+        let claimed = try store.claim(callbacks: ["a", "b", "a"], max: 3, holder: 7, leaseDeadline: t0 + 99, now: t0)
+        #expect(claimed.map(\.id) == ["a1", "b2", "a3"])
+        for r in claimed {
+            #expect(r.state == .leased && r.attempt == 1 && r.lastRunAt == t0 && r.leaseDeadline == t0 + 99)
+        }
+        #expect(try store.one("a1")?.state == .leased)
+        let rest = try store.claim(callbacks: ["a", "b"], max: 10, holder: 7, leaseDeadline: t0 + 99, now: t0)
+        #expect(rest.map(\.id) == ["b-now"])
+        #expect(try store.claim(callbacks: ["a", "b"], max: 10, holder: 7, leaseDeadline: t0 + 99, now: t0).isEmpty)
+        #expect(try store.earliestRunAt() == t0 - 20)
+        #expect(try store.earliestRunAt(callback: "a") == t0 + 1)
+        #expect(try store.earliestRunAt(callback: "b") == nil)
+        #expect(try store.earliestLeaseDeadline() == t0 + 99)
+        #expect(try store.claim(callbacks: [], max: 5, holder: 1, leaseDeadline: t0, now: t0).isEmpty)
+        #expect(try store.claim(callbacks: ["c"], max: 0, holder: 1, leaseDeadline: t0, now: t0).isEmpty)
+    }
+
+    @Test func ackRemovesAOneOffTask() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", group: "g")], now: t0)
+        let c = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 10, now: t0)
+        #expect(try store.ack(id: "a", attempt: c[0].attempt, holder: 1, now: t0 + 1) == nil)
+        #expect(try store.one("a") == nil)
+        #expect(try store.fetch(.group("g")).isEmpty)
+        #expect(try store.earliestLeaseDeadline() == nil)
+        let s = try store.stats(now: t0)
+        #expect(s.leased == 0 && s.due == 0 && s.callbacks.isEmpty)
+    }
+
+    @Test func ackWithAStaleLeaseIsLeaseLostAndUnknownIsNotFound() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a")], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 10, now: t0)
+        #expect(storeError { _ = try store.ack(id: "a", attempt: 1, holder: 2, now: t0) }?.code == .leaseLost)
+        #expect(storeError { _ = try store.ack(id: "a", attempt: 2, holder: 1, now: t0) }?.code == .leaseLost)
+        #expect(storeError { _ = try store.fail(id: "a", attempt: 1, holder: 2, error: "x", retry: true, now: t0) }?.code == .leaseLost)
+        #expect(storeError { _ = try store.touch(id: "a", attempt: 2, holder: 1, leaseDeadline: t0) }?.code == .leaseLost)
+        #expect(storeError { _ = try store.release(id: "a", attempt: 1, holder: 3) }?.code == .leaseLost)
+        let notFound = storeError { _ = try store.ack(id: "zz", attempt: 1, holder: 1, now: t0) }
+        #expect(notFound?.code == .taskNotFound)
+        #expect(notFound?.message.contains("zz") == true)
+        // Not leased at all.
+        _ = try store.add([spec("b", runAt: t0 + 100)], now: t0)
+        #expect(storeError { _ = try store.ack(id: "b", attempt: 0, holder: 0, now: t0) }?.code == .leaseLost)
+        #expect(try store.one("a")?.state == .leased)
+    }
+
+    /// (runAt offset, interval, now offset, coalesce) -> expected next offset. Times in seconds from t0.
+    static let coalesceTable: [(Int64, Int64, Int64, Bool, Int64)] = [
+        (0, 10, 1, true, 10),  // on time
+        (0, 10, 1, false, 10),
+        (0, 10, 10, true, 20),  // exactly one interval late: next (10) is not after now
+        (0, 10, 10, false, 10),
+        (0, 10, 35, true, 40),  // behind by 3 intervals
+        (0, 10, 35, false, 10),  // one run per missed interval
+        (0, 10, 100, true, 110),
+        (0, 10, 9, true, 10),
+        (-5, 10, 0, true, 5),
+    ]
+
+    @Test(arguments: coalesceTable)
+    func ackOfARecurringTaskComputesTheNextRun(
+        _ runAt: Int64, _ interval: Int64, _ now: Int64, _ coalesce: Bool, _ expected: Int64
+    ) throws {
+        #expect(nextRun(runAt: runAt * second, interval: interval * second, coalesce: coalesce, now: now * second) == expected * second)
+
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add(
+            [spec("r", runAt: t0 + runAt * second, schedule: .interval(micros: interval * second), coalesce: coalesce)],
+            now: t0 + runAt * second)
+        let c = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: .max, now: t0 + now * second)
+        #expect(c.count == 1)
+        let next = try #require(try store.ack(id: "r", attempt: 1, holder: 1, now: t0 + now * second))
+        #expect(next.runAt == t0 + expected * second)
+        #expect(next.state == .scheduled && next.attempt == 0 && next.leaseDeadline == nil)
+        #expect(try store.earliestRunAt() == t0 + expected * second)
+    }
+
+    @Test func nextRunSaturatesInsteadOfOverflowing() {
+        #expect(nextRun(runAt: .max - 5, interval: 10, coalesce: true, now: 0) == .max)
+        #expect(nextRun(runAt: .min, interval: .max, coalesce: true, now: .max) == .max)
+    }
+
+    @Test func recurringTaskIsOutOfTheDueIndexWhileLeasedAndStaysPausedAfterAck() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("r", schedule: .interval(micros: 10 * second))], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 60 * second, now: t0)
+        #expect(try store.earliestRunAt() == nil)
+        #expect(try store.claim(callbacks: ["cb"], max: 5, holder: 2, leaseDeadline: t0, now: t0 + 100 * second).isEmpty)
+        #expect(try store.pause(.ids(["r"]), now: t0 + 1) == 1)
+        let next = try #require(try store.ack(id: "r", attempt: 1, holder: 1, now: t0 + 2))
+        #expect(next.paused && next.pausedAt == t0 + 1 && next.runAt == t0 + 10 * second)
+        #expect(try store.earliestRunAt() == nil)
+        #expect(try store.resume(.ids(["r"])) == 1)
+        #expect(try store.earliestRunAt() == t0 + 10 * second)
+    }
+
+    @Test func failRetriesOneOffTasksWithBackoffThenDeadLetters() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)  // jitter disabled: delays are exact
+        _ = try store.add([spec("a")], now: t0)
+        var now = t0
+        for attempt in 1...3 {
+            let c = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: now + second, now: now)
+            #expect(c.first?.attempt == UInt32(attempt))
+            let after = try store.fail(id: "a", attempt: UInt32(attempt), holder: 1, error: "boom \(attempt)", retry: true, now: now)
+            #expect(after.lastError == "boom \(attempt)" && after.lastFailureAt == now)
+            if attempt < 3 {
+                let delay = second << (attempt - 1)
+                #expect(after.state == .scheduled && after.runAt == now + delay)
+                #expect(try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: 0, now: now + delay - 1).isEmpty)
+                now += delay
+            } else {
+                #expect(after.state == .dead)
+            }
+        }
+        #expect(try store.earliestRunAt() == nil)
+        let dead = try store.all(filter: TaskFilter(state: .dead))
+        #expect(dead.map(\.id) == ["a"])
+        #expect(dead.first?.lastError == "boom 3")
+        #expect(try store.stats(now: now).dead == 1)
+    }
+
+    @Test func failWithoutRetryDeadLettersAtOnce() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", maxAttempts: 10)], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 1, now: t0)
+        let after = try store.fail(id: "a", attempt: 1, holder: 1, error: "unknown callback", retry: false, now: t0)
+        #expect(after.state == .dead && after.attempt == 1)
+    }
+
+    @Test func backoffJitterStaysInRangeAndIsCapped() throws {
+        let policy = RetryPolicy(baseMicros: second, maxMicros: 300 * second, minJitter: 0.5)
+        #expect(policy.delay(afterAttempt: 1, unit: 1) == second)
+        #expect(policy.delay(afterAttempt: 1, unit: 0) == second / 2)
+        #expect(policy.delay(afterAttempt: 4, unit: 1) == 8 * second)
+        #expect(policy.delay(afterAttempt: 30, unit: 1) == 300 * second)
+        #expect(policy.delay(afterAttempt: 200, unit: 1) == 300 * second)
+
+        let dir = TempDirectory()
+        let store = try openStore(dir, options: testOptions(retry: policy), seed: 42)
+        var delays = Set<Int64>()
+        for i in 0..<20 {
+            _ = try store.add([spec("j\(i)", maxAttempts: 5)], now: t0)
+            _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 1, now: t0)
+            let after = try store.fail(id: "j\(i)", attempt: 1, holder: 1, error: "e", retry: true, now: t0)
+            let delay = after.runAt - t0
+            #expect(delay >= second / 2 && delay <= second)
+            delays.insert(delay)
+            _ = try store.remove(.ids(["j\(i)"]))
+        }
+        #expect(delays.count > 1)
+    }
+
+    @Test func failOfARecurringTaskRecordsItAndMovesOn() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("r", schedule: .interval(micros: 10 * second))], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 1, now: t0)
+        let after = try store.fail(id: "r", attempt: 1, holder: 1, error: "e", retry: false, now: t0 + 3)
+        #expect(after.state == .scheduled && after.runAt == t0 + 10 * second && after.attempt == 0)
+        #expect(after.lastError == "e" && after.lastFailureAt == t0 + 3)
+    }
+
+    @Test func errorTextIsTruncatedOnACharacterBoundary() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", maxAttempts: 1)], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 1, now: t0)
+        let long = "xy" + String(repeating: "€", count: 2000)  // 2 + 6000 bytes
+        let after = try store.fail(id: "a", attempt: 1, holder: 1, error: long, retry: true, now: t0)
+        let stored = try #require(after.lastError)
+        #expect(stored.utf8.count == 4094)  // a cut at 4096 would split the 1365th '€'
+        #expect(stored.utf8.count <= ProtocolLimits.maxErrorBytes)
+        #expect(long.hasPrefix(stored))
+        #expect(truncateUTF8("héllo", limit: 2) == "h")
+        #expect(truncateUTF8("abc", limit: 3) == "abc")
+    }
+
+    @Test func touchMovesTheDeadlineAndReleaseDoesNotCountTheAttempt() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", runAt: t0 - 5)], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 4, leaseDeadline: t0 + 10, now: t0)
+        #expect(try store.touch(id: "a", attempt: 1, holder: 4, leaseDeadline: t0 + 50) == t0 + 50)
+        #expect(try store.earliestLeaseDeadline() == t0 + 50)
+        #expect(try store.expireLeases(now: t0 + 20).isEmpty)
+        let released = try store.release(id: "a", attempt: 1, holder: 4)
+        #expect(released.state == .scheduled && released.attempt == 0 && released.runAt == t0 - 5)
+        #expect(try store.earliestRunAt() == t0 - 5)
+        #expect(try store.earliestLeaseDeadline() == nil)
+    }
+
+    @Test func expiredLeasesComeBackAndCountAsAttempts() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", maxAttempts: 2), spec("b", maxAttempts: 2)], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 10, now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 30, now: t0)
+        let expired = try store.expireLeases(now: t0 + 10)
+        #expect(expired.map(\.id) == ["a"])
+        #expect(expired[0].state == .scheduled && expired[0].attempt == 1 && expired[0].lastError == "lease expired")
+        #expect(try store.earliestLeaseDeadline() == t0 + 30)
+        // Second delivery of "a" expires too: out of attempts -> dead.
+        let again = try store.claim(callbacks: ["cb"], max: 1, holder: 2, leaseDeadline: t0 + 40, now: t0 + 11)
+        #expect(again.map(\.id) == ["a"] && again[0].attempt == 2)
+        let second = try store.expireLeases(now: t0 + 45)
+        #expect(Set(second.map(\.id)) == ["a", "b"])
+        #expect(try store.one("a")?.state == .dead)
+        #expect(try store.one("b")?.state == .scheduled)
+    }
+
+    @Test func releaseHolderReturnsOnlyThatHoldersLeases() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a"), spec("b"), spec("c"), spec("r", schedule: .interval(micros: second), maxAttempts: 1)], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 2, holder: 1, leaseDeadline: t0 + 10, now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 2, holder: 2, leaseDeadline: t0 + 10, now: t0)
+        let released = try store.releaseHolder(1, reason: "worker disconnected", now: t0 + 1)
+        #expect(Set(released.map(\.id)) == ["a", "b"])
+        #expect(released.allSatisfy { $0.state == .scheduled && $0.lastError == "worker disconnected" && $0.attempt == 1 })
+        #expect(try store.one("c")?.state == .leased)
+        // A recurring task out of attempts moves to its next run instead of dying.
+        let r = try #require(try store.releaseHolder(2, reason: "gone", now: t0 + 1).first { $0.id == "r" })
+        #expect(r.state == .scheduled && r.runAt == t0 + second && r.attempt == 0)
+    }
+
+    @Test func releaseAllLeasesUndoesEveryLeaseWithoutCounting() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add((0..<5).map { spec("t\($0)") }, now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 3, holder: 1, leaseDeadline: t0 + 10, now: t0)
+        #expect(try store.releaseAllLeases() == 3)
+        let all = try store.all()
+        #expect(all.count == 5 && all.allSatisfy { $0.state == .scheduled && $0.attempt == 0 })
+        #expect(try store.stats(now: t0).due == 5)
+    }
+}

@@ -1,0 +1,155 @@
+import Testing
+import TaskShedProtocol
+@testable import TaskShedStore
+
+@Suite("Fetch, list, pause, resume, remove, reschedule, dead letters, stats")
+struct SelectionTests {
+    @Test func fetchByIdsKeepsOrderAndSkipsUnknownAndByGroup() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", group: "g"), spec("b"), spec("c", group: "g"), spec("d", group: "gg")], now: t0)
+        #expect(try store.fetch(.ids(["c", "zz", "a", "c"])).map(\.id) == ["c", "a"])
+        #expect(try store.fetch(.group("g")).map(\.id) == ["a", "c"])
+        #expect(try store.fetch(.group("nope")).isEmpty)
+        let error = storeError { _ = try store.fetch(.all) }
+        #expect(error?.code == .invalidArgument && error?.field == "selector")
+    }
+
+    @Test func pauseKeepsPausedAtOnRepeatAndResumeClearsIt() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", runAt: t0 + 1, group: "g"), spec("b", runAt: t0 + 2, group: "g"), spec("c", runAt: t0 + 3)], now: t0)
+        #expect(try store.pause(.group("g"), now: t0 + 10) == 2)
+        #expect(try store.earliestRunAt() == t0 + 3)
+        #expect(try store.pause(.ids(["a", "missing"]), now: t0 + 20) == 1)
+        #expect(try store.one("a")?.pausedAt == t0 + 10)
+        #expect(try store.claim(callbacks: ["cb"], max: 10, holder: 1, leaseDeadline: t0, now: t0 + 5).map(\.id) == ["c"])
+        #expect(try store.stats(now: t0).paused == 2)
+        #expect(try store.resume(.all) == 3)
+        let a = try #require(try store.one("a"))
+        #expect(!a.paused && a.pausedAt == nil)
+        #expect(try store.earliestRunAt() == t0 + 1)
+    }
+
+    @Test func removeByIdsGroupAndAll() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", group: "g"), spec("b", group: "g"), spec("c"), spec("d", paused: true)], now: t0)
+        #expect(try store.remove(.ids(["c", "x"])) == 1)
+        #expect(try store.remove(.group("g")) == 2)
+        #expect(try store.all().map(\.id) == ["d"])
+        _ = try store.add([spec("e")], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 5, now: t0)
+        #expect(try store.remove(.all) == 2)
+        #expect(try store.all().isEmpty)
+        #expect(try store.earliestRunAt() == nil && store.earliestLeaseDeadline() == nil)
+        let s = try store.stats(now: t0)
+        #expect(s.callbacks.isEmpty && s.paused == 0 && s.leased == 0)
+        // The store still works normally after remove-all.
+        _ = try store.add([spec("f")], now: t0)
+        #expect(try store.stats(now: t0).due == 1)
+    }
+
+    @Test func updateRunTimesIsAllOrNothing() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", runAt: t0), spec("b", runAt: t0)], now: t0)
+        let error = storeError {
+            try store.updateRunTimes([RunTimeUpdate(id: "a", runAt: t0 + 50), RunTimeUpdate(id: "ghost", runAt: 1)])
+        }
+        #expect(error?.code == .taskNotFound)
+        #expect(error?.field == "updates[1].id")
+        #expect(error?.message.contains("ghost") == true)
+        #expect(try store.one("a")?.runAt == t0)
+        try store.updateRunTimes([RunTimeUpdate(id: "a", runAt: t0 + 50), RunTimeUpdate(id: "b", runAt: t0 - 50)])
+        #expect(try store.one("a")?.runAt == t0 + 50)
+        #expect(try store.earliestRunAt() == t0 - 50)
+        #expect(try store.earliestRunAt(callback: "cb") == t0 - 50)
+    }
+
+    @Test func listPaginatesInRunAtIdOrderAcrossStates() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        var specs: [TaskSpec] = []
+        for i in 0..<60 {
+            specs.append(spec("t\(i)", callback: i % 3 == 0 ? "x" : "y", runAt: t0 + Int64(i % 20), group: i % 2 == 0 ? "even" : nil,
+                              paused: i % 7 == 0))
+        }
+        _ = try store.add(specs, now: t0)
+        _ = try store.claim(callbacks: ["y"], max: 5, holder: 1, leaseDeadline: t0 + 100, now: t0 + 3)
+        _ = try store.claim(callbacks: ["x"], max: 2, holder: 1, leaseDeadline: t0 + 100, now: t0 + 3)
+        let dead = try store.claim(callbacks: ["x"], max: 1, holder: 1, leaseDeadline: t0 + 100, now: t0 + 19)
+        _ = try store.fail(id: dead[0].id, attempt: 1, holder: 1, error: "e", retry: false, now: t0)
+
+        let all = try store.all(now: t0 + 5, pageSize: 7)
+        #expect(all.count == 60)
+        #expect(Set(all.map(\.id)).count == 60)
+        let sorted = all.sorted { positionPrecedes(($0.runAt, $0.id), ($1.runAt, $1.id)) }
+        #expect(all.map(\.id) == sorted.map(\.id))
+
+        let now = t0 + 5
+        func check(_ filter: TaskFilter, _ predicate: (TaskRecord) -> Bool) throws {
+            let got = try store.all(now: now, filter: filter, pageSize: 4)
+            let want = sorted.filter(predicate)
+            #expect(got.map(\.id) == want.map(\.id), "filter \(filter)")
+        }
+        try check(TaskFilter(group: "even")) { $0.group == "even" }
+        try check(TaskFilter(group: "even", state: .paused)) { $0.group == "even" && $0.paused && $0.state == .scheduled }
+        try check(TaskFilter(state: .due)) { $0.state == .scheduled && !$0.paused && $0.runAt <= now }
+        try check(TaskFilter(state: .pending)) { $0.state == .scheduled && !$0.paused && $0.runAt > now }
+        try check(TaskFilter(state: .paused)) { $0.state == .scheduled && $0.paused }
+        try check(TaskFilter(state: .leased)) { $0.state == .leased }
+        try check(TaskFilter(state: .dead)) { $0.state == .dead }
+        try check(TaskFilter(callback: "x")) { $0.callback == "x" }
+        try check(TaskFilter(state: .due, callback: "y")) { $0.callback == "y" && $0.state == .scheduled && !$0.paused && $0.runAt <= now }
+        try check(TaskFilter(state: .pending, callback: "x")) { $0.callback == "x" && $0.state == .scheduled && !$0.paused && $0.runAt > now }
+        try check(TaskFilter(dueAfter: t0 + 4, dueBefore: t0 + 9)) { $0.runAt >= t0 + 4 && $0.runAt < t0 + 9 }
+        try check(TaskFilter(state: .leased, dueBefore: t0 + 2)) { $0.state == .leased && $0.runAt < t0 + 2 }
+        #expect(try store.all(filter: TaskFilter(group: "none")).isEmpty)
+
+        #expect(storeError { _ = try store.list(filter: TaskFilter(), limit: 0, now: t0) }?.field == "limit")
+        #expect(storeError { _ = try store.list(filter: TaskFilter(), limit: 5, cursor: [9, 9], now: t0) }?.field == "cursor")
+        let exact = try store.list(filter: TaskFilter(), limit: 60, now: now)
+        #expect(exact.tasks.count == 60 && exact.nextCursor == nil)
+    }
+
+    @Test func deadLettersCanBeRetriedAndPurged() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", group: "g"), spec("b", group: "g"), spec("c"), spec("live")], now: t0)
+        for _ in 0..<3 {
+            let c = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0, now: t0)
+            _ = try store.fail(id: c[0].id, attempt: 1, holder: 1, error: "bad", retry: false, now: t0)
+        }
+        #expect(try store.all(filter: TaskFilter(state: .dead)).map(\.id) == ["a", "b", "c"])
+        #expect(try store.retryDead(.ids(["a", "live"]), now: t0 + 7) == 1)
+        let a = try #require(try store.one("a"))
+        #expect(a.state == .scheduled && a.runAt == t0 + 7 && a.attempt == 0 && a.lastError == "bad")
+        #expect(try store.purgeDead(.group("g")) == 1)
+        #expect(try store.one("b") == nil)
+        #expect(try store.retryDead(.all, now: t0 + 8) == 1)
+        #expect(try store.purgeDead(.all) == 0)
+        #expect(try store.stats(now: t0 + 10).dead == 0)
+    }
+
+    @Test func statsCountByStateAndCallback() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add(
+            [
+                spec("a1", callback: "a", runAt: t0 - 1), spec("a2", callback: "a", runAt: t0 + 100),
+                spec("a3", callback: "a", runAt: t0 - 2, paused: true), spec("b1", callback: "b", runAt: t0 - 3),
+                spec("b2", callback: "b", runAt: t0 - 4), spec("b3", callback: "b", runAt: t0 - 5),
+            ], now: t0)
+        _ = try store.claim(callbacks: ["b"], max: 2, holder: 1, leaseDeadline: t0 + 1, now: t0)
+        _ = try store.fail(id: "b3", attempt: 1, holder: 1, error: "x", retry: false, now: t0)
+        let s = try store.stats(now: t0)
+        #expect(s.due == 2 && s.pending == 1 && s.paused == 1 && s.leased == 1 && s.dead == 1)
+        #expect(s.earliestRunAt == t0 - 3)
+        #expect(s.callbacks == [
+            StoreCallbackStats(callback: "a", scheduled: 3, due: 1, leased: 0, dead: 0),
+            StoreCallbackStats(callback: "b", scheduled: 1, due: 1, leased: 1, dead: 1),
+        ])
+        #expect(s.fileBytes > 0 && s.mapBytes >= s.usedBytes && s.usedBytes > 0)
+    }
+}
