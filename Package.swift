@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -43,7 +44,57 @@ let package = Package(
             dependencies: ["CLMDB", "TaskShedProtocol"],
             exclude: ["LAYOUT.md"]
         ),
-        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        // The crash test runs taskshed-store-crasher (a child that commits batches until SIGKILLed).
+        .testTarget(
+            name: "TaskShedStoreTests",
+            dependencies: ["TaskShedStore", "TaskShedProtocol", "taskshed-store-crasher"]
+        ),
+        .executableTarget(
+            name: "taskshed-store-crasher",
+            dependencies: ["TaskShedStore", "TaskShedProtocol"],
+            path: "Tests/TaskShedStoreCrasher"
+        ),
+
+        // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .executableTarget(
+            name: "taskshed-bench",
+            dependencies: [
+                "TaskShedBenchKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
+        .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
+        .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop"]),
+
+        // The daemon core: connections, requests, group commit, timer-driven dispatch, leases, systemd glue.
+        .target(
+            name: "TaskShedServer",
+            dependencies: [
+                "TaskShedEventLoop", "TaskShedStore", "TaskShedProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The daemon executable: flags -> Configuration, logging set-up, Server.run().
+        .executableTarget(
+            name: "taskshedd",
+            dependencies: [
+                "TaskShedServer", "TaskShedProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Test-only helpers: run the real daemon on temporary paths, speak raw frames to it.
+        .target(name: "TaskShedTestSupport", dependencies: ["TaskShedProtocol"]),
+        // Unit tests of the server's parts, and end-to-end tests against the real taskshedd binary (the
+        // dependency on the executable makes `swift build --build-tests` build it).
+        .testTarget(
+            name: "TaskShedServerTests",
+            dependencies: ["TaskShedServer", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
 
         // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in
         // TaskShedCLI so tests reach it; the executable only calls the root command's main.
