@@ -22,7 +22,7 @@ public enum StatsFormatting {
             ("daemon", "taskshedd \(stats.serverVersion) at \(socketPath)"),
             ("uptime", "\(TimeFormatting.coarse(seconds: UInt64(uptime / 1_000_000))) (since \(TimeFormatting.local(micros: stats.startedAt, context: context)))"),
             ("tasks", "\(stats.pending) pending, \(stats.due) due, \(stats.paused) paused, \(stats.leased) leased, \(stats.dead) dead"),
-            ("no worker", "\(stats.waitingForWorker) due \(stats.waitingForWorker == 1 ? "task waits" : "tasks wait") for a worker of its callback"),
+            ("waiting", "\(stats.waitingForWorker) due \(stats.waitingForWorker == 1 ? "task has" : "tasks have") no connected worker for the callback"),
             ("next wake-up", stats.nextWakeup.map { TimeFormatting.localWithHint(micros: $0, context: serverNow) } ?? "none"),
             ("connections", String(stats.connections)),
             ("store", "\(bytes(stats.storeUsedBytes)) used of a \(bytes(stats.storeMapBytes)) map, file \(bytes(stats.storeFileBytes))"),

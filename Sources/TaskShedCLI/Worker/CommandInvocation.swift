@@ -69,8 +69,9 @@ public struct CommandResult: Sendable, Hashable {
 
     /// How many trailing lines of standard error a result keeps.
     public static let tailLines = 10
-    /// The most bytes of the failure description (the daemon keeps 4 KiB of a task's error).
-    public static let maxDescriptionBytes = 4096
+    /// The most bytes of the failure description: the daemon keeps 4 KiB of a task's error and cuts the end,
+    /// and the client library puts the error's type name in front (`CommandFailed: `), so this leaves room for it.
+    public static let maxDescriptionBytes = 4000
 
     /// Creates a result.
     public init(
