@@ -141,11 +141,21 @@ let package = Package(
         .target(
             name: "TaskShedCLI",
             dependencies: [
+                "TaskShed",
                 "TaskShedProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "TaskShedCLITests", dependencies: ["TaskShedCLI"]),
+        .executableTarget(name: "taskshedctl", dependencies: ["TaskShedCLI"]),
+        // Unit tests, and end-to-end tests that run the built taskshedctl against a real taskshedd (depending on
+        // both executables makes `swift build --build-tests` build them).
+        .testTarget(
+            name: "TaskShedCLITests",
+            dependencies: [
+                "TaskShedCLI", "TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedctl", "taskshedd",
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
