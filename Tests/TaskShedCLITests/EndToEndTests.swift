@@ -110,6 +110,20 @@ struct EndToEndTests {
         #expect(moved.status == 0, "\(moved)")
         #expect(try await h.json("show", "job-1")["run_at"] as? String == "2030-01-02T03:04:05.000000Z")
 
+        // Local times follow TZ: noon in New York in July is 16:00 UTC.
+        let local = try await CLIProcess.run(
+            ["reschedule", "job-1", "2030-07-01 12:00", "--socket", h.daemon.socketPath],
+            environment: ["TZ": "America/New_York"])
+        #expect(local.status == 0, "\(local)")
+        #expect(local.stdout.hasPrefix("rescheduled job-1 to 2030-07-01 12:00:00 (in "), "\(local)")
+        #expect(try await h.json("show", "job-1")["run_at"] as? String == "2030-07-01T16:00:00.000000Z")
+
+        let fromStdin = try await h.ctl("add", "backup", "--id", "job-2", "--kwargs", "-", "--json", stdin: #"{"from": "stdin"}"#)
+        #expect(fromStdin.status == 0, "\(fromStdin)")
+        #expect(try fromStdin.jsonObject()["outcome"] as? String == "inserted")
+        #expect((try await h.json("show", "job-2")["kwargs"] as? [String: Any])?["from"] as? String == "stdin")
+        #expect(try await h.json("remove", "job-2")["affected"] as? Int == 1)
+
         let removed = try await h.json("remove", "job-1")
         #expect(removed["affected"] as? Int == 1)
         let gone = try await h.ctl("show", "job-1")
