@@ -149,6 +149,15 @@ struct ArgumentParsingTests {
         #expect(worker.poll == "500ms")
     }
 
+    @Test func globalOptionsWorkBeforeAndAfterTheSubcommand() throws {
+        let before = try parse(["--socket", "/x.sock", "--json", "list", "--limit", "3"], as: List.self)
+        #expect(before.global.socketPath == "/x.sock")
+        #expect(before.global.json)
+        let after = try parse(["pause", "a", "--socket", "/y.sock"], as: Pause.self)
+        #expect(after.global.socketPath == "/y.sock")
+        #expect(!after.global.json)
+    }
+
     @Test func socketDefaultsToTheSharedRule() throws {
         let ping = try parse(["ping"], as: Ping.self)
         let expected = Scheduler.defaultSocketPath()

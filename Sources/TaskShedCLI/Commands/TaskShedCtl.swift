@@ -33,6 +33,10 @@ public struct TaskShedCtl: AsyncParsableCommand {
         ]
     )
 
+    /// `--socket` and `--json` given before the subcommand name; argument-parser passes them on to the
+    /// subcommand's own `GlobalOptions`, so both `taskshedctl --json list` and `taskshedctl list --json` work.
+    @OptionGroup public var global: GlobalOptions
+
     /// Creates the root command (the parser does this).
     public init() {}
 
