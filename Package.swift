@@ -138,6 +138,27 @@ let package = Package(
             dependencies: ["TaskShedServer", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
                            .product(name: "Logging", package: "swift-log")]
         ),
+
+        // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in
+        // TaskShedCLI so tests reach it; the executable only calls the root command's main.
+        .target(
+            name: "TaskShedCLI",
+            dependencies: [
+                "TaskShed",
+                "TaskShedProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "taskshedctl", dependencies: ["TaskShedCLI"]),
+        // Unit tests, and end-to-end tests that run the built taskshedctl against a real taskshedd (depending on
+        // both executables makes `swift build --build-tests` build them).
+        .testTarget(
+            name: "TaskShedCLITests",
+            dependencies: [
+                "TaskShedCLI", "TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedctl", "taskshedd",
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
