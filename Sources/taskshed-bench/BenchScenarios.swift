@@ -8,7 +8,7 @@ import TaskShedBenchKit
 enum BenchScenarios {
     /// Every subcommand this file set adds to `taskshed-bench`.
     static let subcommands: [ParsableCommand.Type] = [
-        FloorCommand.self, FloorSenderCommand.self,
+        FloorCommand.self, FloorSenderCommand.self, LagCommand.self, LagWorkerCommand.self,
     ]
 }
 

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starting the bench's own helper processes (workers, clients) and the small files they report through.
+public enum HelperProcesses {
+    /// The descriptor on which a helper writes one byte when it is ready (connected and subscribed).
+    public static let readyDescriptor: Int32 = 4
+
+    /// Spawns `taskshed-bench <arguments>` and waits until it reports ready on descriptor 4.
+    /// - Parameters:
+    ///   - arguments: Subcommand and its options.
+    ///   - logPath: File for the helper's stdout and stderr.
+    ///   - timeoutSeconds: Longest wait for readiness.
+    /// - Returns: The running helper.
+    /// - Throws: `BenchError` when the spawn fails, or the helper exits or stays silent before it is ready.
+    public static func spawnReady(_ arguments: [String], logPath: String, timeoutSeconds: Double = 30) throws
+        -> BenchProcess
+    {
+        var pipeFDs: [Int32] = [-1, -1]
+        // A socket pair rather than pipe2, which Glibc's module does not export; both ends close on exec.
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pipeFDs) == 0 else {
+            throw BenchError.errno("socketpair")
+        }
+        defer { close(pipeFDs[0]) }
+        let child: BenchProcess
+        do {
+            child = try BenchProcess(executable: try BenchProcess.selfExecutable(), arguments: arguments,
+                                     outputPath: logPath, descriptors: [readyDescriptor: pipeFDs[1]])
+        } catch {
+            close(pipeFDs[1])
+            throw error
+        }
+        close(pipeFDs[1])
+        var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
+        var ready: Int32
+        repeat { ready = poll(&pfd, 1, Int32(timeoutSeconds * 1000)) } while ready < 0 && errno == EINTR
+        var byte: UInt8 = 0
+        guard ready == 1, read(pipeFDs[0], &byte, 1) == 1 else {
+            child.send(SIGKILL)
+            child.wait()
+            let log = ProcFacts.readSmallFile(logPath) ?? ""
+            throw BenchError("helper \(arguments.first ?? "") did not become ready; its log:\n\(log)")
+        }
+        return child
+    }
+
+    /// Called by a helper once it is ready: writes one byte to descriptor 4 and closes it.
+    public static func signalReady() {
+        var byte: UInt8 = 1
+        _ = write(readyDescriptor, &byte, 1)
+        close(readyDescriptor)
+    }
+
+    /// Writes text to a file (created or truncated).
+    /// - Parameters:
+    ///   - text: The content.
+    ///   - path: The file.
+    /// - Throws: `BenchError` when it cannot be written.
+    public static func writeFile(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BenchError.errno("open(\(path))") }
+        defer { close(fd) }
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BenchError.errno("write(\(path))") }
+            offset += n
+        }
+        bytes.removeAll()
+    }
+
+    /// Reads a helper's report: whitespace-separated integers, one record per line.
+    /// - Parameter path: The file.
+    /// - Returns: The records.
+    /// - Throws: `BenchError` when the file is missing.
+    public static func readRecords(_ path: String) throws -> [[Int64]] {
+        guard let text = ProcFacts.readSmallFile(path) else { throw BenchError("no report at \(path)") }
+        return text.split(separator: "\n").map { line in line.split(separator: " ").compactMap { Int64($0) } }
+    }
+}
