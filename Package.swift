@@ -11,6 +11,9 @@ let package = Package(
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
         .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         // C libraries, found through pkg-config; apt names the Debian packages that provide them.
         .systemLibrary(
@@ -40,7 +43,26 @@ let package = Package(
             dependencies: ["CLMDB", "TaskShedProtocol"],
             exclude: ["LAYOUT.md"]
         ),
-        .testTarget(name: "TaskShedStoreTests", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        // The crash test runs taskshed-store-crasher (a child that commits batches until SIGKILLed).
+        .testTarget(
+            name: "TaskShedStoreTests",
+            dependencies: ["TaskShedStore", "TaskShedProtocol", "taskshed-store-crasher"]
+        ),
+        .executableTarget(
+            name: "taskshed-store-crasher",
+            dependencies: ["TaskShedStore", "TaskShedProtocol"],
+            path: "Tests/TaskShedStoreCrasher"
+        ),
+
+        // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .executableTarget(
+            name: "taskshed-bench",
+            dependencies: [
+                "TaskShedBenchKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 import TaskShedProtocol
 
 @Suite("Golden vectors")
@@ -187,5 +188,50 @@ struct VectorLoadingTests {
         #expect(try ProtocolVector.loadAll().count == allVectors.count)
         #expect(throws: ProtocolVectorError.self) { try ProtocolVector.load(named: "no-such-vector") }
         #expect(throws: (any Error).self) { try ProtocolVector.load(named: "incomplete.header").decodeFrame() }
+    }
+}
+
+@Suite("Specification tables agree with the module")
+struct SpecificationTableTests {
+    /// The cells of every Markdown table row of PROTOCOL.md.
+    static func tableRows() -> [[String]] {
+        guard let spec = readText(vectorsDirectory + "/../PROTOCOL.md") else { return [] }
+        return spec.split(separator: "\n").filter { $0.hasPrefix("|") }.map { line in
+            line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map {
+                $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "`", with: "")
+            }
+        }
+    }
+
+    @Test func messageTableListsEveryTypeWithItsCode() {
+        var listed: [String: String] = [:]
+        for row in Self.tableRows() where row.count == 5 && row[0].hasPrefix("0x") {
+            listed[row[1]] = row[0].lowercased()
+        }
+        for type in MessageType.allCases {
+            let code = "0x" + String(repeating: "0", count: 4 - String(type.rawValue, radix: 16).count)
+                + String(type.rawValue, radix: 16)
+            #expect(listed[type.name] == code, "\(type.name) should be listed as \(code)")
+            let direction = Self.tableRows().first { $0.count == 5 && $0[1] == type.name }?[2]
+            #expect(direction == (type.isRequest ? "C→S" : "S→C"), "\(type.name) direction")
+        }
+        #expect(listed.count == MessageType.allCases.count)
+    }
+
+    @Test func errorTableMatchesErrorCode() {
+        var rows: [String: [String]] = [:]
+        for row in Self.tableRows() where row.count == 5 && Int(row[0]) != nil {
+            rows[row[1]] = row
+        }
+        for code in ErrorCode.allKnown {
+            guard let row = rows[code.name] else {
+                Issue.record("\(code.name) is missing from the error table")
+                continue
+            }
+            #expect(row[0] == String(code.rawValue), "\(code.name) code")
+            #expect(row[2] == (code.isRetriable ? "yes" : "no"), "\(code.name) retriable")
+            #expect(row[3] == (code.closesConnection ? "yes" : "no"), "\(code.name) closes")
+        }
+        #expect(rows.count == ErrorCode.allKnown.count)
     }
 }

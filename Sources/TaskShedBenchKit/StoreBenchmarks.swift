@@ -1,0 +1,226 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TaskShedProtocol
+import TaskShedStore
+
+/// One measured figure.
+public struct BenchResult: Sendable {
+    /// What was measured.
+    public var name: String
+    /// Tasks processed.
+    public var tasks: Int
+    /// Elapsed nanoseconds.
+    public var nanos: UInt64
+    /// Extra facts ("p50 180 µs", "RssAnon 1.2 MiB").
+    public var notes: [String]
+
+    /// Creates a result.
+    public init(name: String, tasks: Int, nanos: UInt64, notes: [String] = []) {
+        self.name = name
+        self.tasks = tasks
+        self.nanos = nanos
+        self.notes = notes
+    }
+
+    /// Tasks per second.
+    public var tasksPerSecond: Double { nanos == 0 ? 0 : Double(tasks) / (Double(nanos) / 1e9) }
+    /// Nanoseconds per task.
+    public var nanosPerTask: Double { tasks == 0 ? 0 : Double(nanos) / Double(tasks) }
+
+    /// One line for the report.
+    public var line: String {
+        let rate = tasksPerSecond >= 1 ? "\(format(tasksPerSecond, 0)) tasks/s, \(format(nanosPerTask, 0)) ns/task" : ""
+        let time = "\(format(Double(nanos) / 1e6, 2)) ms"
+        return ([name + ":", "\(tasks) tasks in \(time)", rate] + notes).filter { !$0.isEmpty }.joined(separator: "  ")
+    }
+}
+
+/// Formats with `digits` decimals.
+func format(_ v: Double, _ digits: Int) -> String {
+    var buffer = [CChar](repeating: 0, count: 64)
+    _ = withVaList([v]) { vsnprintf(&buffer, buffer.count, "%.\(digits)f", $0) }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Benchmarks of `LMDBTaskStore` through its public API.
+public enum StoreBenchmarks {
+    /// Settings for a run.
+    public struct Config: Sendable {
+        /// Directory for the stores (each scenario uses its own subdirectory, removed afterwards).
+        public var directory: String
+        /// Tasks in the one-transaction batched add.
+        public var batchedAddTasks = 100_000
+        /// Single-task durable adds.
+        public var singleAdds = 2_000
+        /// Tasks claimed and acked.
+        public var claimAckTasks = 100_000
+        /// Claim batch size.
+        public var claimBatch = 100
+        /// Tasks in the large store for the open / next wake-up measurement.
+        public var largeStoreTasks = 1_000_000
+        /// Durable commits (fsync) in the add and claim scenarios.
+        public var durable = true
+
+        /// Creates a configuration.
+        public init(directory: String) { self.directory = directory }
+    }
+
+    static let callbacks = (0..<10).map { "callback-\($0)" }
+
+    /// Random specs: generated ids, 10 callbacks, `runAt` spread over `spread` µs from `base`.
+    static func specs(_ count: Int, base: Int64, spread: Int64, random: inout some RandomNumberGenerator) -> [TaskSpec] {
+        let kwargs = Array(#"{"user_id": 12345, "kind": "reminder"}"#.utf8)
+        return (0..<count).map { i in
+            TaskSpec(
+                callback: callbacks[i % callbacks.count], runAt: base + Int64.random(in: 0..<spread, using: &random),
+                kwargs: kwargs, group: i % 10 == 0 ? "group-\(i % 1000)" : nil)
+        }
+    }
+
+    static func options(_ durable: Bool, noReadAhead: Bool = true) -> StoreOptions {
+        StoreOptions(initialMapBytes: 256 << 20, maxMapBytes: 64 << 30, durable: durable, noReadAhead: noReadAhead)
+    }
+
+    /// Removes a store directory's files.
+    static func removeStore(_ path: String) {
+        for name in ["data.mdb", "lock.mdb", "taskshed.lock"] { unlink(path + "/" + name) }
+        rmdir(path)
+    }
+
+    /// 100k tasks (random ids and times, all indexes) in one durable transaction.
+    public static func batchedAdd(_ config: Config) throws -> BenchResult {
+        let path = config.directory + "/batched-add"
+        removeStore(path)
+        defer { removeStore(path) }
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        var random = SystemRandomNumberGenerator()
+        let now = BenchClock.wallMicros()
+        let specs = specs(config.batchedAddTasks, base: now, spread: 3_600_000_000, random: &random)
+        let start = BenchClock.nanos()
+        _ = try store.add(specs, onConflict: .replace, now: now)
+        let elapsed = BenchClock.nanos() - start
+        let stats = try store.stats(now: now)
+        return BenchResult(
+            name: "batched add (one transaction, \(config.durable ? "durable" : "no-sync"))",
+            tasks: config.batchedAddTasks, nanos: elapsed,
+            notes: ["file \(stats.fileBytes >> 20) MiB"])
+    }
+
+    /// Single-task adds, each its own durable transaction.
+    public static func singleAdds(_ config: Config) throws -> BenchResult {
+        let path = config.directory + "/single-add"
+        removeStore(path)
+        defer { removeStore(path) }
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        var random = SystemRandomNumberGenerator()
+        let now = BenchClock.wallMicros()
+        let specs = specs(config.singleAdds, base: now, spread: 3_600_000_000, random: &random)
+        var latencies: [UInt64] = []
+        latencies.reserveCapacity(specs.count)
+        let start = BenchClock.nanos()
+        for s in specs {
+            let t = BenchClock.nanos()
+            _ = try store.add([s], onConflict: .replace, now: now)
+            latencies.append(BenchClock.nanos() - t)
+        }
+        let elapsed = BenchClock.nanos() - start
+        latencies.sort()
+        let p50 = latencies[latencies.count / 2]
+        let p99 = latencies[latencies.count * 99 / 100]
+        return BenchResult(
+            name: "single-task adds (\(config.durable ? "durable" : "no-sync") commit each)", tasks: specs.count,
+            nanos: elapsed, notes: ["p50 \(format(Double(p50) / 1000, 0)) µs", "p99 \(format(Double(p99) / 1000, 0)) µs"])
+    }
+
+    /// Claim + ack of due tasks in batches: one transaction claims a batch, one group commit acks it (each
+    /// ack an isolated nested request, as the daemon does).
+    public static func claimAck(_ config: Config, isolatedAcks: Bool = true) throws -> BenchResult {
+        let path = config.directory + "/claim-ack"
+        removeStore(path)
+        defer { removeStore(path) }
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        var random = SystemRandomNumberGenerator()
+        let now = BenchClock.wallMicros()
+        _ = try store.add(specs(config.claimAckTasks, base: now - 3_600_000_000, spread: 3_600_000_000, random: &random), now: now)
+        var done = 0
+        var claims = 0
+        let start = BenchClock.nanos()
+        while true {
+            let claimed = try store.claim(
+                callbacks: callbacks, max: config.claimBatch, holder: 1, leaseDeadline: now + 60_000_000, now: now)
+            if claimed.isEmpty { break }
+            claims += 1
+            let failures = try store.write(isolatingRequests: isolatedAcks) { batch in
+                var failures = 0
+                for r in claimed {
+                    do {
+                        _ = try batch.ack(id: r.id, attempt: r.attempt, holder: 1, now: now)
+                    } catch {
+                        failures += 1
+                    }
+                }
+                return failures
+            }
+            precondition(failures == 0, "ack failed")
+            done += claimed.count
+        }
+        let elapsed = BenchClock.nanos() - start
+        precondition(done == config.claimAckTasks, "claimed \(done) of \(config.claimAckTasks)")
+        return BenchResult(
+            name: "claim + ack, batches of \(config.claimBatch) (\(isolatedAcks ? "isolated" : "plain") acks, \(config.durable ? "durable" : "no-sync"))",
+            tasks: done, nanos: elapsed, notes: ["\(claims * 2) commits"])
+    }
+
+    /// Builds (or reuses) a large store of `largeStoreTasks` tasks at `path`, in no-sync batches of 100k.
+    public static func buildLargeStore(_ config: Config, path: String, log: (String) -> Void) throws -> BenchResult {
+        removeStore(path)
+        let store = try LMDBTaskStore(directory: path, options: options(false))
+        var random = SystemRandomNumberGenerator()
+        let now = BenchClock.wallMicros()
+        let start = BenchClock.nanos()
+        var added = 0
+        while added < config.largeStoreTasks {
+            let n = min(100_000, config.largeStoreTasks - added)
+            _ = try store.add(specs(n, base: now, spread: 30 * 86_400_000_000, random: &random), now: now)
+            added += n
+            if added % 1_000_000 == 0 { log("  built \(added) tasks") }
+        }
+        try store.sync()
+        let elapsed = BenchClock.nanos() - start
+        let stats = try store.stats(now: now)
+        store.close()
+        return BenchResult(
+            name: "large store build (no-sync batches of 100k, spec generation included)", tasks: added, nanos: elapsed,
+            notes: ["file \(stats.fileBytes >> 20) MiB"])
+    }
+
+    /// Opens an existing store and asks for the next wake-up; meant to run in a fresh process.
+    public static func openAndNextWakeup(path: String, noReadAhead: Bool) throws -> BenchResult {
+        let rssBefore = BenchClock.procStatusKiB("RssAnon") ?? -1
+        let start = BenchClock.nanos()
+        let store = try LMDBTaskStore(directory: path, options: options(true, noReadAhead: noReadAhead))
+        let opened = BenchClock.nanos()
+        let next = try store.earliestRunAt()
+        let found = BenchClock.nanos()
+        // A few random-ish lookups through the callback index, cold.
+        var perCallback: [UInt64] = []
+        for c in callbacks.prefix(3) {
+            let t = BenchClock.nanos()
+            _ = try store.earliestRunAt(callback: c)
+            perCallback.append(BenchClock.nanos() - t)
+        }
+        let rssAfter = BenchClock.procStatusKiB("RssAnon") ?? -1
+        let vmRSS = BenchClock.procStatusKiB("VmRSS") ?? -1
+        store.close()
+        return BenchResult(
+            name: "open + next wake-up (\(noReadAhead ? "MDB_NORDAHEAD" : "read-ahead"))", tasks: 0, nanos: found - start,
+            notes: [
+                "open \(format(Double(opened - start) / 1e6, 3)) ms",
+                "earliestRunAt \(format(Double(found - opened) / 1e6, 3)) ms",
+                "next per-callback lookups \(perCallback.map { format(Double($0) / 1e6, 3) }.joined(separator: "/")) ms",
+                "found \(next != nil)",
+                "RssAnon \(rssBefore) -> \(rssAfter) KiB", "VmRSS \(vmRSS) KiB",
+            ])
+    }
+}

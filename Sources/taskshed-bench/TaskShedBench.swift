@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import TaskShedBenchKit
+
+/// `taskshed-bench`: TaskShed's benchmarks, one subcommand per area.
+@main
+struct TaskShedBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "taskshed-bench",
+        abstract: "TaskShed benchmarks. Build with -c release.",
+        subcommands: [StoreBench.self, StoreOpenProbe.self])
+}
+
+/// `taskshed-bench store`: the store benchmarks.
+struct StoreBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Batched add, single durable adds, claim + ack, and open / next wake-up of a large store.")
+
+    @Option(help: "Directory for the benchmark stores (removed afterwards).")
+    var directory: String = "/tmp/taskshed-bench-store"
+
+    @Option(help: "Tasks in the large store for the open / next wake-up measurement.")
+    var largeTasks: Int = 1_000_000
+
+    @Flag(help: "Use 10,000,000 tasks for the large store (the issue's size; about 4 GiB of disk).")
+    var tenMillion = false
+
+    @Option(help: "Single-task durable adds to time.")
+    var singleAdds: Int = 2_000
+
+    @Flag(help: "Commit without fsync (MDB_NOSYNC) in the add and claim scenarios.")
+    var noSync = false
+
+    @Flag(help: "Skip the large-store scenario.")
+    var skipLarge = false
+
+    func run() throws {
+        mkdir(directory, 0o700)
+        var config = StoreBenchmarks.Config(directory: directory)
+        config.durable = !noSync
+        config.singleAdds = singleAdds
+        config.largeStoreTasks = tenMillion ? 10_000_000 : largeTasks
+        print("taskshed-bench store (\(config.durable ? "durable" : "no-sync") commits)")
+        print(try StoreBenchmarks.batchedAdd(config).line)
+        print(try StoreBenchmarks.singleAdds(config).line)
+        print(try StoreBenchmarks.claimAck(config, isolatedAcks: true).line)
+        print(try StoreBenchmarks.claimAck(config, isolatedAcks: false).line)
+        guard !skipLarge else { return }
+        let path = directory + "/large"
+        print(try StoreBenchmarks.buildLargeStore(config, path: path) { print($0) }.line)
+        let dropped = BenchClock.dropPageCache()
+        print("page cache dropped before the cold open: \(dropped ? "yes" : "no (not root?)")")
+        try probe(path, noReadAhead: true)
+        print("(warm)")
+        try probe(path, noReadAhead: true)
+        if BenchClock.dropPageCache() { try probe(path, noReadAhead: false) }
+        StoreBenchmarksCleanup.remove(path)
+    }
+
+    /// Runs the open measurement in a fresh process so that its RSS is that of a process that just opened.
+    func probe(_ path: String, noReadAhead: Bool) throws {
+        let exe = "/proc/self/exe"
+        var args = [exe, "store-open-probe", path] + (noReadAhead ? [] : ["--read-ahead"])
+        var cArgs = args.map { strdup($0) } + [nil]
+        defer { for p in cArgs { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, nil, nil, &cArgs, environ)
+        guard rc == 0 else { throw ValidationError("posix_spawn failed: \(rc)") }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        args.removeAll()
+    }
+}
+
+/// `taskshed-bench store-open-probe <dir>`: opens a store, finds the next wake-up, prints time and RSS.
+struct StoreOpenProbe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store-open-probe", abstract: "Internal: cold open of an existing store (run by `store`).",
+        shouldDisplay: false)
+
+    @Argument(help: "Store directory.")
+    var path: String
+
+    @Flag(help: "Open without MDB_NORDAHEAD.")
+    var readAhead = false
+
+    func run() throws {
+        print(try StoreBenchmarks.openAndNextWakeup(path: path, noReadAhead: !readAhead).line)
+    }
+}
+
+/// Removes a benchmark store directory.
+enum StoreBenchmarksCleanup {
+    static func remove(_ path: String) {
+        for name in ["data.mdb", "lock.mdb", "taskshed.lock"] { unlink(path + "/" + name) }
+        rmdir(path)
+    }
+}
