@@ -55,7 +55,7 @@ let package = Package(
         ),
 
         // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
-        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol", "CLibUV"]),
         .executableTarget(
             name: "taskshed-bench",
             dependencies: [
