@@ -17,38 +17,86 @@ public enum HelperProcesses {
     public static func spawnReady(_ arguments: [String], logPath: String, timeoutSeconds: Double = 30) throws
         -> BenchProcess
     {
-        var pipeFDs: [Int32] = [-1, -1]
-        // A socket pair rather than pipe2, which Glibc's module does not export; both ends close on exec.
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pipeFDs) == 0 else {
+        try spawnControlled(arguments, logPath: logPath, timeoutSeconds: timeoutSeconds).process
+    }
+
+    /// Spawns `taskshed-bench <arguments>`, waits until it reports ready on descriptor 4, and keeps the other end
+    /// of that socket so that `Helper.go()` can release it (for helpers that must start together).
+    /// - Parameters:
+    ///   - arguments: Subcommand and its options.
+    ///   - logPath: File for the helper's stdout and stderr.
+    ///   - timeoutSeconds: Longest wait for readiness.
+    /// - Returns: The running helper with its control socket.
+    /// - Throws: `BenchError` when the spawn fails, or the helper exits or stays silent before it is ready.
+    public static func spawnControlled(_ arguments: [String], logPath: String, timeoutSeconds: Double = 30) throws
+        -> Helper
+    {
+        var fds: [Int32] = [-1, -1]
+        // A socket pair rather than a pipe: the helper answers "ready" and then waits for "go" on the same
+        // descriptor (and pipe2 is not exported by Glibc's module). Both ends close on exec.
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw BenchError.errno("socketpair")
         }
-        defer { close(pipeFDs[0]) }
         let child: BenchProcess
         do {
             child = try BenchProcess(executable: try BenchProcess.selfExecutable(), arguments: arguments,
-                                     outputPath: logPath, descriptors: [readyDescriptor: pipeFDs[1]])
+                                     outputPath: logPath, descriptors: [readyDescriptor: fds[1]])
         } catch {
-            close(pipeFDs[1])
+            close(fds[0])
+            close(fds[1])
             throw error
         }
-        close(pipeFDs[1])
-        var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
+        close(fds[1])
+        var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
         var ready: Int32
         repeat { ready = poll(&pfd, 1, Int32(timeoutSeconds * 1000)) } while ready < 0 && errno == EINTR
         var byte: UInt8 = 0
-        guard ready == 1, read(pipeFDs[0], &byte, 1) == 1 else {
+        guard ready == 1, read(fds[0], &byte, 1) == 1 else {
+            close(fds[0])
             child.send(SIGKILL)
             child.wait()
             let log = ProcFacts.readSmallFile(logPath) ?? ""
             throw BenchError("helper \(arguments.first ?? "") did not become ready; its log:\n\(log)")
         }
-        return child
+        return Helper(process: child, control: fds[0])
+    }
+
+    /// A helper process and the bench's end of its control socket.
+    public final class Helper {
+        /// The process.
+        public let process: BenchProcess
+        private var control: Int32
+
+        init(process: BenchProcess, control: Int32) {
+            self.process = process
+            self.control = control
+        }
+
+        deinit { if control >= 0 { close(control) } }
+
+        /// Releases a helper waiting in `HelperProcesses.waitForGo()`.
+        public func go() {
+            guard control >= 0 else { return }
+            var byte: UInt8 = 1
+            _ = write(control, &byte, 1)
+            close(control)
+            control = -1
+        }
     }
 
     /// Called by a helper once it is ready: writes one byte to descriptor 4 and closes it.
     public static func signalReady() {
         var byte: UInt8 = 1
         _ = write(readyDescriptor, &byte, 1)
+        close(readyDescriptor)
+    }
+
+    /// Called by a helper started with `spawnControlled`: reports ready, then blocks until the bench calls
+    /// `go()` (or exits).
+    public static func signalReadyAndWaitForGo() {
+        var byte: UInt8 = 1
+        _ = write(readyDescriptor, &byte, 1)
+        while read(readyDescriptor, &byte, 1) < 0 && errno == EINTR {}
         close(readyDescriptor)
     }
 

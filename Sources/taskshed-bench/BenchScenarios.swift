@@ -9,6 +9,7 @@ enum BenchScenarios {
     /// Every subcommand this file set adds to `taskshed-bench`.
     static let subcommands: [ParsableCommand.Type] = [
         FloorCommand.self, FloorSenderCommand.self, LagCommand.self, LagWorkerCommand.self,
+        AddCommand.self, AddClientCommand.self, DrainCommand.self, DrainWorkerCommand.self, ScaleCommand.self,
     ]
 }
 
