@@ -63,6 +63,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Runs each scenario of the taskshed-bench binary with tiny sizes (no timed assertions).
+        .testTarget(name: "TaskShedBenchTests", dependencies: ["TaskShedBenchKit", "taskshed-bench"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -142,16 +142,30 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: "Due tasks drained at size.")
     var drainTasks: Int = 100_000
 
+    @Option(help: "Tasks in the batched add at size.")
+    var batchAdd: Int = 100_000
+
+    @Option(help: "Sequential single adds at size.")
+    var singleAdds: Int = 1_000
+
+    @Option(help: "Restarts timed (the median is reported).")
+    var restarts: Int = 3
+
     @OptionGroup var daemon: DaemonOptions
     @OptionGroup var report: ReportOptions
 
     func validate() throws {
-        guard pending > 0, drainTasks > 0 else { throw ValidationError("counts must be positive") }
+        guard pending > 0, drainTasks > 0, batchAdd > 0, singleAdds > 0, restarts > 0 else {
+            throw ValidationError("counts must be positive")
+        }
     }
 
     func run() throws {
         var config = ScaleBenchmark.Config(pending: tenMillion ? 10_000_000 : pending)
         config.drainTasks = drainTasks
+        config.batchAdd = batchAdd
+        config.singleAdds = singleAdds
+        config.restarts = restarts
         config.daemonArguments = daemon.arguments
         report.emit(try ScaleBenchmark.run(config) { line in
             // Progress goes to stderr so that --json output on stdout stays one object per scenario.
