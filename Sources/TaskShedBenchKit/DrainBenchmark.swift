@@ -163,10 +163,11 @@ public enum DrainBenchmark {
             notes: ["CPU per task: daemon \(formatDecimal(result.daemonCPUMicrosPerTask, digits: 2)) µs, workers "
                 + "\(formatDecimal(result.workerCPUMicrosPerTask, digits: 2)) µs, total "
                 + "\(formatDecimal(result.daemonCPUMicrosPerTask + result.workerCPUMicrosPerTask, digits: 2)) µs "
-                + "(target >= 100,000 tasks/s, <= 10 µs CPU per task)"],
+                + "(target >= 100,000 tasks/s, <= 10 µs CPU per task)",
+                   "machine: \(MachineFacts.summary)"],
             extra: [("delivered", .integer(Int64(result.delivered))), ("acked", .integer(Int64(result.acked))),
                     ("daemon_cpu_us_per_task", .number(result.daemonCPUMicrosPerTask)),
-                    ("worker_cpu_us_per_task", .number(result.workerCPUMicrosPerTask))])
+                    ("worker_cpu_us_per_task", .number(result.workerCPUMicrosPerTask)), ("machine", MachineFacts.json)])
         table.rows.append(["CPU µs/task: daemon", "", "", "", formatDecimal(result.daemonCPUMicrosPerTask, digits: 2), ""])
         table.rows.append(["CPU µs/task: workers", "", "", "", formatDecimal(result.workerCPUMicrosPerTask, digits: 2), ""])
         return table

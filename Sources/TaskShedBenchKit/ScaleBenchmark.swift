@@ -97,6 +97,7 @@ public enum ScaleBenchmark {
                 "drain CPU per task at size: daemon \(formatDecimal(drain.daemonCPUMicrosPerTask, digits: 2)) µs, "
                     + "workers \(formatDecimal(drain.workerCPUMicrosPerTask, digits: 2)) µs",
                 "targets at 10M: restart-to-ready <= 1 s, RssAnon <= 64 MiB",
+                "machine: \(MachineFacts.summary)",
             ],
             extra: [
                 ("pending", .integer(Int64(config.pending))),
@@ -109,6 +110,7 @@ public enum ScaleBenchmark {
                 ("restart_to_ready_ms_median", .number(Double(restartMedian) / 1e6)),
                 ("drain_daemon_cpu_us_per_task", .number(drain.daemonCPUMicrosPerTask)),
                 ("drain_worker_cpu_us_per_task", .number(drain.workerCPUMicrosPerTask)),
+                ("machine", MachineFacts.json),
             ])
         table.rows.append(["restart-to-ready (median)", "", formatDecimal(Double(restartMedian) / 1e9, digits: 3), "", "",
                            "spawn → PONG with next_wakeup"])

@@ -78,9 +78,10 @@ struct LagCommand: ParsableCommand {
         return LagTable.make(
             runs: runs, floor: floorRun,
             notes: ["\(count) tasks over \(formatDecimal(seconds, digits: 1)) s; lag = worker receive time - run_at "
-                + "(CLOCK_REALTIME); target: p50 <= 100 us and <= 1.5x floor, p99 <= 300 us"],
+                + "(CLOCK_REALTIME); target: p50 <= 100 us and <= 1.5x floor, p99 <= 300 us",
+                   "machine: \(MachineFacts.summary)"],
             parameters: [("count", .integer(Int64(count))), ("seconds", .number(seconds)),
-                         ("polling_s", polling.map { .number($0) } ?? .null)])
+                         ("polling_s", polling.map { .number($0) } ?? .null), ("machine", MachineFacts.json)])
     }
 }
 
