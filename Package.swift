@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -64,7 +65,39 @@ let package = Package(
             ]
         ),
         // Runs each scenario of the taskshed-bench binary with tiny sizes (no timed assertions).
-        .testTarget(name: "TaskShedBenchTests", dependencies: ["TaskShedBenchKit", "taskshed-bench"]),
+        // It depends on both executables so that `swift build --build-tests` builds them.
+        .testTarget(name: "TaskShedBenchTests", dependencies: ["TaskShedBenchKit", "taskshed-bench", "taskshedd"]),
+
+        // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
+        .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
+        .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop"]),
+
+        // The daemon core: connections, requests, group commit, timer-driven dispatch, leases, systemd glue.
+        .target(
+            name: "TaskShedServer",
+            dependencies: [
+                "TaskShedEventLoop", "TaskShedStore", "TaskShedProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The daemon executable: flags -> Configuration, logging set-up, Server.run().
+        .executableTarget(
+            name: "taskshedd",
+            dependencies: [
+                "TaskShedServer", "TaskShedProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Test-only helpers: run the real daemon on temporary paths, speak raw frames to it.
+        .target(name: "TaskShedTestSupport", dependencies: ["TaskShedProtocol"]),
+        // Unit tests of the server's parts, and end-to-end tests against the real taskshedd binary (the
+        // dependency on the executable makes `swift build --build-tests` build it).
+        .testTarget(
+            name: "TaskShedServerTests",
+            dependencies: ["TaskShedServer", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,4 +9,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+/* prctl(2) is variadic, and Swift does not import variadic C functions: the daemon sets its loop thread's timer
+ * slack (PR_SET_TIMERSLACK, in nanoseconds) through this fixed-arity wrapper. Returns 0 or -1 with errno set. */
+static inline int clibuv_set_timer_slack(unsigned long nanoseconds) {
+    return prctl(PR_SET_TIMERSLACK, nanoseconds, 0UL, 0UL, 0UL);
+}
+
 #endif

@@ -11,6 +11,14 @@ public enum BenchClock {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    /// CPU nanoseconds used by the calling thread (user + system): unlike wall time, not inflated when other
+    /// processes compete for the CPUs, but blind to time spent waiting for the disk (fsync).
+    public static func threadCPUNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// Wall-clock microseconds since the epoch (`CLOCK_REALTIME`), for task times.
     public static func wallMicros() -> Int64 {
         var ts = timespec()

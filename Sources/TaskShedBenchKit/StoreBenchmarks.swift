@@ -12,14 +12,17 @@ public struct BenchResult: Sendable {
     public var tasks: Int
     /// Elapsed nanoseconds.
     public var nanos: UInt64
+    /// CPU nanoseconds of the measuring thread over the same interval.
+    public var cpuNanos: UInt64
     /// Extra facts ("p50 180 µs", "RssAnon 1.2 MiB").
     public var notes: [String]
 
     /// Creates a result.
-    public init(name: String, tasks: Int, nanos: UInt64, notes: [String] = []) {
+    public init(name: String, tasks: Int, nanos: UInt64, cpuNanos: UInt64 = 0, notes: [String] = []) {
         self.name = name
         self.tasks = tasks
         self.nanos = nanos
+        self.cpuNanos = cpuNanos
         self.notes = notes
     }
 
@@ -31,8 +34,13 @@ public struct BenchResult: Sendable {
     /// One line for the report.
     public var line: String {
         let rate = tasksPerSecond >= 1 ? "\(format(tasksPerSecond, 0)) tasks/s, \(format(nanosPerTask, 0)) ns/task" : ""
+        var cpu = ""
+        if cpuNanos > 0 && tasks > 0 {
+            let cpuRate = Double(tasks) / (Double(cpuNanos) / 1e9)
+            cpu = "(CPU: \(format(Double(cpuNanos) / 1e6, 1)) ms, \(format(cpuRate, 0)) tasks/s, \(format(Double(cpuNanos) / Double(tasks), 0)) ns/task)"
+        }
         let time = "\(format(Double(nanos) / 1e6, 2)) ms"
-        return ([name + ":", "\(tasks) tasks in \(time)", rate] + notes).filter { !$0.isEmpty }.joined(separator: "  ")
+        return ([name + ":", "\(tasks) tasks in \(time)", rate, cpu] + notes).filter { !$0.isEmpty }.joined(separator: "  ")
     }
 }
 
@@ -41,6 +49,22 @@ func format(_ v: Double, _ digits: Int) -> String {
     var buffer = [CChar](repeating: 0, count: 64)
     _ = withVaList([v]) { vsnprintf(&buffer, buffer.count, "%.\(digits)f", $0) }
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Wall and thread-CPU nanoseconds of `body`.
+func measure<R>(_ body: () throws -> R) rethrows -> (R, wall: UInt64, cpu: UInt64) {
+    let w = BenchClock.nanos()
+    let c = BenchClock.threadCPUNanos()
+    let r = try body()
+    return (r, BenchClock.nanos() - w, BenchClock.threadCPUNanos() - c)
+}
+
+/// How the benchmark's `runAt` times relate to the order tasks are added in.
+public enum TimeOrder: String, Sendable, CaseIterable {
+    /// Random times over the spread: every index insert lands on a random page.
+    case random
+    /// Times ascend with insertion order (tasks scheduled as they come): index inserts append.
+    case ascending
 }
 
 /// Benchmarks of `LMDBTaskStore` through its public API.
@@ -68,13 +92,18 @@ public enum StoreBenchmarks {
 
     static let callbacks = (0..<10).map { "callback-\($0)" }
 
-    /// Random specs: generated ids, 10 callbacks, `runAt` spread over `spread` µs from `base`.
-    static func specs(_ count: Int, base: Int64, spread: Int64, random: inout some RandomNumberGenerator) -> [TaskSpec] {
+    /// Specs: generated ids, 10 callbacks, 10 % in one of 1,000 groups, `runAt` spread over `spread` µs from
+    /// `base` (randomly, or ascending with the index).
+    static func specs(
+        _ count: Int, base: Int64, spread: Int64, order: TimeOrder, random: inout some RandomNumberGenerator
+    ) -> [TaskSpec] {
         let kwargs = Array(#"{"user_id": 12345, "kind": "reminder"}"#.utf8)
         return (0..<count).map { i in
-            TaskSpec(
-                callback: callbacks[i % callbacks.count], runAt: base + Int64.random(in: 0..<spread, using: &random),
-                kwargs: kwargs, group: i % 10 == 0 ? "group-\(i % 1000)" : nil)
+            let offset = order == .random
+                ? Int64.random(in: 0..<spread, using: &random) : spread / Int64(count) * Int64(i)
+            return TaskSpec(
+                callback: callbacks[i % callbacks.count], runAt: base + offset, kwargs: kwargs,
+                group: i % 10 == 0 ? "group-\(i % 1000)" : nil)
         }
     }
 
@@ -88,22 +117,20 @@ public enum StoreBenchmarks {
         rmdir(path)
     }
 
-    /// 100k tasks (random ids and times, all indexes) in one durable transaction.
-    public static func batchedAdd(_ config: Config) throws -> BenchResult {
+    /// 100k tasks (generated ids, all indexes) in one durable transaction.
+    public static func batchedAdd(_ config: Config, order: TimeOrder) throws -> BenchResult {
         let path = config.directory + "/batched-add"
         removeStore(path)
         defer { removeStore(path) }
         let store = try LMDBTaskStore(directory: path, options: options(config.durable))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
-        let specs = specs(config.batchedAddTasks, base: now, spread: 3_600_000_000, random: &random)
-        let start = BenchClock.nanos()
-        _ = try store.add(specs, onConflict: .replace, now: now)
-        let elapsed = BenchClock.nanos() - start
+        let specs = specs(config.batchedAddTasks, base: now, spread: 3_600_000_000, order: order, random: &random)
+        let (_, wall, cpu) = try measure { try store.add(specs, onConflict: .replace, now: now) }
         let stats = try store.stats(now: now)
         return BenchResult(
-            name: "batched add (one transaction, \(config.durable ? "durable" : "no-sync"))",
-            tasks: config.batchedAddTasks, nanos: elapsed,
+            name: "batched add (one transaction, \(order.rawValue) runAt, \(config.durable ? "durable" : "no-sync"))",
+            tasks: config.batchedAddTasks, nanos: wall, cpuNanos: cpu,
             notes: ["file \(stats.fileBytes >> 20) MiB"])
     }
 
@@ -115,37 +142,42 @@ public enum StoreBenchmarks {
         let store = try LMDBTaskStore(directory: path, options: options(config.durable))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
-        let specs = specs(config.singleAdds, base: now, spread: 3_600_000_000, random: &random)
+        let specs = specs(config.singleAdds, base: now, spread: 3_600_000_000, order: .random, random: &random)
         var latencies: [UInt64] = []
         latencies.reserveCapacity(specs.count)
         let start = BenchClock.nanos()
+        let cpuStart = BenchClock.threadCPUNanos()
         for s in specs {
             let t = BenchClock.nanos()
             _ = try store.add([s], onConflict: .replace, now: now)
             latencies.append(BenchClock.nanos() - t)
         }
         let elapsed = BenchClock.nanos() - start
+        let cpu = BenchClock.threadCPUNanos() - cpuStart
         latencies.sort()
         let p50 = latencies[latencies.count / 2]
         let p99 = latencies[latencies.count * 99 / 100]
         return BenchResult(
             name: "single-task adds (\(config.durable ? "durable" : "no-sync") commit each)", tasks: specs.count,
-            nanos: elapsed, notes: ["p50 \(format(Double(p50) / 1000, 0)) µs", "p99 \(format(Double(p99) / 1000, 0)) µs"])
+            nanos: elapsed, cpuNanos: cpu, notes: ["p50 \(format(Double(p50) / 1000, 0)) µs", "p99 \(format(Double(p99) / 1000, 0)) µs"])
     }
 
     /// Claim + ack of due tasks in batches: one transaction claims a batch, one group commit acks it (each
     /// ack an isolated nested request, as the daemon does).
-    public static func claimAck(_ config: Config, isolatedAcks: Bool = true) throws -> BenchResult {
+    public static func claimAck(_ config: Config, order: TimeOrder, isolatedAcks: Bool = true) throws -> BenchResult {
         let path = config.directory + "/claim-ack"
         removeStore(path)
         defer { removeStore(path) }
         let store = try LMDBTaskStore(directory: path, options: options(config.durable))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
-        _ = try store.add(specs(config.claimAckTasks, base: now - 3_600_000_000, spread: 3_600_000_000, random: &random), now: now)
+        _ = try store.add(
+            specs(config.claimAckTasks, base: now - 3_600_000_000, spread: 3_600_000_000, order: order, random: &random),
+            now: now)
         var done = 0
         var claims = 0
         let start = BenchClock.nanos()
+        let cpuStart = BenchClock.threadCPUNanos()
         while true {
             let claimed = try store.claim(
                 callbacks: callbacks, max: config.claimBatch, holder: 1, leaseDeadline: now + 60_000_000, now: now)
@@ -166,10 +198,58 @@ public enum StoreBenchmarks {
             done += claimed.count
         }
         let elapsed = BenchClock.nanos() - start
+        let cpu = BenchClock.threadCPUNanos() - cpuStart
         precondition(done == config.claimAckTasks, "claimed \(done) of \(config.claimAckTasks)")
+        let stats = try store.stats(now: now)
         return BenchResult(
-            name: "claim + ack, batches of \(config.claimBatch) (\(isolatedAcks ? "isolated" : "plain") acks, \(config.durable ? "durable" : "no-sync"))",
-            tasks: done, nanos: elapsed, notes: ["\(claims * 2) commits"])
+            name: "claim + ack, batches of \(config.claimBatch) (\(order.rawValue) runAt, \(isolatedAcks ? "isolated" : "plain") acks, \(config.durable ? "durable" : "no-sync"))",
+            tasks: done, nanos: elapsed, cpuNanos: cpu,
+            notes: ["\(claims * 2) commits", "file \(stats.fileBytes >> 20) MiB", "used \(stats.usedBytes >> 20) MiB"])
+    }
+
+    /// Claim + ack as the daemon's group commit does it: each transaction acks the previous batch's tasks
+    /// (each ack an isolated request) and claims the next batch, so one commit serves both.
+    public static func pipelinedClaimAck(_ config: Config, order: TimeOrder) throws -> BenchResult {
+        let path = config.directory + "/claim-ack-pipelined"
+        removeStore(path)
+        defer { removeStore(path) }
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        var random = SystemRandomNumberGenerator()
+        let now = BenchClock.wallMicros()
+        _ = try store.add(
+            specs(config.claimAckTasks, base: now - 3_600_000_000, spread: 3_600_000_000, order: order, random: &random),
+            now: now)
+        var done = 0
+        var commits = 0
+        var pending: [TaskRecord] = []
+        let start = BenchClock.nanos()
+        let cpuStart = BenchClock.threadCPUNanos()
+        repeat {
+            let toAck = pending
+            let (claimed, failures) = try store.write { batch in
+                var failures = 0
+                for r in toAck {
+                    do {
+                        _ = try batch.ack(id: r.id, attempt: r.attempt, holder: 1, now: now)
+                    } catch {
+                        failures += 1
+                    }
+                }
+                let claimed = (try? batch.claim(
+                    callbacks: callbacks, max: config.claimBatch, holder: 1, leaseDeadline: now + 60_000_000, now: now)) ?? []
+                return (claimed, failures)
+            }
+            precondition(failures == 0, "ack failed")
+            commits += 1
+            done += toAck.count
+            pending = claimed
+        } while !pending.isEmpty
+        let elapsed = BenchClock.nanos() - start
+        let cpu = BenchClock.threadCPUNanos() - cpuStart
+        precondition(done == config.claimAckTasks, "acked \(done) of \(config.claimAckTasks)")
+        return BenchResult(
+            name: "claim + ack pipelined, batches of \(config.claimBatch) (\(order.rawValue) runAt, \(config.durable ? "durable" : "no-sync"))",
+            tasks: done, nanos: elapsed, cpuNanos: cpu, notes: ["\(commits) commits"])
     }
 
     /// Builds (or reuses) a large store of `largeStoreTasks` tasks at `path`, in no-sync batches of 100k.
@@ -182,7 +262,7 @@ public enum StoreBenchmarks {
         var added = 0
         while added < config.largeStoreTasks {
             let n = min(100_000, config.largeStoreTasks - added)
-            _ = try store.add(specs(n, base: now, spread: 30 * 86_400_000_000, random: &random), now: now)
+            _ = try store.add(specs(n, base: now, spread: 30 * 86_400_000_000, order: .random, random: &random), now: now)
             added += n
             if added % 1_000_000 == 0 { log("  built \(added) tasks") }
         }

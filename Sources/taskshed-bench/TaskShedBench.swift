@@ -37,6 +37,17 @@ struct StoreBench: ParsableCommand {
     @Flag(help: "Skip the large-store scenario.")
     var skipLarge = false
 
+    @Option(help: "Run only these scenarios (comma-separated: batched-add, single-add, claim-ack, large).")
+    var only: String?
+
+    @Option(help: "Only this runAt order in claim-ack (random or ascending).")
+    var claimOrder: TimeOrder?
+
+    func wants(_ scenario: String) -> Bool {
+        guard let only else { return scenario != "large" || !skipLarge }
+        return only.split(separator: ",").contains { $0 == scenario }
+    }
+
     func run() throws {
         mkdir(directory, 0o700)
         var config = StoreBenchmarks.Config(directory: directory)
@@ -44,11 +55,16 @@ struct StoreBench: ParsableCommand {
         config.singleAdds = singleAdds
         config.largeStoreTasks = tenMillion ? 10_000_000 : largeTasks
         print("taskshed-bench store (\(config.durable ? "durable" : "no-sync") commits)")
-        print(try StoreBenchmarks.batchedAdd(config).line)
-        print(try StoreBenchmarks.singleAdds(config).line)
-        print(try StoreBenchmarks.claimAck(config, isolatedAcks: true).line)
-        print(try StoreBenchmarks.claimAck(config, isolatedAcks: false).line)
-        guard !skipLarge else { return }
+        for order in TimeOrder.allCases where wants("batched-add") {
+            print(try StoreBenchmarks.batchedAdd(config, order: order).line)
+        }
+        if wants("single-add") { print(try StoreBenchmarks.singleAdds(config).line) }
+        for order in (claimOrder.map { [$0] } ?? TimeOrder.allCases) where wants("claim-ack") {
+            print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: true).line)
+            print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: false).line)
+            print(try StoreBenchmarks.pipelinedClaimAck(config, order: order).line)
+        }
+        guard wants("large") else { return }
         let path = directory + "/large"
         print(try StoreBenchmarks.buildLargeStore(config, path: path) { print($0) }.line)
         let dropped = BenchClock.dropPageCache()
@@ -99,3 +115,5 @@ enum StoreBenchmarksCleanup {
         rmdir(path)
     }
 }
+
+extension TimeOrder: ExpressibleByArgument {}

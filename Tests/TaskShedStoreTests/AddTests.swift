@@ -147,8 +147,15 @@ struct AddTests {
         let dir = TempDirectory()
         let store = try openStore(dir)
         var ids = Set<String>()
-        for _ in 0..<5 {
-            for r in try store.add(Array(repeating: spec(nil), count: 200), now: t0) { ids.insert(r.id) }
+        var previous = ""
+        for batch in 0..<5 {
+            for r in try store.add(Array(repeating: spec(nil), count: 200), now: t0 + Int64(batch) * 1000) {
+                ids.insert(r.id)
+                // Time-ordered: each generated id sorts after the previous one (bulk inserts append).
+                #expect(r.id > previous)
+                #expect(r.id.utf8.count == 32)
+                previous = r.id
+            }
         }
         #expect(ids.count == 1000)
         #expect(try store.stats(now: t0).due == 1000)

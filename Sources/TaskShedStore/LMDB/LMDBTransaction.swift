@@ -178,4 +178,47 @@ package final class LMDBTransaction {
         try lmdbCheck(mdb_stat(live, db.dbi, &stat), "mdb_stat")
         return stat.ms_entries
     }
+
+    // MARK: Raw-pointer variants (no array needed for keys that already live in contiguous memory)
+
+    /// `get` with a key given as raw bytes. Corresponds to `mdb_get`.
+    /// - Throws: `LMDBError` (`EINVAL`).
+    package func get(_ db: LMDBDatabase, rawKey: UnsafeRawBufferPointer) throws(LMDBError) -> UnsafeRawBufferPointer? {
+        var k = mdbVal(rawKey)
+        var v = MDB_val()
+        let rc = mdb_get(live, db.dbi, &k, &v)
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_get")
+        return bytes(of: v)
+    }
+
+    /// `put` with raw key and value bytes. Corresponds to `mdb_put`.
+    /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `MDB_TXN_FULL`, `EACCES`, `EINVAL`).
+    package func put(_ db: LMDBDatabase, rawKey: UnsafeRawBufferPointer, rawValue: UnsafeRawBufferPointer)
+        throws(LMDBError)
+    {
+        var k = mdbVal(rawKey)
+        var v = mdbVal(rawValue)
+        try lmdbCheck(mdb_put(live, db.dbi, &k, &v, 0), "mdb_put")
+    }
+
+    /// `delete` with raw key (and optional value) bytes. Corresponds to `mdb_del`.
+    /// - Returns: `false` if there was nothing to delete.
+    /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `EACCES`, `EINVAL`).
+    @discardableResult
+    package func delete(_ db: LMDBDatabase, rawKey: UnsafeRawBufferPointer, rawValue: UnsafeRawBufferPointer?)
+        throws(LMDBError) -> Bool
+    {
+        var k = mdbVal(rawKey)
+        let rc: Int32
+        if let rawValue {
+            var v = mdbVal(rawValue)
+            rc = mdb_del(live, db.dbi, &k, &v)
+        } else {
+            rc = mdb_del(live, db.dbi, &k, nil)
+        }
+        if rc == MDB_NOTFOUND { return false }
+        try lmdbCheck(rc, "mdb_del")
+        return true
+    }
 }

@@ -38,12 +38,13 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// - Parameters:
     ///   - directory: The store directory (created with mode 0700 when `options.createDirectory`).
     ///   - options: Map sizes, durability, limits, retry policy.
-    ///   - random: Source of generated ids and retry jitter (inject a seeded one in tests).
+    ///   - random: Source of generated ids and retry jitter (default: `Xoshiro256StarStar` seeded from the
+    ///     system; inject a seeded one in tests).
     /// - Throws: `internalError` when the directory is locked by another opener (the message names the pid),
     ///   when the store has another schema version, or when LMDB fails.
     public init(
         directory: String, options: StoreOptions = StoreOptions(),
-        random: any RandomNumberGenerator = SystemRandomNumberGenerator()
+        random: any RandomNumberGenerator = Xoshiro256StarStar()
     ) throws(StoreError) {
         self.directory = directory
         self.options = options

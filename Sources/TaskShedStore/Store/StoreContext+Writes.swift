@@ -65,15 +65,7 @@ extension StoreContext {
         let tasksDB = dbs.tasks
         for (i, p) in prepared.enumerated() {
             let spec = p.spec
-            let id: String
-            if let given = spec.id {
-                id = given
-            } else {
-                // 128 random bits: a collision is practically impossible, but an existing id is never reused.
-                var candidate = random.hexID()
-                while try load(candidate) != nil { candidate = random.hexID() }
-                id = candidate
-            }
+            var id = spec.id ?? random.taskID(now: now)
             var task = StoredTask(
                 record: TaskRecord(
                     id: id, callback: spec.callback, runAt: spec.runAt ?? now, schedule: spec.schedule,
@@ -83,19 +75,26 @@ extension StoreContext {
                 holder: 0)
             value.reset()
             task.encode(into: &value)
-            let k = Self.idKey(id)
-            let v = value.bytes
-            let inserted = try lmdb { () throws(LMDBError) -> StoredTask? in
-                switch try txn.insert(tasksDB, key: k, value: v) {
-                case .inserted: return nil
-                case .exists(let raw):
-                    guard let old = StoredTask.decode(id: id, raw) else {
-                        throw LMDBError(MDB_CORRUPTED, "decode task")
+            var old: StoredTask?
+            while true {
+                let k = Self.idKey(id)
+                let v = value.bytes
+                old = try lmdb { () throws(LMDBError) -> StoredTask? in
+                    switch try txn.insert(tasksDB, key: k, value: v) {
+                    case .inserted: return nil
+                    case .exists(let raw):
+                        guard let old = StoredTask.decode(id: id, raw) else {
+                            throw LMDBError(MDB_CORRUPTED, "decode task")
+                        }
+                        return old
                     }
-                    return old
                 }
+                // A generated id never replaces a task: draw another on the (practically impossible) collision.
+                guard spec.id == nil, old != nil else { break }
+                id = random.taskID(now: now)
+                task.record.id = id
             }
-            guard let old = inserted else {
+            guard let old else {
                 try save(old: nil, new: task, writeRecord: false)
                 results.append(AddResult(id: id, outcome: .inserted))
                 continue

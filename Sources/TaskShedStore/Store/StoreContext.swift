@@ -28,6 +28,15 @@ struct CallbackCounts: Equatable {
 
     var isZero: Bool { self == CallbackCounts() }
 
+    /// Which counter a task adds to.
+    static func category(_ task: StoredTask) -> Int {
+        switch task.record.state {
+        case .scheduled: return task.record.paused ? 1 : 0
+        case .leased: return 2
+        case .dead: return 3
+        }
+    }
+
     mutating func add(_ task: StoredTask, _ sign: Int64) {
         switch task.record.state {
         case .scheduled:
@@ -60,29 +69,82 @@ struct CallbackCounts: Equatable {
     }
 }
 
-/// The random source for generated ids and retry jitter, shared by the store's transactions.
+/// The random source for generated ids and retry jitter, shared by the store's transactions, plus the
+/// sequence that makes generated ids ascend.
 final class RandomSource {
     var generator: any RandomNumberGenerator
+    /// Counts generated ids (the middle part of an id), so ids generated in one batch ascend.
+    private var sequence: UInt32
 
-    init(_ generator: any RandomNumberGenerator) { self.generator = generator }
+    init(_ generator: any RandomNumberGenerator) {
+        self.generator = generator
+        sequence = UInt32(truncatingIfNeeded: self.generator.next())
+    }
 
     func next() -> UInt64 { generator.next() }
 
     /// A uniform draw in 0...1.
     func unit() -> Double { Double(next() >> 11) / Double((UInt64(1) << 53) - 1) }
 
-    /// 32 lowercase hex digits from 128 random bits.
-    func hexID() -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8](repeating: 0, count: 32)
-        for half in 0..<2 {
-            var v = next()
+    /// A new task id: 32 lowercase hex digits, time-ordered like a UUIDv7 so that bulk inserts append to the
+    /// `tasks` B-tree instead of landing on random pages: 12 digits of `now` in milliseconds, 8 digits of a
+    /// per-store sequence, 12 random digits (48 bits).
+    func taskID(now: Int64) -> String {
+        sequence &+= 1
+        let millis = UInt64(bitPattern: now / 1000) & 0xFFFF_FFFF_FFFF
+        let high = millis << 16 | UInt64(sequence >> 16)
+        let low = UInt64(sequence & 0xFFFF) << 48 | (next() & 0xFFFF_FFFF_FFFF)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
             for i in 0..<16 {
-                out[half * 16 + 15 - i] = digits[Int(v & 0xF)]
-                v >>= 4
+                buffer[15 - i] = Self.hexDigit(high >> (UInt64(i) * 4))
+                buffer[31 - i] = Self.hexDigit(low >> (UInt64(i) * 4))
             }
+            return 32
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ v: UInt64) -> UInt8 {
+        let n = UInt8(truncatingIfNeeded: v & 0xF)
+        return n < 10 ? 0x30 + n : 0x57 + n
+    }
+}
+
+/// xoshiro256** seeded from the system generator: the store's default random source (fast, not
+/// cryptographic; ids need uniqueness, not secrecy).
+public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    /// Seeds from `SystemRandomNumberGenerator`.
+    public init() {
+        var system = SystemRandomNumberGenerator()
+        self.init(seed: system.next())
+    }
+
+    /// Seeds deterministically (SplitMix64 expansion of `seed`).
+    public init(seed: UInt64) {
+        var x = seed
+        func splitmix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (splitmix(), splitmix(), splitmix(), splitmix())
+    }
+
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
     }
 }
 
@@ -90,6 +152,13 @@ final class RandomSource {
 @inline(__always)
 func lmdb<R>(_ body: () throws(LMDBError) -> R) throws(StoreError) -> R {
     do { return try body() } catch { throw StoreError.lmdb(error) }
+}
+
+/// Runs `body` over the UTF-8 bytes of `string` without copying them (native strings are contiguous).
+@inline(__always)
+func withUTF8Bytes<R>(_ string: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    var string = string
+    return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
 }
 
 /// Compares two (runAt, id) positions the way the indexes order them (time, then id bytes).
@@ -151,9 +220,12 @@ struct StoreContext {
 
     /// Loads a task, copying it out of the map.
     func load(_ id: String) throws(StoreError) -> StoredTask? {
-        guard let raw = try lmdb({ () throws(LMDBError) in try txn.get(dbs.tasks, key: Self.idKey(id)) }) else {
-            return nil
+        let txn = self.txn
+        let db = dbs.tasks
+        let found = withUTF8Bytes(id) { k in
+            Result { () throws(LMDBError) in try txn.get(db, rawKey: k) }
         }
+        guard let raw = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
         guard let task = StoredTask.decode(id: id, raw) else { throw .corrupt("task \"\(id)\"") }
         return task
     }
@@ -166,39 +238,51 @@ struct StoreContext {
         let txn = self.txn
         let dbs = self.dbs
         if writeRecord {
+            let db = dbs.tasks
+            let result: Result<Void, LMDBError>
             if let new {
                 value.reset()
                 new.encode(into: &value)
-                let k = Self.idKey(id)
-                let v = value.bytes
-                try lmdb { () throws(LMDBError) in try txn.put(dbs.tasks, key: k, value: v) }
+                result = value.bytes.withUnsafeBytes { v in
+                    withUTF8Bytes(id) { k in Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: v) } }
+                }
             } else {
-                let k = Self.idKey(id)
-                try lmdb { () throws(LMDBError) in _ = try txn.delete(dbs.tasks, key: k) }
+                result = withUTF8Bytes(id) { k in
+                    Result { () throws(LMDBError) in _ = try txn.delete(db, rawKey: k, rawValue: nil) }
+                }
             }
+            try lmdb { () throws(LMDBError) in try result.get() }
         }
 
         // Unpaused scheduled tasks: `wake` (time, id) and `callbackDue` callback -> (time, id).
         let oldWake = old.flatMap { $0.record.state == .scheduled && !$0.record.paused ? $0.record.runAt : nil }
         let newWake = new.flatMap { $0.record.state == .scheduled && !$0.record.paused ? $0.record.runAt : nil }
         if oldWake != newWake || (oldWake != nil && old?.record.callback != new?.record.callback) {
+            let wake = dbs.wake
+            let due = dbs.callbackDue
             if let t = oldWake, let old {
                 Self.timeIDKey(&key, t, id)
-                let k = key.bytes
-                let cb = Array(old.record.callback.utf8)
-                try lmdb { () throws(LMDBError) in
-                    _ = try txn.delete(dbs.wake, key: k)
-                    _ = try txn.delete(dbs.callbackDue, key: cb, value: k)
+                let result = key.bytes.withUnsafeBytes { k in
+                    withUTF8Bytes(old.record.callback) { cb in
+                        Result { () throws(LMDBError) in
+                            _ = try txn.delete(wake, rawKey: k, rawValue: nil)
+                            _ = try txn.delete(due, rawKey: cb, rawValue: k)
+                        }
+                    }
                 }
+                try lmdb { () throws(LMDBError) in try result.get() }
             }
             if let t = newWake, let new {
                 Self.timeIDKey(&key, t, id)
-                let k = key.bytes
-                let cb = Array(new.record.callback.utf8)
-                try lmdb { () throws(LMDBError) in
-                    try txn.put(dbs.wake, key: k, value: [])
-                    try txn.put(dbs.callbackDue, key: cb, value: k)
+                let result = key.bytes.withUnsafeBytes { k in
+                    withUTF8Bytes(new.record.callback) { cb in
+                        Result { () throws(LMDBError) in
+                            try txn.put(wake, rawKey: k, rawValue: UnsafeRawBufferPointer(start: nil, count: 0))
+                            try txn.put(due, rawKey: cb, rawValue: k)
+                        }
+                    }
                 }
+                try lmdb { () throws(LMDBError) in try result.get() }
             }
         }
 
@@ -228,18 +312,30 @@ struct StoreContext {
         let oldGroup = old?.record.group
         let newGroup = new?.record.group
         if oldGroup != newGroup {
+            let groups = dbs.groups
             if let g = oldGroup {
                 Self.groupKey(&key, g, id)
-                let k = key.bytes
-                try lmdb { () throws(LMDBError) in _ = try txn.delete(dbs.groups, key: k) }
+                let result = key.bytes.withUnsafeBytes { k in
+                    Result { () throws(LMDBError) in _ = try txn.delete(groups, rawKey: k, rawValue: nil) }
+                }
+                try lmdb { () throws(LMDBError) in try result.get() }
             }
             if let g = newGroup {
                 Self.groupKey(&key, g, id)
-                let k = key.bytes
-                try lmdb { () throws(LMDBError) in try txn.put(dbs.groups, key: k, value: []) }
+                let result = key.bytes.withUnsafeBytes { k in
+                    Result { () throws(LMDBError) in
+                        try txn.put(groups, rawKey: k, rawValue: UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
+                }
+                try lmdb { () throws(LMDBError) in try result.get() }
             }
         }
 
+        if let old, let new, old.record.callback == new.record.callback,
+            CallbackCounts.category(old) == CallbackCounts.category(new)
+        {
+            return
+        }
         if let old { deltas[old.record.callback, default: CallbackCounts()].add(old, -1) }
         if let new { deltas[new.record.callback, default: CallbackCounts()].add(new, 1) }
     }
@@ -254,18 +350,24 @@ struct StoreContext {
 
     private mutating func deleteTimeIndex(_ db: LMDBDatabase, _ id: String, _ t: Int64) throws(StoreError) {
         Self.timeIDKey(&key, t, id)
-        let k = key.bytes
         let txn = self.txn
-        try lmdb { () throws(LMDBError) in _ = try txn.delete(db, key: k) }
+        let result = key.bytes.withUnsafeBytes { k in
+            Result { () throws(LMDBError) in _ = try txn.delete(db, rawKey: k, rawValue: nil) }
+        }
+        try lmdb { () throws(LMDBError) in try result.get() }
     }
 
     private mutating func putTimeIndex(_ db: LMDBDatabase, _ id: String, _ t: Int64, value: [UInt8])
         throws(StoreError)
     {
         Self.timeIDKey(&key, t, id)
-        let k = key.bytes
         let txn = self.txn
-        try lmdb { () throws(LMDBError) in try txn.put(db, key: k, value: value) }
+        let result = key.bytes.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: v) }
+            }
+        }
+        try lmdb { () throws(LMDBError) in try result.get() }
     }
 
     /// Writes the accumulated counter changes into `counts`.

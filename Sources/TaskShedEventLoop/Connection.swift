@@ -1,0 +1,223 @@
+import CLibUV
+import Glibc
+
+/// One accepted client connection (`uv_pipe_t`): reads into the loop's shared buffer, gathers writes.
+///
+/// Output is gathered: `write(_:)` (or appending to `outputBuffer` directly, which the frame encoder does)
+/// only stores bytes; `flush()` hands everything gathered since the last flush to the kernel in one
+/// `uv_try_write`, and whatever the socket does not take at once goes to one `uv_write` request that owns a copy.
+/// The owner flushes once per loop iteration, so a burst of replies costs one system call.
+///
+/// - Important: Loop-thread only (see `LoopHandle`). The bytes passed to `onData` are valid only during the
+///   callback.
+public final class Connection: LoopHandle {
+    /// Receives each chunk of bytes read (valid only during the call).
+    public var onData: (UnsafeRawBufferPointer) -> Void = { _ in }
+    /// Runs once when the peer closed its end (`nil`) or reading failed; the connection is not closed by it.
+    public var onEnd: (UVError?) -> Void = { _ in }
+    /// Bytes gathered for the next `flush()`. Appending here directly avoids a copy.
+    public var outputBuffer: [UInt8] = []
+    /// Bytes handed to `uv_write` whose write callback has not run yet (the kernel did not take them).
+    public private(set) var queuedOutputBytes = 0
+    /// Total bytes written to the socket (for statistics and tests).
+    public private(set) var bytesWritten: UInt64 = 0
+    /// Set by `closeAfterFlush()`: stop reading, close when the last byte is written.
+    public private(set) var isClosingAfterFlush = false
+    private var isReading = false
+
+    private var pipe: UnsafeMutablePointer<uv_pipe_t> { rawHandle.assumingMemoryBound(to: uv_pipe_t.self) }
+
+    /// Bytes not yet taken by the kernel: gathered plus queued. Compare with the slow-consumer cap.
+    public var pendingOutputBytes: Int { outputBuffer.count + queuedOutputBytes }
+
+    init(loop: EventLoop) throws(UVError) {
+        super.init(loop: loop, type: uv_pipe_t.self)
+        let status = uv_pipe_init(loop.loop, pipe, 0)
+        if status < 0 {
+            discardUninitialised()
+            throw UVError(code: status, operation: "uv_pipe_init")
+        }
+        didInitialise()
+    }
+
+    /// The socket descriptor. Corresponds to `uv_fileno`.
+    /// - Throws: `UVError` (`UV_EBADF` once closing).
+    public func descriptor() throws(UVError) -> Int32 {
+        var fd: uv_os_fd_t = -1
+        try check(uv_fileno(handle, &fd), "uv_fileno")
+        return fd
+    }
+
+    /// The peer's credentials. Corresponds to `getsockopt(SO_PEERCRED)`.
+    /// - Throws: `UVError` from `uv_fileno` or `getsockopt`.
+    public func peerCredentials() throws(UVError) -> PeerCredentials {
+        try PeerCredentials.of(descriptor: descriptor())
+    }
+
+    /// Starts delivering reads to `onData`. Corresponds to `uv_read_start`.
+    /// - Throws: `UVError` from `uv_read_start`.
+    public func startReading() throws(UVError) {
+        guard !isReading, !isClosing else { return }
+        try check(uv_read_start(stream, { handle, _, buffer in
+            guard let buffer, let owner = LoopHandle.owner(of: UnsafeMutableRawPointer(handle), as: Connection.self)
+            else { return }
+            let shared = owner.loop.readBuffer
+            buffer.pointee.base = shared.baseAddress?.assumingMemoryBound(to: CChar.self)
+            buffer.pointee.len = shared.count
+        }, { handle, count, _ in
+            guard let owner = LoopHandle.owner(of: UnsafeMutableRawPointer(handle), as: Connection.self) else {
+                return
+            }
+            owner.didRead(count: count)
+        }), "uv_read_start")
+        isReading = true
+    }
+
+    /// Stops reading (for example while the connection is being closed). Corresponds to `uv_read_stop`.
+    public func stopReading() {
+        guard isReading, !isClosing else { return }
+        uv_read_stop(stream)
+        isReading = false
+    }
+
+    private func didRead(count: Int) {
+        if count > 0 {
+            onData(UnsafeRawBufferPointer(start: loop.readBuffer.baseAddress, count: count))
+        } else if count < 0 {
+            stopReading()
+            let code = Int32(truncatingIfNeeded: count)
+            onEnd(code == UV_EOF.rawValue ? nil : UVError(code: code, operation: "read"))
+        }
+        // count == 0 is libuv's "nothing this time" (EAGAIN); there is nothing to do.
+    }
+
+    /// Gathers bytes for the next `flush()`.
+    /// - Parameter bytes: The bytes to send.
+    public func write(_ bytes: some Sequence<UInt8>) {
+        outputBuffer.append(contentsOf: bytes)
+    }
+
+    /// Sends everything gathered: one `uv_try_write` (a `write` system call), and the rest, if the socket buffer
+    /// is full or an earlier write is still queued, in one `uv_write` request that keeps its own copy.
+    /// - Throws: `UVError` from `uv_try_write` (other than `EAGAIN`) or `uv_write`: the connection is broken
+    ///   and should be closed.
+    public func flush() throws(UVError) {
+        guard !outputBuffer.isEmpty, !isClosing else { return }
+        var written = 0
+        if queuedOutputBytes == 0 {
+            let result = outputBuffer.withUnsafeMutableBytes { bytes -> Int32 in
+                var buffer = uv_buf_init(bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                         UInt32(bytes.count))
+                return uv_try_write(stream, &buffer, 1)
+            }
+            if result >= 0 {
+                written = Int(result)
+            } else if result != UV_EAGAIN.rawValue {
+                outputBuffer.removeAll(keepingCapacity: true)
+                throw UVError(code: result, operation: "uv_try_write")
+            }
+        }
+        bytesWritten += UInt64(written)
+        if written == outputBuffer.count {
+            outputBuffer.removeAll(keepingCapacity: true)
+            return
+        }
+        let rest = outputBuffer.count - written
+        let request = WriteRequest(count: rest)
+        outputBuffer.withUnsafeBytes { bytes in
+            request.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[written...]))
+        }
+        outputBuffer.removeAll(keepingCapacity: true)
+        queuedOutputBytes += rest
+        let status = request.submit(on: stream)
+        if status < 0 {
+            queuedOutputBytes -= rest
+            throw UVError(code: status, operation: "uv_write")
+        }
+    }
+
+    fileprivate func writeCompleted(count: Int, status: Int32) {
+        queuedOutputBytes -= count
+        if status == 0 {
+            bytesWritten += UInt64(count)
+        }
+        if isClosingAfterFlush && queuedOutputBytes == 0 {
+            close()
+        } else if status < 0 && !isClosing {
+            onEnd(UVError(code: status, operation: "write"))
+        }
+    }
+
+    /// Stops reading, flushes what is gathered, and closes once every byte is written (or at once if nothing is
+    /// pending or the socket is broken). Used after a fatal protocol error and at shutdown.
+    public func closeAfterFlush() {
+        guard !isClosing else { return }
+        isClosingAfterFlush = true
+        stopReading()
+        do {
+            try flush()
+        } catch {
+            close()
+            return
+        }
+        if queuedOutputBytes == 0 {
+            close()
+        }
+    }
+
+    /// Discards unsent output, makes one non-blocking attempt to send `finalBytes` (an error frame), and closes
+    /// at once. For a peer that stopped reading: waiting for its socket to drain could take forever.
+    /// - Parameter finalBytes: Bytes to try to send before closing.
+    public func abort(sendingIfPossible finalBytes: [UInt8]) {
+        guard !isClosing else { return }
+        outputBuffer.removeAll()
+        if queuedOutputBytes == 0 && !finalBytes.isEmpty {
+            var copy = finalBytes
+            copy.withUnsafeMutableBytes { bytes in
+                var buffer = uv_buf_init(bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                         UInt32(bytes.count))
+                _ = uv_try_write(stream, &buffer, 1)
+            }
+        }
+        close()
+    }
+
+    override func willClose() {
+        isReading = false
+    }
+}
+
+/// A `uv_write_t` with the bytes it writes; both freed in the write callback.
+private final class WriteRequest {
+    let request: UnsafeMutablePointer<uv_write_t>
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(count: Int) {
+        request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
+        bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
+    }
+
+    /// Submits the write; on success the request retains itself until the write callback.
+    func submit(on stream: UnsafeMutablePointer<uv_stream_t>) -> Int32 {
+        request.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        var buffer = uv_buf_init(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
+        let status = uv_write(request, stream, &buffer, 1) { request, status in
+            guard let request, let data = request.pointee.data else { return }
+            let owner = Unmanaged<WriteRequest>.fromOpaque(data).takeRetainedValue()
+            // The write callback runs before the stream's close callback, so the stream's owner is still alive.
+            if let connection = LoopHandle.owner(of: UnsafeMutableRawPointer(request.pointee.handle),
+                                                 as: Connection.self) {
+                connection.writeCompleted(count: owner.bytes.count, status: status)
+            }
+        }
+        if status < 0 {
+            Unmanaged.passUnretained(self).release()
+        }
+        return status
+    }
+
+    deinit {
+        request.deallocate()
+        bytes.deallocate()
+    }
+}

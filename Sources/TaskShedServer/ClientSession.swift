@@ -1,0 +1,61 @@
+import TaskShedEventLoop
+import TaskShedProtocol
+
+/// An event-driven worker's subscription on one connection.
+struct Subscription {
+    /// The SUBSCRIBE frame's request id: every DELIVERY carries it.
+    var requestID: UInt32
+    /// Callback names served.
+    var callbacks: [String]
+    /// Most tasks leased through this subscription at once.
+    var concurrency: Int
+    /// Lease length of pushed tasks (µs).
+    var leaseMicros: Int64
+}
+
+/// The server's state for one client connection.
+///
+/// - Important: Loop-thread only, like everything in the server.
+final class ClientSession {
+    /// Connection id: the lease holder of everything this connection claims, and the id in logs and HELLO_OK.
+    let id: UInt64
+    /// The socket.
+    let connection: Connection
+    /// The peer's credentials at connect time.
+    let peer: PeerCredentials
+    /// Incremental decoder of this connection's input.
+    var decoder: FrameDecoder
+    /// Whether HELLO succeeded.
+    var isReady = false
+    /// The client's name from HELLO, for logs.
+    var clientName = ""
+    /// The connection's deadline: HELLO must arrive before it fires; later, once the connection is closing
+    /// after an error, it bounds how long the peer has to read the error before the socket is closed anyway.
+    var deadlineTimer: CoarseTimer?
+    /// Set while the connection is closing: requests are no longer read and pushes stop.
+    var isClosing = false
+    /// The event-driven subscription, if any.
+    var subscription: Subscription?
+    /// Tasks pushed to this connection and not yet settled by ack, fail, release or lease expiry (id → attempt).
+    var pushed: [String: UInt32] = [:]
+    /// Requests of this connection waiting for the iteration's commit: while non-zero, this connection's reads
+    /// wait too, so that a reply never describes a state older than a change the same client made before it.
+    var queuedRequests = 0
+    /// Set once the session was disconnected for not reading its output; nothing more is sent to it.
+    var isSlowConsumer = false
+    /// Whether the connection has output waiting for the end-of-iteration flush.
+    var needsFlush = false
+
+    init(id: UInt64, connection: Connection, peer: PeerCredentials, maxFrameBytes: UInt32) {
+        self.id = id
+        self.connection = connection
+        self.peer = peer
+        decoder = FrameDecoder(maxFrameBytes: maxFrameBytes)
+    }
+
+    /// Free delivery slots of the subscription (0 without one).
+    var freeCapacity: Int {
+        guard let subscription, !isClosing else { return 0 }
+        return max(0, subscription.concurrency - pushed.count)
+    }
+}

@@ -1,0 +1,227 @@
+import Glibc
+import TaskShedProtocol
+
+/// Everything the daemon can be told at start: where to listen and store, who may connect, limits and
+/// timeouts. The executable fills it from flags; `validate()` checks it before anything is opened.
+public struct Configuration: Sendable, Hashable {
+    /// The Unix socket path to bind (ignored when a socket is inherited through systemd socket activation).
+    public var socketPath: String
+    /// The directory holding the LMDB store (created with mode 0700 when missing).
+    public var dataDirectory: String
+    /// Permission bits of the socket file (default 0660: owner and group may connect).
+    public var socketMode: UInt32 = 0o660
+    /// Group id to give the socket file, or `nil` for the daemon's own group.
+    public var socketGroup: UInt32?
+    /// Peer uids allowed to connect, in addition to the daemon's own uid and root.
+    public var allowedUIDs: Set<UInt32> = []
+    /// Peer gids allowed to connect, in addition to the daemon's own gid.
+    public var allowedGIDs: Set<UInt32> = []
+    /// Lease length for a pushed or claimed task when the worker does not ask for one (µs).
+    public var leaseTimeoutMicros: Int64 = 30_000_000
+    /// Most open client connections; one more gets `TOO_MANY_CONNECTIONS` and is closed.
+    public var maxConnections: Int = 1024
+    /// Largest frame accepted and announced in `HELLO_OK` (the length prefix's value).
+    public var maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes
+    /// Most tasks, ids or updates per request.
+    public var maxBatch: UInt32 = ProtocolLimits.defaultMaxBatch
+    /// Largest kwargs object in bytes.
+    public var maxKwargsBytes: UInt32 = ProtocolLimits.defaultMaxKwargsBytes
+    /// Time a new connection has to send `HELLO` (µs).
+    public var handshakeTimeoutMicros: Int64 = 10_000_000
+    /// Most bytes buffered for one connection that the peer has not read; past it the connection is closed with
+    /// `SLOW_CONSUMER` and its leases are redelivered. Must hold at least one frame of `maxFrameBytes`.
+    public var maxOutputBytes: Int = 160 << 20
+    /// Whether acknowledged writes are synced to disk (`false` trades durability for speed).
+    public var sync: Bool = true
+    /// Largest size the store's map may grow to, in bytes (past it adds get `STORE_FULL`).
+    public var mapSizeMaxBytes: UInt64 = 64 << 30
+    /// How long shutdown waits for clients to take their last replies before closing them anyway (µs).
+    public var shutdownGraceMicros: Int64 = 5_000_000
+    /// Whether to adopt a socket passed by systemd (`LISTEN_FDS`) instead of binding `socketPath`.
+    public var socketActivation: Bool = true
+
+    /// Creates a configuration with default limits.
+    /// - Parameters:
+    ///   - socketPath: The socket path to bind.
+    ///   - dataDirectory: The store's directory.
+    public init(socketPath: String, dataDirectory: String) {
+        self.socketPath = socketPath
+        self.dataDirectory = dataDirectory
+    }
+
+    /// The developer defaults: the shared default socket path (`DefaultSocketPath`) and a data directory under
+    /// the user's state directory.
+    ///
+    /// Data directory, first that applies: `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`; the first
+    /// entry when it lists several), `$XDG_STATE_HOME/taskshed`, `$HOME/.local/state/taskshed`,
+    /// `./var/taskshed`.
+    /// - Parameters:
+    ///   - environment: The process environment.
+    ///   - uid: The daemon's uid (for the fallback socket path).
+    /// - Returns: A configuration with default limits.
+    public static func defaults(environment: [String: String], uid: UInt32) -> Configuration {
+        Configuration(socketPath: DefaultSocketPath.resolve(environment: environment, uid: uid),
+                      dataDirectory: defaultDataDirectory(environment: environment))
+    }
+
+    /// The default data directory for an environment (see `defaults(environment:uid:)`).
+    /// - Parameter environment: The process environment.
+    /// - Returns: A directory path.
+    public static func defaultDataDirectory(environment: [String: String]) -> String {
+        if let state = environment["STATE_DIRECTORY"], let first = state.split(separator: ":").first {
+            return String(first)
+        }
+        if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") {
+            return xdg + "/taskshed"
+        }
+        if let home = environment["HOME"], home.hasPrefix("/") {
+            return home + "/.local/state/taskshed"
+        }
+        return "./var/taskshed"
+    }
+
+    /// Checks every value; the error's message is one line naming the option and what is allowed.
+    /// - Throws: `ConfigurationError`.
+    public func validate() throws(ConfigurationError) {
+        func fail(_ option: String, _ message: String) -> ConfigurationError {
+            ConfigurationError(option: option, message: message)
+        }
+        if socketPath.isEmpty { throw fail("--socket", "must not be empty") }
+        if socketPath.utf8.count > 107 {
+            throw fail("--socket", "\(socketPath) is \(socketPath.utf8.count) bytes; a Unix socket path holds at most 107")
+        }
+        if dataDirectory.isEmpty { throw fail("--data-dir", "must not be empty") }
+        if socketMode & ~0o777 != 0 {
+            throw fail("--socket-mode", "0" + String(socketMode, radix: 8) + " has bits outside 0777")
+        }
+        if socketMode & 0o600 != 0o600 {
+            throw fail("--socket-mode", "0" + String(socketMode, radix: 8) + " must give the owner read and write (0600)")
+        }
+        if leaseTimeoutMicros < 1_000 || leaseTimeoutMicros > 86_400_000_000 {
+            throw fail("--lease-timeout", "must be between 1ms and 24h")
+        }
+        if handshakeTimeoutMicros < 1_000 || handshakeTimeoutMicros > 3_600_000_000 {
+            throw fail("--handshake-timeout", "must be between 1ms and 1h")
+        }
+        if maxConnections < 1 || maxConnections > 1_000_000 {
+            throw fail("--max-connections", "must be between 1 and 1000000")
+        }
+        if maxFrameBytes < 4096 || maxFrameBytes > ProtocolLimits.defaultMaxFrameBytes * 16 {
+            throw fail("--max-frame-bytes", "must be between 4096 and \(ProtocolLimits.defaultMaxFrameBytes * 16)")
+        }
+        if maxBatch < 1 || maxBatch > 1_000_000 {
+            throw fail("--max-batch", "must be between 1 and 1000000")
+        }
+        if maxKwargsBytes < 2 || maxKwargsBytes >= maxFrameBytes {
+            throw fail("--max-kwargs-bytes", "must be between 2 and the maximum frame size")
+        }
+        if maxOutputBytes < Int(maxFrameBytes) + ProtocolLimits.headerBytes {
+            throw fail("--max-output-bytes", "\(maxOutputBytes) cannot hold one frame of --max-frame-bytes \(maxFrameBytes)")
+        }
+        if mapSizeMaxBytes < 1 << 20 {
+            throw fail("--map-size-max", "must be at least 1MiB")
+        }
+        if shutdownGraceMicros < 0 {
+            throw fail("--shutdown-grace", "must not be negative")
+        }
+    }
+
+    /// Parses a duration such as `250us`, `500ms`, `30s`, `5m` or `1h` (a bare number means seconds).
+    /// - Parameter text: The duration.
+    /// - Returns: Microseconds, or `nil` if the text is not a positive-or-zero duration.
+    public static func parseDuration(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [("us", 1), ("µs", 1), ("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000),
+                                        ("h", 3_600_000_000)]
+        var number = Substring(text)
+        var scale: Int64 = 1_000_000
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            let candidate = text.dropLast(suffix.count)
+            // "ms" also ends in "s": take the unit whose prefix is a number.
+            if !candidate.isEmpty && candidate.allSatisfy({ $0.isNumber || $0 == "." }) {
+                number = candidate
+                scale = factor
+                break
+            }
+        }
+        guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }),
+              number.filter({ $0 == "." }).count <= 1, let value = Double(number), value.isFinite else {
+            return nil
+        }
+        let micros = value * Double(scale)
+        guard micros < 9.2e18 else { return nil }
+        return Int64(micros.rounded())
+    }
+
+    /// Parses a byte size such as `4096`, `64KiB`, `512MiB`, `8GiB`, `1TiB` (also `K`, `M`, `G`, `T`, `KB`...,
+    /// all powers of 1024).
+    /// - Parameter text: The size.
+    /// - Returns: Bytes, or `nil` if the text is not a size.
+    public static func parseByteSize(_ text: String) -> UInt64? {
+        let units: [(String, UInt64)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
+            ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("TB", 1 << 40),
+            ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("T", 1 << 40), ("B", 1),
+        ]
+        var digits = Substring(text)
+        var scale: UInt64 = 1
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            digits = text.dropLast(suffix.count)
+            scale = factor
+            break
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let value = UInt64(digits) else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : product
+    }
+
+    /// Parses an octal file mode such as `0660` or `660`.
+    /// - Parameter text: The mode.
+    /// - Returns: The mode bits, or `nil`.
+    public static func parseMode(_ text: String) -> UInt32? {
+        guard !text.isEmpty, text.count <= 5 else { return nil }
+        return UInt32(text, radix: 8)
+    }
+
+    /// Looks up a group by name or numeric id. Corresponds to `getgrnam_r`.
+    /// - Parameter name: A group name, or a number.
+    /// - Returns: The gid, or `nil` if there is no such group.
+    public static func lookUpGroup(_ name: String) -> UInt32? {
+        if let number = UInt32(name) { return number }
+        var group = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16 * 1024)
+        let status = getgrnam_r(name, &group, &buffer, buffer.count, &result)
+        guard status == 0, result != nil else { return nil }
+        return group.gr_gid
+    }
+
+    /// Looks up a user by name or numeric id. Corresponds to `getpwnam_r`.
+    /// - Parameter name: A user name, or a number.
+    /// - Returns: The uid, or `nil` if there is no such user.
+    public static func lookUpUser(_ name: String) -> UInt32? {
+        if let number = UInt32(name) { return number }
+        var user = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16 * 1024)
+        let status = getpwnam_r(name, &user, &buffer, buffer.count, &result)
+        guard status == 0, result != nil else { return nil }
+        return user.pw_uid
+    }
+}
+
+/// A configuration value the daemon cannot start with.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The option at fault, as spelled on the command line (`--socket`).
+    public var option: String
+    /// What is wrong and what is allowed.
+    public var message: String
+
+    /// Creates an error.
+    public init(option: String, message: String) {
+        self.option = option
+        self.message = message
+    }
+
+    /// `"<option>: <message>"`, one line.
+    public var description: String { "\(option): \(message)" }
+}

@@ -1,0 +1,139 @@
+import TaskShedProtocol
+
+/// A request the server refuses, with the protocol error to reply.
+struct RequestError: Error {
+    /// The reply.
+    var reply: ErrorReply
+
+    init(_ code: ErrorCode, field: String? = nil, _ message: String) {
+        reply = ErrorReply(code: code, field: field, message: message)
+    }
+
+    static func invalid(_ field: String, _ message: String) -> RequestError {
+        RequestError(.invalidArgument, field: field, message)
+    }
+}
+
+/// Field checks the codec does not make (it only checks that bytes are well formed): lengths, counts, ranges,
+/// JSON kwargs. Each failure names the field with the specification's path (`tasks[3].callback`).
+struct RequestValidation {
+    let maxBatch: UInt32
+    let maxKwargsBytes: UInt32
+
+    func name(_ value: String, _ field: String) throws(RequestError) {
+        let length = value.utf8.count
+        if length == 0 { throw .invalid(field, "must not be empty") }
+        if length > ProtocolLimits.maxNameBytes {
+            throw .invalid(field, "is \(length) bytes; at most \(ProtocolLimits.maxNameBytes) are allowed")
+        }
+    }
+
+    func count(_ count: Int, _ field: String) throws(RequestError) {
+        if count == 0 { throw .invalid(field, "must not be empty") }
+        if count > Int(maxBatch) { throw .invalid(field, "has \(count) entries; at most \(maxBatch) per request") }
+    }
+
+    func callbacks(_ names: [String], _ field: String) throws(RequestError) {
+        try count(names.count, field)
+        var seen = Set<String>()
+        for (index, callback) in names.enumerated() {
+            try name(callback, "\(field)[\(index)]")
+            if !seen.insert(callback).inserted { throw .invalid("\(field)[\(index)]", "duplicate callback '\(callback)'") }
+        }
+    }
+
+    func positiveDuration(_ micros: Int64?, _ field: String) throws(RequestError) {
+        guard let micros else { return }
+        if micros <= 0 { throw .invalid(field, "must be a positive number of microseconds, got \(micros)") }
+        if micros > 86_400_000_000 * 365 { throw .invalid(field, "must be at most one year, got \(micros) µs") }
+    }
+
+    func selector(_ selector: TaskSelector, _ field: String, allowAll: Bool) throws(RequestError) {
+        switch selector {
+        case .ids(let ids):
+            try count(ids.count, "\(field).ids")
+            for (index, id) in ids.enumerated() { try name(id, "\(field).ids[\(index)]") }
+        case .group(let group):
+            try name(group, "\(field).group")
+        case .all:
+            if !allowAll {
+                throw .invalid(field, "ALL is not accepted here; use LIST_TASKS with pagination")
+            }
+        }
+    }
+
+    func addTasks(_ request: AddTasks) throws(RequestError) {
+        try count(request.tasks.count, "tasks")
+        var ids = Set<String>()
+        for (index, task) in request.tasks.enumerated() {
+            let prefix = "tasks[\(index)]"
+            if let id = task.id {
+                try name(id, prefix + ".id")
+                if !ids.insert(id).inserted { throw .invalid(prefix + ".id", "duplicate id '\(id)' in the batch") }
+            }
+            try name(task.callback, prefix + ".callback")
+            if let group = task.group { try name(group, prefix + ".group") }
+            if case .interval(let micros) = task.schedule, micros <= 0 {
+                throw .invalid(prefix + ".schedule", "must be a positive number of microseconds, got \(micros)")
+            }
+            if let runAt = task.runAt, runAt < 0 || runAt > 253_402_300_799_000_000 {
+                throw .invalid(prefix + ".run_at", "must be between 1970 and 9999, got \(runAt)")
+            }
+            if task.kwargs.count > Int(maxKwargsBytes) {
+                throw .invalid(prefix + ".kwargs", "is \(task.kwargs.count) bytes; at most \(maxKwargsBytes) are allowed")
+            }
+            if !task.kwargs.isEmpty {
+                if String(validating: task.kwargs, as: UTF8.self) == nil {
+                    throw .invalid(prefix + ".kwargs", "is not valid UTF-8")
+                }
+                if let problem = JSONObjectValidator.problem(in: task.kwargs) {
+                    throw .invalid(prefix + ".kwargs", problem)
+                }
+            }
+            if task.maxAttempts > 1000 {
+                throw .invalid(prefix + ".max_attempts", "must be at most 1000 (0 means the default), got \(task.maxAttempts)")
+            }
+        }
+    }
+
+    func list(_ request: ListTasks) throws(RequestError) {
+        if request.limit == 0 || request.limit > maxBatch {
+            throw .invalid("limit", "must be between 1 and \(maxBatch), got \(request.limit)")
+        }
+        if let group = request.filter.group { try name(group, "filter.group") }
+        if let callback = request.filter.callback { try name(callback, "filter.callback") }
+    }
+
+    func updates(_ updates: [RunTimeUpdate]) throws(RequestError) {
+        try count(updates.count, "updates")
+        for (index, update) in updates.enumerated() {
+            try name(update.id, "updates[\(index)].id")
+            if update.runAt < 0 || update.runAt > 253_402_300_799_000_000 {
+                throw .invalid("updates[\(index)].run_at", "must be between 1970 and 9999, got \(update.runAt)")
+            }
+        }
+    }
+
+    func subscribe(_ request: Subscribe) throws(RequestError) {
+        try callbacks(request.callbacks, "callbacks")
+        if request.concurrency == 0 { throw .invalid("concurrency", "must be at least 1") }
+        if request.concurrency > maxBatch { throw .invalid("concurrency", "must be at most \(maxBatch)") }
+        try positiveDuration(request.leaseMicros, "lease_us")
+    }
+
+    func claim(_ request: Claim) throws(RequestError) {
+        try callbacks(request.callbacks, "callbacks")
+        if request.max == 0 || request.max > maxBatch {
+            throw .invalid("max", "must be between 1 and \(maxBatch), got \(request.max)")
+        }
+        try positiveDuration(request.leaseMicros, "lease_us")
+    }
+
+    /// A lease reference; `prefix` is empty where the reference is the whole payload (ACK, RELEASE).
+    func lease(_ lease: LeaseRef, _ prefix: String) throws(RequestError) {
+        try name(lease.id, prefix.isEmpty ? "id" : prefix + ".id")
+        if lease.attempt == 0 {
+            throw .invalid(prefix.isEmpty ? "attempt" : prefix + ".attempt", "must be the delivered attempt (1 or more)")
+        }
+    }
+}

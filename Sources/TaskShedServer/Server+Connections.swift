@@ -1,0 +1,248 @@
+import Glibc
+import Logging
+import TaskShedEventLoop
+import TaskShedProtocol
+
+extension Server {
+    /// Accepts one pending connection and either serves it or refuses it with a closing error.
+    func acceptConnection(error: UVError?) {
+        if let error {
+            logger.error("accept failed: \(error)")
+            return
+        }
+        guard let listener else { return }
+        let connection: Connection
+        do {
+            connection = try listener.accept()
+        } catch {
+            logger.warning("accept failed: \(error)")
+            return
+        }
+        let id = nextSessionID
+        nextSessionID += 1
+        let peer: PeerCredentials
+        do {
+            peer = try connection.peerCredentials()
+        } catch {
+            logger.warning("cannot read peer credentials; closing", metadata: ["taskshed.conn": "\(id)",
+                                                                              "error": "\(error)"])
+            connection.close()
+            return
+        }
+        if !isAllowed(peer) {
+            logger.warning("connection refused: peer not allowed", metadata: [
+                "taskshed.conn": "\(id)", "taskshed.peer.uid": "\(peer.uid)", "taskshed.peer.gid": "\(peer.gid)",
+                "taskshed.peer.pid": "\(peer.pid)",
+            ])
+            refuse(connection, code: .permissionDenied,
+                   message: "uid \(peer.uid) gid \(peer.gid) is not allowed to use this daemon")
+            return
+        }
+        if sessions.count >= configuration.maxConnections || isShuttingDown {
+            logger.warning("connection refused: limit reached", metadata: [
+                "taskshed.conn": "\(id)", "taskshed.max_connections": "\(configuration.maxConnections)",
+            ])
+            refuse(connection, code: isShuttingDown ? .shuttingDown : .tooManyConnections,
+                   message: isShuttingDown ? "the daemon is stopping"
+                       : "the daemon serves at most \(configuration.maxConnections) connections; retry later")
+            return
+        }
+        let session = ClientSession(id: id, connection: connection, peer: peer,
+                                    maxFrameBytes: configuration.maxFrameBytes)
+        sessions[id] = session
+        connection.onData = { [unowned self, unowned session] bytes in self.received(bytes, on: session) }
+        connection.onEnd = { [unowned self, unowned session] error in
+            if let error, !error.isEndOfFile {
+                self.logger.info("connection error", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
+            }
+            session.connection.close()
+        }
+        connection.onClose = { [unowned self] in self.sessionClosed(id: id) }
+        do {
+            let deadline = try CoarseTimer(loop: loop) { [unowned self, unowned session] in
+                self.logger.info("handshake timeout", metadata: ["taskshed.conn": "\(session.id)"])
+                self.fail(session, requestID: 0, ErrorReply(code: .handshakeTimeout,
+                    message: "no HELLO within \(self.configuration.handshakeTimeoutMicros / 1000) ms"))
+            }
+            deadline.start(afterMillis: UInt64(max(1, configuration.handshakeTimeoutMicros / 1000)))
+            session.deadlineTimer = deadline
+            try connection.startReading()
+        } catch {
+            logger.error("cannot start serving a connection: \(error)", metadata: ["taskshed.conn": "\(id)"])
+            connection.close()
+            return
+        }
+        logger.debug("connection accepted", metadata: [
+            "taskshed.conn": "\(id)", "taskshed.peer.uid": "\(peer.uid)", "taskshed.peer.pid": "\(peer.pid)",
+        ])
+    }
+
+    /// Whether a peer may use the daemon: root, the daemon's own uid or gid, the socket's group, or a
+    /// configured uid/gid.
+    func isAllowed(_ peer: PeerCredentials) -> Bool {
+        peer.uid == 0 || peer.uid == ownUID || peer.gid == ownGID || configuration.allowedUIDs.contains(peer.uid)
+            || configuration.allowedGIDs.contains(peer.gid)
+            || configuration.socketGroup.map({ $0 == peer.gid }) == true
+    }
+
+    /// Sends one closing error on a connection that never became a session, then closes it.
+    func refuse(_ connection: Connection, code: ErrorCode, message: String) {
+        var bytes: [UInt8] = []
+        FrameEncoder.encode(Frame(requestID: 0, message: .error(ErrorReply(code: code, message: message))), into: &bytes)
+        connection.outputBuffer = bytes
+        connection.closeAfterFlush()
+    }
+
+    /// How long a closing connection may take to read its last error before the socket is closed anyway.
+    static let closeGraceMillis: UInt64 = 2_000
+
+    /// Sends an error that closes the connection, then closes once it is written (or after `closeGraceMillis`,
+    /// for a peer that does not read).
+    func fail(_ session: ClientSession, requestID: UInt32, _ reply: ErrorReply) {
+        guard !session.isClosing else { return }
+        send(Frame(requestID: requestID, message: .error(reply)), to: session)
+        closeAfterFlush(session)
+    }
+
+    /// Stops reading and closes the session once its output is written, within `closeGraceMillis`.
+    func closeAfterFlush(_ session: ClientSession) {
+        session.isClosing = true
+        if let timer = session.deadlineTimer {
+            timer.onFire = { [unowned session] in session.connection.close() }
+            timer.start(afterMillis: Self.closeGraceMillis)
+        }
+        do {
+            try session.connection.flush()
+        } catch {
+            session.connection.close()
+            return
+        }
+        session.connection.closeAfterFlush()
+    }
+
+    /// Appends a frame to a session's output; it goes out at the end of the iteration. Output past the cap
+    /// disconnects the session as a slow consumer (and is dropped), so a peer that does not read cannot make
+    /// the daemon buffer without bound.
+    func send(_ frame: Frame, to session: ClientSession) {
+        let connection = session.connection
+        guard !session.isSlowConsumer else { return }
+        if connection.pendingOutputBytes > configuration.maxOutputBytes {
+            disconnectSlowConsumer(session)
+            return
+        }
+        let before = connection.outputBuffer.count
+        FrameEncoder.encode(frame, into: &connection.outputBuffer)
+        let length = connection.outputBuffer.count - before - 4
+        if length > Int(configuration.maxFrameBytes) {
+            // A reply the client could not accept (its decoder rejects frames above the announced limit).
+            connection.outputBuffer.removeSubrange(before...)
+            let error = ErrorReply(code: .invalidArgument, field: nil,
+                message: "the reply would be \(length) bytes, over the maximum frame size \(configuration.maxFrameBytes); ask for fewer tasks")
+            FrameEncoder.encode(Frame(requestID: frame.requestID, message: .error(error)), into: &connection.outputBuffer)
+        }
+        markDirty(session)
+    }
+
+    func markDirty(_ session: ClientSession) {
+        if !session.needsFlush {
+            session.needsFlush = true
+            dirtySessions.append(session)
+        }
+    }
+
+    /// Writes every session's gathered output; disconnects sessions whose unread output passed the cap.
+    func flushDirtySessions() {
+        guard !dirtySessions.isEmpty else { return }
+        let sessionsToFlush = dirtySessions
+        dirtySessions.removeAll(keepingCapacity: true)
+        for session in sessionsToFlush {
+            session.needsFlush = false
+            let connection = session.connection
+            guard !connection.isClosing else { continue }
+            do {
+                try connection.flush()
+            } catch {
+                logger.info("write failed; closing", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
+                connection.close()
+                continue
+            }
+            if connection.pendingOutputBytes > configuration.maxOutputBytes {
+                disconnectSlowConsumer(session)
+            }
+        }
+    }
+
+    /// The peer stopped reading and its unread output passed the cap: drop what is not yet handed to the
+    /// kernel (whole frames), queue `SLOW_CONSUMER` after what is, redeliver its tasks now, and close.
+    func disconnectSlowConsumer(_ session: ClientSession) {
+        guard !session.isSlowConsumer else { return }
+        session.isSlowConsumer = true
+        let connection = session.connection
+        logger.warning("slow consumer: closing and redelivering its tasks", metadata: [
+            "taskshed.conn": "\(session.id)", "taskshed.unread_bytes": "\(connection.pendingOutputBytes)",
+            "taskshed.leased": "\(session.pushed.count)",
+        ])
+        connection.outputBuffer.removeAll()
+        removeSubscription(of: session)
+        holdersToRelease.append(session.id)
+        dispatchNeeded = true
+        rearmNeeded = true
+        let reply = ErrorReply(code: .slowConsumer,
+            message: "over \(configuration.maxOutputBytes) bytes of replies are unread; the connection is closed and its tasks redelivered")
+        FrameEncoder.encode(Frame(requestID: 0, message: .error(reply)), into: &connection.outputBuffer)
+        closeAfterFlush(session)
+    }
+
+    /// Decodes and handles every complete frame in `bytes`.
+    func received(_ bytes: UnsafeRawBufferPointer, on session: ClientSession) {
+        guard !session.isClosing else { return }
+        session.decoder.append(bytes)
+        while !session.isClosing {
+            let frame: Frame?
+            do {
+                frame = try session.decoder.next()
+            } catch {
+                logger.info("bad frame", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
+                if error.isFatal {
+                    fail(session, requestID: error.requestID ?? 0, error.errorReply)
+                    return
+                }
+                send(Frame(requestID: error.requestID ?? 0, message: .error(error.errorReply)), to: session)
+                continue
+            }
+            guard let frame else { return }
+            handle(frame, on: session)
+        }
+    }
+
+    /// A connection's close callback ran: forget the session, release its leases, re-dispatch.
+    func sessionClosed(id: UInt64) {
+        guard let session = sessions.removeValue(forKey: id) else { return }
+        session.isClosing = true
+        session.deadlineTimer?.close()
+        session.deadlineTimer = nil
+        removeSubscription(of: session)
+        for taskID in session.pushed.keys { pushedHolders[taskID] = nil }
+        logger.debug("connection closed", metadata: ["taskshed.conn": "\(id)", "taskshed.leased": "\(session.pushed.count)"])
+        if isShuttingDown {
+            shutdownSessionClosed()
+            return
+        }
+        holdersToRelease.append(id)
+        dispatchNeeded = true
+        rearmNeeded = true
+        // Close callbacks run after this iteration's end-of-iteration hook, and nothing may wake the loop
+        // again soon: release and redeliver now.
+        endOfIteration()
+    }
+
+    /// Removes a session from the subscriber rings.
+    func removeSubscription(of session: ClientSession) {
+        guard let subscription = session.subscription else { return }
+        for callback in subscription.callbacks {
+            subscribers[callback]?.removeAll { $0 == session.id }
+            if subscribers[callback]?.isEmpty == true { subscribers[callback] = nil }
+        }
+        session.subscription = nil
+    }
+}

@@ -1,0 +1,232 @@
+import Logging
+import TaskShedEventLoop
+import TaskShedProtocol
+
+/// A request waiting for the end of the iteration.
+struct QueuedRequest {
+    enum Kind {
+        /// Applied in the iteration's write transaction.
+        case write(Message)
+        /// A read from a connection that has writes queued before it: answered after the commit.
+        case read(Message)
+        /// A reply already decided (an error) that must not overtake earlier queued replies.
+        case reply(Message)
+    }
+
+    let session: ClientSession
+    let requestID: UInt32
+    let kind: Kind
+}
+
+extension Server {
+    /// Routes one decoded frame.
+    func handle(_ frame: Frame, on session: ClientSession) {
+        let message = frame.message
+        guard session.isReady else {
+            if case .hello(let hello) = message {
+                handshake(hello, requestID: frame.requestID, on: session)
+            } else {
+                fail(session, requestID: frame.requestID, ErrorReply(code: .handshakeRequired,
+                    message: "the first request must be HELLO, got \(message.type.name)"))
+            }
+            return
+        }
+        guard message.type.isRequest else {
+            reply(frame.requestID, .error(ErrorReply(code: .unknownMessageType,
+                message: "\(message.type.name) is a server-to-client type, not a request")), on: session)
+            return
+        }
+        do throws(RequestError) {
+            try validate(message)
+        } catch {
+            reply(frame.requestID, .error(error.reply), on: session)
+            return
+        }
+        switch message {
+        case .addTasks, .pauseTasks, .resumeTasks, .removeTasks, .updateRunTimes, .retryDead, .purgeDead,
+             .ack, .fail, .release, .claim, .touch:
+            queue.append(QueuedRequest(session: session, requestID: frame.requestID, kind: .write(message)))
+            session.queuedRequests += 1
+        default:
+            if session.queuedRequests > 0 {
+                queue.append(QueuedRequest(session: session, requestID: frame.requestID, kind: .read(message)))
+                session.queuedRequests += 1
+            } else {
+                answerRead(message, requestID: frame.requestID, on: session)
+            }
+        }
+    }
+
+    /// Sends a reply now, or after the queued replies of the same connection.
+    func reply(_ requestID: UInt32, _ message: Message, on session: ClientSession) {
+        if session.queuedRequests > 0 {
+            queue.append(QueuedRequest(session: session, requestID: requestID, kind: .reply(message)))
+            session.queuedRequests += 1
+        } else {
+            send(Frame(requestID: requestID, message: message), to: session)
+        }
+    }
+
+    func handshake(_ hello: Hello, requestID: UInt32, on session: ClientSession) {
+        guard hello.minVersion <= ProtocolLimits.version && ProtocolLimits.version <= hello.maxVersion else {
+            fail(session, requestID: requestID, ErrorReply(code: .unsupportedVersion, field: "min_version",
+                message: "this server speaks protocol version \(ProtocolLimits.version) only; the client offered \(hello.minVersion)...\(hello.maxVersion)"))
+            return
+        }
+        session.isReady = true
+        session.clientName = hello.clientName
+        session.deadlineTimer?.stop()
+        let ok = HelloOK(version: ProtocolLimits.version, serverName: Self.serverName, serverVersion: Self.serverVersion,
+                         maxFrameBytes: configuration.maxFrameBytes, maxBatch: configuration.maxBatch,
+                         maxKwargsBytes: configuration.maxKwargsBytes,
+                         defaultLeaseMicros: configuration.leaseTimeoutMicros, connectionID: session.id)
+        send(Frame(requestID: requestID, message: .helloOK(ok)), to: session)
+        logger.debug("handshake", metadata: ["taskshed.conn": "\(session.id)", "taskshed.client": "\(hello.clientName)"])
+    }
+
+    /// Field checks before a request is read or queued.
+    func validate(_ message: Message) throws(RequestError) {
+        switch message {
+        case .hello:
+            throw RequestError(.invalidArgument, field: nil, "HELLO was already accepted on this connection")
+        case .addTasks(let request): try validation.addTasks(request)
+        case .fetchTasks(let selector): try validation.selector(selector, "selector", allowAll: false)
+        case .listTasks(let request): try validation.list(request)
+        case .pauseTasks(let selector), .resumeTasks(let selector), .removeTasks(let selector),
+             .retryDead(let selector), .purgeDead(let selector):
+            try validation.selector(selector, "selector", allowAll: true)
+        case .updateRunTimes(let updates): try validation.updates(updates)
+        case .subscribe(let request): try validation.subscribe(request)
+        case .claim(let request): try validation.claim(request)
+        case .ack(let lease), .release(let lease): try validation.lease(lease, "")
+        case .fail(let request): try validation.lease(request.lease, "lease")
+        case .touch(let request):
+            try validation.lease(request.lease, "lease")
+            try validation.positiveDuration(request.extendMicros, "extend_us")
+        default: break
+        }
+    }
+
+    /// Answers a request that does not change the store (or only this connection's subscription).
+    func answerRead(_ message: Message, requestID: UInt32, on session: ClientSession) {
+        let answer: Message
+        do throws(RequestError) {
+            switch message {
+            case .ping:
+                answer = .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
+            case .getStats:
+                answer = .stats(try statistics())
+            case .fetchTasks(let selector):
+                answer = .tasks(try storeFetch(selector))
+            case .listTasks(let request):
+                answer = .taskPage(try storeList(request))
+            case .subscribe(let request):
+                answer = subscribe(request, requestID: requestID, on: session)
+            case .unsubscribe:
+                removeSubscription(of: session)
+                answer = .ok
+            default:
+                answer = .error(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not served"))
+            }
+        } catch {
+            answer = .error(error.reply)
+        }
+        send(Frame(requestID: requestID, message: answer), to: session)
+    }
+
+    /// Registers (or replaces) the connection's subscription and schedules a dispatch for it.
+    func subscribe(_ request: Subscribe, requestID: UInt32, on session: ClientSession) -> Message {
+        removeSubscription(of: session)
+        let lease = request.leaseMicros ?? configuration.leaseTimeoutMicros
+        session.subscription = Subscription(requestID: requestID, callbacks: request.callbacks,
+                                            concurrency: Int(request.concurrency), leaseMicros: lease)
+        for callback in request.callbacks {
+            subscribers[callback, default: []].append(session.id)
+        }
+        dispatchNeeded = true
+        rearmNeeded = true
+        logger.debug("subscribed", metadata: ["taskshed.conn": "\(session.id)",
+                                              "taskshed.callbacks": "\(request.callbacks.joined(separator: ","))",
+                                              "taskshed.concurrency": "\(request.concurrency)"])
+        return .subscribed(Subscribed(leaseMicros: lease))
+    }
+
+    /// The loop's end-of-iteration work: push what is due, commit and answer queued requests, push what the
+    /// commit made available, re-arm the timer, write every connection's output.
+    func endOfIteration() {
+        if dispatchNeeded {
+            dispatch()
+            // Pushes go out before the durable commit below, so its fsync does not delay them.
+            flushDirtySessions()
+        }
+        if !queue.isEmpty {
+            commitQueue()
+        }
+        if dispatchNeeded {
+            dispatch()
+        }
+        if rearmNeeded {
+            rearm()
+        }
+        flushDirtySessions()
+        if dispatchNeeded {
+            // Flushing disconnected a slow consumer: its tasks go to other workers now.
+            dispatch()
+            rearm()
+            flushDirtySessions()
+        }
+    }
+
+    /// Applies every queued write in one transaction and answers every queued request in arrival order.
+    func commitQueue() {
+        let items = queue
+        queue.removeAll(keepingCapacity: true)
+        let writes = items.compactMap { item -> (ClientSession, Message)? in
+            if case .write(let message) = item.kind { return (item.session, message) }
+            return nil
+        }
+        var outcomes = applyWrites(writes, now: WallClock.nowMicros())[...]
+        for item in items {
+            item.session.queuedRequests -= 1
+            let answer: Message
+            switch item.kind {
+            case .write:
+                answer = outcomes.popFirst() ?? .error(ErrorReply(code: .internalError, message: "no outcome"))
+            case .reply(let message):
+                answer = message
+            case .read(let message):
+                if !item.session.isClosing {
+                    answerRead(message, requestID: item.requestID, on: item.session)
+                }
+                continue
+            }
+            if !item.session.isClosing {
+                send(Frame(requestID: item.requestID, message: answer), to: item.session)
+            }
+        }
+        dispatchNeeded = true
+        rearmNeeded = true
+    }
+
+    /// The `STATS` reply: the store's counts plus the server's connections, workers and lag.
+    func statistics() throws(RequestError) -> Stats {
+        let now = WallClock.nowMicros()
+        var stats = try storeStatistics(now: now)
+        stats.serverVersion = Self.serverVersion
+        stats.serverTime = now
+        stats.startedAt = startedAt
+        stats.connections = UInt32(clamping: sessions.count)
+        stats.lag = lag.summary()
+        var byName: [String: CallbackStats] = [:]
+        for entry in stats.callbacks { byName[entry.callback] = entry }
+        for (callback, ids) in subscribers {
+            var entry = byName[callback] ?? CallbackStats(callback: callback, scheduled: 0, due: 0, leased: 0, dead: 0,
+                                                          workers: 0)
+            entry.workers = UInt32(clamping: ids.count)
+            byName[callback] = entry
+        }
+        stats.callbacks = byName.values.sorted { $0.callback < $1.callback }
+        stats.waitingForWorker = stats.callbacks.filter { $0.workers == 0 }.reduce(0) { $0 + $1.due }
+        return stats
+    }
+}

@@ -1,0 +1,285 @@
+import Glibc
+import Logging
+import TaskShedEventLoop
+import TaskShedProtocol
+import TaskShedStore
+
+extension RequestError {
+    /// The store's error, sent to the client unchanged (the store's codes are protocol codes).
+    init(_ error: StoreError) {
+        reply = ErrorReply(code: error.code, field: error.field, message: error.message)
+    }
+}
+
+/// What one dispatch transaction did, computed inside the (possibly rerun) write body.
+struct DispatchOutcome {
+    var released = 0
+    var expired: [TaskRecord] = []
+    var pushes: [(session: ClientSession, task: TaskRecord)] = []
+}
+
+extension Server {
+    /// Opens the store (which takes the data directory's lock: a second daemon fails here) and voids the
+    /// previous run's leases.
+    func openStore() throws {
+        try makeDirectories(configuration.dataDirectory, mode: 0o700)
+        var options = StoreOptions()
+        // LMDB syncs every commit of a durable environment, but only some commits need it: leases are void
+        // after a restart, so the dispatch claims on the delivery path must not wait for a disk flush (it would
+        // triple the due-to-delivery lag). The environment is therefore opened without sync and the server
+        // flushes it itself (`mdb_env_sync`) after every commit that acknowledges a durable change, before any
+        // reply to it is sent; unflushed lease-only commits are flushed within a second by `syncTimer`.
+        options.durable = false
+        options.maxMapBytes = Int(clamping: configuration.mapSizeMaxBytes)
+        options.initialMapBytes = min(options.initialMapBytes, options.maxMapBytes)
+        options.maxKwargsBytes = Int(configuration.maxKwargsBytes)
+        let store: LMDBTaskStore
+        do {
+            store = try LMDBTaskStore(directory: configuration.dataDirectory, options: options)
+        } catch {
+            throw ServerError("cannot open the store in \(configuration.dataDirectory): \(error.message)")
+        }
+        do {
+            // Leases of the previous run are void: those workers' connections are gone.
+            let released = try store.releaseAllLeases()
+            if released > 0 {
+                logger.notice("leases of the previous run released; their tasks are due again",
+                              metadata: ["taskshed.count": "\(released)"])
+            }
+        } catch {
+            store.close()
+            throw ServerError("cannot release the previous run's leases: \(error.message)")
+        }
+        self.store = store
+    }
+
+    func closeStore() {
+        if let store {
+            do {
+                try store.sync()
+            } catch {
+                logger.error("cannot flush the store at shutdown: \(error)")
+            }
+            store.close()
+        }
+        store = nil
+    }
+
+    /// Flushes lease-only commits (claims, releases, expiries) left unsynced, at most once per `syncTimer` tick.
+    func syncIfNeeded() {
+        guard hasUnsyncedCommits, configuration.sync, let store else { return }
+        do {
+            try store.sync()
+            hasUnsyncedCommits = false
+        } catch {
+            logger.error("cannot flush the store: \(error)")
+        }
+    }
+
+    /// Whether a write request must be on disk before its reply: everything except lease-only changes.
+    static func isDurable(_ message: Message) -> Bool {
+        switch message {
+        case .claim, .touch: return false
+        default: return true
+        }
+    }
+
+    func liveStore() throws(RequestError) -> LMDBTaskStore {
+        guard let store else { throw RequestError(.shuttingDown, "the store is closed") }
+        return store
+    }
+
+    func storeNextWakeup() throws(RequestError) -> Int64? {
+        let store = try liveStore()
+        do {
+            return try store.earliestRunAt()
+        } catch {
+            throw RequestError(error)
+        }
+    }
+
+    func storeFetch(_ selector: TaskSelector) throws(RequestError) -> [TaskRecord] {
+        let store = try liveStore()
+        do {
+            return try store.fetch(selector)
+        } catch {
+            throw RequestError(error)
+        }
+    }
+
+    func storeList(_ request: ListTasks) throws(RequestError) -> TaskPage {
+        let store = try liveStore()
+        do {
+            return try store.list(filter: request.filter, limit: Int(request.limit), cursor: request.cursor,
+                                  now: WallClock.nowMicros())
+        } catch {
+            throw RequestError(error)
+        }
+    }
+
+    /// The store's part of `STATS`; the server fills in its own fields.
+    func storeStatistics(now: Int64) throws(RequestError) -> Stats {
+        let store = try liveStore()
+        let stats: StoreStats
+        do {
+            stats = try store.stats(now: now)
+        } catch {
+            throw RequestError(error)
+        }
+        let callbacks = stats.callbacks.map {
+            CallbackStats(callback: $0.callback, scheduled: $0.scheduled, due: $0.due, leased: $0.leased, dead: $0.dead,
+                          workers: 0)
+        }
+        return Stats(serverVersion: "", serverTime: now, startedAt: 0, pending: stats.pending, due: stats.due,
+                     paused: stats.paused, leased: stats.leased, dead: stats.dead, waitingForWorker: 0,
+                     nextWakeup: stats.earliestRunAt, connections: 0, callbacks: callbacks,
+                     storeFileBytes: stats.fileBytes, storeMapBytes: stats.mapBytes, storeUsedBytes: stats.usedBytes,
+                     lag: LagSummary(count: 0, p50: 0, p90: 0, p99: 0, max: 0))
+    }
+
+    func storeEarliestLeaseDeadline() -> Int64? {
+        do {
+            return try store?.earliestLeaseDeadline()
+        } catch {
+            logger.error("cannot read the earliest lease deadline: \(error)")
+            return nil
+        }
+    }
+
+    func storeEarliestRunAt(callback: String) -> Int64? {
+        do {
+            return try store?.earliestRunAt(callback: callback)
+        } catch {
+            logger.error("cannot read the earliest due time", metadata: ["taskshed.callback": "\(callback)",
+                                                                         "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Applies queued writes in one transaction (each in its own nested transaction, so one failing request
+    /// does not affect the others) and returns one reply per write, in order. If the commit itself fails,
+    /// every write gets that error: nothing of the batch was applied.
+    func applyWrites(_ writes: [(session: ClientSession, message: Message)], now: Int64) -> [Message] {
+        guard !writes.isEmpty else { return [] }
+        guard let store else {
+            return writes.map { _ in .error(ErrorReply(code: .shuttingDown, message: "the store is closed")) }
+        }
+        let leaseDefault = configuration.leaseTimeoutMicros
+        let replies: [Message]
+        do {
+            replies = try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> [Message] in
+                var replies: [Message] = []
+                replies.reserveCapacity(writes.count)
+                for (session, message) in writes {
+                    do throws(StoreError) {
+                        replies.append(try Self.apply(message, holder: session.id, subscription: session.subscription,
+                                                      defaultLease: leaseDefault, now: now, batch: &batch))
+                    } catch {
+                        replies.append(.error(ErrorReply(code: error.code, field: error.field, message: error.message)))
+                    }
+                }
+                return replies
+            }
+        } catch {
+            logger.error("group commit failed", metadata: ["error": "\(error)", "taskshed.requests": "\(writes.count)"])
+            return writes.map { _ in .error(ErrorReply(code: error.code, field: error.field, message: error.message)) }
+        }
+        if configuration.sync {
+            if writes.contains(where: { Self.isDurable($0.message) }) {
+                do {
+                    try store.sync()
+                    hasUnsyncedCommits = false
+                } catch {
+                    // Committed but perhaps not on disk: no success may be reported for a durable change.
+                    logger.error("cannot flush the group commit to disk", metadata: ["error": "\(error)"])
+                    return writes.map { write in
+                        Self.isDurable(write.message)
+                            ? .error(ErrorReply(code: .internalError,
+                                                message: "the change was committed but could not be flushed to disk: \(error.message)"))
+                            : .error(ErrorReply(code: .internalError, message: "store flush failed"))
+                    }
+                }
+            } else {
+                hasUnsyncedCommits = true
+            }
+        }
+        // Settled pushes free their subscription's slots (whatever the outcome: a worker that acks or fails a
+        // task considers it finished, even when its lease was lost meanwhile).
+        for (session, message) in writes {
+            switch message {
+            case .ack(let lease), .release(let lease):
+                settle(lease, of: session)
+            case .fail(let request):
+                settle(request.lease, of: session)
+            default:
+                break
+            }
+        }
+        return replies
+    }
+
+    /// One write request against the batch. Static and free of side effects: the store may rerun the batch.
+    static func apply(_ message: Message, holder: UInt64, subscription: Subscription?, defaultLease: Int64,
+                      now: Int64, batch: inout LMDBWriteBatch) throws(StoreError) -> Message {
+        switch message {
+        case .addTasks(let request):
+            return .added(try batch.add(request.tasks, onConflict: request.onConflict, now: now))
+        case .pauseTasks(let selector):
+            return .affected(UInt64(try batch.pause(selector, now: now)))
+        case .resumeTasks(let selector):
+            return .affected(UInt64(try batch.resume(selector)))
+        case .removeTasks(let selector):
+            return .affected(UInt64(try batch.remove(selector)))
+        case .updateRunTimes(let updates):
+            try batch.updateRunTimes(updates)
+            return .affected(UInt64(updates.count))
+        case .retryDead(let selector):
+            return .affected(UInt64(try batch.retryDead(selector, now: now)))
+        case .purgeDead(let selector):
+            return .affected(UInt64(try batch.purgeDead(selector)))
+        case .claim(let request):
+            let lease = request.leaseMicros ?? defaultLease
+            return .tasks(try batch.claim(callbacks: request.callbacks, max: Int(request.max), holder: holder,
+                                          leaseDeadline: now + lease, now: now))
+        case .ack(let lease):
+            _ = try batch.ack(id: lease.id, attempt: lease.attempt, holder: holder, now: now)
+            return .ok
+        case .fail(let request):
+            _ = try batch.fail(id: request.lease.id, attempt: request.lease.attempt, holder: holder,
+                               error: request.error, retry: request.retry, now: now)
+            return .ok
+        case .release(let lease):
+            _ = try batch.release(id: lease.id, attempt: lease.attempt, holder: holder)
+            return .ok
+        case .touch(let request):
+            let length = request.extendMicros ?? subscription?.leaseMicros ?? defaultLease
+            return .leaseExtended(deadline: try batch.touch(id: request.lease.id, attempt: request.lease.attempt,
+                                                            holder: holder, leaseDeadline: now + length))
+        default:
+            throw StoreError(code: .internalError, message: "\(message.type.name) is not a write")
+        }
+    }
+
+    /// Frees a pushed task's slot when its worker settles it.
+    func settle(_ lease: LeaseRef, of session: ClientSession) {
+        if let attempt = session.pushed[lease.id], attempt == lease.attempt {
+            session.pushed[lease.id] = nil
+            pushedHolders[lease.id] = nil
+        }
+    }
+
+    /// Runs one dispatch transaction: releases, expiries and claims computed by `plan` against the batch.
+    /// - Returns: The outcome, or the error (nothing was committed).
+    func storeDispatch(_ plan: (inout LMDBWriteBatch) throws(StoreError) -> DispatchOutcome)
+        -> Result<DispatchOutcome, StoreError>
+    {
+        guard let store else { return .failure(StoreError(code: .shuttingDown, message: "the store is closed")) }
+        do {
+            let outcome = try store.write(isolatingRequests: false, plan)
+            hasUnsyncedCommits = true
+            return .success(outcome)
+        } catch {
+            return .failure(error)
+        }
+    }
+}

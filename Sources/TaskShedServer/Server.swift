@@ -1,0 +1,297 @@
+import Glibc
+import Logging
+import TaskShedEventLoop
+import TaskShedProtocol
+import TaskShedStore
+
+/// The daemon: one libuv loop on the calling thread owns the store, the precise timer and every connection.
+///
+/// `run()` opens the store, binds (or adopts) the socket, tells systemd it is ready, and serves until SIGTERM
+/// or SIGINT; then it stops accepting, commits and answers what is in flight, closes every connection and
+/// handle, closes the store and returns.
+///
+/// Per loop iteration: frames are read and decoded; reads are answered at once; mutations are queued; at the
+/// end of the iteration (`IterationHook`) due tasks are claimed and pushed, the queued mutations are applied in
+/// one durable write transaction (group commit) and answered, tasks the commit made available are pushed, the
+/// timer is re-armed, and every connection's output is written once.
+///
+/// - Important: Not thread-safe. Create it and call `run()` on one thread; nothing else may touch it.
+public final class Server {
+    /// Server software name announced in `HELLO_OK`.
+    public static let serverName = "taskshedd"
+    /// Server software version announced in `HELLO_OK` and `STATS`.
+    public static let serverVersion = "0.1.0"
+
+    let configuration: Configuration
+    let logger: Logger
+    let environment: [String: String]
+    let notifier: SystemdNotifier
+    let validation: RequestValidation
+
+    // Set up by run().
+    var loop: EventLoop!
+    var store: LMDBTaskStore?
+    var listener: UnixListener?
+    var timer: PreciseTimer?
+    var hook: IterationHook?
+    var signalWatchers: [SignalWatcher] = []
+    var watchdog: CoarseTimer?
+    var graceTimer: CoarseTimer?
+    /// Flushes lease-only commits once a second (see `openStore()`).
+    var syncTimer: CoarseTimer?
+    /// Whether commits since the last flush are not on disk yet.
+    var hasUnsyncedCommits = false
+
+    var sessions: [UInt64: ClientSession] = [:]
+    var nextSessionID: UInt64 = 1
+    /// Sessions with output to flush at the end of the iteration.
+    var dirtySessions: [ClientSession] = []
+    /// Requests waiting for the iteration's write transaction, in arrival order.
+    var queue: [QueuedRequest] = []
+    /// Holders whose leases must be released (closed connections), applied in the next dispatch transaction.
+    var holdersToRelease: [UInt64] = []
+    /// Callback name → ids of sessions subscribed to it, in subscription order (the round-robin ring).
+    var subscribers: [String: [UInt64]] = [:]
+    /// Rotates the first subscriber considered by each dispatch round, for fairness.
+    var dispatchRound = 0
+    /// Whether due tasks may be waiting for a worker with free capacity (set by timer, commits, closes).
+    var dispatchNeeded = false
+    /// Whether the timer's deadline may be stale.
+    var rearmNeeded = false
+    /// The past deadline the timer was last armed for (see `rearm()`).
+    var spinGuardDeadline: Int64?
+    /// Pushed, unsettled task id → the session it was pushed to (to free the slot when its lease expires).
+    var pushedHolders: [String: UInt64] = [:]
+    var lag = LagRecorder()
+    var startedAt: Int64 = 0
+    var isShuttingDown = false
+    let ownUID = getuid()
+    let ownGID = getgid()
+
+    /// Prepares a server; nothing is opened until `run()`.
+    /// - Parameters:
+    ///   - configuration: A configuration (validated again here).
+    ///   - logger: Where events go.
+    ///   - environment: The process environment (systemd variables).
+    /// - Throws: `ConfigurationError` when the configuration is invalid.
+    public init(configuration: Configuration, logger: Logger, environment: [String: String]) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.environment = environment
+        notifier = SystemdNotifier(environment: environment, pid: getpid())
+        validation = RequestValidation(maxBatch: configuration.maxBatch, maxKwargsBytes: configuration.maxKwargsBytes)
+    }
+
+    /// Starts serving and returns after a clean shutdown (SIGTERM or SIGINT).
+    /// - Throws: `ServerError` when the daemon cannot start (socket in use, store locked, bad activation
+    ///   socket...) or the loop cannot be closed cleanly.
+    public func run() throws {
+        startedAt = WallClock.nowMicros()
+        let activation: SocketActivation.Outcome
+        do {
+            activation = configuration.socketActivation
+                ? try SocketActivation.inspect(environment: environment, pid: getpid()) : .notActivated
+        } catch {
+            throw ServerError(error.description)
+        }
+        if case .notActivated = activation {
+            try prepareSocketPath()
+        }
+        try openStore()
+        do {
+            try startLoop(activation: activation)
+        } catch {
+            closeStore()
+            throw error
+        }
+        let where_ = listener?.path ?? "fd \(SocketActivation.firstDescriptor) (socket activation)"
+        logger.notice("taskshedd \(Self.serverVersion) ready", metadata: [
+            "taskshed.socket": "\(where_)", "taskshed.data_dir": "\(configuration.dataDirectory)",
+            "taskshed.sync": "\(configuration.sync)", "taskshed.pid": "\(getpid())",
+        ])
+        if let failure = notifier.notify("READY=1\nSTATUS=Serving on \(where_)\nMAINPID=\(getpid())") {
+            logger.warning("systemd notification failed: \(failure)")
+        }
+        loop.run()
+        // The loop ran dry: every connection and handle is closed.
+        closeStore()
+        do {
+            try loop.close()
+        } catch {
+            throw ServerError("event loop did not close cleanly: \(error)")
+        }
+        logger.notice("taskshedd stopped")
+    }
+
+    /// Refuses to start when another daemon listens on the socket path; removes a stale socket file; creates
+    /// the socket's directory when missing.
+    func prepareSocketPath() throws {
+        let path = configuration.socketPath
+        let state: SocketInspection.PathState
+        do {
+            state = try SocketInspection.probe(path: path)
+        } catch {
+            throw ServerError("cannot check socket \(path): \(error)")
+        }
+        switch state {
+        case .live:
+            throw ServerError("another daemon is already listening on \(path); stop it or choose another --socket")
+        case .notASocket:
+            throw ServerError("\(path) exists and is not a socket; refusing to replace it")
+        case .stale:
+            logger.info("removing stale socket file left by a previous daemon", metadata: ["taskshed.socket": "\(path)"])
+            if unlink(path) != 0 && errno != ENOENT {
+                throw ServerError("cannot remove stale socket \(path): \(String(cString: strerror(errno)))")
+            }
+        case .absent:
+            break
+        }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectories(String(path[..<slash]), mode: 0o700)
+        }
+    }
+
+    /// `mkdir -p` with a mode for the directories it creates.
+    func makeDirectories(_ path: String, mode: mode_t) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode) != 0 && errno != EEXIST {
+                throw ServerError("cannot create directory \(current): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    func startLoop(activation: SocketActivation.Outcome) throws {
+        do {
+            loop = try EventLoop()
+        } catch {
+            throw ServerError("cannot create the event loop: \(error)")
+        }
+        do {
+            // The precise timer's wake-up lag depends on the loop thread's timer slack (50 µs default).
+            try EventLoop.setTimerSlack(nanoseconds: 1)
+        } catch {
+            logger.warning("cannot set the timer slack to 1 ns, timer wake-ups will be up to 50 µs later: \(error)")
+        }
+        do {
+            try createHandles(activation: activation)
+        } catch {
+            closeAllHandles()
+            _ = loop.run()
+            try? loop.close()
+            throw ServerError("cannot listen on \(configuration.socketPath): \(error)")
+        }
+        dispatchNeeded = true
+        rearmNeeded = true
+    }
+
+    /// Creates the listener, timer, iteration hook, signal watchers and watchdog on the loop.
+    func createHandles(activation: SocketActivation.Outcome) throws(UVError) {
+        let listener: UnixListener
+        switch activation {
+        case .activated(let descriptor, let count):
+            listener = try UnixListener(loop: loop, adoptingDescriptor: descriptor)
+            logger.info("adopted socket from systemd", metadata: ["taskshed.fd": "\(descriptor)",
+                                                                  "taskshed.listen_fds": "\(count)"])
+        case .notActivated:
+            listener = try UnixListener(loop: loop, path: configuration.socketPath, mode: configuration.socketMode,
+                                        group: configuration.socketGroup)
+        }
+        self.listener = listener
+        listener.onConnection = { [unowned self] error in self.acceptConnection(error: error) }
+        try listener.listen()
+
+        timer = try PreciseTimer(loop: loop, onFire: { [unowned self] in
+            self.dispatchNeeded = true
+            self.rearmNeeded = true
+        }, onClockChange: { [unowned self] in
+            self.logger.notice("wall clock was set; re-arming the task timer by the new time")
+            self.dispatchNeeded = true
+            self.rearmNeeded = true
+        })
+        hook = try IterationHook(loop: loop) { [unowned self] in self.endOfIteration() }
+        for signal in [SIGTERM, SIGINT] {
+            signalWatchers.append(try SignalWatcher(loop: loop, signal: signal) { [unowned self] number in
+                self.beginShutdown(signal: number)
+            })
+        }
+        // A client that disappears while the daemon writes must not kill it with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        let syncTimer = try CoarseTimer(loop: loop) { [unowned self] in self.syncIfNeeded() }
+        syncTimer.unreference()
+        syncTimer.start(afterMillis: 1000, repeatMillis: 1000)
+        self.syncTimer = syncTimer
+        if let interval = notifier.watchdogPingIntervalMicros {
+            let watchdog = try CoarseTimer(loop: loop) { [unowned self] in self.notifier.notify("WATCHDOG=1") }
+            watchdog.unreference()
+            let millis = UInt64(max(1, interval / 1000))
+            watchdog.start(afterMillis: millis, repeatMillis: millis)
+            self.watchdog = watchdog
+        }
+    }
+
+    func closeAllHandles() {
+        listener?.close()
+        listener = nil
+        timer?.close()
+        timer = nil
+        hook?.close()
+        hook = nil
+        signalWatchers.forEach { $0.close() }
+        signalWatchers = []
+        watchdog?.close()
+        watchdog = nil
+        syncTimer?.close()
+        syncTimer = nil
+    }
+
+    /// SIGTERM/SIGINT: stop accepting, commit and answer what is queued, tell every client, close after the
+    /// output drains (or after the grace period).
+    func beginShutdown(signal: Int32) {
+        guard !isShuttingDown else {
+            logger.notice("second stop signal: closing connections now")
+            for session in Array(sessions.values) { session.connection.close() }
+            return
+        }
+        isShuttingDown = true
+        logger.notice("stopping on signal \(signal)", metadata: ["taskshed.connections": "\(sessions.count)"])
+        notifier.notify("STOPPING=1\nSTATUS=Stopping")
+        listener?.close()
+        listener = nil
+        // Answer everything read so far with its durable result, then say goodbye.
+        endOfIteration()
+        let goodbye = Frame(requestID: 0, message: .error(ErrorReply(code: .shuttingDown,
+                                                                     message: "the daemon is stopping; reconnect later")))
+        for session in Array(sessions.values) {
+            session.isClosing = true
+            FrameEncoder.encode(goodbye, into: &session.connection.outputBuffer)
+            session.connection.closeAfterFlush()
+        }
+        closeAllHandles()
+        if !sessions.isEmpty {
+            do {
+                let grace = try CoarseTimer(loop: loop) { [unowned self] in
+                    self.logger.warning("clients did not read their last replies in time; closing them",
+                                        metadata: ["taskshed.connections": "\(self.sessions.count)"])
+                    for session in Array(self.sessions.values) { session.connection.close() }
+                    self.graceTimer?.close()
+                    self.graceTimer = nil
+                }
+                grace.start(afterMillis: UInt64(configuration.shutdownGraceMicros / 1000))
+                graceTimer = grace
+            } catch {
+                for session in Array(sessions.values) { session.connection.close() }
+            }
+        }
+    }
+
+    /// Called when the last session closed during shutdown: nothing keeps the loop alive any more.
+    func shutdownSessionClosed() {
+        if sessions.isEmpty {
+            graceTimer?.close()
+            graceTimer = nil
+        }
+    }
+}

@@ -1,0 +1,234 @@
+import ArgumentParser
+import Glibc
+import Logging
+import TaskShedProtocol
+import TaskShedServer
+
+/// `taskshedd`: parses flags into a `Configuration`, sets up logging, and runs the `Server` until SIGTERM or
+/// SIGINT. Exit codes: 0 after a clean stop, 1 when the server fails at start or while running, 2 for invalid
+/// flags or configuration (one line on stderr).
+@main
+struct TaskSheddCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "taskshedd",
+        abstract: "The TaskShed daemon: stores tasks and hands them to workers when they are due.",
+        discussion: """
+            Without flags it serves a developer: the socket is $TASKSHED_SOCKET, else \
+            $XDG_RUNTIME_DIR/taskshed/taskshedd.sock, else /tmp/taskshed-<uid>/taskshedd.sock; the data directory \
+            is $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/taskshed, else ~/.local/state/taskshed.
+
+            Under systemd it adopts a socket passed by socket activation (LISTEN_FDS), reports readiness and \
+            watchdog pings through NOTIFY_SOCKET, and writes journald priority prefixes on its log lines.
+
+            Durations take a unit: 250us, 500ms, 30s, 5m, 1h. Sizes take KiB, MiB, GiB (or K, M, G). \
+            Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on invalid configuration.
+            """)
+
+    @Option(name: .customLong("socket"), help: ArgumentHelp(
+        "Unix socket path to listen on (at most 107 bytes).", valueName: "path"))
+    var socket: String?
+
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp(
+        "Directory of the task store; created (mode 0700) if missing. One daemon per directory.", valueName: "dir"))
+    var dataDirectory: String?
+
+    @Option(name: .customLong("socket-mode"), help: ArgumentHelp(
+        "Permission bits of the socket file, in octal.", valueName: "mode"))
+    var socketMode: String = "0660"
+
+    @Option(name: .customLong("socket-group"), help: ArgumentHelp(
+        "Group (name or gid) that owns the socket file; with mode 0660 its members may connect.", valueName: "group"))
+    var socketGroup: String?
+
+    @Option(name: .customLong("allow-uid"), help: ArgumentHelp(
+        "A peer user (name or uid) allowed to connect, besides the daemon's own uid and root. Repeatable.",
+        valueName: "user"))
+    var allowUID: [String] = []
+
+    @Option(name: .customLong("allow-gid"), help: ArgumentHelp(
+        "A peer group (name or gid) allowed to connect, besides the daemon's own gid and the socket group. Repeatable.",
+        valueName: "group"))
+    var allowGID: [String] = []
+
+    @Option(name: .customLong("lease-timeout"), help: ArgumentHelp(
+        "How long a worker holds a delivered task before it is redelivered, unless the worker asks for another lease.",
+        valueName: "duration"))
+    var leaseTimeout: String = "30s"
+
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp(
+        "Most client connections at once; one more gets TOO_MANY_CONNECTIONS.", valueName: "n"))
+    var maxConnections: Int = 1024
+
+    @Option(name: .customLong("max-frame-bytes"), help: ArgumentHelp(
+        "Largest frame accepted and announced to clients.", valueName: "size"))
+    var maxFrameBytes: String = "64MiB"
+
+    @Option(name: .customLong("max-batch"), help: ArgumentHelp(
+        "Most tasks, ids or updates in one request.", valueName: "n"))
+    var maxBatch: UInt32 = ProtocolLimits.defaultMaxBatch
+
+    @Option(name: .customLong("max-kwargs-bytes"), help: ArgumentHelp(
+        "Largest kwargs JSON object of a task.", valueName: "size"))
+    var maxKwargsBytes: String = "64KiB"
+
+    @Option(name: .customLong("handshake-timeout"), help: ArgumentHelp(
+        "Time a new connection has to send HELLO before it is closed with HANDSHAKE_TIMEOUT.", valueName: "duration"))
+    var handshakeTimeout: String = "10s"
+
+    @Option(name: .customLong("max-output-bytes"), help: ArgumentHelp(
+        "Most unread reply bytes buffered for one client; past it the client is disconnected with SLOW_CONSUMER and "
+            + "its tasks are redelivered. At least one maximum frame.", valueName: "size"))
+    var maxOutputBytes: String = "160MiB"
+
+    @Flag(name: .customLong("no-sync"), help: ArgumentHelp(
+        "Do not fsync commits: faster, but acknowledged changes may be lost in a power failure or kernel crash "
+            + "(not in a daemon crash)."))
+    var noSync = false
+
+    @Option(name: .customLong("map-size-max"), help: ArgumentHelp(
+        "Largest size the store may grow to; past it adding tasks fails with STORE_FULL.", valueName: "size"))
+    var mapSizeMax: String = "64GiB"
+
+    @Option(name: .customLong("shutdown-grace"), help: ArgumentHelp(
+        "On SIGTERM, how long to wait for clients to read their last replies before closing them.",
+        valueName: "duration"))
+    var shutdownGrace: String = "5s"
+
+    @Flag(name: .customLong("no-socket-activation"), help: ArgumentHelp(
+        "Ignore a socket passed by systemd (LISTEN_FDS) and bind --socket instead."))
+    var noSocketActivation = false
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(
+        "Least severe events logged: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    /// Parses, and prints a bad flag as one line (argument-parser would add the whole usage text).
+    static func main() {
+        do {
+            var parsed = try parseAsRoot()
+            guard let command = parsed as? TaskSheddCommand else {
+                // `--help` parses as argument-parser's help command; running it throws the help text.
+                try parsed.run()
+                Glibc.exit(0)
+            }
+            Glibc.exit(command.start())
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            failConfiguration(message(for: error))
+        }
+    }
+
+    /// Builds the configuration from the flags.
+    func makeConfiguration(environment: [String: String]) throws(ConfigurationError) -> (Configuration, Logger.Level) {
+        var configuration = Configuration.defaults(environment: environment, uid: getuid())
+        if let socket { configuration.socketPath = socket }
+        if let dataDirectory { configuration.dataDirectory = dataDirectory }
+        guard let mode = Configuration.parseMode(socketMode) else {
+            throw ConfigurationError(option: "--socket-mode", message: "'\(socketMode)' is not an octal mode such as 0660")
+        }
+        configuration.socketMode = mode
+        if let socketGroup {
+            guard let gid = Configuration.lookUpGroup(socketGroup) else {
+                throw ConfigurationError(option: "--socket-group", message: "no group named '\(socketGroup)'")
+            }
+            configuration.socketGroup = gid
+        }
+        for user in allowUID {
+            guard let uid = Configuration.lookUpUser(user) else {
+                throw ConfigurationError(option: "--allow-uid", message: "no user named '\(user)'")
+            }
+            configuration.allowedUIDs.insert(uid)
+        }
+        for group in allowGID {
+            guard let gid = Configuration.lookUpGroup(group) else {
+                throw ConfigurationError(option: "--allow-gid", message: "no group named '\(group)'")
+            }
+            configuration.allowedGIDs.insert(gid)
+        }
+        configuration.leaseTimeoutMicros = try duration(leaseTimeout, "--lease-timeout")
+        configuration.handshakeTimeoutMicros = try duration(handshakeTimeout, "--handshake-timeout")
+        configuration.shutdownGraceMicros = try duration(shutdownGrace, "--shutdown-grace")
+        configuration.maxConnections = maxConnections
+        let frame = try size(maxFrameBytes, "--max-frame-bytes")
+        guard frame <= UInt64(UInt32.max) else {
+            throw ConfigurationError(option: "--max-frame-bytes", message: "must fit in 32 bits")
+        }
+        configuration.maxFrameBytes = UInt32(frame)
+        configuration.maxBatch = maxBatch
+        let kwargs = try size(maxKwargsBytes, "--max-kwargs-bytes")
+        configuration.maxKwargsBytes = UInt32(min(kwargs, UInt64(UInt32.max)))
+        let output = try size(maxOutputBytes, "--max-output-bytes")
+        configuration.maxOutputBytes = Int(min(output, UInt64(Int.max)))
+        configuration.mapSizeMaxBytes = try size(mapSizeMax, "--map-size-max")
+        configuration.sync = !noSync
+        configuration.socketActivation = !noSocketActivation
+        guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
+            throw ConfigurationError(option: "--log-level",
+                                     message: "'\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        try configuration.validate()
+        return (configuration, level)
+    }
+
+    private func duration(_ text: String, _ option: String) throws(ConfigurationError) -> Int64 {
+        guard let micros = Configuration.parseDuration(text) else {
+            throw ConfigurationError(option: option, message: "'\(text)' is not a duration such as 500ms, 30s or 5m")
+        }
+        return micros
+    }
+
+    private func size(_ text: String, _ option: String) throws(ConfigurationError) -> UInt64 {
+        guard let bytes = Configuration.parseByteSize(text) else {
+            throw ConfigurationError(option: option, message: "'\(text)' is not a size such as 4096, 64KiB or 8GiB")
+        }
+        return bytes
+    }
+
+    /// Runs the daemon; returns the process exit status.
+    func start() -> Int32 {
+        let environment = currentEnvironment()
+        let (configuration, level): (Configuration, Logger.Level)
+        do {
+            (configuration, level) = try makeConfiguration(environment: environment)
+        } catch {
+            Self.failConfiguration(error.description)
+        }
+        let journal = StderrLogHandler.runsUnderSystemd(environment: environment)
+        LoggingSystem.bootstrap { label in
+            StderrLogHandler(label: label, level: level, journalFormat: journal)
+        }
+        var logger = Logger(label: "taskshedd")
+        logger.logLevel = level
+        do {
+            let server = try Server(configuration: configuration, logger: logger, environment: environment)
+            try server.run()
+            return 0
+        } catch {
+            logger.critical("taskshedd stopped: \(error)")
+            return 1
+        }
+    }
+
+    static func failConfiguration(_ message: String) -> Never {
+        let line = Array(("taskshedd: " + message.split(separator: "\n").joined(separator: " ") + "\n").utf8)
+        line.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+        Glibc.exit(2)
+    }
+
+    func currentEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}

@@ -1,0 +1,165 @@
+import Glibc
+import TaskShedProtocol
+import TaskShedTestSupport
+import Testing
+
+/// Runs the daemon binary to completion with arguments and returns its exit code and output.
+func runDaemonToExit(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 30) throws
+    -> (code: Int32, output: String)
+{
+    let directory = try TemporaryDirectory.create(prefix: "tsx")
+    defer { TemporaryDirectory.remove(directory) }
+    let log = directory + "/out.log"
+    var merged = DaemonProcess.inheritedEnvironment()
+    for (key, value) in environment { merged[key] = value }
+    let child = try ChildProcess(executable: try DaemonProcess.executablePath(), arguments: arguments,
+                                 environment: merged, outputPath: log)
+    guard let status = child.wait(timeoutSeconds: timeout) else {
+        child.killAndWait()
+        throw TestSupportError("taskshedd \(arguments) did not exit within \(timeout) s")
+    }
+    return (ChildProcess.exitCode(fromWaitStatus: status), readText(log))
+}
+
+func readText(_ path: String) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+@Suite struct StartupTests {
+    @Test(arguments: [
+        (["--lease-timeout", "soon"], "--lease-timeout"),
+        (["--socket-mode", "999"], "--socket-mode"),
+        (["--max-connections", "0"], "--max-connections"),
+        (["--log-level", "loud"], "--log-level"),
+        (["--socket", "/tmp/" + String(repeating: "s", count: 120)], "--socket"),
+        (["--max-output-bytes", "1KiB"], "--max-output-bytes"),
+        (["--no-such-flag"], "no-such-flag"),
+        (["--socket-group", "no-such-group-xyz"], "--socket-group"),
+    ])
+    func invalidConfigurationFailsWithOneLine(arguments: [String], mentions: String) throws {
+        let directory = try TemporaryDirectory.create(prefix: "tsc")
+        defer { TemporaryDirectory.remove(directory) }
+        let result = try runDaemonToExit(["--socket", directory + "/d.sock", "--data-dir", directory + "/data"]
+                                         + arguments)
+        #expect(result.code == 2)
+        let lines = result.output.split(separator: "\n")
+        #expect(lines.count == 1, "output: \(result.output)")
+        #expect(result.output.contains(mentions), "output: \(result.output)")
+        // Nothing was created.
+        #expect(access(directory + "/d.sock", F_OK) != 0)
+    }
+
+    @Test func helpExplainsTheFlags() throws {
+        let result = try runDaemonToExit(["--help"])
+        #expect(result.code == 0)
+        for flag in ["--socket", "--data-dir", "--socket-mode", "--socket-group", "--allow-uid", "--allow-gid",
+                     "--lease-timeout", "--max-connections", "--max-frame-bytes", "--max-batch", "--handshake-timeout",
+                     "--max-output-bytes", "--no-sync", "--map-size-max", "--log-level"] {
+            #expect(result.output.contains(flag), "--help does not mention \(flag)")
+        }
+    }
+
+    @Test func secondDaemonOnTheSameSocketOrDataDirectoryRefusesToStart() throws {
+        let daemon = try DaemonProcess()
+        let sameSocket = try runDaemonToExit(["--socket", daemon.socketPath, "--data-dir", daemon.dataDirectory + "-2"])
+        #expect(sameSocket.code == 1)
+        #expect(sameSocket.output.contains("already listening"), "output: \(sameSocket.output)")
+        let directory = try TemporaryDirectory.create(prefix: "tss")
+        defer { TemporaryDirectory.remove(directory) }
+        let sameData = try runDaemonToExit(["--socket", directory + "/other.sock", "--data-dir", daemon.dataDirectory])
+        #expect(sameData.code == 1, "output: \(sameData.output)")
+        #expect(access(directory + "/other.sock", F_OK) != 0, "the refused daemon left its socket file")
+        // The first daemon is unaffected.
+        #expect(try Client(daemon).call(.ping).type == .pong)
+        #expect(try daemon.stop() == 0)
+        TemporaryDirectory.remove(daemon.dataDirectory + "-2")
+    }
+
+    @Test func staleSocketFileIsReplaced() throws {
+        let daemon = try DaemonProcess()
+        // A crash leaves the socket file behind.
+        daemon.kill()
+        #expect(access(daemon.socketPath, F_OK) == 0)
+        try daemon.restart()
+        #expect(try Client(daemon).call(.ping).type == .pong)
+        #expect(try daemon.stop() == 0)
+        #expect(access(daemon.socketPath, F_OK) != 0, "a clean stop removes the socket file")
+    }
+
+    @Test func sigtermAnswersInFlightRequestsTellsClientsAndExitsZero() throws {
+        let daemon = try DaemonProcess()
+        let client = try daemon.connect()
+        try client.send(Frame(requestID: 50, message: .addTasks(AddTasks(tasks: [task("kept")]))))
+        var skipped: [Frame] = []
+        let added = try client.receive(requestID: 50, timeoutSeconds: 15, skipped: &skipped)
+        #expect(added.message.type == .added)
+        #expect(try daemon.stop() == 0)
+        let frames = try client.readUntilClosed()
+        #expect(frames.contains { if case .error(let e) = $0.message { return e.code == .shuttingDown }; return false })
+        try daemon.restart()
+        #expect(try Client(daemon).fetch(["kept"]).map(\.id) == ["kept"])
+        #expect(try daemon.stop() == 0)
+    }
+
+    @Test func socketFileGetsTheConfiguredMode() throws {
+        let daemon = try DaemonProcess(arguments: ["--socket-mode", "0600"])
+        var info = stat()
+        #expect(stat(daemon.socketPath, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        #expect(try daemon.stop() == 0)
+    }
+
+    /// Needs a second uid: only possible when the tests run as root (as in CI containers), with setpriv(1)
+    /// and python3 to play the foreign client.
+    static let canImpersonate = getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0
+        && access("/usr/bin/python3", X_OK) == 0
+
+    @Test(.enabled(if: canImpersonate, "needs root, setpriv and python3"))
+    func peersOutsideTheAllowedUsersAreRefused() throws {
+        let daemon = try DaemonProcess(arguments: ["--socket-mode", "0666"])
+        let directory = String(daemon.socketPath.split(separator: "/").dropLast().joined(separator: "/"))
+        chmod("/" + directory, 0o755)
+        let script = """
+            import socket,sys
+            s=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM); s.connect(sys.argv[1]); s.settimeout(10)
+            data=b''
+            while True:
+                chunk=s.recv(4096)
+                if not chunk: break
+                data+=chunk
+            sys.stdout.write(data.hex())
+            """
+        let result = try runHelper(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                    "/usr/bin/python3", "-c", script, daemon.socketPath])
+        // ERROR frame: type 0x80ff, then code 12 (PERMISSION_DENIED) as u16.
+        #expect(result.contains("80ff0000"), "reply: \(result)")
+        #expect(result.contains("000c"), "reply: \(result)")
+        #expect(daemon.log().contains("peer not allowed"))
+        #expect(try Client(daemon).call(.ping).type == .pong)
+        #expect(try daemon.stop() == 0)
+    }
+}
+
+/// Runs a helper program to completion and returns its output.
+func runHelper(_ command: [String]) throws -> String {
+    let directory = try TemporaryDirectory.create(prefix: "tsh")
+    defer { TemporaryDirectory.remove(directory) }
+    let log = directory + "/out"
+    let child = try ChildProcess(executable: command[0], arguments: Array(command.dropFirst()),
+                                 environment: DaemonProcess.inheritedEnvironment(), outputPath: log)
+    guard child.wait(timeoutSeconds: 30) != nil else {
+        child.killAndWait()
+        throw TestSupportError("\(command[0]) did not finish")
+    }
+    return readText(log)
+}
