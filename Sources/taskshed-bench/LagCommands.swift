@@ -31,8 +31,7 @@ struct LagCommand: ParsableCommand {
     @Option(help: "Seed of the random run times.")
     var seed: UInt64 = 7
 
-    @Option(parsing: .upToNextOption, help: "Extra taskshedd arguments (e.g. --daemon-args --no-sync).")
-    var daemonArgs: [String] = []
+    @OptionGroup var daemon: DaemonOptions
 
     @OptionGroup var report: ReportOptions
 
@@ -49,7 +48,7 @@ struct LagCommand: ParsableCommand {
 
     func run() throws {
         report.emit(try Self.measure(count: count, seconds: seconds, polling: polling, workers: workerNames,
-                                     floor: !noFloor, seed: seed, daemonArguments: daemonArgs))
+                                     floor: !noFloor, seed: seed, daemonArguments: daemon.arguments))
     }
 
     /// Runs the floor and the chosen workers; shared with `all`.

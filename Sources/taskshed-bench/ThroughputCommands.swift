@@ -9,7 +9,12 @@ struct DaemonOptions: ParsableArguments {
     @Flag(help: "Run the daemon with --no-sync (commits not fsynced): shows what durability costs.")
     var noSync = false
 
-    var arguments: [String] { noSync ? ["--no-sync"] : [] }
+    @Option(name: .customLong("daemon-arg"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("One more taskshedd argument (repeatable, e.g. --daemon-arg --dispatch-lead "
+                + "--daemon-arg 0).", valueName: "argument"))
+    var extra: [String] = []
+
+    var arguments: [String] { (noSync ? ["--no-sync"] : []) + extra }
 }
 
 /// `taskshed-bench add`.
