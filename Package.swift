@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
         .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
+        .library(name: "TaskShed", targets: ["TaskShed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -30,6 +31,45 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+        // The client library: scheduler API and the two workers. Talks to taskshedd over its Unix socket only.
+        .target(
+            name: "TaskShed",
+            dependencies: [
+                "TaskShedProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Examples (see README): the quick start, and the split scheduler/worker pair.
+        .executableTarget(
+            name: "QuickStart",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/QuickStart"
+        ),
+        .executableTarget(
+            name: "SayHelloScheduler",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SayHelloScheduler"
+        ),
+        .executableTarget(
+            name: "SayHelloWorker",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SayHelloWorker"
+        ),
+
+        // A worker process for TaskShedTests (several workers in separate processes, killed workers).
+        .executableTarget(
+            name: "taskshed-test-worker",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TaskShedTestWorker"
+        ),
+        // The client's tests; the end-to-end ones start the real daemon and taskshed-test-worker processes (the
+        // dependencies on the two executables make `swift build --build-tests` build them).
+        .testTarget(
+            name: "TaskShedTests",
+            dependencies: ["TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedd", "taskshed-test-worker"]
+        ),
+
         // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
         // The libFuzzer harness (Fuzz/) is built only by scripts/fuzz.sh: it needs -sanitize=fuzzer to link.
         .testTarget(

@@ -37,6 +37,9 @@ public struct Configuration: Sendable, Hashable {
     public var mapSizeMaxBytes: UInt64 = 64 << 30
     /// How long shutdown waits for clients to take their last replies before closing them anyway (µs).
     public var shutdownGraceMicros: Int64 = 5_000_000
+    /// How long before a task's due time it is claimed for a worker and staged in memory (µs); at the due time
+    /// only the socket write remains. 0 claims at the due time (the claim's commit then adds to the lag).
+    public var dispatchLeadMicros: Int64 = 2_000
     /// Whether to adopt a socket passed by systemd (`LISTEN_FDS`) instead of binding `socketPath`.
     public var socketActivation: Bool = true
 
@@ -120,6 +123,9 @@ public struct Configuration: Sendable, Hashable {
         }
         if mapSizeMaxBytes < 1 << 20 {
             throw fail("--map-size-max", "must be at least 1MiB")
+        }
+        if dispatchLeadMicros < 0 || dispatchLeadMicros > 1_000_000 {
+            throw fail("--dispatch-lead", "must be between 0 and 1s")
         }
         if shutdownGraceMicros < 0 {
             throw fail("--shutdown-grace", "must not be negative")

@@ -184,6 +184,7 @@ extension Server {
         ])
         connection.outputBuffer.removeAll()
         removeSubscription(of: session)
+        unstage(sessionID: session.id)
         holdersToRelease.append(session.id)
         dispatchNeeded = true
         rearmNeeded = true
@@ -228,6 +229,7 @@ extension Server {
             shutdownSessionClosed()
             return
         }
+        unstage(sessionID: id)
         holdersToRelease.append(id)
         dispatchNeeded = true
         rearmNeeded = true
@@ -239,6 +241,7 @@ extension Server {
     /// Removes a session from the subscriber rings.
     func removeSubscription(of session: ClientSession) {
         guard let subscription = session.subscription else { return }
+        unstage(sessionID: session.id)
         for callback in subscription.callbacks {
             subscribers[callback]?.removeAll { $0 == session.id }
             if subscribers[callback]?.isEmpty == true { subscribers[callback] = nil }

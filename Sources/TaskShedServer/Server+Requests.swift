@@ -186,6 +186,9 @@ extension Server {
             return nil
         }
         var outcomes = applyWrites(writes, now: WallClock.nowMicros())[...]
+        if !staged.isEmpty && writes.contains(where: { Self.mayChangeOtherLeases($0.1) }) {
+            revalidateStaged()
+        }
         for item in items {
             item.session.queuedRequests -= 1
             let answer: Message
@@ -206,6 +209,14 @@ extension Server {
         }
         dispatchNeeded = true
         rearmNeeded = true
+    }
+
+    /// Whether a write can change a task leased to someone else (and so invalidate a staged delivery).
+    static func mayChangeOtherLeases(_ message: Message) -> Bool {
+        switch message {
+        case .addTasks, .pauseTasks, .removeTasks, .updateRunTimes: return true
+        default: return false
+        }
     }
 
     /// The `STATS` reply: the store's counts plus the server's connections, workers and lag.

@@ -94,6 +94,11 @@ struct TaskSheddCommand: ParsableCommand {
         valueName: "duration"))
     var shutdownGrace: String = "5s"
 
+    @Option(name: .customLong("dispatch-lead"), help: ArgumentHelp(
+        "How long before its due time a task is claimed for a worker and held in memory, so that at the due time "
+            + "only the socket write remains. 0 claims at the due time.", valueName: "duration"))
+    var dispatchLead: String = "2ms"
+
     @Flag(name: .customLong("no-socket-activation"), help: ArgumentHelp(
         "Ignore a socket passed by systemd (LISTEN_FDS) and bind --socket instead."))
     var noSocketActivation = false
@@ -152,6 +157,7 @@ struct TaskSheddCommand: ParsableCommand {
         configuration.leaseTimeoutMicros = try duration(leaseTimeout, "--lease-timeout")
         configuration.handshakeTimeoutMicros = try duration(handshakeTimeout, "--handshake-timeout")
         configuration.shutdownGraceMicros = try duration(shutdownGrace, "--shutdown-grace")
+        configuration.dispatchLeadMicros = try duration(dispatchLead, "--dispatch-lead")
         configuration.maxConnections = maxConnections
         let frame = try size(maxFrameBytes, "--max-frame-bytes")
         guard frame <= UInt64(UInt32.max) else {

@@ -307,3 +307,31 @@ import Testing
         unlink(path)
     }
 }
+
+@Suite struct ConnectionAbortTests {
+    @Test func abortSendsTheFinalBytesWhenNothingIsQueuedAndCloses() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/abort.sock"
+        let loop = try EventLoop()
+        let listener = try UnixListener(loop: loop, path: path, mode: 0o600, group: nil)
+        var closed = false
+        listener.onConnection = { _ in
+            guard let connection = try? listener.accept() else { return }
+            connection.onClose = {
+                closed = true
+                listener.close()
+            }
+            connection.write([1, 2, 3])  // gathered, never flushed: dropped by abort
+            connection.abort(sendingIfPossible: [9, 9])
+        }
+        try listener.listen()
+        let client = connectClient(path)
+        defer { close(client) }
+        let expired = try run(loop)
+        #expect(!expired)
+        #expect(closed)
+        #expect(readExactly(client, 16) == [9, 9])
+        try loop.close()
+    }
+}

@@ -209,11 +209,15 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// See `TaskStore.write(isolatingRequests:_:)`.
     ///
+    /// Requests run directly in the one write transaction (each operation detects its request errors before
+    /// writing, so a failed request has changed nothing); the counters are written once at the end.
+    ///
     /// On `MDB_MAP_FULL` the transaction is aborted, the map doubled (up to `options.maxMapBytes`) and the
     /// whole batch rerun. At the maximum: a batch of removals may use `options.removalHeadroomBytes` more (the
-    /// map is shrunk back to the maximum afterwards, as far as the data allows); in other batches the requests
-    /// that need room fail with `storeFull` one by one while the rest commit (with `isolatingRequests`), or the
-    /// write fails with `storeFull`.
+    /// map is shrunk back to the maximum afterwards, as far as the data allows); in other batches, with
+    /// `isolatingRequests`, the batch is rerun with each request in a nested transaction (`mdb_txn_begin` with
+    /// a parent) so that the requests that need room fail alone with `storeFull` while the rest commit;
+    /// without it the write fails with `storeFull`.
     public func write<R>(
         isolatingRequests: Bool = true, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
     ) throws(StoreError) -> R {
