@@ -100,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "taskshed-bench",
             dependencies: [
-                "TaskShedBenchKit",
+                "TaskShedBenchKit", "TaskShed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
