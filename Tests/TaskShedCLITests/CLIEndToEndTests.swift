@@ -5,7 +5,7 @@ import Testing
 
 /// `taskshedctl` as a subprocess against a real `taskshedd`, one daemon per test.
 @Suite("taskshedctl end to end", .serialized)
-struct EndToEndTests {
+struct CLIEndToEndTests {
     /// A daemon and a way to run the CLI against it.
     final class Harness: @unchecked Sendable {
         let daemon: DaemonProcess
