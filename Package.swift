@@ -67,7 +67,10 @@ let package = Package(
         // dependencies on the two executables make `swift build --build-tests` build them).
         .testTarget(
             name: "TaskShedTests",
-            dependencies: ["TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedd", "taskshed-test-worker"]
+            dependencies: [
+                "TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedd", "taskshed-test-worker",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
@@ -96,14 +99,17 @@ let package = Package(
         ),
 
         // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
-        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol", "CLibUV"]),
         .executableTarget(
             name: "taskshed-bench",
             dependencies: [
-                "TaskShedBenchKit",
+                "TaskShedBenchKit", "TaskShed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Runs each scenario of the taskshed-bench binary with tiny sizes (no timed assertions).
+        // It depends on both executables so that `swift build --build-tests` builds them.
+        .testTarget(name: "TaskShedBenchTests", dependencies: ["TaskShedBenchKit", "taskshed-bench", "taskshedd"]),
 
         // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
         .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),

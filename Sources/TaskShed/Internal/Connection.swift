@@ -20,9 +20,13 @@ final class Connection: Sendable {
     /// Callback for pushed frames of one subscription; runs on the reader thread, so it must not block.
     typealias PushHandler = @Sendable (Message) -> Void
 
-    /// Largest frame accepted from the daemon. Replies are bounded by the request's batch limit, which the
-    /// default frame size was chosen to hold.
-    static let maxIncomingFrameBytes = ProtocolLimits.defaultMaxFrameBytes
+    /// How long `open` waits for HELLO_OK.
+    static let handshakeTimeout = Duration.seconds(10)
+
+    /// Largest frame accepted from the daemon: the most a daemon may be configured to announce (16 × the
+    /// default). The daemon never sends a reply larger than its own announced maximum; the decoder only holds
+    /// bytes that actually arrived, so a high bound costs nothing.
+    static let maxIncomingFrameBytes = ProtocolLimits.defaultMaxFrameBytes * 16
 
     private struct State {
         var nextRequestID: UInt32 = 0
@@ -66,10 +70,26 @@ final class Connection: Sendable {
     /// - Throws: `TaskShedError` `.connectionFailed` (no daemon, bad path, access denied), the daemon's error
     ///   (`.unsupportedVersion`, `.permissionDenied`, `.tooManyConnections`, `.shuttingDown`), or
     ///   `CancellationError`.
-    static func open(path: String, clientName: String, logger: Logger) async throws -> Connection {
+    static func open(
+        path: String, clientName: String, logger: Logger, handshakeTimeout: Duration = Connection.handshakeTimeout
+    ) async throws -> Connection {
         let fd = try connectSocket(path: path)
         let connection = Connection(path: path, fd: fd, logger: logger)
         connection.startThreads()
+        // A daemon that accepted but does not answer (stopped, hung) must not hang the caller, nor a worker's
+        // reconnection loop, forever.
+        let watchdog = Task {
+            do {
+                try await Task.sleep(for: handshakeTimeout)
+            } catch {
+                return
+            }
+            connection.close(
+                reason: TaskShedError(
+                    .connectionFailed,
+                    message: "cannot connect to \(path): the daemon did not answer the handshake within \(handshakeTimeout)"))
+        }
+        defer { watchdog.cancel() }
         do {
             let reply = try await connection.request(
                 .hello(Hello(minVersion: ProtocolLimits.version, maxVersion: ProtocolLimits.version, clientName: clientName)))
@@ -125,19 +145,25 @@ final class Connection: Sendable {
         if result != 0 && errno != EISCONN {
             let code = errno
             Glibc.close(fd)
-            switch code {
-            case EACCES, EPERM:
-                throw TaskShedError(
-                    .connectionFailed, message: "permission denied on \(path): join the group that owns the socket")
-            case ENOENT, ECONNREFUSED, ENOTDIR:
-                throw TaskShedError(.connectionFailed, message: "cannot connect to \(path): is taskshedd running?")
-            default:
-                throw TaskShedError(
-                    .connectionFailed,
-                    message: "cannot connect to \(path): \(String(cString: strerror(code))); is taskshedd running?")
-            }
+            throw connectError(errno: code, path: path)
         }
         return fd
+    }
+
+    /// The error for a failed `connect(2)`: "is taskshedd running?" when nothing listens there, the group hint
+    /// when the socket's permissions keep the caller out.
+    static func connectError(errno code: Int32, path: String) -> TaskShedError {
+        switch code {
+        case EACCES, EPERM:
+            return TaskShedError(
+                .connectionFailed, message: "permission denied on \(path): join the group that owns the socket")
+        case ENOENT, ECONNREFUSED, ENOTDIR:
+            return TaskShedError(.connectionFailed, message: "cannot connect to \(path): is taskshedd running?")
+        default:
+            return TaskShedError(
+                .connectionFailed,
+                message: "cannot connect to \(path): \(String(cString: strerror(code))); is taskshedd running?")
+        }
     }
 
     private func startThreads() {
@@ -242,11 +268,12 @@ final class Connection: Sendable {
         }
     }
 
-    /// Closes the connection: pending calls fail with `.connectionClosed`; idempotent.
-    func close() {
+    /// Closes the connection: pending calls fail with `reason` (default: `.connectionClosed`); idempotent.
+    func close(reason: TaskShedError? = nil) {
         state.withLock { state in
             if state.closeReason == nil {
-                state.closeReason = TaskShedError(.connectionClosed, message: "the connection to \(path) was closed by the client")
+                state.closeReason =
+                    reason ?? TaskShedError(.connectionClosed, message: "the connection to \(path) was closed by the client")
             }
             // Under the lock so that the reader cannot have closed (and the kernel reused) the descriptor.
             if state.descriptorOpen { _ = shutdown(fd, Int32(SHUT_RDWR)) }

@@ -16,8 +16,13 @@ final class FakeDaemon: Sendable {
     private let requests: AsyncStream<Frame>
     private let requestsContinuation: AsyncStream<Frame>.Continuation
     let helloOK: HelloOK
+    private let helloReply: Message?
 
-    init(maxBatch: UInt32 = 100_000) throws {
+    /// - Parameters:
+    ///   - maxBatch: The batch limit announced in HELLO_OK.
+    ///   - helloReply: What to answer HELLO with instead of HELLO_OK (an ERROR is followed by closing).
+    init(maxBatch: UInt32 = 100_000, helloReply: Message? = nil) throws {
+        self.helloReply = helloReply
         var template = Array("/tmp/taskshed-fake-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
         directory = String(cString: made)
@@ -101,7 +106,8 @@ final class FakeDaemon: Sendable {
             while true {
                 guard let frame = try? decoder.next() else { break }
                 if case .hello = frame.message {
-                    send(.helloOK(helloOK), requestID: frame.requestID)
+                    send(helloReply ?? .helloOK(helloOK), requestID: frame.requestID)
+                    if case .error = helloReply { break reading }
                 } else {
                     requestsContinuation.yield(frame)
                 }
