@@ -109,33 +109,36 @@ extension Server {
 
     /// Answers a request that does not change the store (or only this connection's subscription).
     func answerRead(_ message: Message, requestID: UInt32, on session: ClientSession) {
-        let answer: Message
+        send(Frame(requestID: requestID, message: readAnswer(message, requestID: requestID, on: session)), to: session)
+    }
+
+    /// The reply to a read (see `answerRead`).
+    func readAnswer(_ message: Message, requestID: UInt32, on session: ClientSession) -> Message {
         do throws(RequestError) {
             switch message {
             case .ping:
-                answer = .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
+                return .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
             case .getStats:
-                answer = .stats(try statistics())
+                return .stats(try statistics())
             case .fetchTasks(let selector):
-                answer = .tasks(try storeFetch(selector))
+                return .tasks(try storeFetch(selector))
             case .listTasks(let request):
-                answer = .taskPage(try storeList(request))
+                return .taskPage(try storeList(request))
             case .subscribe(let request):
                 if session.subscription != nil {
                     throw RequestError(.invalidArgument, field: nil,
                                        "this connection already has a subscription; UNSUBSCRIBE first")
                 }
-                answer = subscribe(request, requestID: requestID, on: session)
+                return subscribe(request, requestID: requestID, on: session)
             case .unsubscribe:
                 removeSubscription(of: session)
-                answer = .ok
+                return .ok
             default:
-                answer = .error(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not served"))
+                return .error(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not served"))
             }
         } catch {
-            answer = .error(error.reply)
+            return .error(error.reply)
         }
-        send(Frame(requestID: requestID, message: answer), to: session)
     }
 
     /// Registers the connection's subscription and schedules a dispatch for it.
@@ -181,6 +184,10 @@ extension Server {
     }
 
     /// Applies every queued write in one transaction and answers every queued request in arrival order.
+    ///
+    /// When the batch holds a durable change (anything but CLAIM and TOUCH) and syncing is on, the replies
+    /// of the whole batch are held until the background flush that follows the commit completes: a success
+    /// reply means the change is on disk. Otherwise they go out at the end of this iteration.
     func commitQueue() {
         let items = queue
         queue.removeAll(keepingCapacity: true)
@@ -192,6 +199,7 @@ extension Server {
         if !staged.isEmpty && writes.contains(where: { Self.mayChangeOtherLeases($0.1) }) {
             revalidateStaged()
         }
+        let hold = configuration.sync && writes.contains(where: { Self.isDurable($0.1) })
         for item in items {
             item.session.queuedRequests -= 1
             let answer: Message
@@ -201,14 +209,18 @@ extension Server {
             case .reply(let message):
                 answer = message
             case .read(let message):
-                if !item.session.isClosing {
-                    answerRead(message, requestID: item.requestID, on: item.session)
-                }
-                continue
+                guard !item.session.isClosing else { continue }
+                answer = readAnswer(message, requestID: item.requestID, on: item.session)
             }
-            if !item.session.isClosing {
+            guard !item.session.isClosing else { continue }
+            if hold {
+                repliesAwaitingFlush.append(HeldReply(session: item.session, requestID: item.requestID, message: answer))
+            } else {
                 send(Frame(requestID: item.requestID, message: answer), to: item.session)
             }
+        }
+        if hold {
+            startFlush()
         }
         dispatchNeeded = true
         rearmNeeded = true
