@@ -185,34 +185,53 @@ extension Server {
 
     /// Applies every queued write in one transaction and answers every queued request in arrival order.
     ///
-    /// When the batch holds a durable change (anything but CLAIM and TOUCH) and syncing is on, the replies
+    /// A read that a connection pipelined after its own writes must see those writes and none after it, so
+    /// it splits the batch: the writes before it commit first (without a flush), then it is answered. Such
+    /// splits cost a commit each but no extra disk flush: the data file is flushed once for the iteration.
+    ///
+    /// When the iteration holds a durable change (anything but CLAIM and TOUCH) and syncing is on, the replies
     /// of the whole batch are held until the background flush that follows the commit completes: a success
     /// reply means the change is on disk. Otherwise they go out at the end of this iteration.
     func commitQueue() {
         let items = queue
         queue.removeAll(keepingCapacity: true)
-        let writes = items.compactMap { item -> (ClientSession, Message)? in
-            if case .write(let message) = item.kind { return (item.session, message) }
-            return nil
+        var answers = [Message?](repeating: nil, count: items.count)
+        var segment: [(index: Int, session: ClientSession, message: Message)] = []
+        var hold = false
+        var revalidate = false
+        func commitSegment() {
+            guard !segment.isEmpty else { return }
+            let outcomes = applyWrites(segment.map { ($0.session, $0.message) }, now: WallClock.nowMicros())
+            for (position, entry) in segment.enumerated() {
+                answers[entry.index] = position < outcomes.count
+                    ? outcomes[position] : .error(ErrorReply(code: .internalError, message: "no outcome"))
+                if configuration.sync && Self.isDurable(entry.message) { hold = true }
+                if Self.mayChangeOtherLeases(entry.message) { revalidate = true }
+            }
+            segment.removeAll()
         }
-        var outcomes = applyWrites(writes, now: WallClock.nowMicros())[...]
-        if !staged.isEmpty && writes.contains(where: { Self.mayChangeOtherLeases($0.1) }) {
+        for (index, item) in items.enumerated() {
+            switch item.kind {
+            case .write(let message):
+                segment.append((index, item.session, message))
+            case .reply(let message):
+                answers[index] = message
+            case .read(let message):
+                if segment.contains(where: { $0.session === item.session }) {
+                    commitSegment()
+                }
+                if !item.session.isClosing {
+                    answers[index] = readAnswer(message, requestID: item.requestID, on: item.session)
+                }
+            }
+        }
+        commitSegment()
+        if revalidate && !staged.isEmpty {
             revalidateStaged()
         }
-        let hold = configuration.sync && writes.contains(where: { Self.isDurable($0.1) })
-        for item in items {
+        for (index, item) in items.enumerated() {
             item.session.queuedRequests -= 1
-            let answer: Message
-            switch item.kind {
-            case .write:
-                answer = outcomes.popFirst() ?? .error(ErrorReply(code: .internalError, message: "no outcome"))
-            case .reply(let message):
-                answer = message
-            case .read(let message):
-                guard !item.session.isClosing else { continue }
-                answer = readAnswer(message, requestID: item.requestID, on: item.session)
-            }
-            guard !item.session.isClosing else { continue }
+            guard let answer = answers[index], !item.session.isClosing else { continue }
             if hold {
                 repliesAwaitingFlush.append(HeldReply(session: item.session, requestID: item.requestID, message: answer))
             } else {
