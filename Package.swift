@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "TaskShedProtocol", targets: ["TaskShedProtocol"]),
         .library(name: "TaskShedStore", targets: ["TaskShedStore"]),
+        .library(name: "TaskShed", targets: ["TaskShed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -30,6 +31,48 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+        // The client library: scheduler API and the two workers. Talks to taskshedd over its Unix socket only.
+        .target(
+            name: "TaskShed",
+            dependencies: [
+                "TaskShedProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Examples (see README): the quick start, and the split scheduler/worker pair.
+        .executableTarget(
+            name: "QuickStart",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/QuickStart"
+        ),
+        .executableTarget(
+            name: "SayHelloScheduler",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SayHelloScheduler"
+        ),
+        .executableTarget(
+            name: "SayHelloWorker",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SayHelloWorker"
+        ),
+
+        // A worker process for TaskShedTests (several workers in separate processes, killed workers).
+        .executableTarget(
+            name: "taskshed-test-worker",
+            dependencies: ["TaskShed", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TaskShedTestWorker"
+        ),
+        // The client's tests; the end-to-end ones start the real daemon and taskshed-test-worker processes (the
+        // dependencies on the two executables make `swift build --build-tests` build them).
+        .testTarget(
+            name: "TaskShedTests",
+            dependencies: [
+                "TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedd", "taskshed-test-worker",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // Reads proto-spec/vectors through #filePath; FuzzCorpus holds saved fuzzer inputs replayed by a test.
         // The libFuzzer harness (Fuzz/) is built only by scripts/fuzz.sh: it needs -sanitize=fuzzer to link.
         .testTarget(
@@ -56,14 +99,17 @@ let package = Package(
         ),
 
         // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
-        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol", "CLibUV"]),
         .executableTarget(
             name: "taskshed-bench",
             dependencies: [
-                "TaskShedBenchKit",
+                "TaskShedBenchKit", "TaskShed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Runs each scenario of the taskshed-bench binary with tiny sizes (no timed assertions).
+        // It depends on both executables so that `swift build --build-tests` builds them.
+        .testTarget(name: "TaskShedBenchTests", dependencies: ["TaskShedBenchKit", "taskshed-bench", "taskshedd"]),
 
         // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
         .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
@@ -94,6 +140,27 @@ let package = Package(
             name: "TaskShedServerTests",
             dependencies: ["TaskShedServer", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
                            .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in
+        // TaskShedCLI so tests reach it; the executable only calls the root command's main.
+        .target(
+            name: "TaskShedCLI",
+            dependencies: [
+                "TaskShed",
+                "TaskShedProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "taskshedctl", dependencies: ["TaskShedCLI"]),
+        // Unit tests, and end-to-end tests that run the built taskshedctl against a real taskshedd (depending on
+        // both executables makes `swift build --build-tests` build them).
+        .testTarget(
+            name: "TaskShedCLITests",
+            dependencies: [
+                "TaskShedCLI", "TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedctl", "taskshedd",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

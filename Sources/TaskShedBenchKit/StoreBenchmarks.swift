@@ -85,6 +85,8 @@ public enum StoreBenchmarks {
         public var largeStoreTasks = 1_000_000
         /// Durable commits (fsync) in the add and claim scenarios.
         public var durable = true
+        /// Open the add and claim stores with `MDB_NORDAHEAD`.
+        public var noReadAhead = true
 
         /// Creates a configuration.
         public init(directory: String) { self.directory = directory }
@@ -122,7 +124,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/batched-add"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         let specs = specs(config.batchedAddTasks, base: now, spread: 3_600_000_000, order: order, random: &random)
@@ -139,7 +141,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/single-add"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         let specs = specs(config.singleAdds, base: now, spread: 3_600_000_000, order: .random, random: &random)
@@ -168,7 +170,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/claim-ack"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         _ = try store.add(
@@ -178,9 +180,12 @@ public enum StoreBenchmarks {
         var claims = 0
         let start = BenchClock.nanos()
         let cpuStart = BenchClock.threadCPUNanos()
+        var claimNanos: UInt64 = 0
         while true {
+            let claimStart = BenchClock.nanos()
             let claimed = try store.claim(
                 callbacks: callbacks, max: config.claimBatch, holder: 1, leaseDeadline: now + 60_000_000, now: now)
+            claimNanos += BenchClock.nanos() - claimStart
             if claimed.isEmpty { break }
             claims += 1
             let failures = try store.write(isolatingRequests: isolatedAcks) { batch in
@@ -204,7 +209,7 @@ public enum StoreBenchmarks {
         return BenchResult(
             name: "claim + ack, batches of \(config.claimBatch) (\(order.rawValue) runAt, \(isolatedAcks ? "isolated" : "plain") acks, \(config.durable ? "durable" : "no-sync"))",
             tasks: done, nanos: elapsed, cpuNanos: cpu,
-            notes: ["\(claims * 2) commits", "file \(stats.fileBytes >> 20) MiB", "used \(stats.usedBytes >> 20) MiB"])
+            notes: ["\(claims * 2) commits", "claims \(format(Double(claimNanos) / 1e6, 0)) ms", "file \(stats.fileBytes >> 20) MiB", "used \(stats.usedBytes >> 20) MiB"])
     }
 
     /// Claim + ack as the daemon's group commit does it: each transaction acks the previous batch's tasks
@@ -213,7 +218,7 @@ public enum StoreBenchmarks {
         let path = config.directory + "/claim-ack-pipelined"
         removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable))
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         _ = try store.add(

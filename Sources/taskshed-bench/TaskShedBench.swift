@@ -10,7 +10,7 @@ struct TaskShedBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "taskshed-bench",
         abstract: "TaskShed benchmarks. Build with -c release.",
-        subcommands: [StoreBench.self, StoreOpenProbe.self])
+        subcommands: [StoreBench.self, StoreOpenProbe.self] + BenchScenarios.subcommands)
 }
 
 /// `taskshed-bench store`: the store benchmarks.
@@ -28,11 +28,17 @@ struct StoreBench: ParsableCommand {
     @Flag(help: "Use 10,000,000 tasks for the large store (the issue's size; about 4 GiB of disk).")
     var tenMillion = false
 
+    @Option(help: "Tasks claimed and acked in the claim + ack scenarios.")
+    var claimTasks: Int = 100_000
+
     @Option(help: "Single-task durable adds to time.")
     var singleAdds: Int = 2_000
 
     @Flag(help: "Commit without fsync (MDB_NOSYNC) in the add and claim scenarios.")
     var noSync = false
+
+    @Flag(help: "Open the add and claim stores without MDB_NORDAHEAD.")
+    var readAhead = false
 
     @Flag(help: "Skip the large-store scenario.")
     var skipLarge = false
@@ -53,10 +59,15 @@ struct StoreBench: ParsableCommand {
         var config = StoreBenchmarks.Config(directory: directory)
         config.durable = !noSync
         config.singleAdds = singleAdds
+        config.noReadAhead = !readAhead
+        config.claimAckTasks = claimTasks
         config.largeStoreTasks = tenMillion ? 10_000_000 : largeTasks
         print("taskshed-bench store (\(config.durable ? "durable" : "no-sync") commits)")
         for order in TimeOrder.allCases where wants("batched-add") {
             print(try StoreBenchmarks.batchedAdd(config, order: order).line)
+        }
+        if wants("lmdb-micro") {
+            for r in try LMDBMicroBenchmarks.frontDeletes(directory: directory) { print(r.line) }
         }
         if wants("single-add") { print(try StoreBenchmarks.singleAdds(config).line) }
         for order in (claimOrder.map { [$0] } ?? TimeOrder.allCases) where wants("claim-ack") {

@@ -152,4 +152,18 @@ struct SelectionTests {
         ])
         #expect(s.fileBytes > 0 && s.mapBytes >= s.usedBytes && s.usedBytes > 0)
     }
+
+    @Test func countersStayRightForBatchesOverManyCallbacks() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        // 40 callbacks in one batch: more than the short list of counter changes holds.
+        _ = try store.add((0..<120).map { spec("t\($0)", callback: "cb\($0 % 40)", runAt: t0 - 1) }, now: t0)
+        _ = try store.claim(callbacks: (0..<40).map { "cb\($0)" }, max: 40, holder: 1, leaseDeadline: t0 + 5, now: t0)
+        let s = try store.stats(now: t0)
+        #expect(s.callbacks.count == 40)
+        #expect(s.due == 80 && s.leased == 40)
+        #expect(s.callbacks.allSatisfy { $0.scheduled + $0.leased == 3 })
+        #expect(try store.remove(.all) == 120)
+        #expect(try store.stats(now: t0).callbacks.isEmpty)
+    }
 }

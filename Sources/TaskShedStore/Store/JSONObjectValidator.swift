@@ -14,7 +14,10 @@ struct JSONObjectValidator {
             guard v.value(depth: 0) else { return "is not valid JSON (at byte \(v.index))" }
             v.skipSpace()
             guard v.index == buffer.count else { return "has trailing bytes after the JSON object" }
-            if String(validating: buffer, as: UTF8.self) == nil { return "is not valid UTF-8" }
+            // Only bytes >= 0x80 can make UTF-8 invalid; most kwargs are ASCII and skip the full check.
+            if buffer.contains(where: { $0 >= 0x80 }), String(validating: buffer, as: UTF8.self) == nil {
+                return "is not valid UTF-8"
+            }
             return nil
         }
     }

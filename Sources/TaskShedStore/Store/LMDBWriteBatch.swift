@@ -33,13 +33,21 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         .full(mapBytes: environment.info().mapSize, maxBytes: context.options.maxMapBytes)
     }
 
-    /// Runs one request: in a nested transaction when isolating, else directly in the top transaction.
+    /// Runs one request.
+    ///
+    /// Every operation finds its request errors (validation, unknown task, lost lease) before its first write,
+    /// so in normal mode a request runs directly in the top transaction: one that fails without having written
+    /// fails alone. A failure after a write (an LMDB error, a corrupt record) cannot be undone alone and poisons
+    /// the batch: the whole transaction is aborted and `write` throws it. When the map is at its maximum
+    /// (`full` modes), requests run in nested transactions (`mdb_txn_begin` with a parent) so that one that
+    /// runs out of room part-way is rolled back alone.
     private mutating func run<T>(removal: Bool, _ op: (inout StoreContext) throws(StoreError) -> T) throws(StoreError) -> T {
         if let poisoned { throw poisoned }
         if mapFullHit { throw fullError }
         if removal { removalRequests += 1 } else { otherRequests += 1 }
         if mode == .removalsOnly && !removal { throw fullError }
-        guard isolating else {
+        guard isolating && mode != .normal else {
+            let writesBefore = context.writes
             do throws(StoreError) {
                 return try op(&context)
             } catch {
@@ -47,7 +55,7 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
                     mapFullHit = true
                     throw fullError
                 }
-                poisoned = error
+                if !isolating || context.writes != writesBefore { poisoned = error }
                 throw error
             }
         }
@@ -65,10 +73,7 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         } catch {
             if child.handle != nil { child.abort() }
             if error.isMapFull {
-                switch mode {
-                case .normal: mapFullHit = true
-                case .full, .removalsOnly: if removal { removalStarved = true }
-                }
+                if removal { removalStarved = true }
                 throw fullError
             }
             throw error

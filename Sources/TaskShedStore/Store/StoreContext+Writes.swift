@@ -59,6 +59,15 @@ extension StoreContext {
 
     mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError) -> [AddResult] {
         let prepared = try prepare(specs)
+        // Every error is found before the first write, so a failing add leaves nothing behind even without a
+        // nested transaction.
+        if onConflict == .fail {
+            for (i, p) in prepared.enumerated() {
+                if let id = p.spec.id, try load(id) != nil {
+                    throw StoreError(code: .taskExists, field: "tasks[\(i)].id", message: "task \"\(id)\" already exists")
+                }
+            }
+        }
         var results: [AddResult] = []
         results.reserveCapacity(prepared.count)
         let txn = self.txn
@@ -137,6 +146,7 @@ extension StoreContext {
         if case .all = selector {
             let txn = self.txn
             let count = try lmdb { () throws(LMDBError) in try txn.entryCount(dbs.tasks) }
+            writes += 1
             for db in dbs.taskDatabases {
                 try lmdb { () throws(LMDBError) in try txn.empty(db) }
             }

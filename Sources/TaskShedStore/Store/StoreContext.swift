@@ -69,6 +69,57 @@ struct CallbackCounts: Equatable {
     }
 }
 
+/// Counter changes per callback within one transaction. A batch usually touches few callbacks, so a short
+/// array searched from the last hit beats hashing the name for every task; past 16 names it switches to a
+/// dictionary so that batches over many callbacks stay linear.
+struct CountDeltas {
+    private var list: [(String, CallbackCounts)] = []
+    private var map: [String: CallbackCounts]?
+    private var last = 0
+
+    var isEmpty: Bool { list.isEmpty && (map?.isEmpty ?? true) }
+
+    var entries: [(String, CallbackCounts)] {
+        if let map { return map.map { ($0.key, $0.value) } }
+        return list
+    }
+
+    mutating func add(_ task: StoredTask, _ sign: Int64) {
+        let callback = task.record.callback
+        if map != nil {
+            map![callback, default: CallbackCounts()].add(task, sign)
+            return
+        }
+        if last < list.count && list[last].0 == callback {
+            list[last].1.add(task, sign)
+            return
+        }
+        if let i = list.firstIndex(where: { $0.0 == callback }) {
+            last = i
+            list[i].1.add(task, sign)
+            return
+        }
+        var counts = CallbackCounts()
+        counts.add(task, sign)
+        if list.count < 16 {
+            list.append((callback, counts))
+            last = list.count - 1
+        } else {
+            var m = [String: CallbackCounts](minimumCapacity: 64)
+            for (k, v) in list { m[k] = v }
+            m[callback] = counts
+            map = m
+            list = []
+        }
+    }
+
+    mutating func removeAll() {
+        list.removeAll(keepingCapacity: true)
+        map = nil
+        last = 0
+    }
+}
+
 /// The random source for generated ids and retry jitter, shared by the store's transactions, plus the
 /// sequence that makes generated ids ascend.
 final class RandomSource {
@@ -178,8 +229,10 @@ struct StoreContext {
     var key = ByteSink(capacity: 520)
     var aux = ByteSink(capacity: 520)
     var value = ByteSink(capacity: 512)
-    /// Counter changes not yet written to `counts` (flushed once per request, not once per task).
-    var deltas: [String: CallbackCounts] = [:]
+    /// Counter changes not yet written to `counts` (flushed once per transaction, not once per task).
+    var deltas = CountDeltas()
+    /// Counts writes made through this context: a request that fails after writing cannot be undone alone.
+    var writes = 0
 
     init(txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource) {
         self.txn = txn
@@ -235,6 +288,7 @@ struct StoreContext {
     /// - Parameter writeRecord: `false` when the caller already stored `new` in `tasks` (insert path).
     mutating func save(old: StoredTask?, new: StoredTask?, writeRecord: Bool = true) throws(StoreError) {
         guard let id = new?.record.id ?? old?.record.id else { return }
+        writes += 1
         let txn = self.txn
         let dbs = self.dbs
         if writeRecord {
@@ -336,8 +390,8 @@ struct StoreContext {
         {
             return
         }
-        if let old { deltas[old.record.callback, default: CallbackCounts()].add(old, -1) }
-        if let new { deltas[new.record.callback, default: CallbackCounts()].add(new, 1) }
+        if let old { deltas.add(old, -1) }
+        if let new { deltas.add(new, 1) }
     }
 
     private mutating func moveTimeIndex(
@@ -375,7 +429,7 @@ struct StoreContext {
         guard !deltas.isEmpty else { return }
         let txn = self.txn
         let db = dbs.counts
-        for (callback, delta) in deltas where !delta.isZero {
+        for (callback, delta) in deltas.entries where !delta.isZero {
             let k = Array(callback.utf8)
             var current = CallbackCounts()
             if let raw = try lmdb({ () throws(LMDBError) in try txn.get(db, key: k) }) {
@@ -392,7 +446,7 @@ struct StoreContext {
                 try lmdb { () throws(LMDBError) in try txn.put(db, key: k, value: v) }
             }
         }
-        deltas.removeAll(keepingCapacity: true)
+        deltas.removeAll()
     }
 
     // MARK: Cursors

@@ -104,10 +104,12 @@ public protocol TaskStore: AnyObject {
 
     /// Runs `body` in one durable write transaction and commits it (group commit).
     ///
-    /// With `isolatingRequests`, each operation called on the batch runs in its own nested transaction: an
-    /// operation that throws is rolled back alone and the body may catch the error and continue with other
-    /// requests, so many independent requests share one commit while each gets its own result. Without it,
-    /// an operation that throws poisons the batch: the whole transaction is aborted and that error is thrown.
+    /// With `isolatingRequests`, an operation that throws a request error (invalid argument, unknown task,
+    /// lost lease, task exists, store full) has changed nothing and the body may catch the error and continue
+    /// with other requests, so many independent requests share one commit while each gets its own result. A
+    /// storage failure part-way through an operation (an I/O error, a corrupt record) poisons the batch: the
+    /// whole transaction is aborted and `write` throws that error. Without `isolatingRequests`, any operation
+    /// that throws poisons the batch.
     /// - Important: `body` may run more than once (the store reruns the whole batch after growing a full
     ///   map), so it must only compute its result and have no other effects. Do not call the store from
     ///   inside `body`; use the batch.
@@ -135,6 +137,9 @@ public protocol TaskStore: AnyObject {
 
     /// Counts by state and callback, earliest run time and sizes.
     func stats(now: Int64) throws(StoreError) -> StoreStats
+
+    /// Releases the store (files, locks, connections). Later calls fail with `internalError`.
+    func close()
 }
 
 extension TaskStore {

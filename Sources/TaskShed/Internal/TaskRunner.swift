@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+import Synchronization
+import TaskShedProtocol
+
+/// Runs delivered tasks for a worker: looks up the callback, keeps the lease alive while it runs, reports the
+/// outcome (ACK, FAIL, or FAIL without retry for an unknown callback name), and tracks what is in flight so
+/// that shutdown can wait for it and release the rest.
+///
+/// - Important: Thread-safe; `start` may be called from a connection's reader thread (it only spawns a task).
+final class TaskRunner: Sendable {
+    private struct Running {
+        var lease: LeaseRef
+        var connection: Connection
+        var task: Task<Void, Never>?
+        /// Given back (RELEASE) or orphaned by a lost connection: the outcome must not be reported.
+        var abandoned = false
+    }
+
+    private struct State {
+        var callbacks: [String: TaskCallback]
+        var running: [UInt64: Running] = [:]
+        var nextToken: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+    private let logger: Logger
+    /// Lease length asked of TOUCH (`nil`: the subscription's or the daemon's default).
+    let leaseMicros: Int64?
+    /// Signalled whenever a task finishes (a slot is free; maybe nothing runs any more).
+    let finished = AsyncSignal()
+
+    init(callbacks: [String: TaskCallback], leaseMicros: Int64?, logger: Logger) {
+        self.state = Mutex(State(callbacks: callbacks))
+        self.leaseMicros = leaseMicros
+        self.logger = logger
+    }
+
+    // MARK: Callbacks
+
+    /// The callback names, sorted (the order sent in SUBSCRIBE and CLAIM).
+    var callbackNames: [String] { state.withLock { $0.callbacks.keys.sorted() } }
+
+    /// Adds a callback.
+    /// - Throws: `.duplicateCallback` when the name is taken; `.invalidUsage` for an empty name.
+    func addCallback(_ name: String, _ callback: @escaping TaskCallback) throws(TaskShedError) {
+        guard !name.isEmpty else {
+            throw TaskShedError(.invalidUsage, field: "name", message: "a callback name must not be empty")
+        }
+        let added = state.withLock { state -> Bool in
+            if state.callbacks[name] != nil { return false }
+            state.callbacks[name] = callback
+            return true
+        }
+        guard added else {
+            throw TaskShedError(
+                .duplicateCallback, field: "name", message: "the worker already has a callback named \"\(name)\"")
+        }
+    }
+
+    // MARK: Running
+
+    /// Number of tasks running now.
+    var runningCount: Int { state.withLock { $0.running.count } }
+
+    /// Starts running a delivered task in a new task.
+    func start(_ record: TaskRecord, on connection: Connection) {
+        let token = state.withLock { state -> UInt64 in
+            state.nextToken += 1
+            state.running[state.nextToken] = Running(
+                lease: LeaseRef(id: record.id, attempt: record.attempt), connection: connection)
+            return state.nextToken
+        }
+        let task = Task { [self] in
+            await run(record, token: token, on: connection)
+            state.withLock { _ = $0.running.removeValue(forKey: token) }
+            finished.signal()
+        }
+        state.withLock { state in
+            // The task may already have finished and removed its entry.
+            state.running[token]?.task = task
+        }
+    }
+
+    private func run(_ record: TaskRecord, token: UInt64, on connection: Connection) async {
+        let lease = LeaseRef(id: record.id, attempt: record.attempt)
+        var logger = self.logger
+        logger[metadataKey: "taskshed.task.id"] = "\(record.id)"
+        logger[metadataKey: "taskshed.callback"] = "\(record.callback)"
+        logger[metadataKey: "taskshed.attempt"] = "\(record.attempt)"
+
+        guard let callback = state.withLock({ $0.callbacks[record.callback] }) else {
+            let error = IncorrectCallbackNameError(callback: record.callback, taskID: record.id)
+            logger.error("\(error)")
+            await report(.fail(Fail(lease: lease, error: error.description, retry: false)), token: token, on: connection, logger: logger)
+            return
+        }
+
+        let task = ScheduledTask(record: record)
+        let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self, logger] in
+                await keepLeaseAlive(lease, initialDeadline: record.leaseDeadline, on: connection, logger: logger)
+            }
+            let outcome: Result<Void, any Error>
+            do {
+                try await callback(task)
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            group.cancelAll()
+            return outcome
+        }
+
+        switch outcome {
+        case .success:
+            await report(.ack(lease), token: token, on: connection, logger: logger)
+        case .failure(let error):
+            if isAbandoned(token) {
+                logger.debug("callback ended after its task was given back: \(error)")
+                return
+            }
+            logger.error("callback failed: \(error)")
+            await report(
+                .fail(Fail(lease: lease, error: TaskRunner.describe(error), retry: true)), token: token, on: connection,
+                logger: logger)
+        }
+    }
+
+    /// TOUCHes the lease each time a third of it has passed, for as long as the callback runs.
+    private func keepLeaseAlive(_ lease: LeaseRef, initialDeadline: Int64?, on connection: Connection, logger: Logger) async {
+        var deadline = initialDeadline ?? (Date().micros + (leaseMicros ?? connection.defaultLeaseMicros))
+        while !Task.isCancelled {
+            let remaining = max(deadline - Date().micros, 0)
+            // A third of the lease left at delivery, measured from the daemon's deadline (same host clock).
+            let wait = Duration.microseconds(max(remaining / 3, 1_000))
+            do {
+                try await Task.sleep(for: wait)
+            } catch {
+                return
+            }
+            do {
+                let reply = try await connection.request(.touch(Touch(lease: lease, extendMicros: leaseMicros)))
+                guard case .leaseExtended(let newDeadline) = reply else {
+                    logger.warning("the daemon answered TOUCH with \(reply.type)")
+                    return
+                }
+                deadline = newDeadline
+                logger.trace("lease extended")
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("cannot extend the lease of a running task (it may be delivered again): \(error)")
+                return
+            }
+        }
+    }
+
+    private func report(_ message: Message, token: UInt64, on connection: Connection, logger: Logger) async {
+        if isAbandoned(token) {
+            logger.debug("not reporting the outcome of a task that was given back")
+            return
+        }
+        do {
+            _ = try await connection.request(message)
+        } catch let error as TaskShedError where error.code == .leaseLost {
+            logger.warning("the lease was lost before the outcome was reported; the task may run again: \(error)")
+        } catch {
+            logger.warning("cannot report the task's outcome: \(error)")
+        }
+    }
+
+    private func isAbandoned(_ token: UInt64) -> Bool {
+        state.withLock { $0.running[token]?.abandoned ?? false }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        let type = String(describing: Swift.type(of: error))
+        return text.hasPrefix(type) ? text : "\(type): \(text)"
+    }
+
+    // MARK: Losing the connection and shutting down
+
+    /// The connection closed: the daemon released its leases and will deliver those tasks again, so the
+    /// callbacks still running on it are cancelled and their outcome is not reported.
+    func abandonAll(on connection: Connection) {
+        let tasks = state.withLock { state -> [Task<Void, Never>] in
+            var tasks: [Task<Void, Never>] = []
+            for (token, running) in state.running where running.connection === connection && !running.abandoned {
+                state.running[token]?.abandoned = true
+                if let task = running.task { tasks.append(task) }
+            }
+            return tasks
+        }
+        if !tasks.isEmpty {
+            logger.warning("connection lost with \(tasks.count) task(s) running; the daemon will deliver them again")
+        }
+        for task in tasks { task.cancel() }
+    }
+
+    /// Waits until nothing runs or `deadline` passes.
+    /// - Returns: Whether nothing runs.
+    func waitUntilIdle(deadline: ContinuousClock.Instant) async -> Bool {
+        while runningCount > 0 {
+            let now = ContinuousClock.now
+            if now >= deadline { return false }
+            await finished.wait(timeout: deadline - now)
+        }
+        return true
+    }
+
+    /// Gives back every task still running (RELEASE, which does not count the attempt) and cancels its callback.
+    /// - Returns: How many tasks were released.
+    func releaseAll() async -> Int {
+        let toRelease = state.withLock { state -> [(LeaseRef, Connection, Task<Void, Never>?)] in
+            var list: [(LeaseRef, Connection, Task<Void, Never>?)] = []
+            for (token, running) in state.running where !running.abandoned {
+                state.running[token]?.abandoned = true
+                // On a closed connection the daemon has already released the lease: only cancel the callback.
+                if running.connection.isClosed {
+                    running.task?.cancel()
+                } else {
+                    list.append((running.lease, running.connection, running.task))
+                }
+            }
+            return list
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for (lease, connection, task) in toRelease {
+                task?.cancel()
+                group.addTask { [logger] in
+                    do {
+                        _ = try await connection.request(.release(lease))
+                    } catch {
+                        logger.warning(
+                            "cannot release a task at shutdown (its lease will expire instead): \(error)",
+                            metadata: ["taskshed.task.id": "\(lease.id)"])
+                    }
+                }
+            }
+        }
+        return toRelease.count
+    }
+}
+
+extension Connection {
+    /// The daemon's default lease length in microseconds (30 s if the handshake did not say).
+    var defaultLeaseMicros: Int64 { helloOK?.defaultLeaseMicros ?? 30_000_000 }
+}
+
+extension Date {
+    /// Microseconds since the epoch (saturating; for the client's own clock readings).
+    var micros: Int64 {
+        Int64(exactly: (timeIntervalSince1970 * 1_000_000).rounded()) ?? Int64.max
+    }
+}
