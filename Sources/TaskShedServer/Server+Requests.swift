@@ -109,33 +109,36 @@ extension Server {
 
     /// Answers a request that does not change the store (or only this connection's subscription).
     func answerRead(_ message: Message, requestID: UInt32, on session: ClientSession) {
-        let answer: Message
+        send(Frame(requestID: requestID, message: readAnswer(message, requestID: requestID, on: session)), to: session)
+    }
+
+    /// The reply to a read (see `answerRead`).
+    func readAnswer(_ message: Message, requestID: UInt32, on session: ClientSession) -> Message {
         do throws(RequestError) {
             switch message {
             case .ping:
-                answer = .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
+                return .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
             case .getStats:
-                answer = .stats(try statistics())
+                return .stats(try statistics())
             case .fetchTasks(let selector):
-                answer = .tasks(try storeFetch(selector))
+                return .tasks(try storeFetch(selector))
             case .listTasks(let request):
-                answer = .taskPage(try storeList(request))
+                return .taskPage(try storeList(request))
             case .subscribe(let request):
                 if session.subscription != nil {
                     throw RequestError(.invalidArgument, field: nil,
                                        "this connection already has a subscription; UNSUBSCRIBE first")
                 }
-                answer = subscribe(request, requestID: requestID, on: session)
+                return subscribe(request, requestID: requestID, on: session)
             case .unsubscribe:
                 removeSubscription(of: session)
-                answer = .ok
+                return .ok
             default:
-                answer = .error(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not served"))
+                return .error(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not served"))
             }
         } catch {
-            answer = .error(error.reply)
+            return .error(error.reply)
         }
-        send(Frame(requestID: requestID, message: answer), to: session)
     }
 
     /// Registers the connection's subscription and schedules a dispatch for it.
@@ -181,34 +184,62 @@ extension Server {
     }
 
     /// Applies every queued write in one transaction and answers every queued request in arrival order.
+    ///
+    /// A read that a connection pipelined after its own writes must see those writes and none after it, so
+    /// it splits the batch: the writes before it commit first (without a flush), then it is answered. Such
+    /// splits cost a commit each but no extra disk flush: the data file is flushed once for the iteration.
+    ///
+    /// When the iteration holds a durable change (anything but CLAIM and TOUCH) and syncing is on, the replies
+    /// of the whole batch are held until the background flush that follows the commit completes: a success
+    /// reply means the change is on disk. Otherwise they go out at the end of this iteration.
     func commitQueue() {
         let items = queue
         queue.removeAll(keepingCapacity: true)
-        let writes = items.compactMap { item -> (ClientSession, Message)? in
-            if case .write(let message) = item.kind { return (item.session, message) }
-            return nil
+        var answers = [Message?](repeating: nil, count: items.count)
+        var segment: [(index: Int, session: ClientSession, message: Message)] = []
+        var hold = false
+        var revalidate = false
+        func commitSegment() {
+            guard !segment.isEmpty else { return }
+            let outcomes = applyWrites(segment.map { ($0.session, $0.message) }, now: WallClock.nowMicros())
+            for (position, entry) in segment.enumerated() {
+                answers[entry.index] = position < outcomes.count
+                    ? outcomes[position] : .error(ErrorReply(code: .internalError, message: "no outcome"))
+                if configuration.sync && Self.isDurable(entry.message) { hold = true }
+                if Self.mayChangeOtherLeases(entry.message) { revalidate = true }
+            }
+            segment.removeAll()
         }
-        var outcomes = applyWrites(writes, now: WallClock.nowMicros())[...]
-        if !staged.isEmpty && writes.contains(where: { Self.mayChangeOtherLeases($0.1) }) {
+        for (index, item) in items.enumerated() {
+            switch item.kind {
+            case .write(let message):
+                segment.append((index, item.session, message))
+            case .reply(let message):
+                answers[index] = message
+            case .read(let message):
+                if segment.contains(where: { $0.session === item.session }) {
+                    commitSegment()
+                }
+                if !item.session.isClosing {
+                    answers[index] = readAnswer(message, requestID: item.requestID, on: item.session)
+                }
+            }
+        }
+        commitSegment()
+        if revalidate && !staged.isEmpty {
             revalidateStaged()
         }
-        for item in items {
+        for (index, item) in items.enumerated() {
             item.session.queuedRequests -= 1
-            let answer: Message
-            switch item.kind {
-            case .write:
-                answer = outcomes.popFirst() ?? .error(ErrorReply(code: .internalError, message: "no outcome"))
-            case .reply(let message):
-                answer = message
-            case .read(let message):
-                if !item.session.isClosing {
-                    answerRead(message, requestID: item.requestID, on: item.session)
-                }
-                continue
-            }
-            if !item.session.isClosing {
+            guard let answer = answers[index], !item.session.isClosing else { continue }
+            if hold {
+                repliesAwaitingFlush.append(HeldReply(session: item.session, requestID: item.requestID, message: answer))
+            } else {
                 send(Frame(requestID: item.requestID, message: answer), to: item.session)
             }
+        }
+        if hold {
+            startFlush()
         }
         dispatchNeeded = true
         rearmNeeded = true

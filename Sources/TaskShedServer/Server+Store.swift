@@ -11,6 +11,18 @@ extension RequestError {
     }
 }
 
+/// A reply to a durable change, held until the data file is flushed.
+struct HeldReply {
+    let session: ClientSession
+    let requestID: UInt32
+    let message: Message
+}
+
+/// The result of a background flush, written by the pool thread before libuv runs the completion on the loop.
+final class FlushOutcome: @unchecked Sendable {
+    var failure: StoreError?
+}
+
 /// What one dispatch transaction did, computed inside the (possibly rerun) write body.
 struct DispatchOutcome {
     var released = 0
@@ -65,14 +77,88 @@ extension Server {
         store = nil
     }
 
-    /// Flushes lease-only commits (claims, releases, expiries) left unsynced, at most once per `syncTimer` tick.
+    /// Flushes lease-only commits (claims, releases, expiries) left unsynced; run by `syncTimer`.
     func syncIfNeeded() {
-        guard hasUnsyncedCommits, configuration.sync, let store else { return }
+        guard hasUnsyncedCommits, configuration.sync else { return }
+        startFlush()
+    }
+
+    /// Starts flushing the data file (`fdatasync`) on libuv's thread pool, unless a flush is running (then the
+    /// next one starts when it ends). The replies held for durable changes committed so far go out when it
+    /// completes; meanwhile the loop keeps serving, and due tasks are pushed on time even when the disk is slow.
+    func startFlush() {
+        guard !isFlushing, let store, let loop else { return }
+        guard hasUnsyncedCommits || !repliesAwaitingFlush.isEmpty else { return }
+        isFlushing = true
+        hasUnsyncedCommits = false
+        repliesInFlush = repliesAwaitingFlush
+        repliesAwaitingFlush.removeAll()
+        let outcome = FlushOutcome()
+        do {
+            try BackgroundWork.run(on: loop, {
+                do throws(StoreError) {
+                    try store.sync()
+                } catch {
+                    outcome.failure = error
+                }
+            }, completion: { [unowned self] in
+                self.flushFinished(outcome.failure)
+            })
+        } catch {
+            // No pool thread available: flush on the loop thread rather than not at all.
+            do {
+                try store.sync()
+                flushFinished(nil)
+            } catch let failure {
+                flushFinished(failure)
+            }
+        }
+    }
+
+    /// A flush ended: send the replies it covers (or, if it failed, an error for each durable change), and
+    /// start the next flush if changes were committed meanwhile.
+    func flushFinished(_ failure: StoreError?) {
+        isFlushing = false
+        let replies = repliesInFlush
+        repliesInFlush.removeAll()
+        if let failure {
+            logger.error("cannot flush committed changes to disk", metadata: ["error": "\(failure)"])
+            hasUnsyncedCommits = true
+        }
+        for held in replies where !held.session.isClosing {
+            let message = failure.map {
+                Message.error(ErrorReply(code: .internalError,
+                    message: "the change was committed but could not be flushed to disk: \($0.message)"))
+            } ?? held.message
+            send(Frame(requestID: held.requestID, message: message), to: held.session)
+        }
+        if !repliesAwaitingFlush.isEmpty {
+            startFlush()
+        }
+        flushDirtySessions()
+    }
+
+    /// Flushes on the loop thread and sends every held reply now (shutdown: the replies must go out before
+    /// the goodbye).
+    func finishFlushesNow() {
+        guard let store else { return }
+        let replies = repliesInFlush + repliesAwaitingFlush
+        repliesInFlush.removeAll()
+        repliesAwaitingFlush.removeAll()
+        var failure: StoreError?
         do {
             try store.sync()
             hasUnsyncedCommits = false
         } catch {
-            logger.error("cannot flush the store: \(error)")
+            failure = error
+            logger.error("cannot flush committed changes to disk", metadata: ["error": "\(error)"])
+        }
+        for held in replies where !held.session.isClosing {
+            let message = failure.map {
+                Message.error(ErrorReply(code: .internalError,
+                    message: "the change was committed but could not be flushed to disk: \($0.message)"))
+            } ?? held.message
+            send(Frame(requestID: held.requestID, message: message), to: held.session)
         }
     }
 
@@ -184,25 +270,7 @@ extension Server {
             logger.error("group commit failed", metadata: ["error": "\(error)", "taskshed.requests": "\(writes.count)"])
             return writes.map { _ in .error(ErrorReply(code: error.code, field: error.field, message: error.message)) }
         }
-        if configuration.sync {
-            if writes.contains(where: { Self.isDurable($0.message) }) {
-                do {
-                    try store.sync()
-                    hasUnsyncedCommits = false
-                } catch {
-                    // Committed but perhaps not on disk: no success may be reported for a durable change.
-                    logger.error("cannot flush the group commit to disk", metadata: ["error": "\(error)"])
-                    return writes.map { write in
-                        Self.isDurable(write.message)
-                            ? .error(ErrorReply(code: .internalError,
-                                                message: "the change was committed but could not be flushed to disk: \(error.message)"))
-                            : .error(ErrorReply(code: .internalError, message: "store flush failed"))
-                    }
-                }
-            } else {
-                hasUnsyncedCommits = true
-            }
-        }
+        hasUnsyncedCommits = true
         // Settled pushes free their subscription's slots (whatever the outcome: a worker that acks or fails a
         // task considers it finished, even when its lease was lost meanwhile).
         for (session, message) in writes {

@@ -41,6 +41,12 @@ public final class Server {
     var syncTimer: CoarseTimer?
     /// Whether commits since the last flush are not on disk yet.
     var hasUnsyncedCommits = false
+    /// Whether a background flush is running.
+    var isFlushing = false
+    /// Replies to durable changes committed after the running flush started: they wait for the next one.
+    var repliesAwaitingFlush: [HeldReply] = []
+    /// Replies the running flush covers.
+    var repliesInFlush: [HeldReply] = []
 
     var sessions: [UInt64: ClientSession] = [:]
     /// Session ids in connection order (ids only grow, so appending keeps it sorted): the dispatch ring.
@@ -268,6 +274,7 @@ public final class Server {
         listener = nil
         // Answer everything read so far with its durable result, then say goodbye.
         endOfIteration()
+        finishFlushesNow()
         let goodbye = Frame(requestID: 0, message: .error(ErrorReply(code: .shuttingDown,
                                                                      message: "the daemon is stopping; reconnect later")))
         for session in Array(sessions.values) {

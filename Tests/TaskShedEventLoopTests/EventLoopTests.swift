@@ -75,3 +75,24 @@ import Testing
         #expect(error.description == "uv_pipe_bind(/x.sock): address already in use (EADDRINUSE)")
     }
 }
+
+@Suite struct BackgroundWorkTests {
+    @Test func workRunsOffTheLoopThreadAndCompletionOnIt() throws {
+        let loop = try EventLoop()
+        let loopThread = pthread_self()
+        final class Flag: @unchecked Sendable { var ranOffLoop = false }
+        let flag = Flag()
+        var completed = false
+        try BackgroundWork.run(on: loop, {
+            flag.ranOffLoop = pthread_equal(pthread_self(), loopThread) == 0
+            usleep(20_000)
+        }, completion: {
+            completed = pthread_equal(pthread_self(), loopThread) != 0
+        })
+        // The pending job keeps the loop alive until its completion ran.
+        #expect(loop.run() == false)
+        #expect(completed)
+        #expect(flag.ranOffLoop)
+        try loop.close()
+    }
+}
