@@ -6,7 +6,7 @@ import Testing
 
 /// What the workers send for each situation, checked frame by frame against the scripted fake daemon (the
 /// end-to-end suite checks the same behaviour against the real one).
-@Suite("Worker protocol")
+@Suite("Worker protocol", .timeLimit(.minutes(1)))
 struct WorkerProtocolTests {
     static func record(
         _ id: String, callback: String, attempt: UInt32 = 1, kwargs: String = "{}", leaseFor lease: Duration = .seconds(60)
