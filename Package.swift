@@ -99,14 +99,17 @@ let package = Package(
         ),
 
         // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
-        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol"]),
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol", "CLibUV"]),
         .executableTarget(
             name: "taskshed-bench",
             dependencies: [
-                "TaskShedBenchKit",
+                "TaskShedBenchKit", "TaskShed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Runs each scenario of the taskshed-bench binary with tiny sizes (no timed assertions).
+        // It depends on both executables so that `swift build --build-tests` builds them.
+        .testTarget(name: "TaskShedBenchTests", dependencies: ["TaskShedBenchKit", "taskshed-bench", "taskshedd"]),
 
         // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
         .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
@@ -137,6 +140,27 @@ let package = Package(
             name: "TaskShedServerTests",
             dependencies: ["TaskShedServer", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
                            .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in
+        // TaskShedCLI so tests reach it; the executable only calls the root command's main.
+        .target(
+            name: "TaskShedCLI",
+            dependencies: [
+                "TaskShed",
+                "TaskShedProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "taskshedctl", dependencies: ["TaskShedCLI"]),
+        // Unit tests, and end-to-end tests that run the built taskshedctl against a real taskshedd (depending on
+        // both executables makes `swift build --build-tests` build them).
+        .testTarget(
+            name: "TaskShedCLITests",
+            dependencies: [
+                "TaskShedCLI", "TaskShed", "TaskShedProtocol", "TaskShedTestSupport", "taskshedctl", "taskshedd",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

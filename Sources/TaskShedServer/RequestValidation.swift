@@ -17,6 +17,13 @@ struct RequestError: Error {
 /// Field checks the codec does not make (it only checks that bytes are well formed): lengths, counts, ranges,
 /// JSON kwargs. Each failure names the field with the specification's path (`tasks[3].callback`).
 struct RequestValidation {
+    /// 9999-12-31T23:59:59.999999Z, the last instant a request may carry (PROTOCOL.md, Limits).
+    static let maxInstant: Int64 = 253_402_300_799_999_999
+    /// 100 years, the longest interval.
+    static let maxIntervalMicros: Int64 = 3_153_600_000_000_000
+    /// Longest LIST_TASKS cursor.
+    static let maxCursorBytes = 1024
+
     let maxBatch: UInt32
     let maxKwargsBytes: UInt32
 
@@ -42,10 +49,12 @@ struct RequestValidation {
         }
     }
 
-    func positiveDuration(_ micros: Int64?, _ field: String) throws(RequestError) {
+    /// A lease length: 1 ms … 24 h (PROTOCOL.md, SUBSCRIBE/CLAIM/TOUCH).
+    func leaseDuration(_ micros: Int64?, _ field: String) throws(RequestError) {
         guard let micros else { return }
-        if micros <= 0 { throw .invalid(field, "must be a positive number of microseconds, got \(micros)") }
-        if micros > 86_400_000_000 * 365 { throw .invalid(field, "must be at most one year, got \(micros) µs") }
+        if micros < 1_000 || micros > 86_400_000_000 {
+            throw .invalid(field, "must be between 1 ms and 24 h (1000 … 86400000000 µs), got \(micros)")
+        }
     }
 
     func selector(_ selector: TaskSelector, _ field: String, allowAll: Bool) throws(RequestError) {
@@ -73,10 +82,11 @@ struct RequestValidation {
             }
             try name(task.callback, prefix + ".callback")
             if let group = task.group { try name(group, prefix + ".group") }
-            if case .interval(let micros) = task.schedule, micros <= 0 {
-                throw .invalid(prefix + ".schedule", "must be a positive number of microseconds, got \(micros)")
+            if case .interval(let micros) = task.schedule, micros <= 0 || micros > Self.maxIntervalMicros {
+                throw .invalid(prefix + ".schedule",
+                               "the interval must be 1 … \(Self.maxIntervalMicros) µs (100 years), got \(micros)")
             }
-            if let runAt = task.runAt, runAt < 0 || runAt > 253_402_300_799_000_000 {
+            if let runAt = task.runAt, runAt < 0 || runAt > Self.maxInstant {
                 throw .invalid(prefix + ".run_at", "must be between 1970 and 9999, got \(runAt)")
             }
             if task.kwargs.count > Int(maxKwargsBytes) {
@@ -100,6 +110,9 @@ struct RequestValidation {
         if request.limit == 0 || request.limit > maxBatch {
             throw .invalid("limit", "must be between 1 and \(maxBatch), got \(request.limit)")
         }
+        if let cursor = request.cursor, cursor.count > Self.maxCursorBytes {
+            throw .invalid("cursor", "is \(cursor.count) bytes; a cursor from TASK_PAGE is at most \(Self.maxCursorBytes)")
+        }
         if let group = request.filter.group { try name(group, "filter.group") }
         if let callback = request.filter.callback { try name(callback, "filter.callback") }
     }
@@ -108,7 +121,7 @@ struct RequestValidation {
         try count(updates.count, "updates")
         for (index, update) in updates.enumerated() {
             try name(update.id, "updates[\(index)].id")
-            if update.runAt < 0 || update.runAt > 253_402_300_799_000_000 {
+            if update.runAt < 0 || update.runAt > Self.maxInstant {
                 throw .invalid("updates[\(index)].run_at", "must be between 1970 and 9999, got \(update.runAt)")
             }
         }
@@ -118,7 +131,7 @@ struct RequestValidation {
         try callbacks(request.callbacks, "callbacks")
         if request.concurrency == 0 { throw .invalid("concurrency", "must be at least 1") }
         if request.concurrency > maxBatch { throw .invalid("concurrency", "must be at most \(maxBatch)") }
-        try positiveDuration(request.leaseMicros, "lease_us")
+        try leaseDuration(request.leaseMicros, "lease_us")
     }
 
     func claim(_ request: Claim) throws(RequestError) {
@@ -126,7 +139,7 @@ struct RequestValidation {
         if request.max == 0 || request.max > maxBatch {
             throw .invalid("max", "must be between 1 and \(maxBatch), got \(request.max)")
         }
-        try positiveDuration(request.leaseMicros, "lease_us")
+        try leaseDuration(request.leaseMicros, "lease_us")
     }
 
     /// A lease reference; `prefix` is empty where the reference is the whole payload (ACK, RELEASE).

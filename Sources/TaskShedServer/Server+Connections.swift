@@ -50,6 +50,7 @@ extension Server {
         let session = ClientSession(id: id, connection: connection, peer: peer,
                                     maxFrameBytes: configuration.maxFrameBytes)
         sessions[id] = session
+        sessionOrder.append(id)
         connection.onData = { [unowned self, unowned session] bytes in self.received(bytes, on: session) }
         connection.onEnd = { [unowned self, unowned session] error in
             if let error, !error.isEndOfFile {
@@ -219,6 +220,7 @@ extension Server {
     /// A connection's close callback ran: forget the session, release its leases, re-dispatch.
     func sessionClosed(id: UInt64) {
         guard let session = sessions.removeValue(forKey: id) else { return }
+        if let index = sessionOrder.firstIndex(of: id) { sessionOrder.remove(at: index) }
         session.isClosing = true
         session.deadlineTimer?.close()
         session.deadlineTimer = nil

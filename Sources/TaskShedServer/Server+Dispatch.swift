@@ -35,7 +35,10 @@ extension Server {
         dispatchNeeded = false
         // A stopping daemon hands out nothing more: those leases would only be void at the next start.
         guard !isShuttingDown else { return }
-        pushStagedDeliveries(now: WallClock.nowMicros())
+        if pushStagedDeliveries(now: WallClock.nowMicros()) {
+            // These are the deliveries whose due time woke the loop: out before anything else is done.
+            flushDirtySessions()
+        }
         releaseStaged()
         let now = WallClock.nowMicros()
         let horizon = now + configuration.dispatchLeadMicros
@@ -52,7 +55,7 @@ extension Server {
             dueCallbacks[callback] = due
             return due
         }
-        let ordered = sessions.keys.sorted()
+        let ordered = sessionOrder
         var eligible: [ClientSession] = []
         if !ordered.isEmpty {
             let start = dispatchRound % ordered.count
@@ -160,8 +163,10 @@ extension Server {
     }
 
     /// Pushes every staged task that is due by `now`.
-    func pushStagedDeliveries(now: Int64) {
-        guard let first = staged.first, first.task.runAt <= now else { return }
+    /// - Returns: Whether anything was pushed.
+    @discardableResult
+    func pushStagedDeliveries(now: Int64) -> Bool {
+        guard let first = staged.first, first.task.runAt <= now else { return false }
         let count = staged.firstIndex { $0.task.runAt > now } ?? staged.count
         let due = staged[0..<count]
         staged.removeFirst(count)
@@ -169,6 +174,7 @@ extension Server {
             guard let session = sessions[delivery.sessionID] else { continue }
             push(delivery.task, to: session, at: now)
         }
+        return true
     }
 
     /// Stops staged deliveries of a session (it closed or unsubscribed): their leases go back uncounted.

@@ -69,8 +69,8 @@ extension Server {
 
     func handshake(_ hello: Hello, requestID: UInt32, on session: ClientSession) {
         guard hello.minVersion <= ProtocolLimits.version && ProtocolLimits.version <= hello.maxVersion else {
-            fail(session, requestID: requestID, ErrorReply(code: .unsupportedVersion, field: "min_version",
-                message: "this server speaks protocol version \(ProtocolLimits.version) only; the client offered \(hello.minVersion)...\(hello.maxVersion)"))
+            fail(session, requestID: requestID, ErrorReply(code: .unsupportedVersion,
+                message: "server speaks \(ProtocolLimits.version)...\(ProtocolLimits.version); the client offered \(hello.minVersion)...\(hello.maxVersion)"))
             return
         }
         session.isReady = true
@@ -102,7 +102,7 @@ extension Server {
         case .fail(let request): try validation.lease(request.lease, "lease")
         case .touch(let request):
             try validation.lease(request.lease, "lease")
-            try validation.positiveDuration(request.extendMicros, "extend_us")
+            try validation.leaseDuration(request.extendMicros, "extend_us")
         default: break
         }
     }
@@ -121,6 +121,10 @@ extension Server {
             case .listTasks(let request):
                 answer = .taskPage(try storeList(request))
             case .subscribe(let request):
+                if session.subscription != nil {
+                    throw RequestError(.invalidArgument, field: nil,
+                                       "this connection already has a subscription; UNSUBSCRIBE first")
+                }
                 answer = subscribe(request, requestID: requestID, on: session)
             case .unsubscribe:
                 removeSubscription(of: session)
@@ -134,9 +138,8 @@ extension Server {
         send(Frame(requestID: requestID, message: answer), to: session)
     }
 
-    /// Registers (or replaces) the connection's subscription and schedules a dispatch for it.
+    /// Registers the connection's subscription and schedules a dispatch for it.
     func subscribe(_ request: Subscribe, requestID: UInt32, on session: ClientSession) -> Message {
-        removeSubscription(of: session)
         let lease = request.leaseMicros ?? configuration.leaseTimeoutMicros
         session.subscription = Subscription(requestID: requestID, callbacks: request.callbacks,
                                             concurrency: Int(request.concurrency), leaseMicros: lease)

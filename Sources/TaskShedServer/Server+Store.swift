@@ -175,7 +175,7 @@ extension Server {
                         replies.append(try Self.apply(message, holder: session.id, subscription: session.subscription,
                                                       defaultLease: leaseDefault, now: now, batch: &batch))
                     } catch {
-                        replies.append(.error(ErrorReply(code: error.code, field: error.field, message: error.message)))
+                        replies.append(.error(Self.reply(for: error, to: message)))
                     }
                 }
                 return replies
@@ -216,6 +216,26 @@ extension Server {
             }
         }
         return replies
+    }
+
+    /// The ERROR for a store failure. A lease reference to a task that no longer exists is a lost lease for
+    /// the worker (the specification answers ACK/FAIL/TOUCH/RELEASE only with `LEASE_LOST`).
+    static func reply(for error: StoreError, to message: Message) -> ErrorReply {
+        guard error.code == .taskNotFound else {
+            return ErrorReply(code: error.code, field: error.field, message: error.message)
+        }
+        switch message {
+        case .ack(let lease), .release(let lease):
+            return ErrorReply(code: .leaseLost, field: "id", message: "task \"\(lease.id)\" no longer exists: \(error.message)")
+        case .fail(let request):
+            return ErrorReply(code: .leaseLost, field: "lease.id",
+                              message: "task \"\(request.lease.id)\" no longer exists: \(error.message)")
+        case .touch(let request):
+            return ErrorReply(code: .leaseLost, field: "lease.id",
+                              message: "task \"\(request.lease.id)\" no longer exists: \(error.message)")
+        default:
+            return ErrorReply(code: error.code, field: error.field, message: error.message)
+        }
     }
 
     /// One write request against the batch. Static and free of side effects: the store may rerun the batch.

@@ -43,6 +43,8 @@ public final class Server {
     var hasUnsyncedCommits = false
 
     var sessions: [UInt64: ClientSession] = [:]
+    /// Session ids in connection order (ids only grow, so appending keeps it sorted): the dispatch ring.
+    var sessionOrder: [UInt64] = []
     var nextSessionID: UInt64 = 1
     /// Sessions with output to flush at the end of the iteration.
     var dirtySessions: [ClientSession] = []

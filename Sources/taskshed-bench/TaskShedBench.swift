@@ -10,7 +10,7 @@ struct TaskShedBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "taskshed-bench",
         abstract: "TaskShed benchmarks. Build with -c release.",
-        subcommands: [StoreBench.self, StoreOpenProbe.self])
+        subcommands: [StoreBench.self, StoreOpenProbe.self] + BenchScenarios.subcommands)
 }
 
 /// `taskshed-bench store`: the store benchmarks.

@@ -56,7 +56,12 @@ import Testing
         let future = try RawConnection(path: daemon.socketPath)
         try future.send(Frame(requestID: 4, message: .hello(Hello(minVersion: 2, maxVersion: 9, clientName: "future"))))
         let futureFrames = try future.readUntilClosed()
-        if let first = futureFrames.first { expectError(first.message, .unsupportedVersion) } else { Issue.record("no error") }
+        if let first = futureFrames.first {
+            expectError(first.message, .unsupportedVersion)
+            if case .error(let reply) = first.message { #expect(reply.message.contains("server speaks 1...1")) }
+        } else {
+            Issue.record("no error")
+        }
 
         let twice = try daemon.connect()
         let again = try twice.request(.hello(Hello(minVersion: 1, maxVersion: 1, clientName: "again")), id: 6)
@@ -104,7 +109,19 @@ import Testing
                     field: "callbacks[1]")
         expectError(try client.call(.subscribe(Subscribe(callbacks: ["cb"], concurrency: 1, leaseMicros: -5))),
                     .invalidArgument, field: "lease_us")
+        expectError(try client.call(.subscribe(Subscribe(callbacks: ["cb"], concurrency: 1, leaseMicros: 999))),
+                    .invalidArgument, field: "lease_us")
+        expectError(try client.call(.claim(Claim(callbacks: ["cb"], max: 1, leaseMicros: 86_400_000_001))),
+                    .invalidArgument, field: "lease_us")
+        expectError(try client.call(.touch(Touch(lease: LeaseRef(id: "t", attempt: 1), extendMicros: 5))),
+                    .invalidArgument, field: "extend_us")
         expectError(try client.call(.listTasks(ListTasks(limit: 0))), .invalidArgument, field: "limit")
+        // One subscription per connection.
+        #expect(try client.call(.subscribe(Subscribe(callbacks: ["one"], concurrency: 1))).type == .subscribed)
+        expectError(try client.call(.subscribe(Subscribe(callbacks: ["two"], concurrency: 1))), .invalidArgument)
+        #expect(try client.call(.unsubscribe) == .ok)
+        #expect(try client.call(.unsubscribe) == .ok)
+        #expect(try client.call(.subscribe(Subscribe(callbacks: ["two"], concurrency: 1))).type == .subscribed)
         // Nothing was stored by the refused requests, and the connection still works.
         #expect(try client.fetch(["a", "b", "d", "m0"]).isEmpty)
         #expect(try client.call(.ping).type == .pong)

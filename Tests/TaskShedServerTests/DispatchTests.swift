@@ -23,8 +23,9 @@ import Testing
         #expect(delivery.state == .leased)
         #expect(receivedAt >= due, "delivered \(due - receivedAt) µs early")
         #expect(try worker.ack(delivery) == .ok)
-        // A one-off task is gone after its ack.
+        // A one-off task is gone after its ack; acking it again is a lost lease.
         #expect(try scheduler.fetch(["t1"]).isEmpty)
+        expectError(try worker.ack(delivery), .leaseLost)
         let stats = try scheduler.stats()
         #expect(stats.lag.count >= 1)
         #expect(try daemon.stop() == 0)

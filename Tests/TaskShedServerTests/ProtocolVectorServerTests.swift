@@ -27,10 +27,10 @@ import Testing
         "SUBSCRIBE": ([.subscribed], []),
         "UNSUBSCRIBE": ([.ok], []),
         "CLAIM": ([.tasks], []),
-        "ACK": ([.ok], [.leaseLost, .taskNotFound]),
-        "FAIL": ([.ok], [.leaseLost, .taskNotFound]),
-        "TOUCH": ([.leaseExtended], [.leaseLost, .taskNotFound]),
-        "RELEASE": ([.ok], [.leaseLost, .taskNotFound]),
+        "ACK": ([.ok], [.leaseLost]),
+        "FAIL": ([.ok], [.leaseLost]),
+        "TOUCH": ([.leaseExtended], [.leaseLost]),
+        "RELEASE": ([.ok], [.leaseLost]),
     ]
 
     @Test func everyRequestVectorGetsADocumentedReply() throws {

@@ -71,21 +71,41 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         self.directoryLock = lock
     }
 
+    /// The names of the store's databases, in `StoreDatabases` order.
+    private static let databaseNames: [(name: String, dupSort: Bool)] = [
+        ("meta", false), ("tasks", false), ("wake", false), ("callback_due", true), ("paused", false),
+        ("leases", false), ("dead", false), ("groups", false), ("counts", false),
+    ]
+
+    /// Opens the databases: in a read-only transaction when the store exists (no write, no fsync: opening a
+    /// large store stays a few page reads), else creating them in a write transaction.
     private static func openDatabases(_ env: LMDBEnvironment, directory: String) throws(StoreError) -> StoreDatabases {
-        let txn = try lmdb { () throws(LMDBError) in try LMDBTransaction(environment: env, readOnly: false) }
+        if let dbs = try openDatabases(env, directory: directory, create: false) { return dbs }
+        guard let dbs = try openDatabases(env, directory: directory, create: true) else {
+            throw StoreError(code: .internalError, message: "cannot create the store's databases in \(directory)")
+        }
+        return dbs
+    }
+
+    private static func openDatabases(_ env: LMDBEnvironment, directory: String, create: Bool)
+        throws(StoreError) -> StoreDatabases?
+    {
+        let txn = try lmdb { () throws(LMDBError) in try LMDBTransaction(environment: env, readOnly: !create) }
         do throws(StoreError) {
-            func open(_ name: String, dup: Bool = false) throws(StoreError) -> LMDBDatabase {
-                let flags: LMDBDatabase.Flags = dup ? [.create, .dupSort] : [.create]
-                guard let db = try lmdb({ () throws(LMDBError) in try txn.openDatabase(name, flags: flags) }) else {
-                    throw StoreError(code: .internalError, message: "cannot create database \(name)")
+            var handles: [LMDBDatabase] = []
+            for (name, dup) in databaseNames {
+                var flags: LMDBDatabase.Flags = dup ? [.dupSort] : []
+                if create { flags.insert(.create) }
+                let opened = try lmdb { () throws(LMDBError) in try txn.openDatabase(name, flags: flags) }
+                guard let db = opened else {
+                    txn.abort()
+                    return nil
                 }
-                return db
+                handles.append(db)
             }
             let dbs = StoreDatabases(
-                meta: try open("meta"), tasks: try open("tasks"), wake: try open("wake"),
-                callbackDue: try open("callback_due", dup: true), paused: try open("paused"),
-                leases: try open("leases"), dead: try open("dead"), groups: try open("groups"),
-                counts: try open("counts"))
+                meta: handles[0], tasks: handles[1], wake: handles[2], callbackDue: handles[3], paused: handles[4],
+                leases: handles[5], dead: handles[6], groups: handles[7], counts: handles[8])
             if let raw = try lmdb({ () throws(LMDBError) in try txn.get(dbs.meta, key: schemaKey) }) {
                 var s = ByteSource(raw)
                 let found = s.u32LE()
@@ -95,12 +115,16 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
                         message: "the store in \(directory) has schema version \(found.map(String.init) ?? "?"); "
                             + "this build reads version \(schemaVersion)")
                 }
-            } else {
+            } else if create {
                 var sink = ByteSink(capacity: 4)
                 sink.u32LE(schemaVersion)
                 let v = sink.bytes
                 try lmdb { () throws(LMDBError) in try txn.put(dbs.meta, key: schemaKey, value: v) }
+            } else {
+                txn.abort()
+                return nil
             }
+            // Committing (also the read-only transaction) keeps the database handles open for the environment.
             try lmdb { () throws(LMDBError) in try txn.commit() }
             return dbs
         } catch {

@@ -137,6 +137,9 @@ public protocol TaskStore: AnyObject {
 
     /// Counts by state and callback, earliest run time and sizes.
     func stats(now: Int64) throws(StoreError) -> StoreStats
+
+    /// Releases the store (files, locks, connections). Later calls fail with `internalError`.
+    func close()
 }
 
 extension TaskStore {

@@ -1,0 +1,171 @@
+import ArgumentParser
+import Foundation
+import TaskShed
+
+/// `taskshedctl add CALLBACK`: adds a task and prints its id.
+public struct Add: ClientCommand {
+    /// Help and examples.
+    public static let configuration = CommandConfiguration(
+        abstract: "Add a task and print its id.",
+        discussion: """
+            The task runs once at --at or --in (default: now), or, with --every, at that time and then every \
+            interval. A task with the id of an existing one replaces it (keeping its creation time) unless \
+            --keep-existing is given. When no connected worker serves the callback, a warning goes to standard \
+            error (the daemon counts event-driven workers only); the task waits until a worker for it connects.
+
+            TIME: RFC 3339 with an offset (2026-03-08T14:30:00Z, 2026-03-08T14:30:00+01:00), local \
+            'YYYY-MM-DD HH:MM[:SS]', local 'HH:MM[:SS]' (the next such time), 'now', or '+DURATION'. A local time \
+            skipped by a daylight-saving change moves forward by the gap; a repeated one means its first occurrence.
+            DURATION: whole numbers with units d, h, m, s, ms, us, largest first: 500ms, 90s, 5m, 2h30m, 1d.
+
+            Examples:
+              taskshedctl add say-hello
+              taskshedctl add backup --at '2026-03-08 02:30' --kwargs '{"path": "/srv"}'
+              taskshedctl add report --at 09:00 --every 1d --group daily --id daily-report
+              taskshedctl add cleanup --in 90s --kwargs @cleanup.json --max-attempts 5
+              echo '{"to": "ops"}' | taskshedctl add notify --in 5m --kwargs -
+            """)
+
+    /// Shared options.
+    @OptionGroup public var global: GlobalOptions
+
+    /// The callback name.
+    @Argument(help: "The callback name a worker runs for this task.")
+    public var callback: String
+
+    /// First run time.
+    @Option(name: .long, help: ArgumentHelp("First run at this time (see TIME below).", valueName: "time"))
+    public var at: String?
+
+    /// First run after a delay.
+    @Option(name: .customLong("in"), help: ArgumentHelp("First run after this delay.", valueName: "duration"))
+    public var delay: String?
+
+    /// Interval of a recurring task.
+    @Option(name: .long, help: ArgumentHelp("Repeat at this interval (a recurring task).", valueName: "duration"))
+    public var every: String?
+
+    /// The kwargs source.
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Keyword arguments: a JSON object, @FILE to read one from a file, or - for standard input.",
+            valueName: "json"))
+    public var kwargs: String?
+
+    /// The task id.
+    @Option(name: .long, help: ArgumentHelp("The task id (default: a random 32-digit hex id).", valueName: "id"))
+    public var id: String?
+
+    /// The group.
+    @Option(name: .long, help: ArgumentHelp("A group name, for bulk pause/resume/remove.", valueName: "group"))
+    public var group: String?
+
+    /// Created paused.
+    @Flag(name: .long, help: "Create the task paused: it runs only after `taskshedctl resume`.")
+    public var paused = false
+
+    /// One run per missed interval.
+    @Flag(
+        name: .customLong("no-coalesce"),
+        help: "Recurring only: after falling behind, run once per missed interval instead of once.")
+    public var noCoalesce = false
+
+    /// Leave an existing task alone.
+    @Flag(name: .long, help: "If a task with this id exists, leave it unchanged instead of replacing it.")
+    public var keepExisting = false
+
+    /// Attempts before dead-lettering.
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Deliveries of a failing one-off task before it is dead-lettered (default: the daemon's, 3).", valueName: "n"))
+    public var maxAttempts: Int?
+
+    /// Creates the command (the parser does this).
+    public init() {}
+
+    /// Checks option combinations.
+    public func validate() throws {
+        if at != nil && delay != nil {
+            throw ValidationError("give either --at or --in, not both")
+        }
+        if let maxAttempts, maxAttempts < 1 {
+            throw ValidationError("--max-attempts must be at least 1")
+        }
+        if noCoalesce && every == nil {
+            throw ValidationError("--no-coalesce applies to recurring tasks; add --every")
+        }
+    }
+
+    /// The task these options describe.
+    /// - Parameters:
+    ///   - context: Now and the local zone, for --at and --in.
+    ///   - readStandardInput: Reads standard input for `--kwargs -`.
+    /// - Returns: The task to add.
+    /// - Throws: `CLIError` for a bad time, duration or kwargs.
+    public func makeTask(context: TimeContext, readStandardInput: () throws -> [UInt8]) throws -> ScheduledTask {
+        var runAt = context.nowMicros
+        if let at {
+            do {
+                runAt = try TimeParser(context: context).parseMicros(at)
+            } catch {
+                throw CLIError.badTime(error, option: "--at")
+            }
+        } else if let delay {
+            do {
+                runAt = context.nowMicros + (try DurationParser.parseMicros(delay))
+            } catch {
+                throw CLIError.badTime(error, option: "--in")
+            }
+        }
+        var schedule = TaskSchedule.once
+        if let every {
+            do {
+                schedule = .every(.microseconds(try DurationParser.parsePositiveMicros(every)))
+            } catch {
+                throw CLIError.badTime(error, option: "--every")
+            }
+        }
+        var taskKwargs = Kwargs()
+        if let kwargs {
+            taskKwargs = try Kwargs(jsonBytes: try KwargsInput.read(kwargs, readStandardInput: readStandardInput))
+        }
+        return ScheduledTask(
+            callback: callback, runAt: Date(cliMicros: runAt), kwargs: taskKwargs, schedule: schedule,
+            id: id ?? ScheduledTask.randomID(), group: group, paused: paused, coalesce: !noCoalesce,
+            maxAttempts: maxAttempts)
+    }
+
+    /// Adds the task, prints its id, warns when no worker serves the callback.
+    public func execute(_ session: CommandSession) async throws {
+        let task = try makeTask(context: session.context, readStandardInput: KwargsInput.readAllStandardInput)
+        let results = try await session.scheduler.addTasks([task], replaceExisting: !keepExisting)
+        guard let result = results.first else {
+            throw CLIError("the daemon answered the add without a result", status: .software)
+        }
+        let outcome: String
+        switch result.outcome {
+        case .inserted: outcome = "inserted"
+        case .replaced: outcome = "replaced"
+        case .kept: outcome = "kept"
+        }
+        if session.json {
+            session.write(json: .object(
+                [("id", .string(result.id)), ("outcome", .string(outcome))]
+                    + TaskFormatting.timeMembers("run_at", task.runAt.micros)))
+        } else {
+            session.write(result.id + "\n")
+        }
+        if result.outcome == .kept {
+            session.note("a task with id '\(result.id)' exists; it was left unchanged (--keep-existing)")
+        }
+        // The warning is advice: a failure to fetch statistics must not turn a successful add into an error.
+        if let stats = try? await session.scheduler.stats(),
+            (stats.callbacks.first { $0.name == callback }?.workers ?? 0) == 0
+        {
+            session.note(
+                "warning: no connected worker serves callback '\(callback)' (polling workers are not counted); "
+                    + "the task waits until one does (for example `taskshedctl worker --run \(callback)=COMMAND`)")
+        }
+    }
+}

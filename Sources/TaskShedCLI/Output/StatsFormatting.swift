@@ -1,0 +1,101 @@
+import TaskShedProtocol
+
+/// Human and JSON renderings of the daemon's statistics (`taskshedctl stats`) and of a ping.
+public enum StatsFormatting {
+    /// The summary block followed by the per-callback table.
+    /// - Parameters:
+    ///   - stats: The statistics.
+    ///   - socketPath: The socket the CLI talked to.
+    ///   - context: The zone and "now" (uptime and the next wake-up are shown relative to the server's clock).
+    /// - Returns: The text.
+    public static func text(_ stats: Stats, socketPath: String, context: TimeContext) -> String {
+        var serverNow = context
+        serverNow.nowMicros = stats.serverTime
+        let uptime = max(0, stats.serverTime - stats.startedAt)
+        let lag = stats.lag
+        let lagText = lag.count == 0
+            ? "no runs yet"
+            : "p50 \(TimeFormatting.measurement(micros: lag.p50)), p90 \(TimeFormatting.measurement(micros: lag.p90)), "
+                + "p99 \(TimeFormatting.measurement(micros: lag.p99)), max \(TimeFormatting.measurement(micros: lag.max)) "
+                + "(\(lag.count) recent \(lag.count == 1 ? "run" : "runs"))"
+        let rows: [(String, String)] = [
+            ("daemon", "taskshedd \(stats.serverVersion) at \(socketPath)"),
+            ("uptime", "\(TimeFormatting.coarse(seconds: UInt64(uptime / 1_000_000))) (since \(TimeFormatting.local(micros: stats.startedAt, context: context)))"),
+            ("tasks", "\(stats.pending) pending, \(stats.due) due, \(stats.paused) paused, \(stats.leased) leased, \(stats.dead) dead"),
+            ("waiting", "\(stats.waitingForWorker) due \(stats.waitingForWorker == 1 ? "task has" : "tasks have") no connected worker for the callback"),
+            ("next wake-up", stats.nextWakeup.map { TimeFormatting.localWithHint(micros: $0, context: serverNow) } ?? "none"),
+            ("connections", String(stats.connections)),
+            ("store", "\(bytes(stats.storeUsedBytes)) used of a \(bytes(stats.storeMapBytes)) map, file \(bytes(stats.storeFileBytes))"),
+            ("lag", lagText),
+        ]
+        let width = rows.map(\.0.count).max() ?? 0
+        var output = rows.map { label, value in
+            label + ":" + String(repeating: " ", count: width - label.count + 2) + value
+        }.joined(separator: "\n") + "\n"
+        if !stats.callbacks.isEmpty {
+            var table = TextTable(columns: [
+                .init("CALLBACK"), .init("SCHEDULED", alignment: .right), .init("DUE", alignment: .right),
+                .init("LEASED", alignment: .right), .init("DEAD", alignment: .right), .init("WORKERS", alignment: .right),
+            ])
+            for entry in stats.callbacks {
+                table.append([
+                    entry.callback, String(entry.scheduled), String(entry.due), String(entry.leased), String(entry.dead),
+                    String(entry.workers),
+                ])
+            }
+            output += "\n" + table.render()
+        }
+        return output
+    }
+
+    /// The documented JSON object of the statistics (README-cli.md, "JSON output").
+    public static func json(_ stats: Stats, socketPath: String) -> JSONOutput {
+        var members: [(String, JSONOutput)] = [
+            ("server_version", .string(stats.serverVersion)),
+            ("socket", .string(socketPath)),
+        ]
+        members += TaskFormatting.timeMembers("server_time", stats.serverTime)
+        members += TaskFormatting.timeMembers("started_at", stats.startedAt)
+        members += [
+            ("uptime_us", .int(max(0, stats.serverTime - stats.startedAt))),
+            ("tasks", .object([
+                ("pending", .uint(stats.pending)), ("due", .uint(stats.due)), ("paused", .uint(stats.paused)),
+                ("leased", .uint(stats.leased)), ("dead", .uint(stats.dead)),
+            ])),
+            ("waiting_for_worker", .uint(stats.waitingForWorker)),
+        ]
+        members += TaskFormatting.timeMembers("next_wakeup", stats.nextWakeup)
+        members += [
+            ("connections", .uint(UInt64(stats.connections))),
+            ("callbacks", .array(stats.callbacks.map { entry in
+                .object([
+                    ("callback", .string(entry.callback)), ("scheduled", .uint(entry.scheduled)), ("due", .uint(entry.due)),
+                    ("leased", .uint(entry.leased)), ("dead", .uint(entry.dead)), ("workers", .uint(UInt64(entry.workers))),
+                ])
+            })),
+            ("store", .object([
+                ("file_bytes", .uint(stats.storeFileBytes)), ("map_bytes", .uint(stats.storeMapBytes)),
+                ("used_bytes", .uint(stats.storeUsedBytes)),
+            ])),
+            ("lag", .object([
+                ("count", .uint(stats.lag.count)), ("p50_us", .int(stats.lag.p50)), ("p90_us", .int(stats.lag.p90)),
+                ("p99_us", .int(stats.lag.p99)), ("max_us", .int(stats.lag.max)),
+            ])),
+        ]
+        return .object(members)
+    }
+
+    /// A byte count in binary units: `512 B`, `1.50 KiB`, `8.00 MiB`.
+    public static func bytes(_ count: UInt64) -> String {
+        if count < 1024 { return "\(count) B" }
+        var value = Double(count)
+        for unit in ["KiB", "MiB", "GiB", "TiB"] {
+            value /= 1024
+            if value < 1024 || unit == "TiB" {
+                let hundredths = Int64((value * 100).rounded())
+                return "\(hundredths / 100).\(pad(Int(hundredths % 100), 2)) \(unit)"
+            }
+        }
+        return "\(count) B"
+    }
+}

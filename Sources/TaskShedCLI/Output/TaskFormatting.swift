@@ -1,0 +1,169 @@
+import Foundation
+import TaskShedProtocol
+
+/// Human and JSON renderings of tasks and of the daemon's statistics.
+///
+/// Works on the protocol's value types (`TaskRecord`, `Stats`), whose times are microseconds, so the output
+/// can be tested without a daemon; commands convert the client library's types to them.
+public enum TaskFormatting {
+    /// What an operator calls a task's state: `pending`, `due`, `paused`, `leased` or `dead` (the `--state`
+    /// filter values).
+    /// - Parameters:
+    ///   - task: The task.
+    ///   - nowMicros: Now, for telling due from pending.
+    /// - Returns: The status word.
+    public static func status(of task: TaskRecord, nowMicros: Int64) -> String {
+        switch task.state {
+        case .dead: return "dead"
+        case .leased: return "leased"
+        case .scheduled:
+            if task.paused { return "paused" }
+            return task.runAt <= nowMicros ? "due" : "pending"
+        }
+    }
+
+    /// `once`, or `every 5m` (with `, no coalesce` when the task catches up one run per missed interval).
+    public static func schedule(of task: TaskRecord) -> String {
+        switch task.schedule {
+        case .once: return "once"
+        case .interval(let micros):
+            return "every \(TimeFormatting.duration(micros: micros))" + (task.coalesce ? "" : ", no coalesce")
+        }
+    }
+
+    /// The task list as an aligned table: ID, CALLBACK, STATUS, NEXT RUN (local, with a hint), SCHEDULE, GROUP.
+    /// - Parameters:
+    ///   - tasks: The tasks, in order.
+    ///   - context: The zone and "now".
+    /// - Returns: The table text.
+    public static func table(_ tasks: [TaskRecord], context: TimeContext) -> String {
+        var table = TextTable(columns: [
+            .init("ID"), .init("CALLBACK"), .init("STATUS"), .init("NEXT RUN"), .init("SCHEDULE"), .init("GROUP"),
+        ])
+        for task in tasks {
+            table.append([
+                task.id, task.callback, status(of: task, nowMicros: context.nowMicros),
+                TimeFormatting.localWithHint(micros: task.runAt, context: context), schedule(of: task),
+                task.group ?? "-",
+            ])
+        }
+        return table.render()
+    }
+
+    /// Dead-lettered tasks as a table: ID, CALLBACK, ATTEMPTS, FAILED (local, with a hint), LAST ERROR (first
+    /// line, cut to 60 characters).
+    public static func deadLetterTable(_ tasks: [TaskRecord], context: TimeContext) -> String {
+        var table = TextTable(columns: [
+            .init("ID"), .init("CALLBACK"), .init("ATTEMPTS", alignment: .right), .init("FAILED"), .init("LAST ERROR"),
+        ])
+        for task in tasks {
+            var error = task.lastError.map { String($0.split(separator: "\n", omittingEmptySubsequences: true).first ?? "") } ?? "-"
+            if error.count > 60 { error = String(error.prefix(57)) + "..." }
+            table.append([
+                task.id, task.callback, String(task.attempt),
+                task.lastFailureAt.map { TimeFormatting.localWithHint(micros: $0, context: context) } ?? "-", error,
+            ])
+        }
+        return table.render()
+    }
+
+    /// One task in detail, one `label: value` line per field (`-` for absent values).
+    public static func detail(_ task: TaskRecord, context: TimeContext) -> String {
+        func time(_ micros: Int64?) -> String {
+            micros.map { TimeFormatting.localWithHint(micros: $0, context: context) } ?? "-"
+        }
+        let maxAttempts = task.maxAttempts == 0 ? "default" : String(task.maxAttempts)
+        let rows: [(String, String)] = [
+            ("id", task.id),
+            ("callback", task.callback),
+            ("status", status(of: task, nowMicros: context.nowMicros)),
+            ("next run", time(task.runAt)),
+            ("schedule", schedule(of: task)),
+            ("group", task.group ?? "-"),
+            ("kwargs", kwargsText(task.kwargs)),
+            ("attempt", "\(task.attempt) (max \(maxAttempts))"),
+            ("paused at", time(task.pausedAt)),
+            ("lease until", time(task.leaseDeadline)),
+            ("last run", time(task.lastRunAt)),
+            ("last failure", time(task.lastFailureAt)),
+            ("last error", task.lastError.map { $0.replacingNewlines } ?? "-"),
+            ("created", time(task.createdAt)),
+        ]
+        let width = rows.map(\.0.count).max() ?? 0
+        return rows.map { label, value in
+            label + ":" + String(repeating: " ", count: width - label.count + 2) + value
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// The documented JSON object of a task (README-cli.md, "JSON output"): snake_case keys in a fixed order;
+    /// every time twice, as RFC 3339 UTC text and as microseconds (`_us`); absent values are `null`.
+    /// - Parameters:
+    ///   - task: The task.
+    ///   - nowMicros: Now, for the derived `status`.
+    /// - Returns: The object.
+    public static func json(_ task: TaskRecord, nowMicros: Int64) -> JSONOutput {
+        var members: [(String, JSONOutput)] = [
+            ("id", .string(task.id)),
+            ("callback", .string(task.callback)),
+            ("status", .string(status(of: task, nowMicros: nowMicros))),
+            ("state", .string(stateName(task.state))),
+        ]
+        members += timeMembers("run_at", task.runAt)
+        members += [
+            ("schedule", .string(task.schedule.isRecurring ? "interval" : "once")),
+            ("interval", .optional(task.schedule.intervalMicros.map { TimeFormatting.duration(micros: $0) })),
+            ("interval_us", .optional(task.schedule.intervalMicros)),
+            ("coalesce", .bool(task.coalesce)),
+            ("kwargs", kwargsJSON(task.kwargs)),
+            ("group", .optional(task.group)),
+            ("paused", .bool(task.paused)),
+        ]
+        members += timeMembers("paused_at", task.pausedAt)
+        members += [
+            ("attempt", .uint(UInt64(task.attempt))),
+            ("max_attempts", task.maxAttempts == 0 ? .null : .uint(UInt64(task.maxAttempts))),
+        ]
+        members += timeMembers("lease_deadline", task.leaseDeadline)
+        members.append(("last_error", .optional(task.lastError)))
+        members += timeMembers("created_at", task.createdAt)
+        members += timeMembers("last_run_at", task.lastRunAt)
+        members += timeMembers("last_failure_at", task.lastFailureAt)
+        return .object(members)
+    }
+
+    /// `name` as RFC 3339 UTC text and `name_us` as microseconds (both `null` when absent).
+    static func timeMembers(_ name: String, _ micros: Int64?) -> [(String, JSONOutput)] {
+        [(name, .optional(micros.map { TimeFormatting.rfc3339UTC(micros: $0) })), (name + "_us", .optional(micros))]
+    }
+
+    /// The stored state's wire name.
+    static func stateName(_ state: TaskState) -> String {
+        switch state {
+        case .scheduled: return "scheduled"
+        case .leased: return "leased"
+        case .dead: return "dead"
+        }
+    }
+
+    /// The kwargs as compact text (`{}` when empty).
+    static func kwargsText(_ bytes: [UInt8]) -> String {
+        bytes.isEmpty ? "{}" : String(decoding: bytes, as: UTF8.self).replacingNewlines
+    }
+
+    /// The kwargs embedded as JSON: the daemon only stores validated JSON objects, so the text goes in as it
+    /// is; anything else (which would be a daemon bug) is embedded as a string rather than breaking the output.
+    static func kwargsJSON(_ bytes: [UInt8]) -> JSONOutput {
+        let text = bytes.isEmpty ? "{}" : String(decoding: bytes, as: UTF8.self)
+        if (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any] {
+            return .raw(text.trimmingSpaces)
+        }
+        return .string(text)
+    }
+}
+
+extension String {
+    /// Newlines shown as `⏎` so that a multi-line value stays on one output line.
+    var replacingNewlines: String {
+        split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ⏎ ")
+    }
+}

@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import TaskShedBenchKit
+
+/// The scenario subcommands of issue 7 and their hidden helper processes, registered by the root command.
+enum BenchScenarios {
+    /// Every subcommand this file set adds to `taskshed-bench`.
+    static let subcommands: [ParsableCommand.Type] = [
+        FloorCommand.self, FloorSenderCommand.self, LagCommand.self, LagWorkerCommand.self,
+        AddCommand.self, AddClientCommand.self, DrainCommand.self, DrainWorkerCommand.self, ScaleCommand.self,
+        AllCommand.self,
+    ]
+}
+
+/// Options every scenario shares.
+struct ReportOptions: ParsableArguments {
+    @Flag(help: "Print the figures as one JSON object per scenario instead of tables.")
+    var json = false
+
+    /// Prints a table, or its JSON.
+    func emit(_ table: BenchTable) {
+        print(json ? table.json.text : table.text)
+        fflush(nil)
+    }
+}
+
+/// `taskshed-bench floor`: only the floor (timerfd + Unix socket hop), the reference of `lag`.
+struct FloorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "floor",
+        abstract: "The floor alone: a bare timerfd (CLOCK_REALTIME, absolute) firing in one process, a 32-byte frame "
+            + "over a Unix socket to another; lag = receive time - deadline.")
+
+    @Option(name: [.customShort("n"), .long], help: "Number of deadlines.")
+    var count: Int = 2_000
+
+    @Option(name: [.customShort("s"), .long], help: "Seconds the deadlines are spread over.")
+    var seconds: Double = 20
+
+    @Option(help: "Seed of the random deadlines.")
+    var seed: UInt64 = 7
+
+    @OptionGroup var report: ReportOptions
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+    }
+
+    func run() throws {
+        let floor = try FloorBenchmark.run(count: count, seconds: seconds, seed: seed)
+        report.emit(LagTable.make(title: "floor", runs: [floor], floor: nil,
+                                  notes: ["\(count) deadlines over \(formatDecimal(seconds, digits: 1)) s"],
+                                  parameters: [("count", .integer(Int64(count))), ("seconds", .number(seconds))]))
+    }
+}
+
+/// `taskshed-bench _floor-sender`: the timer process of the floor (started by `floor` and `lag`).
+struct FloorSenderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "_floor-sender", abstract: "Internal: the floor's timer process; writes frames to fd 3.",
+        shouldDisplay: false)
+
+    @Option var count: Int
+    @Option var seconds: Double
+    @Option var seed: UInt64
+    @Option var startMicros: Int64
+
+    func run() throws {
+        try FloorBenchmark.runSender(
+            config: .init(count: count, seconds: seconds, seed: seed, startMicros: startMicros), socketFD: 3)
+    }
+}
