@@ -233,6 +233,22 @@ struct WorkerProtocolTests {
         await worker.shutdown(timeout: .zero)
     }
 
+    @Test func runReturnsOnceShutdownHasCompletedAndAWorkerStartsOnlyOnce() async throws {
+        let fake = try FakeDaemon()
+        defer { fake.stop() }
+        let worker = try PollingWorker(callbackMap: ["job": { _ in }], pollingInterval: .seconds(3600), socketPath: fake.socketPath)
+        let running = Task { try await worker.run() }
+        let claim = try #require(await fake.nextRequest())
+        fake.send(.tasks([]), requestID: claim.requestID)
+        await #expect { try await worker.start() } throws: {
+            ($0 as? TaskShedError)?.code == .invalidUsage && ($0 as? TaskShedError)?.message.contains("already started") == true
+        }
+        #expect(await worker.shutdown() == 0)
+        try await running.value
+        // A second shutdown returns at once.
+        #expect(await worker.shutdown() == 0)
+    }
+
     @Test func pollingWorkerClaimsUpToItsFreeCapacityAndAgainWhenABatchWasFull() async throws {
         let fake = try FakeDaemon()
         defer { fake.stop() }
