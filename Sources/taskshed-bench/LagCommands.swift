@@ -61,9 +61,10 @@ struct LagCommand: ParsableCommand {
             runs.append(run)
             floorRun = run
         }
-        let daemon = try BenchDaemon(arguments: daemonArguments)
-        defer { daemon.close() }
         for name in workers {
+            // A fresh daemon per worker, so that its STATS lag covers exactly this run.
+            let daemon = try BenchDaemon(arguments: daemonArguments)
+            defer { daemon.close() }
             let kind: LagBenchmark.WorkerKind
             switch (name, polling) {
             case ("raw", nil): kind = .rawEventDriven
