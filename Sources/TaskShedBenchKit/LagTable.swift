@@ -42,7 +42,7 @@ public enum LagTable {
                 if floor != nil { componentRow += ["", ""] }
                 rows.append(componentRow)
             }
-            if !run.daemonReported.isEmpty {
+            if (run.daemonReported["count"] ?? 0) > 0 {
                 var reportedRow = ["  daemon's own view (push − run_at)", "",
                                    formatDecimal(run.daemonReported["count"] ?? 0, digits: 0), "", ""]
                 reportedRow += labels.map { label in
@@ -68,7 +68,8 @@ public enum LagTable {
             ]))
         }
         return BenchTable(title: title, columns: columns, rows: rows, notes: notes,
-                          json: .object([("scenario", .string(title))] + parameters + [("runs", .array(jsonRuns))]))
+                          json: .object([("scenario", .string(title.hasPrefix("lag") ? "lag" : title))] + parameters
+                              + [("runs", .array(jsonRuns))]))
     }
 
     /// The reported percentiles and max of a distribution as a JSON object (µs).
