@@ -35,9 +35,11 @@ public enum DrainBenchmark {
     ///   - count: Tasks.
     ///   - workers: Worker processes.
     ///   - concurrency: Each subscription's concurrency limit.
+    ///   - idleSeconds: The workers' end-of-drain silence (raise it when the daemon runs under a profiler).
     /// - Returns: The result.
     /// - Throws: `BenchError` when adding or a worker fails, or not every task was acknowledged.
-    public static func run(daemon: BenchDaemon, count: Int, workers: Int, concurrency: Int) throws -> Result {
+    public static func run(daemon: BenchDaemon, count: Int, workers: Int, concurrency: Int,
+                           idleSeconds: Double = 2) throws -> Result {
         let connection = try daemon.connect(name: "taskshed-bench drain scheduler")
         let batch = Int(connection.serverLimits?.maxBatch ?? 100_000)
         let now = BenchTime.realtimeNanos() / 1000
@@ -60,7 +62,8 @@ public enum DrainBenchmark {
             let report = daemon.runDirectory + "/drain-worker-\(index).txt"
             reports.append(report)
             helpers.append(try HelperProcesses.spawnControlled(
-                ["_drain-worker", "--socket", daemon.socketPath, "--concurrency", "\(concurrency)", "--output", report],
+                ["_drain-worker", "--socket", daemon.socketPath, "--concurrency", "\(concurrency)",
+                 "--idle-seconds", "\(idleSeconds)", "--output", report],
                 logPath: daemon.runDirectory + "/drain-worker.log"))
         }
         guard let daemonCPUStart = ProcFacts.cpuNanos(pid: daemon.pid) else {
@@ -106,13 +109,15 @@ public enum DrainBenchmark {
     }
 
     /// The `_drain-worker` helper's work: connect, report ready, wait for go, subscribe, acknowledge every
-    /// delivery (all acks for one read in one write), stop after 2 s without any frame.
+    /// delivery (all acks for one read in one write), stop after `idleSeconds` without any frame (30 s before
+    /// the first delivery).
     /// - Parameters:
     ///   - socketPath: The daemon's socket.
     ///   - concurrency: The subscription's limit.
+    ///   - idleSeconds: Silence after which the worker considers the drain finished.
     /// - Returns: The report line `delivered acked firstDeliveryNanos lastAckNanos cpuNanos`.
     /// - Throws: `BenchError` on a connection failure or an error reply.
-    public static func workerProcess(socketPath: String, concurrency: Int) throws -> String {
+    public static func workerProcess(socketPath: String, concurrency: Int, idleSeconds: Double = 2) throws -> String {
         let connection = try BenchConnection(path: socketPath)
         try connection.handshake(clientName: "taskshed-bench drain worker")
         HelperProcesses.signalReadyAndWaitForGo()
@@ -126,7 +131,10 @@ public enum DrainBenchmark {
         var acks: [UInt8] = []
         acks.reserveCapacity(1 << 16)
         while true {
-            let (frames, received) = try connection.receive(timeoutMillis: 2000)
+            // Until the first delivery the daemon may be slow to start pushing (a profiler, a busy machine);
+            // after it, a silence of idleSeconds means every task has been handed out and acknowledged.
+            let timeout = delivered == 0 ? max(idleSeconds, 30) : idleSeconds
+            let (frames, received) = try connection.receive(timeoutMillis: Int32(timeout * 1000))
             if frames.isEmpty { break }
             for frame in frames {
                 switch frame.message {

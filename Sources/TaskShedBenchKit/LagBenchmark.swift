@@ -62,7 +62,7 @@ public enum LagBenchmark {
 
     /// Runs one lag measurement against a running daemon.
     /// - Parameters:
-    ///   - daemon: The daemon (its store should hold no other due `bench.lag` tasks).
+    ///   - daemon: A daemon that has delivered nothing yet (its `STATS.lag` is reported as the daemon's view).
     ///   - count: Number of tasks.
     ///   - seconds: Window the run times are spread over.
     ///   - seed: Seed of the run times.
@@ -109,7 +109,13 @@ public enum LagBenchmark {
             components.append(NamedDistribution(name: "frame arrival → callback start",
                                                 distribution: LagDistribution(micros: callbackDelays)))
         }
-        return LagRun.from(name: worker.label, expected: count, records: lags, components: components)
+        var run = LagRun.from(name: worker.label, expected: count, records: lags, components: components)
+        if case .stats(let stats) = try connection.request(.getStats) {
+            run.daemonReported = ["count": Double(stats.lag.count), "p50": Double(stats.lag.p50),
+                                  "p90": Double(stats.lag.p90), "p99": Double(stats.lag.p99),
+                                  "max": Double(stats.lag.max)]
+        }
+        return run
     }
 }
 

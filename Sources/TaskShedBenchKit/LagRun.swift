@@ -29,6 +29,9 @@ public struct LagRun: Sendable, Hashable {
     public var missing: Int
     /// Parts of the lag measured on the way (timer wake-up, socket hop, frame-to-callback).
     public var components: [NamedDistribution]
+    /// The daemon's own lag summary for the run (`STATS.lag`: push time − run_at, µs), keyed `p50`, `p90`,
+    /// `p99`, `max`, `count`; empty for the floor.
+    public var daemonReported: [String: Double] = [:]
 
     /// Creates a result.
     /// - Parameters:

@@ -42,6 +42,15 @@ public enum LagTable {
                 if floor != nil { componentRow += ["", ""] }
                 rows.append(componentRow)
             }
+            if (run.daemonReported["count"] ?? 0) > 0 {
+                var reportedRow = ["  daemon's own view (push − run_at)", "",
+                                   formatDecimal(run.daemonReported["count"] ?? 0, digits: 0), "", ""]
+                reportedRow += labels.map { label in
+                    run.daemonReported[label].map { formatDecimal($0, digits: 0) } ?? "-"
+                }
+                if floor != nil { reportedRow += ["", ""] }
+                rows.append(reportedRow)
+            }
             jsonRuns.append(.object([
                 ("name", .string(run.name)),
                 ("tasks", .integer(Int64(run.expected))),
@@ -50,13 +59,17 @@ public enum LagTable {
                 ("missing", .integer(Int64(run.missing))),
                 ("lag_us", distributionJSON(run.lag)),
                 ("ratio_to_floor", .object(ratios)),
+                ("daemon_reported_us", .object(["count", "p50", "p90", "p99", "max"].compactMap { key in
+                    run.daemonReported[key].map { (key, BenchJSON.number($0)) }
+                })),
                 ("components", .array(run.components.map {
                     .object([("name", .string($0.name)), ("lag_us", distributionJSON($0.distribution))])
                 })),
             ]))
         }
         return BenchTable(title: title, columns: columns, rows: rows, notes: notes,
-                          json: .object([("scenario", .string(title))] + parameters + [("runs", .array(jsonRuns))]))
+                          json: .object([("scenario", .string(title.hasPrefix("lag") ? "lag" : title))] + parameters
+                              + [("runs", .array(jsonRuns))]))
     }
 
     /// The reported percentiles and max of a distribution as a JSON object (µs).

@@ -36,12 +36,16 @@ extension Server {
     func openStore() throws {
         try makeDirectories(configuration.dataDirectory, mode: 0o700)
         var options = StoreOptions()
-        // LMDB syncs every commit of a durable environment, but only some commits need it: leases are void
-        // after a restart, so the dispatch claims on the delivery path must not wait for a disk flush (it would
-        // triple the due-to-delivery lag). The environment is therefore opened without sync and the server
-        // flushes it itself (`mdb_env_sync`) after every commit that acknowledges a durable change, before any
-        // reply to it is sent; unflushed lease-only commits are flushed within a second by `syncTimer`.
-        options.durable = false
+        // LMDB syncs every commit of a durable environment twice (data pages, then the meta page), but only
+        // some commits need to be durable: leases are void after a restart, and the dispatch claims on the
+        // delivery path must not wait for a full flush. The environment therefore defers the meta-page flush
+        // (`MDB_NOMETASYNC`): each commit still flushes its data pages before writing its meta page, so a
+        // system crash can never leave a meta page pointing at unwritten pages (`MDB_NOSYNC` would allow
+        // that, and with it a corrupt store). The server completes durability itself (`mdb_env_sync`) after
+        // every commit that acknowledges a durable change, before any reply to it is sent; lease-only commits
+        // are flushed within a second by `syncTimer`. With `--no-sync` nothing is flushed.
+        options.durable = configuration.sync
+        options.deferMetaSync = true
         options.maxMapBytes = Int(clamping: configuration.mapSizeMaxBytes)
         options.initialMapBytes = min(options.initialMapBytes, options.maxMapBytes)
         options.maxKwargsBytes = Int(configuration.maxKwargsBytes)

@@ -61,9 +61,10 @@ struct LagCommand: ParsableCommand {
             runs.append(run)
             floorRun = run
         }
-        let daemon = try BenchDaemon(arguments: daemonArguments)
-        defer { daemon.close() }
         for name in workers {
+            // A fresh daemon per worker, so that its STATS lag covers exactly this run.
+            let daemon = try BenchDaemon(arguments: daemonArguments)
+            defer { daemon.close() }
             let kind: LagBenchmark.WorkerKind
             switch (name, polling) {
             case ("raw", nil): kind = .rawEventDriven
@@ -75,6 +76,7 @@ struct LagCommand: ParsableCommand {
                                              worker: kind))
         }
         return LagTable.make(
+            title: polling == nil ? "lag" : "lag --polling \(formatDecimal(polling ?? 0, digits: 3)) s",
             runs: runs, floor: floorRun,
             notes: ["\(count) tasks over \(formatDecimal(seconds, digits: 1)) s; lag = worker receive time - run_at "
                 + "(CLOCK_REALTIME); target: p50 <= 100 us and <= 1.5x floor, p99 <= 300 us",

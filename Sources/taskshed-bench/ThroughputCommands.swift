@@ -112,6 +112,9 @@ struct DrainCommand: ParsableCommand {
     @Option(help: "Concurrency limit of each worker's subscription.")
     var concurrency: Int = 1_000
 
+    @Option(help: "Seconds of silence after which a worker considers the drain done (raise under a profiler).")
+    var idleSeconds: Double = 2
+
     @OptionGroup var daemon: DaemonOptions
     @OptionGroup var report: ReportOptions
 
@@ -123,7 +126,7 @@ struct DrainCommand: ParsableCommand {
         let daemon = try BenchDaemon(arguments: self.daemon.arguments)
         defer { daemon.close() }
         report.emit(DrainBenchmark.table(try DrainBenchmark.run(daemon: daemon, count: tasks, workers: workers,
-                                                                concurrency: concurrency)))
+                                                                concurrency: concurrency, idleSeconds: idleSeconds)))
     }
 }
 
@@ -134,11 +137,13 @@ struct DrainWorkerCommand: ParsableCommand {
 
     @Option var socket: String
     @Option var concurrency: Int
+    @Option var idleSeconds: Double
     @Option var output: String
 
     func run() throws {
-        try HelperProcesses.writeFile(try DrainBenchmark.workerProcess(socketPath: socket, concurrency: concurrency),
-                                      to: output)
+        try HelperProcesses.writeFile(
+            try DrainBenchmark.workerProcess(socketPath: socket, concurrency: concurrency, idleSeconds: idleSeconds),
+            to: output)
     }
 }
 

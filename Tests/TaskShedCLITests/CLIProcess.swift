@@ -47,8 +47,10 @@ final class CLIProcess: @unchecked Sendable {
         let argumentsAfterProgram = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [ctl] + arguments
         var template = Array("/tmp/taskshedctl-test-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw CLITestError("mkdtemp failed") }
-        directory = String(cString: template)
-        FileManager.default.createFile(atPath: directory + "/stdin", contents: Data(stdin.utf8))
+        directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard FileManager.default.createFile(atPath: directory + "/stdin", contents: Data(stdin.utf8)) else {
+            throw CLITestError("cannot write \(directory)/stdin")
+        }
 
         var environment = ProcessInfo.processInfo.environment
         environment["TASKSHED_SOCKET"] = nil

@@ -152,7 +152,7 @@ struct KwargsAndErrorTests {
         #expect(try KwargsInput.read(#"{"a": 1}"#) { [] } == Array(#"{"a": 1}"#.utf8))
         #expect(try KwargsInput.read("-") { Array("{}\n".utf8) } == Array("{}".utf8))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kwargs-\(getpid()).json").path
-        FileManager.default.createFile(atPath: path, contents: Data(#"{"f": true}"#.utf8))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(#"{"f": true}"#.utf8)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(try KwargsInput.read("@" + path) { [] } == Array(#"{"f": true}"#.utf8))
     }
@@ -186,7 +186,7 @@ struct KwargsAndErrorTests {
 
     @Test func aFileThatIsNotASocketIsAUsageError() {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-socket-\(getpid())").path
-        FileManager.default.createFile(atPath: path, contents: Data())
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let error = ConnectionDiagnosis.diagnose(path: path)
         #expect(error.status == .usage)

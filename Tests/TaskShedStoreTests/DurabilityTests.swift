@@ -28,6 +28,24 @@ struct DurabilityTests {
         #expect(s.due == 1 && s.paused == 1 && s.leased == 0)
     }
 
+    @Test func deferredMetaSyncCommitsSurviveReopenAfterSync() throws {
+        let dir = TempDirectory()
+        var options = testOptions(durable: true)
+        options.deferMetaSync = true
+        do {
+            let store = try openStore(dir, options: options)
+            _ = try store.add([spec("a"), spec("b", runAt: t0 + 5)], now: t0)
+            _ = try store.claim(callbacks: ["cb"], max: 1, holder: 3, leaseDeadline: t0 + 9, now: t0)
+            try store.sync()
+            _ = try store.remove(.ids(["b"]))
+            store.close()
+        }
+        let store = try openStore(dir, options: options)
+        let all = try store.all(now: t0)
+        #expect(all.map(\.id) == ["a"])
+        #expect(all.first?.state == .leased)
+    }
+
     @Test func aSecondOpenerFailsNamingTheHolder() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

@@ -67,6 +67,29 @@ struct SelectionTests {
         #expect(try store.earliestRunAt(callback: "cb") == t0 - 50)
     }
 
+    @Test func updateRunTimesDropsLeasesAndRevivesDeadTasks() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("leased", runAt: t0), spec("dead", runAt: t0, maxAttempts: 1)], now: t0)
+        let claimed = try store.claim(callbacks: ["cb"], max: 2, holder: 7, leaseDeadline: t0 + 100, now: t0)
+        #expect(claimed.count == 2)
+        _ = try store.fail(id: "dead", attempt: 1, holder: 7, error: "boom", retry: true, now: t0 + 1)
+        #expect(try store.one("dead")?.state == .dead)
+
+        try store.updateRunTimes([RunTimeUpdate(id: "leased", runAt: t0 + 500), RunTimeUpdate(id: "dead", runAt: t0 + 600)])
+        let leased = try #require(try store.one("leased"))
+        #expect(leased.state == .scheduled && leased.attempt == 0 && leased.leaseDeadline == nil && leased.runAt == t0 + 500)
+        let dead = try #require(try store.one("dead"))
+        #expect(dead.state == .scheduled && dead.attempt == 0 && dead.runAt == t0 + 600)
+        #expect(try store.earliestLeaseDeadline() == nil)
+        #expect(try store.earliestRunAt() == t0 + 500)
+        // The old holder's ack no longer settles the task: it runs at the new time instead.
+        let lost = storeError { _ = try store.ack(id: "leased", attempt: 1, holder: 7, now: t0 + 2) }
+        #expect(lost?.code == .leaseLost)
+        let s = try store.stats(now: t0 + 2)
+        #expect(s.leased == 0 && s.dead == 0 && s.pending == 2)
+    }
+
     @Test func listPaginatesInRunAtIdOrderAcrossStates() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

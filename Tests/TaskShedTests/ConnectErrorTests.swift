@@ -7,7 +7,7 @@ import Testing
 
 /// How connection-level failures read. Permission errors cannot be provoked for real here (the tests run as
 /// root, which bypasses socket permissions), so the errno mapping is checked directly.
-@Suite("Connect errors")
+@Suite("Connect errors", .timeLimit(.minutes(1)))
 struct ConnectErrorTests {
     @Test func permissionErrorsPointAtTheSocketsGroup() {
         for code in [EACCES, EPERM] {

@@ -5,7 +5,7 @@ import Testing
 
 /// Connection behaviour: connect errors against paths with no daemon, and pipelining, cancellation and
 /// connection loss against a scripted fake daemon (which can hold a reply back or answer out of order).
-@Suite("Connection")
+@Suite("Connection", .timeLimit(.minutes(1)))
 struct ConnectionTests {
     @Test func connectingWhereNoDaemonListensSaysSo() async {
         let path = "/tmp/taskshed-no-daemon-\(getpid()).sock"

@@ -6,7 +6,7 @@ import Testing
 
 /// What the workers send for each situation, checked frame by frame against the scripted fake daemon (the
 /// end-to-end suite checks the same behaviour against the real one).
-@Suite("Worker protocol")
+@Suite("Worker protocol", .timeLimit(.minutes(1)))
 struct WorkerProtocolTests {
     static func record(
         _ id: String, callback: String, attempt: UInt32 = 1, kwargs: String = "{}", leaseFor lease: Duration = .seconds(60)
@@ -231,6 +231,22 @@ struct WorkerProtocolTests {
         try await add.value
         fake.disconnect()
         await worker.shutdown(timeout: .zero)
+    }
+
+    @Test func runReturnsOnceShutdownHasCompletedAndAWorkerStartsOnlyOnce() async throws {
+        let fake = try FakeDaemon()
+        defer { fake.stop() }
+        let worker = try PollingWorker(callbackMap: ["job": { _ in }], pollingInterval: .seconds(3600), socketPath: fake.socketPath)
+        let running = Task { try await worker.run() }
+        let claim = try #require(await fake.nextRequest())
+        fake.send(.tasks([]), requestID: claim.requestID)
+        await #expect { try await worker.start() } throws: {
+            ($0 as? TaskShedError)?.code == .invalidUsage && ($0 as? TaskShedError)?.message.contains("already started") == true
+        }
+        #expect(await worker.shutdown() == 0)
+        try await running.value
+        // A second shutdown returns at once.
+        #expect(await worker.shutdown() == 0)
     }
 
     @Test func pollingWorkerClaimsUpToItsFreeCapacityAndAgainWhenABatchWasFull() async throws {

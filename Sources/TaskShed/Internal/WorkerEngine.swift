@@ -170,6 +170,8 @@ final class WorkerEngine: Sendable {
             logger.warning("shutdown timeout: released \(released) unfinished task(s) for another worker")
         }
         state.withLock { $0.connection }?.close()
+        // Also ends a reconnection attempt that is waiting for a handshake.
+        supervisor?.cancel()
         await supervisor?.value
         state.withLock { state in
             state.phase = .stopped

@@ -172,7 +172,7 @@ public struct Worker: AsyncParsableCommand {
         let shutdownAfter = Duration.microseconds(micros(shutdownTimeout) ?? 30_000_000)
         let shutdownText = shutdownTimeout
         let stopper = SignalStopper(signals: [SIGINT, SIGTERM]) { signal in
-            log.line("signal \(signal): stopping (waiting up to \(shutdownText) for running commands)", force: true)
+            log.line("\(signal): stopping (waiting up to \(shutdownText) for running commands)", force: true)
             let released = await worker.shutdown(timeout: shutdownAfter)
             if released > 0 {
                 log.line("released \(released) unfinished \(released == 1 ? "task" : "tasks") to the daemon", force: true)
@@ -181,6 +181,7 @@ public struct Worker: AsyncParsableCommand {
         defer { stopper.cancel() }
         // Returns once shutdown has completed; throws when the first connection fails.
         try await worker.run()
+        await stopper.waitForHandler()
         log.line("worker stopped", force: true)
     }
 }
@@ -230,41 +231,39 @@ struct WorkerLog: Sendable {
     }
 }
 
-/// Turns SIGINT/SIGTERM into a call of an async handler (once), instead of the default of dying at once.
+/// Turns SIGINT/SIGTERM into one call of an async handler, instead of the default of dying at once.
 final class SignalStopper: @unchecked Sendable {
-    // Set up once in init, then only read; the handler runs on a global queue.
+    // `sources` is set up in init and then only read; `handlerTask` is guarded by `lock`.
     private var sources: [any DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var handlerTask: Task<Void, Never>?
 
-    init(signals: [Int32], handler: @escaping @Sendable (Int32) async -> Void) {
-        let fired = FiredFlag()
+    init(signals: [Int32], handler: @escaping @Sendable (String) async -> Void) {
         for number in signals {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                guard fired.fireOnce() else { return }
-                Task { await handler(number) }
+            let name = number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal \(number)"
+            source.setEventHandler { [self] in
+                lock.lock()
+                defer { lock.unlock() }
+                guard handlerTask == nil else { return }
+                handlerTask = Task { await handler(name) }
             }
             source.resume()
             sources.append(source)
         }
     }
 
+    /// Waits for the handler when a signal started it, so that its last log lines are written before exit.
+    func waitForHandler() async {
+        await startedHandler()?.value
+    }
+
+    private func startedHandler() -> Task<Void, Never>? {
+        lock.withLock { handlerTask }
+    }
+
     func cancel() {
         for source in sources { source.cancel() }
-    }
-}
-
-/// A flag that reports `true` the first time only.
-final class FiredFlag: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var fired = false
-
-    func fireOnce() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if fired { return false }
-        fired = true
-        return true
     }
 }

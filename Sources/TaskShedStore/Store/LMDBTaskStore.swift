@@ -58,7 +58,11 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         }
         let lock = try DirectoryLock(directory: directory)
         var flags: LMDBEnvironment.Flags = [.noTLS]
-        if !options.durable { flags.insert(.noSync) }
+        if !options.durable {
+            flags.insert(.noSync)
+        } else if options.deferMetaSync {
+            flags.insert(.noMetaSync)
+        }
         if options.noReadAhead { flags.insert(.noReadAhead) }
         let env = try lmdb { () throws(LMDBError) in
             try LMDBEnvironment(

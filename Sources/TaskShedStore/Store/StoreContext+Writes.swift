@@ -172,8 +172,12 @@ extension StoreContext {
         for u in updates {
             // Reload: the same id may appear twice, and the last update wins.
             guard let old = try load(u.id) else { continue }
-            var new = old
+            // A reschedule is the operator's word on when the task runs next, whatever it is doing now
+            // (PROTOCOL.md, section 8): a lease is dropped (the holder's ack then gets LEASE_LOST, so the task
+            // runs at the new time rather than being removed by that ack) and a dead task is revived.
+            var new = Self.unleased(old, state: .scheduled)
             new.record.runAt = u.runAt
+            new.record.attempt = 0
             if new.record != old.record { try save(old: old, new: new) }
         }
     }

@@ -45,6 +45,15 @@ public struct StoreOptions: Sendable, Hashable {
     /// `true` (default): every commit is durable (fsync). `false` opens with `MDB_NOSYNC`: much faster, but a
     /// system crash (not a process crash) may lose recent commits.
     public var durable: Bool
+    /// With `durable`, flush each commit's data pages before its meta page is written, but not the meta page
+    /// itself (`MDB_NOMETASYNC`); `sync()` then makes everything committed so far durable (default `false`).
+    ///
+    /// For a caller that batches its own durability points (the daemon flushes once per group commit, off its
+    /// event loop, before it replies): a commit costs one flush instead of two, and because a meta page is
+    /// never written before the pages it points to are on disk, a system crash can lose the commits since the
+    /// last `sync()` but never corrupt the store. `durable == false` (`MDB_NOSYNC`) gives no such ordering: a
+    /// system crash (not a process crash) may then corrupt the store.
+    public var deferMetaSync: Bool
     /// Open with `MDB_NORDAHEAD` (default `true`): cold random reads of a store larger than memory fault in
     /// one page instead of a read-ahead window, so opening a 10-million-task store takes milliseconds.
     public var noReadAhead: Bool
@@ -61,6 +70,7 @@ public struct StoreOptions: Sendable, Hashable {
         maxMapBytes: Int = 8 << 30,
         removalHeadroomBytes: Int = 64 << 20,
         durable: Bool = true,
+        deferMetaSync: Bool = false,
         noReadAhead: Bool = true,
         maxKwargsBytes: Int = Int(ProtocolLimits.defaultMaxKwargsBytes),
         retry: RetryPolicy = RetryPolicy(),
@@ -70,6 +80,7 @@ public struct StoreOptions: Sendable, Hashable {
         self.maxMapBytes = maxMapBytes
         self.removalHeadroomBytes = removalHeadroomBytes
         self.durable = durable
+        self.deferMetaSync = deferMetaSync
         self.noReadAhead = noReadAhead
         self.maxKwargsBytes = maxKwargsBytes
         self.retry = retry

@@ -71,7 +71,8 @@ struct MultiProcessWorkerTests {
         #expect(await eventually { rescuer.ids("done").contains("survivor") })
         #expect(doomed.ids("done").isEmpty)
         #expect(rescuer.lines().contains("done survivor 2"))
-        #expect(try await scheduler.fetchTasks(ids: ["survivor"]).isEmpty)
+        // The ACK follows the "done" line.
+        #expect(await eventually { try await scheduler.fetchTasks(ids: ["survivor"]).isEmpty })
         rescuer.process.send(SIGTERM)
         _ = rescuer.process.wait(timeoutSeconds: 30)
     }

@@ -4,7 +4,7 @@ import TaskShedTestSupport
 import Testing
 
 /// The scheduler API against a real taskshedd (one fresh daemon per test).
-@Suite("Scheduler end to end")
+@Suite("Scheduler end to end", .timeLimit(.minutes(2)))
 struct SchedulerEndToEndTests {
     let daemon: DaemonProcess
     let scheduler: Scheduler

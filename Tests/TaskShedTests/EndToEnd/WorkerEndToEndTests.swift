@@ -200,7 +200,44 @@ struct WorkerEndToEndTests {
     }
 
     @Test(arguments: ["event", "polling"])
-    func workersReconnectAfterTheDaemonRestarts(mode: String) async throws {
+    func neitherWorkerRunsMoreCallbacksAtOnceThanItsConcurrency(mode: String) async throws {
+        let daemon = try DaemonProcess()
+        let scheduler = Scheduler(socketPath: daemon.socketPath)
+        let gauge = Mutex((running: 0, peak: 0, total: 0))
+        let callbacks: [String: TaskCallback] = [
+            "job": { _ in
+                gauge.withLock {
+                    $0.running += 1
+                    $0.peak = max($0.peak, $0.running)
+                }
+                try await Task.sleep(for: .milliseconds(150))
+                gauge.withLock {
+                    $0.running -= 1
+                    $0.total += 1
+                }
+            }
+        ]
+        let shutdown: () async -> Int
+        if mode == "event" {
+            let worker = try EventDrivenWorker(callbackMap: callbacks, socketPath: daemon.socketPath, concurrency: 3)
+            try await worker.start()
+            shutdown = { await worker.shutdown() }
+        } else {
+            let worker = try PollingWorker(
+                callbackMap: callbacks, pollingInterval: .milliseconds(50), socketPath: daemon.socketPath, concurrency: 3)
+            try await worker.start()
+            shutdown = { await worker.shutdown() }
+        }
+        try await scheduler.addTasks((0..<20).map { ScheduledTask(callback: "job", id: "c\($0)") })
+        #expect(await eventually { gauge.withLock { $0.total } == 20 })
+        let peak = gauge.withLock { $0.peak }
+        #expect(peak <= 3)
+        #expect(peak >= 2, "tasks were expected to overlap")
+        _ = await shutdown()
+    }
+
+    @Test(arguments: ["event", "polling"], [false, true])
+    func workersReconnectAfterTheDaemonRestarts(mode: String, crash: Bool) async throws {
         let daemon = try DaemonProcess()
         let scheduler = Scheduler(socketPath: daemon.socketPath)
         let runs = RunLog()
@@ -219,7 +256,11 @@ struct WorkerEndToEndTests {
         try await scheduler.addTask(callback: "job", id: "before")
         #expect(await eventually { runs.count(of: "before") == 1 })
 
-        try daemon.stop()
+        if crash {
+            daemon.kill()
+        } else {
+            try daemon.stop()
+        }
         try daemon.restart()
         // The scheduler's next call may still meet the old connection's close; the one after reconnects.
         _ = try? await scheduler.ping()

@@ -12,6 +12,9 @@ final class FakeDaemon: Sendable {
     let directory: String
     let socketPath: String
     private let listener: Int32
+    /// Whether `listener` is still open; the serving thread closes it, under this lock, so that `stop` never
+    /// shuts down a descriptor number that another socket has reused.
+    private let listenerOpen = Mutex(true)
     private let client = Mutex<Int32>(-1)
     private let requests: AsyncStream<Frame>
     private let requestsContinuation: AsyncStream<Frame>.Continuation
@@ -58,13 +61,17 @@ final class FakeDaemon: Sendable {
 
     /// Sends raw bytes to the client.
     func send(bytes: [UInt8]) {
-        let fd = client.withLock { $0 }
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                if written <= 0 { return }
-                offset += written
+        // Under the lock: the serving thread closes the descriptor under it too, so the number cannot be
+        // reused by another socket in between.
+        client.withLock { fd in
+            guard fd >= 0 else { return }
+            bytes.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let written = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                    if written <= 0 { return }
+                    offset += written
+                }
             }
         }
     }
@@ -84,14 +91,24 @@ final class FakeDaemon: Sendable {
     /// Stops listening and removes the socket.
     func stop() {
         disconnect()
-        shutdown(listener, Int32(SHUT_RDWR))
-        Glibc.close(listener)
+        // Wakes (or pre-empts) the serving thread's accept; that thread closes the descriptor, so the number
+        // cannot be reused by another test's socket while it is still blocked on it.
+        listenerOpen.withLock { open in
+            if open { shutdown(listener, Int32(SHUT_RDWR)) }
+        }
         unlink(socketPath)
         rmdir(directory)
     }
 
     private func serve() {
         let fd = accept(listener, nil, nil)
+        // Kept open (later connections wait unanswered in the backlog) until the one client is gone.
+        defer {
+            listenerOpen.withLock { open in
+                Glibc.close(listener)
+                open = false
+            }
+        }
         guard fd >= 0 else {
             requestsContinuation.finish()
             return

@@ -5,7 +5,7 @@ import Testing
 
 /// `taskshedctl` as a subprocess against a real `taskshedd`, one daemon per test.
 @Suite("taskshedctl end to end", .serialized)
-struct EndToEndTests {
+struct CLIEndToEndTests {
     /// A daemon and a way to run the CLI against it.
     final class Harness: @unchecked Sendable {
         let daemon: DaemonProcess
@@ -341,6 +341,26 @@ struct EndToEndTests {
         let ran = await eventually { (1...3).allSatisfy { h.file("p\($0)") != nil } }
         #expect(ran, "\(worker.output)")
         #expect(try await eventually { try await h.tasks().isEmpty })
+        worker.signal(SIGTERM)
+        #expect(try await worker.finish(timeoutSeconds: 30).status == 0)
+    }
+
+    @Test func recurringTasksRunAgainAndTheWorkerSurvivesADaemonRestart() async throws {
+        let h = try Harness()
+        let worker = try h.startWorker("--run", #"tick=echo "$TASKSHED_RUN_AT_US" >> "$OUT/ticks""#)
+        #expect(try await h.waitForWorker("tick"))
+        let add = try await h.ctl("add", "tick", "--id", "r1", "--every", "200ms")
+        #expect(add.status == 0, "\(add)")
+        func ticks() -> [Int] { (h.file("ticks") ?? "").split(separator: "\n").compactMap { Int($0) } }
+        #expect(await eventually { ticks().count >= 3 }, "\(worker.output)")
+        let seen = ticks()
+        // Each run is a later occurrence of the same task.
+        #expect(seen == seen.sorted() && Set(seen).count == seen.count)
+        #expect(try await h.json("show", "r1")["status"] as? String != "dead")
+
+        try h.daemon.restart()
+        let before = ticks().count
+        #expect(await eventually(seconds: 30) { ticks().count >= before + 2 }, "\(worker.output)")
         worker.signal(SIGTERM)
         #expect(try await worker.finish(timeoutSeconds: 30).status == 0)
     }
