@@ -11,11 +11,13 @@ private struct PreparedTask {
 extension StoreContext {
     // MARK: Validation
 
-    static func checkName(_ value: String, field: String, what: String) throws(StoreError) {
+    /// Checks a name's length; `field` is an autoclosure so that a valid name (the usual case, once per task
+    /// of a batch) costs no string formatting.
+    static func checkName(_ value: String, field: @autoclosure () -> String, what: String) throws(StoreError) {
         let count = value.utf8.count
-        if count == 0 { throw .invalid(field, "\(what) must not be empty") }
+        if count == 0 { throw .invalid(field(), "\(what) must not be empty") }
         if count > ProtocolLimits.maxNameBytes {
-            throw .invalid(field, "\(what) is \(count) bytes; at most \(ProtocolLimits.maxNameBytes) are allowed")
+            throw .invalid(field(), "\(what) is \(count) bytes; at most \(ProtocolLimits.maxNameBytes) are allowed")
         }
     }
 
@@ -25,7 +27,8 @@ extension StoreContext {
         var ids = Set<String>(minimumCapacity: specs.count)
         let emptyObject: [UInt8] = Array("{}".utf8)
         for (i, spec) in specs.enumerated() {
-            let field = "tasks[\(i)]"
+            // Built only when a check fails: formatting it for every task cost ~2,000 instructions per task.
+            var field: String { "tasks[\(i)]" }
             try Self.checkName(spec.callback, field: "\(field).callback", what: "callback")
             if let id = spec.id {
                 try Self.checkName(id, field: "\(field).id", what: "id")
