@@ -198,11 +198,19 @@ extension StoreContext {
         // Phase 1: merge the callbacks' due lists (each sorted by time, id) and pick the earliest `max` that are
         // due. Phase 2 changes them; nothing is written while cursors walk the index.
         let picked = try withCursor(dbs.callbackDue) { (cursor) throws(StoreError) -> [String] in
-            var heads: [(time: Int64, id: String, callback: [UInt8])?] = []
             let txn = self.txn
             let db = dbs.callbackDue
             var cursors: [LMDBCursor] = [cursor]
             defer { for c in cursors.dropFirst() { c.close() } }
+            // The lists' heads as parallel arrays (time, id, whether the list has one left): the merge loop
+            // compares plain integers and touches an id only on a time tie, where copying optional
+            // (time, id, callback) tuples cost about 3,000 instructions of reference counting per claimed task.
+            var times: [Int64] = []
+            var ids: [String] = []
+            var alive: [Bool] = []
+            times.reserveCapacity(unique.count)
+            ids.reserveCapacity(unique.count)
+            alive.reserveCapacity(unique.count)
             for (n, name) in unique.enumerated() {
                 let c: LMDBCursor
                 if n == 0 {
@@ -214,29 +222,35 @@ extension StoreContext {
                 let k = Array(name.utf8)
                 if let e = try lmdb({ () throws(LMDBError) in try c.seek(k, exact: true) }) {
                     guard let (t, id) = Self.decodeTimeID(e.value) else { throw .corrupt("due index value") }
-                    heads.append((t, id, k))
+                    times.append(t)
+                    ids.append(id)
+                    alive.append(true)
                 } else {
-                    heads.append(nil)
+                    times.append(0)
+                    ids.append("")
+                    alive.append(false)
                 }
             }
             var out: [String] = []
+            out.reserveCapacity(Swift.min(max, 1024))
             while out.count < max {
-                var best: Int?
-                for (n, h) in heads.enumerated() {
-                    guard let h else { continue }
-                    if let b = best, let bh = heads[b], !positionPrecedes((h.time, h.id), (bh.time, bh.id)) {
-                        continue
+                var best = -1
+                for n in 0..<times.count where alive[n] {
+                    if best < 0 || times[n] < times[best]
+                        || (times[n] == times[best] && ids[n].utf8.lexicographicallyPrecedes(ids[best].utf8))
+                    {
+                        best = n
                     }
-                    best = n
                 }
-                guard let b = best, let head = heads[b], head.time <= now else { break }
-                out.append(head.id)
-                let c = cursors[b]
+                guard best >= 0, times[best] <= now else { break }
+                out.append(ids[best])
+                let c = cursors[best]
                 if let e = try lmdb({ () throws(LMDBError) in try c.move(MDB_NEXT_DUP) }) {
                     guard let (t, id) = Self.decodeTimeID(e.value) else { throw .corrupt("due index value") }
-                    heads[b] = (t, id, head.callback)
+                    times[best] = t
+                    ids[best] = id
                 } else {
-                    heads[b] = nil
+                    alive[best] = false
                 }
             }
             return out
