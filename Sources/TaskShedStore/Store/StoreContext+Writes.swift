@@ -258,8 +258,14 @@ extension StoreContext {
 
         var claimed: [TaskRecord] = []
         claimed.reserveCapacity(picked.count)
+        guard !picked.isEmpty else { return claimed }
+        // One cursor finds each record and rewrites it in place: one tree search per task instead of two.
+        let records = try tasksCursor()
+        defer { records.close() }
         for id in picked {
-            guard let old = try load(id) else { throw .corrupt("due index entry for missing task \"\(id)\"") }
+            guard let old = try load(id, at: records) else {
+                throw .corrupt("due index entry for missing task \"\(id)\"")
+            }
             guard old.record.state == .scheduled, !old.record.paused else {
                 throw .corrupt("due index entry for task \"\(id)\" that is not due")
             }
@@ -269,15 +275,21 @@ extension StoreContext {
             new.record.lastRunAt = now
             new.record.leaseDeadline = leaseDeadline
             new.holder = holder
-            try save(old: old, new: new)
+            try replaceRecord(at: records, new)
+            try save(old: old, new: new, writeRecord: false)
             claimed.append(new.record)
         }
         return claimed
     }
 
-    /// Loads a task and checks that the lease `(holder, attempt)` is current.
-    func leased(_ id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> StoredTask {
-        guard let task = try load(id) else { throw .notFound(id, field: "id") }
+    /// Loads a task and checks that the lease `(holder, attempt)` is current; with `cursor` (on `tasks`), loads
+    /// through it and leaves it at the record.
+    func leased(_ id: String, attempt: UInt32, holder: UInt64, at cursor: LMDBCursor? = nil) throws(StoreError)
+        -> StoredTask
+    {
+        let found: StoredTask?
+        if let cursor { found = try load(id, at: cursor) } else { found = try load(id) }
+        guard let task = found else { throw .notFound(id, field: "id") }
         guard task.record.state == .leased, task.holder == holder, task.record.attempt == attempt else {
             throw .leaseLost(id, attempt: attempt)
         }
@@ -305,13 +317,18 @@ extension StoreContext {
     }
 
     mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord? {
-        let old = try leased(id, attempt: attempt, holder: holder)
+        // One cursor finds the record and deletes or rewrites it: one tree search instead of two.
+        let records = try tasksCursor()
+        defer { records.close() }
+        let old = try leased(id, attempt: attempt, holder: holder, at: records)
         guard let interval = old.record.schedule.intervalMicros else {
-            try save(old: old, new: nil)
+            try deleteRecord(at: records)
+            try save(old: old, new: nil, writeRecord: false)
             return nil
         }
         let new = Self.advanced(old, interval: interval, now: now)
-        try save(old: old, new: new)
+        try replaceRecord(at: records, new)
+        try save(old: old, new: new, writeRecord: false)
         return new.record
     }
 

@@ -283,9 +283,50 @@ struct StoreContext {
         return task
     }
 
+    /// Opens a cursor on `tasks` for `load(_:at:)` and `replaceRecord(at:_:)` / `deleteRecord(at:)`.
+    /// - Important: Close it before the transaction ends.
+    func tasksCursor() throws(StoreError) -> LMDBCursor {
+        let txn = self.txn
+        let db = dbs.tasks
+        return try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
+    }
+
+    /// Loads a task through `cursor` (on `tasks`) and leaves the cursor at it, so that the record can be replaced
+    /// or deleted without a second tree search.
+    func load(_ id: String, at cursor: LMDBCursor) throws(StoreError) -> StoredTask? {
+        let found = withUTF8Bytes(id) { k in
+            Result { () throws(LMDBError) in try cursor.seek(exactRawKey: k) }
+        }
+        guard let entry = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
+        guard let task = StoredTask.decode(id: id, entry.value) else { throw .corrupt("task \"\(id)\"") }
+        return task
+    }
+
+    /// Stores `task` over the record `cursor` is at (placed there by `load(_:at:)` for the same id). The
+    /// caller then calls `save(old:new:writeRecord: false)` for the indexes.
+    mutating func replaceRecord(at cursor: LMDBCursor, _ task: StoredTask) throws(StoreError) {
+        writes += 1
+        value.reset()
+        task.encode(into: &value)
+        let result = value.bytes.withUnsafeBytes { v in
+            withUTF8Bytes(task.record.id) { k in
+                Result { () throws(LMDBError) in try cursor.replaceCurrent(rawKey: k, rawValue: v) }
+            }
+        }
+        try lmdb { () throws(LMDBError) in try result.get() }
+    }
+
+    /// Deletes the record `cursor` is at (placed there by `load(_:at:)`). The caller then calls
+    /// `save(old:new: nil, writeRecord: false)` for the indexes.
+    mutating func deleteRecord(at cursor: LMDBCursor) throws(StoreError) {
+        writes += 1
+        try lmdb { () throws(LMDBError) in try cursor.deleteCurrent() }
+    }
+
     /// Writes `new` in place of `old` (either may be nil: insert, delete), updating every index and counter.
     ///
-    /// - Parameter writeRecord: `false` when the caller already stored `new` in `tasks` (insert path).
+    /// - Parameter writeRecord: `false` when the caller already wrote the `tasks` record (the insert path, and
+    ///   `replaceRecord(at:_:)` / `deleteRecord(at:)`).
     mutating func save(old: StoredTask?, new: StoredTask?, writeRecord: Bool = true) throws(StoreError) {
         guard let id = new?.record.id ?? old?.record.id else { return }
         writes += 1
