@@ -109,4 +109,20 @@ package final class LMDBCursor {
     package func deleteCurrent() throws(LMDBError) {
         try lmdbCheck(mdb_cursor_del(handle, 0), "mdb_cursor_del")
     }
+
+    /// Stores a pair after the database's last key (`MDB_APPEND`): no key search, and a full page splits at
+    /// the end, so that ascending inserts leave full pages behind.
+    ///
+    /// Corresponds to `mdb_cursor_put` with `MDB_APPEND`. Not for `MDB_DUPSORT` databases.
+    /// - Returns: `false`, having written nothing, when `key` does not sort after the last key (LMDB's
+    ///   `MDB_KEYEXIST` here says only that; the key may or may not exist).
+    /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `MDB_TXN_FULL`, `EACCES` in a read-only transaction, `EINVAL`).
+    package func append(rawKey: UnsafeRawBufferPointer, rawValue: UnsafeRawBufferPointer) throws(LMDBError) -> Bool {
+        var k = mdbVal(rawKey)
+        var v = mdbVal(rawValue)
+        let rc = mdb_cursor_put(handle, &k, &v, UInt32(MDB_APPEND))
+        if rc == MDB_KEYEXIST { return false }
+        try lmdbCheck(rc, "mdb_cursor_put")
+        return true
+    }
 }

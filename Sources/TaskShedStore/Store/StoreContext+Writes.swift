@@ -75,6 +75,11 @@ extension StoreContext {
         results.reserveCapacity(prepared.count)
         let txn = self.txn
         let tasksDB = dbs.tasks
+        // Generated ids ascend (see RandomSource.taskID), so they are appended to `tasks` (no search, full
+        // pages) while they sort after its last key; once one does not, the rest of the batch inserts normally.
+        let records = try tasksCursor()
+        defer { records.close() }
+        var appendGenerated = true
         for (i, p) in prepared.enumerated() {
             let spec = p.spec
             var id = spec.id ?? random.taskID(now: now)
@@ -89,6 +94,18 @@ extension StoreContext {
             task.encode(into: &value)
             var old: StoredTask?
             while true {
+                if spec.id == nil && appendGenerated {
+                    writes += 1
+                    let result = value.bytes.withUnsafeBytes { v in
+                        withUTF8Bytes(id) { k in
+                            Result { () throws(LMDBError) in try records.append(rawKey: k, rawValue: v) }
+                        }
+                    }
+                    // Appended: the key is above every key, so the id is new.
+                    if try lmdb({ () throws(LMDBError) in try result.get() }) { break }
+                    writes -= 1
+                    appendGenerated = false
+                }
                 let k = Self.idKey(id)
                 let v = value.bytes
                 old = try lmdb { () throws(LMDBError) -> StoredTask? in
