@@ -299,14 +299,12 @@ extension StoreContext {
         return claimed
     }
 
-    /// Loads a task and checks that the lease `(holder, attempt)` is current; with `cursor` (on `tasks`), loads
-    /// through it and leaves it at the record.
-    func leased(_ id: String, attempt: UInt32, holder: UInt64, at cursor: LMDBCursor? = nil) throws(StoreError)
+    /// Loads a task through `cursor` (on `tasks`, left at the record) and checks that the lease
+    /// `(holder, attempt)` is current.
+    func leased(_ id: String, attempt: UInt32, holder: UInt64, at cursor: LMDBCursor) throws(StoreError)
         -> StoredTask
     {
-        let found: StoredTask?
-        if let cursor { found = try load(id, at: cursor) } else { found = try load(id) }
-        guard let task = found else { throw .notFound(id, field: "id") }
+        guard let task = try load(id, at: cursor) else { throw .notFound(id, field: "id") }
         guard task.record.state == .leased, task.holder == holder, task.record.attempt == attempt else {
             throw .leaseLost(id, attempt: attempt)
         }
@@ -334,7 +332,8 @@ extension StoreContext {
     }
 
     mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord? {
-        // One cursor finds the record and deletes or rewrites it: one tree search instead of two.
+        // One cursor finds the record and deletes or rewrites it: one tree search instead of two (likewise in
+        // fail, touch and release).
         let records = try tasksCursor()
         defer { records.close() }
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
@@ -352,7 +351,9 @@ extension StoreContext {
     mutating func fail(id: String, attempt: UInt32, holder: UInt64, error: String, retry: Bool, now: Int64)
         throws(StoreError) -> TaskRecord
     {
-        let old = try leased(id, attempt: attempt, holder: holder)
+        let records = try tasksCursor()
+        defer { records.close() }
+        let old = try leased(id, attempt: attempt, holder: holder, at: records)
         let message = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
         var new: StoredTask
         if let interval = old.record.schedule.intervalMicros {
@@ -367,23 +368,30 @@ extension StoreContext {
         }
         new.record.lastError = message
         new.record.lastFailureAt = now
-        try save(old: old, new: new)
+        try replaceRecord(at: records, new)
+        try save(old: old, new: new, writeRecord: false)
         return new.record
     }
 
     mutating func touch(id: String, attempt: UInt32, holder: UInt64, newDeadline: Int64) throws(StoreError) -> Int64 {
-        let old = try leased(id, attempt: attempt, holder: holder)
+        let records = try tasksCursor()
+        defer { records.close() }
+        let old = try leased(id, attempt: attempt, holder: holder, at: records)
         var new = old
         new.record.leaseDeadline = newDeadline
-        try save(old: old, new: new)
+        try replaceRecord(at: records, new)
+        try save(old: old, new: new, writeRecord: false)
         return newDeadline
     }
 
     mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
-        let old = try leased(id, attempt: attempt, holder: holder)
+        let records = try tasksCursor()
+        defer { records.close() }
+        let old = try leased(id, attempt: attempt, holder: holder, at: records)
         var new = Self.unleased(old, state: .scheduled)
         if new.record.attempt > 0 { new.record.attempt -= 1 }
-        try save(old: old, new: new)
+        try replaceRecord(at: records, new)
+        try save(old: old, new: new, writeRecord: false)
         return new.record
     }
 
