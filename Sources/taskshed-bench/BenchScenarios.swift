@@ -19,10 +19,22 @@ struct ReportOptions: ParsableArguments {
     @Flag(help: "Print the figures as one JSON object per scenario instead of tables.")
     var json = false
 
-    /// Prints a table, or its JSON.
+    @Option(help: ArgumentHelp("Also append each scenario's JSON object (one per line) to this file, so one run "
+        + "gives both the tables and the machine-readable figures.", valueName: "path"))
+    var jsonFile: String?
+
+    /// Prints a table, or its JSON, and appends the JSON to `--json-file` if given.
     func emit(_ table: BenchTable) {
         print(json ? table.json.text : table.text)
         fflush(nil)
+        if let jsonFile {
+            let fd = open(jsonFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            if fd >= 0 {
+                var bytes = Array((table.json.text + "\n").utf8)
+                _ = write(fd, &bytes, bytes.count)
+                close(fd)
+            }
+        }
     }
 }
 
