@@ -215,12 +215,24 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     }
 
     /// Flushes the data file to disk (useful after writes in non-durable mode). Corresponds to `mdb_env_sync`.
-    /// - Throws: `internalError` with the I/O error.
+    ///
+    /// The flush runs outside the store's lock: `mdb_env_sync` is one `fdatasync` of the data file, safe beside
+    /// a transaction on another thread, and it covers every commit that completed before it started. So a caller
+    /// may flush on a helper thread while its own thread keeps reading and writing (the daemon does: its event
+    /// loop must not wait for the disk). The environment object stays alive until the flush returns even if
+    /// `close()` runs meanwhile.
+    /// - Throws: `internalError` with the I/O error, or when the store is closed.
     public func sync() throws(StoreError) {
         mutex.lock()
-        defer { mutex.unlock() }
-        let env = try liveEnvironment()
-        try lmdb { () throws(LMDBError) in try env.sync(force: true) }
+        let live: LMDBEnvironment
+        do {
+            live = try liveEnvironment()
+        } catch {
+            mutex.unlock()
+            throw error
+        }
+        mutex.unlock()
+        try lmdb { () throws(LMDBError) in try live.sync(force: true) }
     }
 
     // MARK: Writes
