@@ -239,6 +239,7 @@ extension Server {
         guard !stagedReleases.isEmpty, let store else { return }
         let releases = stagedReleases
         stagedReleases.removeAll()
+        defer { storeChanged() }
         do {
             try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) in
                 for release in releases {

@@ -227,18 +227,36 @@ extension Server {
                      lag: LagSummary(count: 0, p50: 0, p90: 0, p99: 0, max: 0))
     }
 
+    /// Marks the store as changed: the cached index reads below are stale. Every write goes through here.
+    func storeChanged() {
+        storeGeneration &+= 1
+    }
+
+    /// The earliest lease deadline, read once per store change: the delivery path asks for it several times
+    /// per loop iteration, and only this daemon's writes can change it.
     func storeEarliestLeaseDeadline() -> Int64? {
+        if let cached = cachedLeaseDeadline, cached.generation == storeGeneration { return cached.value }
         do {
-            return try store?.earliestLeaseDeadline()
+            let value = try store?.earliestLeaseDeadline()
+            cachedLeaseDeadline = (storeGeneration, value)
+            return value
         } catch {
             logger.error("cannot read the earliest lease deadline: \(error)")
             return nil
         }
     }
 
+    /// The earliest due time of a callback, read once per store change (see `storeEarliestLeaseDeadline`).
     func storeEarliestRunAt(callback: String) -> Int64? {
+        if cachedRunAtGeneration != storeGeneration {
+            cachedRunAt.removeAll(keepingCapacity: true)
+            cachedRunAtGeneration = storeGeneration
+        }
+        if let cached = cachedRunAt[callback] { return cached }
         do {
-            return try store?.earliestRunAt(callback: callback)
+            let value = try store?.earliestRunAt(callback: callback)
+            cachedRunAt[callback] = .some(value)
+            return value
         } catch {
             logger.error("cannot read the earliest due time", metadata: ["taskshed.callback": "\(callback)",
                                                                          "error": "\(error)"])
@@ -256,6 +274,7 @@ extension Server {
         }
         let leaseDefault = configuration.leaseTimeoutMicros
         let replies: [Message]
+        defer { storeChanged() }
         do {
             replies = try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> [Message] in
                 var replies: [Message] = []
@@ -366,6 +385,7 @@ extension Server {
         -> Result<DispatchOutcome, StoreError>
     {
         guard let store else { return .failure(StoreError(code: .shuttingDown, message: "the store is closed")) }
+        defer { storeChanged() }
         do {
             let outcome = try store.write(isolatingRequests: false, plan)
             hasUnsyncedCommits = true

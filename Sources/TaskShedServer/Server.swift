@@ -41,6 +41,11 @@ public final class Server {
     var syncTimer: CoarseTimer?
     /// Whether commits since the last flush are not on disk yet.
     var hasUnsyncedCommits = false
+    /// Counts store writes; cached index reads of an older generation are stale.
+    var storeGeneration: UInt64 = 0
+    var cachedLeaseDeadline: (generation: UInt64, value: Int64?)?
+    var cachedRunAt: [String: Int64?] = [:]
+    var cachedRunAtGeneration: UInt64 = .max
     /// Whether a background flush is running.
     var isFlushing = false
     /// Replies to durable changes committed after the running flush started: they wait for the next one.

@@ -159,3 +159,30 @@ func startActivated(arguments: [String], environment: [String: String], descript
         #expect(lines.contains { $0.hasPrefix("<5>") && $0.contains("ready") })
     }
 }
+
+@Suite struct SystemdUnitTests {
+    static let canVerify = access("/usr/bin/systemd-analyze", X_OK) == 0
+
+    /// `systemd-analyze verify` on the shipped units, with ExecStart pointed at the binary under test (the
+    /// units name /usr/local/bin/taskshedd, which a test machine does not have).
+    @Test(.enabled(if: canVerify, "needs systemd-analyze"))
+    func shippedUnitsPassSystemdAnalyzeVerify() throws {
+        var components = #filePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        components.removeLast(3)
+        let unitDirectory = components.joined(separator: "/") + "/systemd"
+        let directory = try TemporaryDirectory.create(prefix: "tsu")
+        defer { TemporaryDirectory.remove(directory) }
+        let daemon = try DaemonProcess.executablePath()
+        for unit in ["taskshedd.service", "taskshedd.socket"] {
+            let text = readText(unitDirectory + "/" + unit)
+            #expect(!text.isEmpty, "\(unit) missing")
+            let patched = text.replacing("/usr/local/bin/taskshedd", with: daemon)
+            let fd = open(directory + "/" + unit, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            _ = Array(patched.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        let output = try runHelper(["/usr/bin/systemd-analyze", "verify", "--man=no",
+                                    directory + "/taskshedd.socket", directory + "/taskshedd.service"])
+        #expect(output.isEmpty, "systemd-analyze verify: \(output)")
+    }
+}

@@ -160,4 +160,37 @@ struct AddTests {
         #expect(ids.count == 1000)
         #expect(try store.stats(now: t0).due == 1000)
     }
+
+    @Test func generatedIdsBelowAnExistingIdAreStillInserted() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        // "~" sorts after every hex digit, so generated ids cannot be appended after it.
+        _ = try store.add([spec("~top")], now: t0)
+        let results = try store.add(
+            [spec(nil), spec("explicit"), spec(nil), spec("~top", callback: "other")], onConflict: .keep, now: t0)
+        #expect(results.map(\.outcome) == [.inserted, .inserted, .inserted, .kept])
+        #expect(try store.one("~top")?.callback == "cb")
+        let all = try store.all()
+        #expect(all.count == 4)
+        #expect(Set(all.map(\.id)) == Set(results.map(\.id)))
+        #expect(try store.stats(now: t0).due == 4)
+    }
+
+    @Test func generatedIdCollidingWithAnExistingTaskIsDrawnAgain() throws {
+        let dir = TempDirectory()
+        var first: [String] = []
+        do {
+            let store = try openStore(dir, seed: 42)
+            first = try store.add(Array(repeating: spec(nil, callback: "a"), count: 3), now: t0).map(\.id)
+            store.close()
+        }
+        // Same seed and time: the store draws the same ids again, finds them taken and draws new ones.
+        let store = try openStore(dir, seed: 42)
+        let second = try store.add(Array(repeating: spec(nil, callback: "b"), count: 3), now: t0)
+        #expect(second.allSatisfy { $0.outcome == .inserted })
+        #expect(Set(second.map(\.id)).isDisjoint(with: first))
+        #expect(Set(second.map(\.id)).count == 3)
+        for id in first { #expect(try store.one(id)?.callback == "a") }
+        #expect(try store.all().count == 6)
+    }
 }

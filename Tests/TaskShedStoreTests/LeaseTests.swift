@@ -31,6 +31,21 @@ struct LeaseTests {
         #expect(try store.claim(callbacks: ["c"], max: 0, holder: 1, leaseDeadline: t0, now: t0).isEmpty)
     }
 
+    @Test func claimMergesCallbacksInTimeThenIdOrderOnTies() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add(
+            [
+                spec("m", callback: "a", runAt: t0 - 5), spec("k", callback: "b", runAt: t0 - 5),
+                spec("z", callback: "c", runAt: t0 - 5), spec("b", callback: "a", runAt: t0 - 4),
+                spec("a", callback: "c", runAt: t0 - 4), spec("q", callback: "b", runAt: t0 - 6),
+            ], now: t0 - 100)
+        let first = try store.claim(callbacks: ["a", "b", "c"], max: 4, holder: 1, leaseDeadline: t0 + 9, now: t0)
+        #expect(first.map(\.id) == ["q", "k", "m", "z"])
+        let second = try store.claim(callbacks: ["c", "a"], max: 4, holder: 1, leaseDeadline: t0 + 9, now: t0)
+        #expect(second.map(\.id) == ["a", "b"])
+    }
+
     @Test func ackRemovesAOneOffTask() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

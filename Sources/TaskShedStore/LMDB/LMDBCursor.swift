@@ -77,4 +77,52 @@ package final class LMDBCursor {
         try lmdbCheck(rc, "mdb_cursor_get")
         return (bytes(of: k), bytes(of: v))
     }
+
+    /// Positions exactly at `key` (`MDB_SET_KEY`), with the key given as raw bytes.
+    ///
+    /// Corresponds to `mdb_cursor_get`.
+    /// - Returns: The entry, or `nil` when the key is absent.
+    /// - Throws: `LMDBError` (`EINVAL`).
+    package func seek(exactRawKey key: UnsafeRawBufferPointer) throws(LMDBError) -> Entry? {
+        var k = mdbVal(key)
+        var v = MDB_val()
+        let rc = mdb_cursor_get(handle, &k, &v, MDB_SET_KEY)
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_cursor_get")
+        return (bytes(of: k), bytes(of: v))
+    }
+
+    /// Replaces the value of the entry the cursor is at (`MDB_CURRENT`; the size may change). `key` must be that
+    /// entry's key. Saves the tree search a `put` would make.
+    ///
+    /// Corresponds to `mdb_cursor_put` with `MDB_CURRENT`. Not for `MDB_DUPSORT` databases.
+    /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `MDB_TXN_FULL`, `EACCES` in a read-only transaction, `EINVAL` when
+    ///   the cursor is not positioned).
+    package func replaceCurrent(rawKey: UnsafeRawBufferPointer, rawValue: UnsafeRawBufferPointer) throws(LMDBError) {
+        var k = mdbVal(rawKey)
+        var v = mdbVal(rawValue)
+        try lmdbCheck(mdb_cursor_put(handle, &k, &v, UInt32(MDB_CURRENT)), "mdb_cursor_put")
+    }
+
+    /// Deletes the entry the cursor is at. Corresponds to `mdb_cursor_del` (flags 0).
+    /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `EACCES`, `EINVAL` when the cursor is not positioned).
+    package func deleteCurrent() throws(LMDBError) {
+        try lmdbCheck(mdb_cursor_del(handle, 0), "mdb_cursor_del")
+    }
+
+    /// Stores a pair after the database's last key (`MDB_APPEND`): no key search, and a full page splits at
+    /// the end, so that ascending inserts leave full pages behind.
+    ///
+    /// Corresponds to `mdb_cursor_put` with `MDB_APPEND`. Not for `MDB_DUPSORT` databases.
+    /// - Returns: `false`, having written nothing, when `key` does not sort after the last key (LMDB's
+    ///   `MDB_KEYEXIST` here says only that; the key may or may not exist).
+    /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `MDB_TXN_FULL`, `EACCES` in a read-only transaction, `EINVAL`).
+    package func append(rawKey: UnsafeRawBufferPointer, rawValue: UnsafeRawBufferPointer) throws(LMDBError) -> Bool {
+        var k = mdbVal(rawKey)
+        var v = mdbVal(rawValue)
+        let rc = mdb_cursor_put(handle, &k, &v, UInt32(MDB_APPEND))
+        if rc == MDB_KEYEXIST { return false }
+        try lmdbCheck(rc, "mdb_cursor_put")
+        return true
+    }
 }

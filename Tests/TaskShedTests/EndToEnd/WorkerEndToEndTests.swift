@@ -130,14 +130,16 @@ struct WorkerEndToEndTests {
     }
 
     @Test func aCallbackRunningThreeLeasesLongIsNotRedelivered() async throws {
-        let daemon = try DaemonProcess(arguments: ["--lease-timeout", "1s"])
+        // A 2 s lease (the worker touches every ~0.67 s) leaves the touches 1.3 s of slack on a loaded CI
+        // machine; the callback runs three lease lengths.
+        let daemon = try DaemonProcess(arguments: ["--lease-timeout", "2s"])
         let scheduler = Scheduler(socketPath: daemon.socketPath)
         let runs = RunLog()
         let worker = try EventDrivenWorker(
             callbackMap: [
                 "long": { task in
                     runs.record(task)
-                    try await Task.sleep(for: .seconds(3))
+                    try await Task.sleep(for: .seconds(6))
                 }
             ], socketPath: daemon.socketPath, concurrency: 4)
         try await worker.start()
