@@ -34,6 +34,7 @@ public final class BenchDaemon {
             throw BenchError.errno("mkdtemp")
         }
         runDirectory = String(cString: made)
+        InterruptCleanup.register(directory: runDirectory)
         socketPath = runDirectory + "/d.sock"
         dataDirectory = runDirectory + "/data"
         logPath = runDirectory + "/daemon.log"
@@ -42,6 +43,7 @@ public final class BenchDaemon {
             _ = try start(waitForNextWakeup: false)
         } catch {
             Self.removeTree(runDirectory)
+            InterruptCleanup.unregister(directory: runDirectory)
             throw error
         }
     }
@@ -120,6 +122,7 @@ public final class BenchDaemon {
     public func close() {
         stop()
         Self.removeTree(runDirectory)
+        InterruptCleanup.unregister(directory: runDirectory)
     }
 
     /// Opens a raw connection and performs the handshake.

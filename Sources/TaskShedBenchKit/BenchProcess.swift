@@ -155,6 +155,7 @@ public final class BenchProcess: @unchecked Sendable {
             throw BenchError("posix_spawn \(executable) failed: \(String(cString: strerror(status)))")
         }
         pid = child
+        InterruptCleanup.register(child: child)
     }
 
     deinit {
@@ -180,6 +181,7 @@ public final class BenchProcess: @unchecked Sendable {
             if errno != EINTR { break }
         }
         waitStatus = status
+        InterruptCleanup.unregister(child: pid)
         return Self.exitCode(status)
     }
 
@@ -194,6 +196,7 @@ public final class BenchProcess: @unchecked Sendable {
             let result = waitpid(pid, &status, WNOHANG)
             if result == pid {
                 waitStatus = status
+                InterruptCleanup.unregister(child: pid)
                 return Self.exitCode(status)
             }
             if result < 0 && errno != EINTR { return nil }
@@ -208,6 +211,7 @@ public final class BenchProcess: @unchecked Sendable {
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid {
             waitStatus = status
+            InterruptCleanup.unregister(child: pid)
             return false
         }
         return true

@@ -29,6 +29,7 @@ struct AllCommand: ParsableCommand {
     @OptionGroup var report: ReportOptions
 
     func run() throws {
+        InterruptCleanup.install()
         let workerNames = workers.split(separator: ",").map(String.init)
         report.emit(try LagCommand.measure(count: lagCount, seconds: lagSeconds, polling: nil, workers: workerNames,
                                            floor: true, seed: 7, daemonArguments: daemon.arguments))

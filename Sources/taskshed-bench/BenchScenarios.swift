@@ -62,6 +62,7 @@ struct FloorCommand: ParsableCommand {
     }
 
     func run() throws {
+        InterruptCleanup.install()
         let floor = try FloorBenchmark.run(count: count, seconds: seconds, seed: seed)
         report.emit(LagTable.make(title: "floor", runs: [floor], floor: nil,
                                   notes: ["\(count) deadlines over \(formatDecimal(seconds, digits: 1)) s"],

@@ -47,6 +47,7 @@ struct LagCommand: ParsableCommand {
     var workerNames: [String] { workers.split(separator: ",").map { String($0) } }
 
     func run() throws {
+        InterruptCleanup.install()
         report.emit(try Self.measure(count: count, seconds: seconds, polling: polling, workers: workerNames,
                                      floor: !noFloor, seed: seed, daemonArguments: daemon.arguments))
     }

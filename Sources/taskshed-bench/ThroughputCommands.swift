@@ -46,6 +46,7 @@ struct AddCommand: ParsableCommand {
     }
 
     func run() throws {
+        InterruptCleanup.install()
         report.emit(try Self.measure(sequential: sequential, clients: clients, perClient: perClient, batch: batch,
                                      daemonArguments: daemon.arguments))
     }
@@ -123,6 +124,7 @@ struct DrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        InterruptCleanup.install()
         let daemon = try BenchDaemon(arguments: self.daemon.arguments)
         defer { daemon.close() }
         report.emit(DrainBenchmark.table(try DrainBenchmark.run(daemon: daemon, count: tasks, workers: workers,
@@ -182,6 +184,7 @@ struct ScaleCommand: ParsableCommand {
     }
 
     func run() throws {
+        InterruptCleanup.install()
         var config = ScaleBenchmark.Config(pending: tenMillion ? 10_000_000 : pending)
         config.drainTasks = drainTasks
         config.batchAdd = batchAdd
