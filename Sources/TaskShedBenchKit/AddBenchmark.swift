@@ -43,9 +43,12 @@ public enum AddBenchmark {
     ///   - daemon: The daemon.
     ///   - clients: Client processes.
     ///   - perClient: Adds per client.
+    ///   - library: Clients use `import TaskShed`'s `Scheduler.addTask` instead of raw frames.
     /// - Returns: The figure (from the common start to the last reply of any client).
     /// - Throws: `BenchError` when a client fails.
-    public static func concurrent(daemon: BenchDaemon, clients: Int, perClient: Int) throws -> RateFigure {
+    public static func concurrent(daemon: BenchDaemon, clients: Int, perClient: Int, library: Bool = false) throws
+        -> RateFigure
+    {
         var helpers: [HelperProcesses.Helper] = []
         var reports: [String] = []
         for index in 0..<clients {
@@ -53,7 +56,7 @@ public enum AddBenchmark {
             reports.append(report)
             helpers.append(try HelperProcesses.spawnControlled(
                 ["_add-client", "--socket", daemon.socketPath, "--count", "\(perClient)", "--seed", "\(index + 100)",
-                 "--output", report],
+                 "--output", report] + (library ? ["--library"] : []),
                 logPath: daemon.runDirectory + "/add-client.log"))
         }
         for helper in helpers { helper.go() }
@@ -75,7 +78,8 @@ public enum AddBenchmark {
             first = min(first, record[1])
             last = max(last, record[2])
         }
-        return RateFigure(name: "single, \(clients) clients, concurrent", tasks: total, nanos: last - first,
+        return RateFigure(name: "single, \(clients) clients, concurrent" + (library ? ", TaskShed Scheduler" : ""),
+                          tasks: total, nanos: last - first,
                           detail: "\(clients) processes x \(perClient), one request in flight each")
     }
 

@@ -60,6 +60,7 @@ struct AddCommand: ParsableCommand {
         let figures = [
             try AddBenchmark.sequential(daemon: daemon, count: sequential),
             try AddBenchmark.concurrent(daemon: daemon, clients: clients, perClient: perClient),
+            try AddBenchmark.concurrent(daemon: daemon, clients: clients, perClient: perClient, library: true),
             try AddBenchmark.batch(daemon: daemon, count: batch),
         ]
         let fsyncAfter = try MachineFacts.fdatasyncMicros(directory: daemon.runDirectory)
@@ -90,10 +91,13 @@ struct AddClientCommand: ParsableCommand {
     @Option var count: Int
     @Option var seed: UInt64
     @Option var output: String
+    @Flag var library = false
 
     func run() throws {
-        try HelperProcesses.writeFile(try AddBenchmark.clientProcess(socketPath: socket, count: count, seed: seed),
-                                      to: output)
+        let line = library
+            ? try ClientAddProcess.run(socketPath: socket, count: count, seed: seed)
+            : try AddBenchmark.clientProcess(socketPath: socket, count: count, seed: seed)
+        try HelperProcesses.writeFile(line, to: output)
     }
 }
 

@@ -94,12 +94,12 @@ import Testing
         for run in all { expectComplete(run, count: 20) }
     }
 
-    @Test func addReportsThreeRates() throws {
+    @Test func addReportsFourRates() throws {
         let objects = try run(["add", "--sequential", "20", "--clients", "3", "--per-client", "10", "--batch", "500"])
         let object = try #require(objects.first)
-        #expect(figures(object).count == 3)
-        #expect(figures(object).map { $0["tasks"] as? Int } == [20, 30, 500])
-        expectRates(object, rows: 3)
+        #expect(figures(object).count == 4)
+        #expect(figures(object).map { $0["tasks"] as? Int } == [20, 30, 30, 500])
+        expectRates(object, rows: 4)
     }
 
     @Test func drainAcknowledgesEveryTaskAndReportsCPU() throws {
