@@ -47,7 +47,8 @@ public struct Pause: ClientCommand {
     public static let configuration = CommandConfiguration(
         abstract: "Pause tasks: they do not run until resumed.",
         discussion: """
-            Prints how many tasks changed (already paused ones do not count). Exits with status 66 when none of \
+            Prints how many of the named tasks exist and are not dead-lettered (a task that was already paused \
+            counts; its paused-at time is kept). Exits with status 66 when none of \
             the given ids exists.
 
             Examples:
