@@ -114,6 +114,19 @@ public enum StoreBenchmarks {
     }
 
     /// Removes a store directory's files.
+    /// A fresh store at `path` holding `config.claimAckTasks` tasks due over the past hour: the starting point
+    /// of the claim + ack scenarios. Returns the store and the wall-clock time the tasks were added at.
+    static func storeOfDueTasks(_ config: Config, path: String, order: TimeOrder) throws -> (LMDBTaskStore, Int64) {
+        removeStore(path)
+        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
+        var random = SystemRandomNumberGenerator()
+        let now = BenchClock.wallMicros()
+        _ = try store.add(
+            specs(config.claimAckTasks, base: now - 3_600_000_000, spread: 3_600_000_000, order: order, random: &random),
+            now: now)
+        return (store, now)
+    }
+
     static func removeStore(_ path: String) {
         for name in ["data.mdb", "lock.mdb", "taskshed.lock"] { unlink(path + "/" + name) }
         rmdir(path)
@@ -168,14 +181,8 @@ public enum StoreBenchmarks {
     /// ack an isolated nested request, as the daemon does).
     public static func claimAck(_ config: Config, order: TimeOrder, isolatedAcks: Bool = true) throws -> BenchResult {
         let path = config.directory + "/claim-ack"
-        removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
-        var random = SystemRandomNumberGenerator()
-        let now = BenchClock.wallMicros()
-        _ = try store.add(
-            specs(config.claimAckTasks, base: now - 3_600_000_000, spread: 3_600_000_000, order: order, random: &random),
-            now: now)
+        let (store, now) = try storeOfDueTasks(config, path: path, order: order)
         var done = 0
         var claims = 0
         let start = BenchClock.nanos()
@@ -216,14 +223,8 @@ public enum StoreBenchmarks {
     /// (each ack an isolated request) and claims the next batch, so one commit serves both.
     public static func pipelinedClaimAck(_ config: Config, order: TimeOrder) throws -> BenchResult {
         let path = config.directory + "/claim-ack-pipelined"
-        removeStore(path)
         defer { removeStore(path) }
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
-        var random = SystemRandomNumberGenerator()
-        let now = BenchClock.wallMicros()
-        _ = try store.add(
-            specs(config.claimAckTasks, base: now - 3_600_000_000, spread: 3_600_000_000, order: order, random: &random),
-            now: now)
+        let (store, now) = try storeOfDueTasks(config, path: path, order: order)
         var done = 0
         var commits = 0
         var pending: [TaskRecord] = []
