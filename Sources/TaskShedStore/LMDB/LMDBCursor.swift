@@ -104,6 +104,30 @@ package final class LMDBCursor {
         try lmdbCheck(mdb_cursor_put(handle, &k, &v, UInt32(MDB_CURRENT)), "mdb_cursor_put")
     }
 
+    /// Stores a pair (replacing the key's value) and leaves the cursor at it.
+    ///
+    /// Corresponds to `mdb_cursor_put` with flags 0. Not for `MDB_DUPSORT` databases.
+    /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `MDB_TXN_FULL`, `EACCES` in a read-only transaction, `EINVAL`).
+    package func put(rawKey: UnsafeRawBufferPointer, rawValue: UnsafeRawBufferPointer) throws(LMDBError) {
+        var k = mdbVal(rawKey)
+        var v = mdbVal(rawValue)
+        try lmdbCheck(mdb_cursor_put(handle, &k, &v, 0), "mdb_cursor_put")
+    }
+
+    /// Positions at the first key >= `key` (`MDB_SET_RANGE`), with the key given as raw bytes.
+    ///
+    /// Corresponds to `mdb_cursor_get`.
+    /// - Returns: The entry, or `nil` when every key is smaller.
+    /// - Throws: `LMDBError` (`EINVAL`).
+    package func seek(atLeastRawKey key: UnsafeRawBufferPointer) throws(LMDBError) -> Entry? {
+        var k = mdbVal(key)
+        var v = MDB_val()
+        let rc = mdb_cursor_get(handle, &k, &v, MDB_SET_RANGE)
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_cursor_get")
+        return (bytes(of: k), bytes(of: v))
+    }
+
     /// Deletes the entry the cursor is at. Corresponds to `mdb_cursor_del` (flags 0).
     /// - Throws: `LMDBError` (`MDB_MAP_FULL`, `EACCES`, `EINVAL` when the cursor is not positioned).
     package func deleteCurrent() throws(LMDBError) {

@@ -21,6 +21,8 @@ struct ByteSink {
 
     @inline(__always) mutating func u64LE(_ v: UInt64) { word(v.littleEndian) }
 
+    @inline(__always) mutating func u32BE(_ v: UInt32) { word(v.bigEndian) }
+
     /// Appends the bytes of `v` as they are in memory. Typed `UInt8` elements take the array's memcpy fast path;
     /// appending the raw bytes went through the generic sequence path (~100 instructions per word).
     @inline(__always) private mutating func word<T: FixedWidthInteger>(_ v: T) {
@@ -78,6 +80,12 @@ struct ByteSource {
         guard remaining >= 4 else { return nil }
         defer { offset += 4 }
         return UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    @inline(__always) mutating func u32BE() -> UInt32? {
+        guard remaining >= 4 else { return nil }
+        defer { offset += 4 }
+        return UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
     @inline(__always) mutating func u64LE() -> UInt64? {

@@ -14,7 +14,7 @@ import TaskShedProtocol
 ///   thread. Writes are serialised; keep `write` bodies short.
 public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The on-disk schema version this build reads and writes.
-    public static let schemaVersion: UInt32 = 1
+    public static let schemaVersion: UInt32 = 2
 
     /// The store directory.
     public let directory: String
@@ -75,10 +75,9 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         self.directoryLock = lock
     }
 
-    /// The names of the store's databases, in `StoreDatabases` order.
-    private static let databaseNames: [(name: String, dupSort: Bool)] = [
-        ("meta", false), ("tasks", false), ("wake", false), ("callback_due", true), ("paused", false),
-        ("leases", false), ("dead", false), ("groups", false), ("counts", false),
+    /// The names of the store's databases after `meta`, in `StoreDatabases` order.
+    private static let databaseNames = [
+        "tasks", "wake", "callback_wake", "callback_numbers", "paused", "leases", "dead", "groups", "counts",
     ]
 
     /// Opens the databases: in a read-only transaction when the store exists (no write, no fsync: opening a
@@ -96,37 +95,47 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     {
         let txn = try lmdb { () throws(LMDBError) in try LMDBTransaction(environment: env, readOnly: !create) }
         do throws(StoreError) {
-            var handles: [LMDBDatabase] = []
-            for (name, dup) in databaseNames {
-                var flags: LMDBDatabase.Flags = dup ? [.dupSort] : []
-                if create { flags.insert(.create) }
-                let opened = try lmdb { () throws(LMDBError) in try txn.openDatabase(name, flags: flags) }
-                guard let db = opened else {
-                    txn.abort()
-                    return nil
-                }
-                handles.append(db)
+            let flags: LMDBDatabase.Flags = create ? [.create] : []
+            guard let meta = try lmdb({ () throws(LMDBError) in try txn.openDatabase("meta", flags: flags) }) else {
+                txn.abort()
+                return nil
             }
-            let dbs = StoreDatabases(
-                meta: handles[0], tasks: handles[1], wake: handles[2], callbackDue: handles[3], paused: handles[4],
-                leases: handles[5], dead: handles[6], groups: handles[7], counts: handles[8])
-            if let raw = try lmdb({ () throws(LMDBError) in try txn.get(dbs.meta, key: schemaKey) }) {
+            // The version is checked before any other database is opened: another version may have databases
+            // of the same name with other flags (version 1's `callback_due` was `MDB_DUPSORT`).
+            let stored = try lmdb { () throws(LMDBError) in try txn.get(meta, key: schemaKey) }
+            if let raw = stored {
                 var s = ByteSource(raw)
                 let found = s.u32LE()
                 guard let found, found == schemaVersion else {
                     throw StoreError(
                         code: .internalError, field: "schema_version",
                         message: "the store in \(directory) has schema version \(found.map(String.init) ?? "?"); "
-                            + "this build reads version \(schemaVersion)")
+                            + "this build reads version \(schemaVersion) and does not convert stores "
+                            + "(see LAYOUT.md: re-add the tasks to a new store)")
                 }
-            } else if create {
+            } else if !create {
+                txn.abort()
+                return nil
+            }
+            var handles: [LMDBDatabase] = []
+            for name in databaseNames {
+                let opened = try lmdb { () throws(LMDBError) in try txn.openDatabase(name, flags: flags) }
+                guard let db = opened else {
+                    throw StoreError(
+                        code: .internalError, field: "schema_version",
+                        message: "the store in \(directory) has schema version \(schemaVersion) but no \"\(name)\" database")
+                }
+                handles.append(db)
+            }
+            let dbs = StoreDatabases(
+                meta: meta, tasks: handles[0], wake: handles[1], callbackWake: handles[2],
+                callbackNumbers: handles[3], paused: handles[4], leases: handles[5], dead: handles[6],
+                groups: handles[7], counts: handles[8])
+            if stored == nil {
                 var sink = ByteSink(capacity: 4)
                 sink.u32LE(schemaVersion)
                 let v = sink.bytes
                 try lmdb { () throws(LMDBError) in try txn.put(dbs.meta, key: schemaKey, value: v) }
-            } else {
-                txn.abort()
-                return nil
             }
             // Committing (also the read-only transaction) keeps the database handles open for the environment.
             try lmdb { () throws(LMDBError) in try txn.commit() }
@@ -198,7 +207,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         try read { (ctx, _) throws(StoreError) in try ctx.firstTime(ctx.dbs.wake) }
     }
 
-    /// See `TaskStore.earliestRunAt(callback:)`. One cursor seek on the `callback_due` index.
+    /// See `TaskStore.earliestRunAt(callback:)`. One lookup in `callback_numbers` and one cursor seek on the
+    /// `callback_wake` index.
     public func earliestRunAt(callback: String) throws(StoreError) -> Int64? {
         try read { (ctx, _) throws(StoreError) in try ctx.earliestRunAt(callback: callback) }
     }
@@ -282,6 +292,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
                 do throws(StoreError) {
                     let value = try outcome.get()
                     if let poison = batch.poisoned { throw poison }
+                    try batch.context.flushIndexes()
                     try batch.context.flushCounts()
                     try lmdb { () throws(LMDBError) in try top.commit() }
                     if usedHeadroom {

@@ -49,7 +49,9 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         guard isolating && mode != .normal else {
             let writesBefore = context.writes
             do throws(StoreError) {
-                return try op(&context)
+                let result = try op(&context)
+                try context.flushIndexes()
+                return result
             } catch {
                 if error.isMapFull {
                     mapFullHit = true
@@ -67,6 +69,7 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         var ctx = StoreContext(txn: child, dbs: context.dbs, options: context.options, random: context.random)
         do throws(StoreError) {
             let result = try op(&ctx)
+            try ctx.flushIndexes()
             try ctx.flushCounts()
             try lmdb { () throws(LMDBError) in try child.commit() }
             return result

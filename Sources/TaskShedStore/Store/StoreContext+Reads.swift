@@ -9,8 +9,8 @@ private final class PositionStream {
     enum Source {
         /// A time-keyed index (`time ++ id` keys).
         case index(LMDBCursor)
-        /// The values of one key of `callbackDue`.
-        case dups(LMDBCursor)
+        /// The entries of one callback number in `callback_wake`.
+        case callback(LMDBCursor, UInt32)
         /// Positions already collected and sorted.
         case memory([(Int64, String)], Int)
     }
@@ -22,26 +22,26 @@ private final class PositionStream {
 
     func close() {
         switch source {
-        case .index(let c), .dups(let c): c.close()
+        case .index(let c), .callback(let c, _): c.close()
         case .memory: break
         }
     }
 
-    func set(_ entry: LMDBCursor.Entry?, valueIsPosition: Bool) throws(StoreError) {
+    func set(_ entry: LMDBCursor.Entry?) throws(StoreError) {
         guard let entry else {
             head = nil
             return
         }
-        guard let p = StoreContext.decodeTimeID(valueIsPosition ? entry.value : entry.key) else {
-            throw .corrupt("index key")
-        }
+        guard let p = StoreContext.decodeTimeID(entry.key) else { throw .corrupt("index key") }
         head = p
     }
 
     func advance() throws(StoreError) {
         switch source {
-        case .index(let c): try set(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }, valueIsPosition: false)
-        case .dups(let c): try set(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT_DUP) }, valueIsPosition: true)
+        case .index(let c): try set(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) })
+        case .callback(let c, let n):
+            let next = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
+            head = try StoreContext.decodeCallbackEntry(next, n)
         case .memory(let items, let i):
             source = .memory(items, i + 1)
             head = i + 1 < items.count ? items[i + 1] : nil
@@ -88,6 +88,7 @@ extension StoreContext {
 
     func list(filter: TaskFilter, limit: Int, cursor: [UInt8]?, now: Int64) throws(StoreError) -> TaskPage {
         guard limit > 0 else { throw .invalid("limit", "limit must be at least 1") }
+        try flushIndexes()
         let after = try cursor.map { (c) throws(StoreError) in try Self.decodeCursor(c) }
         var lower = filter.dueAfter ?? .min
         var upper: Int64? = filter.dueBefore
@@ -152,16 +153,20 @@ extension StoreContext {
             let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
             let s = PositionStream(source: .index(c))
             streams.append(s)
-            try s.set(try lmdb { () throws(LMDBError) in try c.seek(start) }, valueIsPosition: false)
+            try s.set(try lmdb { () throws(LMDBError) in try c.seek(start) })
         }
 
         let state = filter.state
         if let callback = filter.callback, state == .due || state == .pending {
-            let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: dbs.callbackDue) }
-            let s = PositionStream(source: .dups(c))
-            streams.append(s)
-            let k = Array(callback.utf8)
-            try s.set(try lmdb { () throws(LMDBError) in try c.seek(k, valueAtLeast: start) }, valueIsPosition: true)
+            // A callback that was never numbered has no scheduled task: no stream, an empty page.
+            if let n = try callbackNumber(callback, create: false) {
+                try flushIndexes()
+                let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: dbs.callbackWake) }
+                let s = PositionStream(source: .callback(c, n))
+                streams.append(s)
+                let first: (Int64, String) = if let after, after.0 >= lower { after } else { (lower, "") }
+                s.head = try Self.callbackEntry(c, n, after: first)
+            }
         } else {
             if state == nil || state == .due || state == .pending { try openIndex(dbs.wake) }
             if state == nil || state == .paused { try openIndex(dbs.paused) }
@@ -213,19 +218,19 @@ extension StoreContext {
         var totals = CallbackCounts()
         var dueTotal: UInt64 = 0
         var callbacks: [StoreCallbackStats] = []
-        try withCursor(dbs.callbackDue) { (c) throws(StoreError) in
+        try withCursor(dbs.callbackWake) { (c) throws(StoreError) in
             for (name, counts) in perCallback {
                 totals.add(counts)
-                // Due tasks are counted by walking the callback's due list up to now: O(due tasks).
+                // Due tasks are counted by walking the callback's part of `callback_wake` up to now: O(due tasks).
                 var due: UInt64 = 0
                 if counts.scheduled > 0 {
-                    let k = Array(name.utf8)
-                    var entry = try lmdb { () throws(LMDBError) in try c.seek(k, exact: true) }
-                    while let e = entry {
-                        guard let t = decodeTimeKey(e.value) else { throw .corrupt("due index value") }
-                        if t > now { break }
+                    guard let n = try callbackNumber(name, create: false) else {
+                        throw .corrupt("no number for callback \"\(name)\" with scheduled tasks")
+                    }
+                    var entry = try Self.firstCallbackEntry(c, n)
+                    while let (t, _) = entry, t <= now {
                         due += 1
-                        entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT_DUP) }
+                        entry = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }, n)
                     }
                 }
                 dueTotal += due

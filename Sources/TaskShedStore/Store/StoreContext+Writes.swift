@@ -167,9 +167,11 @@ extension StoreContext {
             let txn = self.txn
             let count = try lmdb { () throws(LMDBError) in try txn.entryCount(dbs.tasks) }
             writes += 1
+            pending.discard()
             for db in dbs.taskDatabases {
                 try lmdb { () throws(LMDBError) in try txn.empty(db) }
             }
+            numbers.removeAll()
             deltas.removeAll()
             return count
         }
@@ -214,31 +216,34 @@ extension StoreContext {
 
         // Phase 1: merge the callbacks' due lists (each sorted by time, id) and pick the earliest `max` that are
         // due. Phase 2 changes them; nothing is written while cursors walk the index.
-        let picked = try withCursor(dbs.callbackDue) { (cursor) throws(StoreError) -> [String] in
+        let picked = try withCursor(dbs.callbackWake) { (cursor) throws(StoreError) -> [String] in
             let txn = self.txn
-            let db = dbs.callbackDue
+            let db = dbs.callbackWake
             var cursors: [LMDBCursor] = [cursor]
             defer { for c in cursors.dropFirst() { c.close() } }
             // The lists' heads as parallel arrays (time, id, whether the list has one left): the merge loop
             // compares plain integers and touches an id only on a time tie, where copying optional
             // (time, id, callback) tuples cost about 3,000 instructions of reference counting per claimed task.
+            var numbers: [UInt32] = []
             var times: [Int64] = []
             var ids: [String] = []
             var alive: [Bool] = []
+            numbers.reserveCapacity(unique.count)
             times.reserveCapacity(unique.count)
             ids.reserveCapacity(unique.count)
             alive.reserveCapacity(unique.count)
-            for (n, name) in unique.enumerated() {
+            for name in unique {
+                // A callback without a number has never had a scheduled task: nothing to claim.
+                guard let n = try callbackNumber(name, create: false) else { continue }
                 let c: LMDBCursor
-                if n == 0 {
+                if numbers.isEmpty {
                     c = cursor
                 } else {
                     c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
                     cursors.append(c)
                 }
-                let k = Array(name.utf8)
-                if let e = try lmdb({ () throws(LMDBError) in try c.seek(k, exact: true) }) {
-                    guard let (t, id) = Self.decodeTimeID(e.value) else { throw .corrupt("due index value") }
+                numbers.append(n)
+                if let (t, id) = try Self.firstCallbackEntry(c, n) {
                     times.append(t)
                     ids.append(id)
                     alive.append(true)
@@ -262,8 +267,8 @@ extension StoreContext {
                 guard best >= 0, times[best] <= now else { break }
                 out.append(ids[best])
                 let c = cursors[best]
-                if let e = try lmdb({ () throws(LMDBError) in try c.move(MDB_NEXT_DUP) }) {
-                    guard let (t, id) = Self.decodeTimeID(e.value) else { throw .corrupt("due index value") }
+                let next = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
+                if let (t, id) = try Self.decodeCallbackEntry(next, numbers[best]) {
                     times[best] = t
                     ids[best] = id
                 } else {

@@ -6,7 +6,8 @@ struct StoreDatabases {
     let meta: LMDBDatabase
     let tasks: LMDBDatabase
     let wake: LMDBDatabase
-    let callbackDue: LMDBDatabase
+    let callbackWake: LMDBDatabase
+    let callbackNumbers: LMDBDatabase
     let paused: LMDBDatabase
     let leases: LMDBDatabase
     let dead: LMDBDatabase
@@ -14,7 +15,22 @@ struct StoreDatabases {
     let counts: LMDBDatabase
 
     /// Every database holding tasks or indexes (all but `meta`).
-    var taskDatabases: [LMDBDatabase] { [tasks, wake, callbackDue, paused, leases, dead, groups, counts] }
+    var taskDatabases: [LMDBDatabase] {
+        [tasks, wake, callbackWake, callbackNumbers, paused, leases, dead, groups, counts]
+    }
+
+    /// The database of a secondary index.
+    @inline(__always)
+    func index(_ kind: IndexKind) -> LMDBDatabase {
+        switch kind {
+        case .wake: return wake
+        case .callbackWake: return callbackWake
+        case .paused: return paused
+        case .leases: return leases
+        case .dead: return dead
+        case .groups: return groups
+        }
+    }
 }
 
 /// Per-callback counters, stored in the `counts` database and adjusted in the transaction that changes tasks.
@@ -226,13 +242,15 @@ struct StoreContext {
     let dbs: StoreDatabases
     let options: StoreOptions
     let random: RandomSource
-    var key = ByteSink(capacity: 520)
-    var aux = ByteSink(capacity: 520)
     var value = ByteSink(capacity: 512)
     /// Counter changes not yet written to `counts` (flushed once per transaction, not once per task).
     var deltas = CountDeltas()
     /// Counts writes made through this context: a request that fails after writing cannot be undone alone.
     var writes = 0
+    /// Index changes of the current operation, applied at its end (`flushIndexes`).
+    let pending = IndexWriteBuffer()
+    /// Callback numbers looked up or assigned in this transaction (see `callbackNumber`).
+    let numbers = CallbackNumberCache()
 
     init(txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource) {
         self.txn = txn
@@ -245,24 +263,7 @@ struct StoreContext {
 
     static func idKey(_ id: String) -> [UInt8] { Array(id.utf8) }
 
-    /// `time(8) ++ id` into `sink`.
-    @inline(__always)
-    static func timeIDKey(_ sink: inout ByteSink, _ time: Int64, _ id: String) {
-        sink.reset()
-        sink.timeKey(time)
-        sink.raw(id)
-    }
-
-    /// `len(1) ++ group ++ id` into `sink`.
-    @inline(__always)
-    static func groupKey(_ sink: inout ByteSink, _ group: String, _ id: String) {
-        sink.reset()
-        sink.u8(UInt8(group.utf8.count))
-        sink.raw(group)
-        sink.raw(id)
-    }
-
-    /// Decodes `time ++ id` (an index key, or a `callbackDue` value).
+    /// Decodes `time ++ id` (a time-keyed index's key).
     static func decodeTimeID(_ bytes: UnsafeRawBufferPointer) -> (Int64, String)? {
         var s = ByteSource(bytes)
         guard let t = s.timeKey() else { return nil }
@@ -351,77 +352,65 @@ struct StoreContext {
 
         let was = Self.indexSlots(old)
         let will = Self.indexSlots(new)
+        let pending = self.pending
 
-        // Unpaused scheduled tasks: `wake` (time, id) and `callbackDue` callback -> (time, id).
+        // Unpaused scheduled tasks: `wake` (time, id) and `callback_wake` (callback number, time, id).
         let oldWake = was.wake
         let newWake = will.wake
         if oldWake != newWake || (oldWake != nil && old?.record.callback != new?.record.callback) {
-            let wake = dbs.wake
-            let due = dbs.callbackDue
             if let t = oldWake, let old {
-                Self.timeIDKey(&key, t, id)
-                let result = key.bytes.withUnsafeBytes { k in
-                    withUTF8Bytes(old.record.callback) { cb in
-                        Result { () throws(LMDBError) in
-                            _ = try txn.delete(wake, rawKey: k, rawValue: nil)
-                            _ = try txn.delete(due, rawKey: cb, rawValue: k)
-                        }
-                    }
+                guard let n = try callbackNumber(old.record.callback, create: false) else {
+                    throw .corrupt("no number for callback \"\(old.record.callback)\" of a scheduled task")
                 }
-                try lmdb { () throws(LMDBError) in try result.get() }
+                timeIndex(.wake, put: false, t, id)
+                callbackIndex(put: false, n, t, id)
             }
             if let t = newWake, let new {
-                Self.timeIDKey(&key, t, id)
-                let result = key.bytes.withUnsafeBytes { k in
-                    withUTF8Bytes(new.record.callback) { cb in
-                        Result { () throws(LMDBError) in
-                            try txn.put(wake, rawKey: k, rawValue: UnsafeRawBufferPointer(start: nil, count: 0))
-                            try txn.put(due, rawKey: cb, rawValue: k)
-                        }
-                    }
+                guard let n = try callbackNumber(new.record.callback, create: true) else {
+                    throw .corrupt("cannot number callback \"\(new.record.callback)\"")
                 }
-                try lmdb { () throws(LMDBError) in try result.get() }
+                timeIndex(.wake, put: true, t, id)
+                callbackIndex(put: true, n, t, id)
             }
         }
 
         // Paused scheduled tasks: `paused` (time, id).
-        try moveTimeIndex(dbs.paused, id, was.paused, will.paused, value: [])
+        if was.paused != will.paused {
+            if let t = was.paused { timeIndex(.paused, put: false, t, id) }
+            if let t = will.paused { timeIndex(.paused, put: true, t, id) }
+        }
 
         // Leased tasks: `leases` (deadline, id) -> holder.
         let oldLease = was.lease
         let newLease = will.lease
         if oldLease != newLease || old?.holder != new?.holder {
-            if let t = oldLease { try deleteTimeIndex(dbs.leases, id, t) }
-            if let t = newLease {
-                aux.reset()
-                aux.u64LE(new?.holder ?? 0)
-                try putTimeIndex(dbs.leases, id, t, value: aux.bytes)
-            }
+            if let t = oldLease { timeIndex(.leases, put: false, t, id) }
+            if let t = newLease { timeIndex(.leases, put: true, t, id, value: new?.holder ?? 0) }
         }
 
         // Dead-lettered tasks: `dead` (time, id).
-        try moveTimeIndex(dbs.dead, id, was.dead, will.dead, value: [])
+        if was.dead != will.dead {
+            if let t = was.dead { timeIndex(.dead, put: false, t, id) }
+            if let t = will.dead { timeIndex(.dead, put: true, t, id) }
+        }
 
         // Groups: `groups` len ++ group ++ id.
         let oldGroup = old?.record.group
         let newGroup = new?.record.group
         if oldGroup != newGroup {
-            let groups = dbs.groups
             if let g = oldGroup {
-                Self.groupKey(&key, g, id)
-                let result = key.bytes.withUnsafeBytes { k in
-                    Result { () throws(LMDBError) in _ = try txn.delete(groups, rawKey: k, rawValue: nil) }
-                }
-                try lmdb { () throws(LMDBError) in try result.get() }
+                let start = pending.begin()
+                pending.appendU8(UInt8(truncatingIfNeeded: g.utf8.count))
+                pending.appendString(g)
+                pending.appendString(id)
+                pending.finish(.groups, start: start, isPut: false)
             }
             if let g = newGroup {
-                Self.groupKey(&key, g, id)
-                let result = key.bytes.withUnsafeBytes { k in
-                    Result { () throws(LMDBError) in
-                        try txn.put(groups, rawKey: k, rawValue: UnsafeRawBufferPointer(start: nil, count: 0))
-                    }
-                }
-                try lmdb { () throws(LMDBError) in try result.get() }
+                let start = pending.begin()
+                pending.appendU8(UInt8(truncatingIfNeeded: g.utf8.count))
+                pending.appendString(g)
+                pending.appendString(id)
+                pending.finish(.groups, start: start, isPut: true)
             }
         }
 
@@ -432,6 +421,36 @@ struct StoreContext {
         }
         if let old { deltas.add(old, -1) }
         if let new { deltas.add(new, 1) }
+    }
+
+    /// Queues a put or delete of `time ++ id` in a time-keyed index.
+    @inline(__always)
+    private func timeIndex(_ kind: IndexKind, put: Bool, _ t: Int64, _ id: String, value: UInt64? = nil) {
+        let start = pending.begin()
+        pending.appendTime(t)
+        pending.appendString(id)
+        pending.finish(kind, start: start, isPut: put, value: value)
+    }
+
+    /// Queues a put or delete of `number ++ time ++ id` in `callback_wake`.
+    @inline(__always)
+    private func callbackIndex(put: Bool, _ number: UInt32, _ t: Int64, _ id: String) {
+        let start = pending.begin()
+        pending.appendU32BE(number)
+        pending.appendTime(t)
+        pending.appendString(id)
+        pending.finish(.callbackWake, start: start, isPut: put)
+    }
+
+    /// Applies the index changes queued by `save` (sorted by key per index). Runs at the end of every
+    /// operation and before any index is read, so that readers never see an index behind `tasks`.
+    /// - Throws: LMDB errors (`MDB_MAP_FULL`, ...) as `StoreError`.
+    func flushIndexes() throws(StoreError) {
+        guard !pending.isEmpty else { return }
+        let txn = self.txn
+        let dbs = self.dbs
+        let pending = self.pending
+        try lmdb { () throws(LMDBError) in try pending.apply(txn, dbs) }
     }
 
     /// Where a task sits in the time-keyed indexes (`nil` = not in that index).
@@ -455,36 +474,6 @@ struct StoreContext {
         case .dead: slots.dead = runAt
         }
         return slots
-    }
-
-    private mutating func moveTimeIndex(
-        _ db: LMDBDatabase, _ id: String, _ old: Int64?, _ new: Int64?, value: [UInt8]
-    ) throws(StoreError) {
-        guard old != new else { return }
-        if let t = old { try deleteTimeIndex(db, id, t) }
-        if let t = new { try putTimeIndex(db, id, t, value: value) }
-    }
-
-    private mutating func deleteTimeIndex(_ db: LMDBDatabase, _ id: String, _ t: Int64) throws(StoreError) {
-        Self.timeIDKey(&key, t, id)
-        let txn = self.txn
-        let result = key.bytes.withUnsafeBytes { k in
-            Result { () throws(LMDBError) in _ = try txn.delete(db, rawKey: k, rawValue: nil) }
-        }
-        try lmdb { () throws(LMDBError) in try result.get() }
-    }
-
-    private mutating func putTimeIndex(_ db: LMDBDatabase, _ id: String, _ t: Int64, value: [UInt8])
-        throws(StoreError)
-    {
-        Self.timeIDKey(&key, t, id)
-        let txn = self.txn
-        let result = key.bytes.withUnsafeBytes { k in
-            value.withUnsafeBytes { v in
-                Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: v) }
-            }
-        }
-        try lmdb { () throws(LMDBError) in try result.get() }
     }
 
     /// Writes the accumulated counter changes into `counts`.
@@ -516,6 +505,7 @@ struct StoreContext {
 
     /// Runs `body` with a cursor on `db`, closed before returning (cursors must not outlive the transaction).
     func withCursor<R>(_ db: LMDBDatabase, _ body: (LMDBCursor) throws(StoreError) -> R) throws(StoreError) -> R {
+        try flushIndexes()
         let txn = self.txn
         let cursor = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
         defer { cursor.close() }
@@ -593,11 +583,46 @@ struct StoreContext {
 
     /// The earliest `runAt` of an unpaused scheduled task of `callback`.
     func earliestRunAt(callback: String) throws(StoreError) -> Int64? {
-        let k = Array(callback.utf8)
-        return try withCursor(dbs.callbackDue) { (c) throws(StoreError) -> Int64? in
-            guard let e = try lmdb({ () throws(LMDBError) in try c.seek(k, exact: true) }) else { return nil }
-            guard let t = decodeTimeKey(e.value) else { throw .corrupt("due index value") }
+        guard let n = try callbackNumber(callback, create: false) else { return nil }
+        return try withCursor(dbs.callbackWake) { (c) throws(StoreError) -> Int64? in
+            guard let (t, _) = try Self.firstCallbackEntry(c, n) else { return nil }
             return t
         }
+    }
+
+    /// Positions `cursor` (on `callback_wake`) at the first entry of callback number `n`.
+    /// - Returns: That entry's (runAt, id), or `nil` when the callback has none.
+    static func firstCallbackEntry(_ cursor: LMDBCursor, _ n: UInt32) throws(StoreError) -> (Int64, String)? {
+        try callbackEntry(cursor, n, after: nil)
+    }
+
+    /// Positions `cursor` (on `callback_wake`) at the first entry of callback number `n` at or after
+    /// `(time, id)` (`after` = nil: the first).
+    static func callbackEntry(_ cursor: LMDBCursor, _ n: UInt32, after: (Int64, String)?) throws(StoreError)
+        -> (Int64, String)?
+    {
+        var key = ByteSink(capacity: 12 + (after?.1.utf8.count ?? 0))
+        key.u32BE(n)
+        if let after {
+            key.timeKey(after.0)
+            key.raw(after.1)
+        }
+        let k = key.bytes
+        let found = k.withUnsafeBytes { kb in
+            Result { () throws(LMDBError) in try cursor.seek(atLeastRawKey: kb) }
+        }
+        let entry = try lmdb { () throws(LMDBError) in try found.get() }
+        return try decodeCallbackEntry(entry, n)
+    }
+
+    /// Decodes a `callback_wake` entry of callback number `n` (`nil`: no entry, or one of another callback).
+    @inline(__always)
+    static func decodeCallbackEntry(_ entry: LMDBCursor.Entry?, _ n: UInt32) throws(StoreError) -> (Int64, String)? {
+        guard let entry else { return nil }
+        var s = ByteSource(entry.key)
+        guard let number = s.u32BE() else { throw .corrupt("callback index key") }
+        guard number == n else { return nil }
+        guard let t = s.timeKey() else { throw .corrupt("callback index key") }
+        return (t, s.restString())
     }
 }

@@ -1,0 +1,77 @@
+/// Callback numbers found or assigned in one transaction. Only numbers present in the transaction's view are
+/// kept, so a cache never outlives its transaction's truth: each `StoreContext` (one per transaction, or per
+/// nested transaction) has its own.
+final class CallbackNumberCache {
+    private var lastName = ""
+    private var lastNumber: UInt32 = 0
+    private var hasLast = false
+    private var map: [String: UInt32] = [:]
+
+    @inline(__always)
+    func number(_ name: String) -> UInt32? {
+        if hasLast && lastName == name { return lastNumber }
+        guard let n = map[name] else { return nil }
+        lastName = name
+        lastNumber = n
+        hasLast = true
+        return n
+    }
+
+    func remember(_ name: String, _ number: UInt32) {
+        map[name] = number
+        lastName = name
+        lastNumber = number
+        hasLast = true
+    }
+
+    func removeAll() {
+        map.removeAll()
+        hasLast = false
+    }
+}
+
+extension StoreContext {
+    /// The number of a callback in `callback_numbers` (the prefix of its `callback_wake` keys), assigning the
+    /// next free one when `create` is set and the name has none.
+    ///
+    /// Numbers are assigned in order from 0 and never reused while the store holds the name; `remove(.all)`
+    /// clears them with the tasks. A name keeps its number when its last task goes (the table holds one entry
+    /// per callback name ever scheduled since, ~20 bytes each).
+    /// - Returns: The number, or `nil` when the name has none and `create` is not set.
+    /// - Throws: LMDB errors; `internalError` when the stored value is malformed or 2^32 names were used.
+    func callbackNumber(_ name: String, create: Bool) throws(StoreError) -> UInt32? {
+        if let n = numbers.number(name) { return n }
+        let txn = self.txn
+        let db = dbs.callbackNumbers
+        let found = withUTF8Bytes(name) { k in
+            Result { () throws(LMDBError) -> UInt32?? in
+                guard let raw = try txn.get(db, rawKey: k) else { return .some(nil) }
+                var s = ByteSource(raw)
+                guard let n = s.u32LE(), s.isAtEnd else { return nil }
+                return .some(n)
+            }
+        }
+        guard let lookedUp = try lmdb({ () throws(LMDBError) in try found.get() }) else {
+            throw .corrupt("number of callback \"\(name)\"")
+        }
+        if let n = lookedUp {
+            numbers.remember(name, n)
+            return n
+        }
+        guard create else { return nil }
+        let count = try lmdb { () throws(LMDBError) in try txn.entryCount(db) }
+        guard count < Int(UInt32.max) else {
+            throw StoreError(code: .internalError, message: "the store has used every callback number")
+        }
+        let n = UInt32(count)
+        var value = ByteSink(capacity: 4)
+        value.u32LE(n)
+        let v = value.bytes
+        let stored = withUTF8Bytes(name) { k in
+            v.withUnsafeBytes { vb in Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: vb) } }
+        }
+        try lmdb { () throws(LMDBError) in try stored.get() }
+        numbers.remember(name, n)
+        return n
+    }
+}
