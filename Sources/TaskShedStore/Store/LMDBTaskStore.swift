@@ -169,7 +169,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     // MARK: Reads
 
     /// Runs `body` in a read-only transaction under the store's lock.
-    private func read<R>(_ body: (StoreContext, LMDBEnvironment) throws(StoreError) -> R) throws(StoreError) -> R {
+    func read<R>(_ body: (StoreContext, LMDBEnvironment) throws(StoreError) -> R) throws(StoreError) -> R {
         mutex.lock()
         defer { mutex.unlock() }
         let env = try liveEnvironment()

@@ -1,0 +1,124 @@
+import CLMDB
+import TaskShedProtocol
+
+extension LMDBTaskStore {
+    /// Checks that every index, the callback numbers and the counters agree exactly with the `tasks` database
+    /// (a full scan: for tests and diagnosis, never on a hot path).
+    /// - Returns: One line per disagreement; empty when the store is consistent.
+    /// - Throws: LMDB errors; `internalError` for a record that does not decode.
+    func verifyIndexes() throws(StoreError) -> [String] {
+        try read { (ctx, _) throws(StoreError) in try ctx.verifyIndexes() }
+    }
+}
+
+extension StoreContext {
+    /// See `LMDBTaskStore.verifyIndexes()`.
+    func verifyIndexes() throws(StoreError) -> [String] {
+        var problems: [String] = []
+        // Callback numbers: name -> number, numbers distinct and below the count of names.
+        var numberOf: [String: UInt32] = [:]
+        let names = try entries(dbs.callbackNumbers)
+        var seenNumbers = Set<UInt32>()
+        for (k, v) in names {
+            let name = String(decoding: k, as: UTF8.self)
+            let n: UInt32? = v.withUnsafeBytes { b in
+                var s = ByteSource(b)
+                guard let n = s.u32LE(), s.isAtEnd else { return nil }
+                return n
+            }
+            guard let n else {
+                problems.append("callback_numbers: bad value for \"\(name)\"")
+                continue
+            }
+            if !seenNumbers.insert(n).inserted { problems.append("callback_numbers: number \(n) used twice") }
+            if n >= UInt32(names.count) { problems.append("callback_numbers: number \(n) >= \(names.count) names") }
+            numberOf[name] = n
+        }
+
+        // What the indexes and counters should hold, from the records.
+        var expected: [IndexKind: [[UInt8]: [UInt8]]] = [:]
+        for kind in IndexKind.allCases { expected[kind] = [:] }
+        var counts: [String: CallbackCounts] = [:]
+        for (k, v) in try entries(dbs.tasks) {
+            let id = String(decoding: k, as: UTF8.self)
+            guard let task = v.withUnsafeBytes({ StoredTask.decode(id: id, $0) }) else {
+                throw .corrupt("task \"\(id)\"")
+            }
+            let r = task.record
+            counts[r.callback, default: CallbackCounts()].add(task, 1)
+            func timeKey(_ t: Int64) -> [UInt8] {
+                var sink = ByteSink(capacity: 8 + id.utf8.count)
+                sink.timeKey(t)
+                sink.raw(id)
+                return sink.bytes
+            }
+            let slots = Self.indexSlots(task)
+            if let t = slots.wake {
+                expected[.wake]![timeKey(t)] = []
+                if let n = numberOf[r.callback] {
+                    var sink = ByteSink(capacity: 12 + id.utf8.count)
+                    sink.u32BE(n)
+                    sink.timeKey(t)
+                    sink.raw(id)
+                    expected[.callbackWake]![sink.bytes] = []
+                } else {
+                    problems.append("callback_numbers: no number for \"\(r.callback)\" of scheduled task \"\(id)\"")
+                }
+            }
+            if let t = slots.paused { expected[.paused]![timeKey(t)] = [] }
+            if let t = slots.lease {
+                var holder = ByteSink(capacity: 8)
+                holder.u64LE(task.holder)
+                expected[.leases]![timeKey(t)] = holder.bytes
+            }
+            if let t = slots.dead { expected[.dead]![timeKey(t)] = [] }
+            if let g = r.group {
+                var sink = ByteSink(capacity: 1 + g.utf8.count + id.utf8.count)
+                sink.u8(UInt8(g.utf8.count))
+                sink.raw(g)
+                sink.raw(id)
+                expected[.groups]![sink.bytes] = []
+            }
+        }
+        for kind in IndexKind.allCases {
+            var actual: [[UInt8]: [UInt8]] = [:]
+            for (k, v) in try entries(dbs.index(kind)) { actual[k] = v }
+            let want = expected[kind]!
+            for (k, v) in want where actual[k] != v {
+                problems.append("\(kind): missing or wrong entry \(k.map { String($0, radix: 16) }.joined(separator: " "))")
+            }
+            for k in actual.keys where want[k] == nil {
+                problems.append("\(kind): extra entry \(k.map { String($0, radix: 16) }.joined(separator: " "))")
+            }
+        }
+        var storedCounts: [String: CallbackCounts] = [:]
+        for (k, v) in try entries(dbs.counts) {
+            let name = String(decoding: k, as: UTF8.self)
+            guard let c = v.withUnsafeBytes({ CallbackCounts.decode($0) }) else {
+                problems.append("counts: bad value for \"\(name)\"")
+                continue
+            }
+            storedCounts[name] = c
+        }
+        for (name, c) in counts where !c.isZero && storedCounts[name] != c {
+            problems.append("counts: \"\(name)\" is \(String(describing: storedCounts[name])), records say \(c)")
+        }
+        for (name, c) in storedCounts where counts[name] ?? CallbackCounts() != c {
+            problems.append("counts: \"\(name)\" stored \(c) but records say \(String(describing: counts[name]))")
+        }
+        return problems
+    }
+
+    /// Every (key, value) of a database, copied.
+    private func entries(_ db: LMDBDatabase) throws(StoreError) -> [([UInt8], [UInt8])] {
+        try withCursor(db) { (c) throws(StoreError) -> [([UInt8], [UInt8])] in
+            var out: [([UInt8], [UInt8])] = []
+            var entry = try lmdb { () throws(LMDBError) in try c.move(MDB_FIRST) }
+            while let e = entry {
+                out.append((Array(e.key), Array(e.value)))
+                entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
+            }
+            return out
+        }
+    }
+}

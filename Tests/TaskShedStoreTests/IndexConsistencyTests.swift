@@ -1,0 +1,224 @@
+import Glibc
+import Testing
+import TaskShedProtocol
+@testable import TaskShedStore
+
+@Suite("Index consistency, callback numbers, schema 2")
+struct IndexConsistencyTests {
+    /// Random operations in group commits (isolating or not, requests that fail included): after every batch
+    /// and after a reopen, each index, the callback numbers and the counters agree exactly with the records.
+    @Test(arguments: [UInt64(3), 17, 99])
+    func indexesAndCountersMatchTheRecordsAfterRandomOperations(seed: UInt64) throws {
+        let dir = TempDirectory()
+        var store = try openStore(dir, seed: seed)
+        var rng = SeededRandom(seed: seed &* 7919)
+        func pick<T>(_ items: [T]) -> T { items[Int(rng.next() % UInt64(items.count))] }
+        let callbacks = ["a", "b", "c", "d", "e"]
+        var leased: [(id: String, attempt: UInt32, holder: UInt64)] = []
+        var now = t0
+        for round in 0..<40 {
+            if round == 20 {
+                store.close()
+                store = try openStore(dir, seed: seed + 1)
+                #expect(try store.verifyIndexes() == [])
+            }
+            now += Int64(rng.next() % 5) * second
+            let isolating = rng.next() % 2 == 0
+            // Without isolation a failed request aborts the whole batch (write throws it): nothing of it stays.
+            let body = { (batch: inout LMDBWriteBatch) throws(StoreError) -> [(TaskRecord, UInt64)] in
+                var claimed: [(TaskRecord, UInt64)] = []
+                for _ in 0..<(5 + Int(rng.next() % 15)) {
+                    let id = "t\(rng.next() % 60)"
+                    switch rng.next() % 14 {
+                    case 0, 1, 2:
+                        // Several tasks, random run times (some tied), named and generated ids.
+                        var specs: [TaskSpec] = []
+                        var used = Set<String>()
+                        for _ in 0..<(1 + Int(rng.next() % 8)) {
+                            let named = rng.next() % 3 != 0
+                            let tid = "t\(rng.next() % 60)"
+                            if named && !used.insert(tid).inserted { continue }
+                            specs.append(
+                                spec(
+                                    named ? tid : nil, callback: pick(callbacks),
+                                    runAt: now + Int64(rng.next() % 20) * second - 10 * second,
+                                    schedule: rng.next() % 4 == 0 ? .interval(micros: 3 * second) : .once,
+                                    group: rng.next() % 3 == 0 ? pick(["g1", "g2", "g-long-name"]) : nil,
+                                    paused: rng.next() % 6 == 0, maxAttempts: UInt32(1 + rng.next() % 3)))
+                        }
+                        let policy = pick([ConflictPolicy.replace, .keep, .fail])
+                        _ = try? batch.add(specs, onConflict: policy, now: now)
+                    case 3:
+                        let holder = UInt64(1 + rng.next() % 2)
+                        let picked = Array(callbacks.shuffled(using: &rng).prefix(1 + Int(rng.next() % 5)))
+                        if let got = try? batch.claim(
+                            callbacks: picked, max: 1 + Int(rng.next() % 6), holder: holder,
+                            leaseDeadline: now + Int64(rng.next() % 8) * second, now: now)
+                        {
+                            claimed += got.map { ($0, holder) }
+                        }
+                    case 4 where !leased.isEmpty:
+                        let l = leased.remove(at: Int(rng.next() % UInt64(leased.count)))
+                        _ = try? batch.ack(id: l.id, attempt: l.attempt, holder: l.holder, now: now)
+                    case 5 where !leased.isEmpty:
+                        let l = leased.remove(at: Int(rng.next() % UInt64(leased.count)))
+                        _ = try? batch.fail(
+                            id: l.id, attempt: l.attempt, holder: l.holder, error: "boom", retry: rng.next() % 3 != 0,
+                            now: now)
+                    case 6 where !leased.isEmpty:
+                        let l = pick(leased)
+                        _ = try? batch.touch(id: l.id, attempt: l.attempt, holder: l.holder, leaseDeadline: now + 9 * second)
+                    case 7 where !leased.isEmpty:
+                        let l = leased.remove(at: Int(rng.next() % UInt64(leased.count)))
+                        _ = try? batch.release(id: l.id, attempt: l.attempt, holder: l.holder)
+                    case 8:
+                        _ = try? batch.pause(pick([.ids([id, "t\(rng.next() % 60)"]), .group("g1")]), now: now)
+                    case 9:
+                        _ = try? batch.resume(pick([.ids([id]), .group(pick(["g1", "g2"]))]))
+                    case 10:
+                        _ = try? batch.remove(pick([.ids([id]), .group("g-long-name")]))
+                    case 11:
+                        // The same id twice: the last update wins.
+                        _ = try? batch.updateRunTimes([
+                            RunTimeUpdate(id: id, runAt: now + 1), RunTimeUpdate(id: id, runAt: now - 2 * second),
+                        ])
+                    case 12:
+                        _ = try? batch.expireLeases(now: now)
+                        if rng.next() % 3 == 0 { _ = try? batch.releaseHolder(2, reason: "gone", now: now) }
+                    default:
+                        if rng.next() % 2 == 0 {
+                            _ = try? batch.retryDead(.all, now: now)
+                        } else {
+                            _ = try? batch.purgeDead(.ids([id]))
+                        }
+                    }
+                }
+                return claimed
+            }
+            let claimedNow = isolating ? try store.write(isolatingRequests: true, body)
+                : (try? store.write(isolatingRequests: false, body)) ?? []
+            leased += claimedNow.map { ($0.0.id, $0.0.attempt, $0.1) }
+            #expect(try store.verifyIndexes() == [], "after round \(round)")
+        }
+        #expect(try store.verifyIndexes() == [])
+        // And the indexes answer like a scan of the records would.
+        let all = try store.all(now: now)
+        let due = all.filter { $0.state == .scheduled && !$0.paused }
+        #expect(try store.earliestRunAt() == due.map(\.runAt).min())
+        for c in callbacks {
+            #expect(try store.earliestRunAt(callback: c) == due.filter { $0.callback == c }.map(\.runAt).min())
+            let listed = try store.all(now: now, filter: TaskFilter(state: .due, callback: c))
+            #expect(listed.map(\.id) == due.filter { $0.callback == c && $0.runAt <= now }
+                .sorted { positionPrecedes(($0.runAt, $0.id), ($1.runAt, $1.id)) }.map(\.id))
+        }
+    }
+
+    @Test func callbackNumbersSurviveReopenAndRestartAfterRemoveAll() throws {
+        let dir = TempDirectory()
+        do {
+            let store = try openStore(dir)
+            _ = try store.add([spec("a1", callback: "alpha", runAt: t0 - 3), spec("b1", callback: "beta", runAt: t0 - 2)], now: t0)
+            store.close()
+        }
+        let store = try openStore(dir)
+        let before = try store.read { (ctx, _) throws(StoreError) in
+            [try ctx.callbackNumber("alpha", create: false), try ctx.callbackNumber("beta", create: false)]
+        }
+        #expect(before == [0, 1])
+        _ = try store.add(
+            [spec("g1", callback: "gamma", runAt: t0 - 5), spec("a2", callback: "alpha", runAt: t0 - 4)], now: t0)
+        let after = try store.read { (ctx, _) throws(StoreError) in
+            [
+                try ctx.callbackNumber("alpha", create: false), try ctx.callbackNumber("beta", create: false),
+                try ctx.callbackNumber("gamma", create: false), try ctx.callbackNumber("delta", create: false),
+            ]
+        }
+        #expect(after == [0, 1, 2, nil])
+        #expect(try store.earliestRunAt(callback: "alpha") == t0 - 4)
+        #expect(try store.earliestRunAt(callback: "gamma") == t0 - 5)
+        #expect(try store.earliestRunAt(callback: "delta") == nil)
+        // Each callback's claim sees only its own tasks, across the number boundary of the keys.
+        #expect(try store.claim(callbacks: ["beta"], max: 9, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["b1"])
+        #expect(try store.claim(callbacks: ["alpha", "delta"], max: 9, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["a2", "a1"])
+        // A callback whose tasks are all gone keeps its number; remove(.all) clears the numbers.
+        #expect(try store.remove(.all) == 4)
+        #expect(try store.verifyIndexes() == [])
+        _ = try store.add([spec("d1", callback: "delta", runAt: t0 - 1)], now: t0)
+        let renumbered = try store.read { (ctx, _) throws(StoreError) in
+            [try ctx.callbackNumber("delta", create: false), try ctx.callbackNumber("alpha", create: false)]
+        }
+        #expect(renumbered == [0, nil])
+        #expect(try store.claim(callbacks: ["delta"], max: 9, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["d1"])
+        #expect(try store.verifyIndexes() == [])
+    }
+
+    @Test func aNumberAssignedInARolledBackRequestIsNotKept() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("x")], now: t0)
+        // Without isolation a failed request aborts the batch, and with it the number given to "fresh".
+        _ = storeError {
+            _ = try store.write(isolatingRequests: false) { (batch: inout LMDBWriteBatch) throws(StoreError) -> Int in
+                _ = try batch.add([spec("n1", callback: "fresh")], onConflict: .fail, now: t0)
+                _ = try batch.add([spec("x")], onConflict: .fail, now: t0)
+                return 0
+            }
+        }
+        let fresh = try store.read { (ctx, _) throws(StoreError) in try ctx.callbackNumber("fresh", create: false) }
+        #expect(fresh == nil)
+        _ = try store.add([spec("n2", callback: "other")], now: t0)
+        let other = try store.read { (ctx, _) throws(StoreError) in try ctx.callbackNumber("other", create: false) }
+        #expect(other == 1)
+        #expect(try store.verifyIndexes() == [])
+    }
+
+    /// A store of schema version 1 (whose `callback_due` database was `MDB_DUPSORT`) is refused with the schema
+    /// error, not with LMDB's flag mismatch: the version is read before the other databases are opened.
+    @Test func aVersionOneStoreIsRefusedWithTheSchemaError() throws {
+        let dir = TempDirectory()
+        mkdir(dir.store, 0o700)
+        do {
+            let env = try LMDBEnvironment(path: dir.store, mapSize: 1 << 20, maxDatabases: 16, flags: [])
+            let txn = try LMDBTransaction(environment: env, readOnly: false)
+            let meta = try #require(try txn.openDatabase("meta", flags: [.create]))
+            try txn.put(meta, key: Array("schema_version".utf8), value: [1, 0, 0, 0])
+            let due = try #require(try txn.openDatabase("callback_due", flags: [.create, .dupSort]))
+            try txn.put(due, key: Array("cb".utf8), value: [0x80, 0, 0, 0, 0, 0, 0, 1, 0x61])
+            _ = try #require(try txn.openDatabase("tasks", flags: [.create]))
+            try txn.commit()
+        }
+        let error = storeError { _ = try openStore(dir) }
+        #expect(error?.code == .internalError)
+        #expect(error?.field == "schema_version")
+        #expect(error?.message.contains("schema version 1;") == true)
+        #expect(error?.message.contains("reads version 2") == true)
+    }
+
+    /// Many index changes in one operation take the sorted, appending path; a later batch inserts between and
+    /// below existing keys, and a remove by group deletes through the same path.
+    @Test func largeBatchesAppendAndInsertInOrder() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        var rng = SeededRandom(seed: 5)
+        func batch(_ prefix: String, _ n: Int) -> [TaskSpec] {
+            (0..<n).map { i in
+                spec(
+                    i % 3 == 0 ? nil : "\(prefix)\(i)", callback: "cb\(i % 4)",
+                    runAt: t0 + Int64(rng.next() % 1000) * second, group: i % 5 == 0 ? "g\(prefix)" : nil,
+                    paused: i % 7 == 0)
+            }
+        }
+        _ = try store.add(batch("a", 500), now: t0)
+        #expect(try store.verifyIndexes() == [])
+        _ = try store.add(batch("b", 500), now: t0)
+        _ = try store.add(batch("a", 300), onConflict: .replace, now: t0)
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.remove(.group("gb")) == 100)
+        #expect(try store.verifyIndexes() == [])
+        let claimed = try store.claim(
+            callbacks: ["cb0", "cb1", "cb2", "cb3"], max: 1000, holder: 1, leaseDeadline: t0, now: t0 + 2000 * second)
+        #expect(claimed.map(\.runAt) == claimed.map(\.runAt).sorted())
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.stats(now: t0 + 2000 * second).due == 0)
+    }
+}
