@@ -122,15 +122,15 @@ struct IndexConsistencyTests {
         }
         let store = try openStore(dir)
         let before = try store.read { (ctx, _) throws(StoreError) in
-            [try ctx.callbackNumber("alpha", create: false), try ctx.callbackNumber("beta", create: false)]
+            [try ctx.lookUpCallbackNumber("alpha"), try ctx.lookUpCallbackNumber("beta")]
         }
         #expect(before == [0, 1])
         _ = try store.add(
             [spec("g1", callback: "gamma", runAt: t0 - 5), spec("a2", callback: "alpha", runAt: t0 - 4)], now: t0)
         let after = try store.read { (ctx, _) throws(StoreError) in
             [
-                try ctx.callbackNumber("alpha", create: false), try ctx.callbackNumber("beta", create: false),
-                try ctx.callbackNumber("gamma", create: false), try ctx.callbackNumber("delta", create: false),
+                try ctx.lookUpCallbackNumber("alpha"), try ctx.lookUpCallbackNumber("beta"),
+                try ctx.lookUpCallbackNumber("gamma"), try ctx.lookUpCallbackNumber("delta"),
             ]
         }
         #expect(after == [0, 1, 2, nil])
@@ -145,7 +145,7 @@ struct IndexConsistencyTests {
         #expect(try store.verifyIndexes() == [])
         _ = try store.add([spec("d1", callback: "delta", runAt: t0 - 1)], now: t0)
         let renumbered = try store.read { (ctx, _) throws(StoreError) in
-            [try ctx.callbackNumber("delta", create: false), try ctx.callbackNumber("alpha", create: false)]
+            [try ctx.lookUpCallbackNumber("delta"), try ctx.lookUpCallbackNumber("alpha")]
         }
         #expect(renumbered == [0, nil])
         #expect(try store.claim(callbacks: ["delta"], max: 9, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["d1"])
@@ -164,10 +164,10 @@ struct IndexConsistencyTests {
                 return 0
             }
         }
-        let fresh = try store.read { (ctx, _) throws(StoreError) in try ctx.callbackNumber("fresh", create: false) }
+        let fresh = try store.read { (ctx, _) throws(StoreError) in try ctx.lookUpCallbackNumber("fresh") }
         #expect(fresh == nil)
         _ = try store.add([spec("n2", callback: "other")], now: t0)
-        let other = try store.read { (ctx, _) throws(StoreError) in try ctx.callbackNumber("other", create: false) }
+        let other = try store.read { (ctx, _) throws(StoreError) in try ctx.lookUpCallbackNumber("other") }
         #expect(other == 1)
         #expect(try store.verifyIndexes() == [])
     }

@@ -22,180 +22,232 @@ enum IndexKind: Int, CaseIterable {
 /// appended (`MDB_APPEND`: no search, full pages). Adding 100k random-time tasks to an empty store then costs
 /// what ascending times cost.
 ///
-/// Entries of one index are applied in (key, arrival) order, so a delete and a put of the same key within one
-/// operation keep their order.
-final class IndexWriteBuffer {
-    /// One pending change: the key lives in `arena`; `high`/`low` are its first 16 bytes (big-endian, zero
-    /// padded) so that most comparisons are two integer compares.
+/// Changes of one index are applied in (key, arrival) order, so a delete and a put of the same key within one
+/// operation keep their order. A value type inside `StoreContext`: its accesses are checked statically (as a
+/// class its every property access paid a runtime exclusivity check, ~8 % of a batched add).
+struct IndexWriteBuffer {
+    /// One pending change. The key (and after it the value) lives in `arena` at `start`; `high`/`low` are the
+    /// key's first 16 bytes (big-endian, zero padded) so that most comparisons are two integer compares.
+    /// `start` grows with arrival, so it also orders equal keys.
     struct Change {
         var high: UInt64
         var low: UInt64
         var start: Int32
-        var count: Int32
-        var sequence: Int32
+        var count: UInt16
+        /// 8 for a `leases` put (the holder, little-endian), else 0.
+        var valueCount: UInt8
         var isPut: Bool
-        /// Bytes of the put's value, stored in `arena` right after the key (`leases`: the holder; 0 bytes for
-        /// the other indexes).
-        var valueCount: Int32
     }
 
-    private(set) var arena: [UInt8] = []
+    /// Key and value bytes; `arena[0..<used]` is in use (the rest is spare capacity, so that writing a key is
+    /// one bounds-checked copy instead of appends).
+    private var arena: [UInt8] = Array(repeating: 0, count: 4096)
+    private var used = 0
     private var changes: [[Change]] = Array(repeating: [], count: IndexKind.allCases.count)
-    private var sequence: Int32 = 0
-    /// Scratch for the last key of an index while appending.
+    /// Scratch copy of an index's last key while applying.
     private var lastKey: [UInt8] = []
 
-    var isEmpty: Bool { sequence == 0 }
+    var isEmpty: Bool { used == 0 }
 
-    /// Starts a key: the caller appends its bytes with the `append` methods, then calls `finish`.
-    @inline(__always)
-    func begin() -> Int { arena.count }
+    // MARK: Collecting
 
+    /// Queues a put or delete of `time ++ id` (with an optional 8-byte value) in a time-keyed index.
     @inline(__always)
-    func appendTime(_ t: Int64) {
-        let ordered = (UInt64(bitPattern: t) ^ (1 << 63)).bigEndian
-        withUnsafeBytes(of: ordered) { arena.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
+    mutating func time(_ kind: IndexKind, put: Bool, _ t: Int64, _ id: String, value: UInt64? = nil) {
+        record(kind, put: put, number: nil, group: nil, time: t, id: id, value: value)
     }
 
+    /// Queues a put or delete of `number ++ time ++ id` in `callback_wake`.
     @inline(__always)
-    func appendU32BE(_ v: UInt32) {
-        withUnsafeBytes(of: v.bigEndian) { arena.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
+    mutating func callback(put: Bool, _ number: UInt32, _ t: Int64, _ id: String) {
+        record(.callbackWake, put: put, number: number, group: nil, time: t, id: id, value: nil)
     }
 
+    /// Queues a put or delete of `len(group) ++ group ++ id` in `groups`.
     @inline(__always)
-    func appendU8(_ v: UInt8) { arena.append(v) }
-
-    @inline(__always)
-    func appendString(_ s: String) {
-        var s = s
-        s.withUTF8 { arena.append(contentsOf: $0) }
+    mutating func group(put: Bool, _ group: String, _ id: String) {
+        record(.groups, put: put, number: nil, group: group, time: nil, id: id, value: nil)
     }
 
-    /// Records the key begun at `start` as a put (with an optional 8-byte little-endian value) or a delete.
-    func finish(_ index: IndexKind, start: Int, isPut: Bool, value: UInt64? = nil) {
-        let count = arena.count - start
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        arena.withUnsafeBytes { a in
-            for i in 0..<min(count, 16) {
-                let b = UInt64(a[start + i])
+    private mutating func record(
+        _ kind: IndexKind, put: Bool, number: UInt32?, group: String?, time: Int64?, id: String, value: UInt64?
+    ) {
+        var id = id
+        var group = group
+        let groupCount = group?.utf8.count ?? 0
+        let count = (number == nil ? 0 : 4) + (group == nil ? 0 : 1 + groupCount) + (time == nil ? 0 : 8)
+            + id.utf8.count
+        let valueCount = value == nil ? 0 : 8
+        let start = used
+        if start + count + valueCount > arena.count {
+            arena.append(contentsOf: repeatElement(0, count: max(arena.count, count + valueCount)))
+        }
+        let (high, low) = arena.withUnsafeMutableBytes { a -> (UInt64, UInt64) in
+            var p = a.baseAddress! + start
+            if let number {
+                p.storeBytes(of: number.bigEndian, as: UInt32.self)
+                p += 4
+            }
+            if group != nil {
+                p.storeBytes(of: UInt8(truncatingIfNeeded: groupCount), as: UInt8.self)
+                p += 1
+                group!.withUTF8 { g in
+                    if g.count > 0 { memcpy(p, g.baseAddress!, g.count) }
+                }
+                p += groupCount
+            }
+            if let time {
+                p.storeBytes(of: (UInt64(bitPattern: time) ^ (1 << 63)).bigEndian, as: UInt64.self)
+                p += 8
+            }
+            let idCount = id.withUTF8 { s in
+                if s.count > 0 { memcpy(p, s.baseAddress!, s.count) }
+                return s.count
+            }
+            p += idCount
+            if let value { p.storeBytes(of: value.littleEndian, as: UInt64.self) }
+            let key = UnsafeRawPointer(a.baseAddress! + start)
+            if count >= 16 {
+                return (
+                    UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)),
+                    UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                )
+            }
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for i in 0..<count {
+                let b = UInt64(key.load(fromByteOffset: i, as: UInt8.self))
                 if i < 8 { high |= b << (56 - 8 * UInt64(i)) } else { low |= b << (56 - 8 * UInt64(i - 8)) }
             }
+            return (high, low)
         }
-        var valueCount: Int32 = 0
-        if let value {
-            withUnsafeBytes(of: value.littleEndian) { arena.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
-            valueCount = 8
-        }
-        changes[index.rawValue].append(
+        used = start + count + valueCount
+        changes[kind.rawValue].append(
             Change(
-                high: high, low: low, start: Int32(start), count: Int32(count), sequence: sequence, isPut: isPut,
-                valueCount: valueCount))
-        sequence += 1
+                high: high, low: low, start: Int32(start), count: UInt16(count), valueCount: UInt8(valueCount),
+                isPut: put))
     }
 
     /// Forgets every pending change (the transaction is being aborted, or the indexes were emptied).
-    func discard() {
-        for i in changes.indices { changes[i].removeAll(keepingCapacity: true) }
-        arena.removeAll(keepingCapacity: true)
-        sequence = 0
+    mutating func discard() {
+        for i in changes.indices where !changes[i].isEmpty { changes[i].removeAll(keepingCapacity: true) }
+        used = 0
     }
+
+    // MARK: Applying
 
     /// Applies the pending changes in key order per index and empties the buffer.
     ///
     /// - Throws: `LMDBError` from LMDB (`MDB_MAP_FULL`, ...); the buffer is emptied either way (the caller then
     ///   aborts the transaction, or poisons the batch).
-    func apply(_ txn: LMDBTransaction, _ dbs: StoreDatabases) throws(LMDBError) {
+    mutating func apply(_ txn: LMDBTransaction, _ dbs: StoreDatabases) throws(LMDBError) {
         guard !isEmpty else { return }
         defer { discard() }
         for kind in IndexKind.allCases where !changes[kind.rawValue].isEmpty {
             var list = changes[kind.rawValue]
             changes[kind.rawValue] = []
-            defer {
-                list.removeAll(keepingCapacity: true)
-                changes[kind.rawValue] = list
-            }
             let db = dbs.index(kind)
+            var scratch = lastKey
+            lastKey = []
             let result: Result<Void, LMDBError> = arena.withUnsafeBytes { a in
-                if list.count > 1 {
-                    list.sort { x, y in
-                        if x.high != y.high { return x.high < y.high }
-                        if x.low != y.low { return x.low < y.low }
-                        let c = Self.compare(a, x, y)
-                        return c != 0 ? c < 0 : x.sequence < y.sequence
-                    }
+                if !Self.isSorted(list, a) {
+                    list.sort { x, y in Self.precedes(x, y, a) }
                 }
-                return Result { () throws(LMDBError) in try applySorted(list, a, txn, db) }
+                return Result { () throws(LMDBError) in try Self.applySorted(list, a, txn, db, &scratch) }
             }
+            list.removeAll(keepingCapacity: true)
+            changes[kind.rawValue] = list
+            lastKey = scratch
             try result.get()
         }
     }
 
-    /// LMDB's default key order: bytes, then length.
+    /// (key, arrival) order; keys in LMDB's default order (bytes, then length).
     @inline(__always)
-    private static func compare(_ a: UnsafeRawBufferPointer, _ x: Change, _ y: Change) -> Int32 {
-        let n = Int(min(x.count, y.count))
-        let c = memcmp(a.baseAddress! + Int(x.start), a.baseAddress! + Int(y.start), n)
+    private static func precedes(_ x: Change, _ y: Change, _ a: UnsafeRawBufferPointer) -> Bool {
+        if x.high != y.high { return x.high < y.high }
+        if x.low != y.low { return x.low < y.low }
+        let c = compare(a.baseAddress! + Int(x.start), Int(x.count), a.baseAddress! + Int(y.start), Int(y.count))
+        return c != 0 ? c < 0 : x.start < y.start
+    }
+
+    /// Whether the changes already arrived in order (ascending times, one change): the sort is skipped.
+    private static func isSorted(_ list: [Change], _ a: UnsafeRawBufferPointer) -> Bool {
+        var i = 1
+        while i < list.count {
+            if !precedes(list[i - 1], list[i], a) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    @inline(__always)
+    private static func compare(_ x: UnsafeRawPointer, _ xn: Int, _ y: UnsafeRawPointer, _ yn: Int) -> Int32 {
+        let n = min(xn, yn)
+        let c = n == 0 ? 0 : memcmp(x, y, n)
         if c != 0 { return c }
-        return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
+        return xn < yn ? -1 : (xn > yn ? 1 : 0)
+    }
+
+    @inline(__always)
+    private static func key(_ a: UnsafeRawBufferPointer, _ c: Change) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: a.baseAddress! + Int(c.start), count: Int(c.count))
+    }
+
+    @inline(__always)
+    private static func value(_ a: UnsafeRawBufferPointer, _ c: Change) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: a.baseAddress! + Int(c.start) + Int(c.count), count: Int(c.valueCount))
     }
 
     /// Few changes go through `mdb_put`/`mdb_del` (no cursor to allocate); many go through one cursor, appending
     /// while keys sort after the index's last key.
-    private func applySorted(
-        _ list: [Change], _ a: UnsafeRawBufferPointer, _ txn: LMDBTransaction, _ db: LMDBDatabase
+    private static func applySorted(
+        _ list: [Change], _ a: UnsafeRawBufferPointer, _ txn: LMDBTransaction, _ db: LMDBDatabase,
+        _ lastKey: inout [UInt8]
     ) throws(LMDBError) {
         if list.count < 8 {
             for c in list {
-                let key = UnsafeRawBufferPointer(rebasing: a[Int(c.start)..<Int(c.start + c.count)])
                 if c.isPut {
-                    try txn.put(db, rawKey: key, rawValue: Self.value(a, c))
+                    try txn.put(db, rawKey: key(a, c), rawValue: value(a, c))
                 } else {
-                    _ = try txn.delete(db, rawKey: key, rawValue: nil)
+                    _ = try txn.delete(db, rawKey: key(a, c), rawValue: nil)
                 }
             }
             return
         }
         let cursor = try LMDBCursor(transaction: txn, database: db)
         defer { cursor.close() }
-        // The index's last key: puts above it are appended.
+        // An upper bound of the index's keys: puts above it are appended. It starts as the index's last key and
+        // then is the last appended key (deletions only lower the true last key, so it stays an upper bound).
         lastKey.removeAll(keepingCapacity: true)
         var hasLast = false
         if let last = try cursor.move(MDB_LAST) {
             lastKey.append(contentsOf: last.key.assumingMemoryBound(to: UInt8.self))
             hasLast = true
         }
+        var appended: Change?
         for c in list {
-            let key = UnsafeRawBufferPointer(rebasing: a[Int(c.start)..<Int(c.start + c.count)])
+            let k = key(a, c)
             if c.isPut {
-                let value = Self.value(a, c)
-                let above = !hasLast || lastKey.withUnsafeBytes { Self.precedes($0, key) }
-                if above, try cursor.append(rawKey: key, rawValue: value) {
-                    lastKey.removeAll(keepingCapacity: true)
-                    lastKey.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
-                    hasLast = true
+                let above: Bool
+                if let appended {
+                    let b = key(a, appended)
+                    above = compare(b.baseAddress!, b.count, k.baseAddress!, k.count) < 0
+                } else if hasLast {
+                    above = lastKey.withUnsafeBytes { l in
+                        compare(l.baseAddress!, l.count, k.baseAddress!, k.count) < 0
+                    }
                 } else {
-                    try cursor.put(rawKey: key, rawValue: value)
+                    above = true
                 }
-            } else if try cursor.seek(exactRawKey: key) != nil {
+                if above, try cursor.append(rawKey: k, rawValue: value(a, c)) {
+                    appended = c
+                } else {
+                    try cursor.put(rawKey: k, rawValue: value(a, c))
+                }
+            } else if try cursor.seek(exactRawKey: k) != nil {
                 try cursor.deleteCurrent()
-                // The last key may have been the one deleted; appending needs it exact only as an upper bound
-                // of what is stored, which a deletion keeps true.
             }
         }
-    }
-
-    @inline(__always)
-    private static func value(_ a: UnsafeRawBufferPointer, _ c: Change) -> UnsafeRawBufferPointer {
-        let start = Int(c.start + c.count)
-        return UnsafeRawBufferPointer(rebasing: a[start..<start + Int(c.valueCount)])
-    }
-
-    /// Whether `x` sorts before `y` in LMDB's default order.
-    @inline(__always)
-    private static func precedes(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Bool {
-        let n = min(x.count, y.count)
-        let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
-        return c != 0 ? c < 0 : x.count < y.count
     }
 }

@@ -1,14 +1,14 @@
 /// Callback numbers found or assigned in one transaction. Only numbers present in the transaction's view are
 /// kept, so a cache never outlives its transaction's truth: each `StoreContext` (one per transaction, or per
 /// nested transaction) has its own.
-final class CallbackNumberCache {
+struct CallbackNumberCache {
     private var lastName = ""
     private var lastNumber: UInt32 = 0
     private var hasLast = false
     private var map: [String: UInt32] = [:]
 
     @inline(__always)
-    func number(_ name: String) -> UInt32? {
+    mutating func number(_ name: String) -> UInt32? {
         if hasLast && lastName == name { return lastNumber }
         guard let n = map[name] else { return nil }
         lastName = name
@@ -17,14 +17,14 @@ final class CallbackNumberCache {
         return n
     }
 
-    func remember(_ name: String, _ number: UInt32) {
+    mutating func remember(_ name: String, _ number: UInt32) {
         map[name] = number
         lastName = name
         lastNumber = number
         hasLast = true
     }
 
-    func removeAll() {
+    mutating func removeAll() {
         map.removeAll()
         hasLast = false
     }
@@ -39,25 +39,14 @@ extension StoreContext {
     /// per callback name ever scheduled since, ~20 bytes each).
     /// - Returns: The number, or `nil` when the name has none and `create` is not set.
     /// - Throws: LMDB errors; `internalError` when the stored value is malformed or 2^32 names were used.
-    func callbackNumber(_ name: String, create: Bool) throws(StoreError) -> UInt32? {
+    mutating func callbackNumber(_ name: String, create: Bool) throws(StoreError) -> UInt32? {
         if let n = numbers.number(name) { return n }
-        let txn = self.txn
-        let db = dbs.callbackNumbers
-        let found = withUTF8Bytes(name) { k in
-            Result { () throws(LMDBError) -> UInt32?? in
-                guard let raw = try txn.get(db, rawKey: k) else { return .some(nil) }
-                var s = ByteSource(raw)
-                guard let n = s.u32LE(), s.isAtEnd else { return nil }
-                return .some(n)
-            }
-        }
-        guard let lookedUp = try lmdb({ () throws(LMDBError) in try found.get() }) else {
-            throw .corrupt("number of callback \"\(name)\"")
-        }
-        if let n = lookedUp {
+        if let n = try lookUpCallbackNumber(name) {
             numbers.remember(name, n)
             return n
         }
+        let txn = self.txn
+        let db = dbs.callbackNumbers
         guard create else { return nil }
         let count = try lmdb { () throws(LMDBError) in try txn.entryCount(db) }
         guard count < Int(UInt32.max) else {
@@ -73,5 +62,25 @@ extension StoreContext {
         try lmdb { () throws(LMDBError) in try stored.get() }
         numbers.remember(name, n)
         return n
+    }
+
+    /// The number of a callback, read from `callback_numbers` (no cache: for reads).
+    /// - Returns: `nil` when the name has none.
+    /// - Throws: LMDB errors; `internalError` when the stored value is malformed.
+    func lookUpCallbackNumber(_ name: String) throws(StoreError) -> UInt32? {
+        let txn = self.txn
+        let db = dbs.callbackNumbers
+        let found = withUTF8Bytes(name) { k in
+            Result { () throws(LMDBError) -> UInt32?? in
+                guard let raw = try txn.get(db, rawKey: k) else { return .some(nil) }
+                var s = ByteSource(raw)
+                guard let n = s.u32LE(), s.isAtEnd else { return nil }
+                return .some(n)
+            }
+        }
+        guard let lookedUp = try lmdb({ () throws(LMDBError) in try found.get() }) else {
+            throw .corrupt("number of callback \"\(name)\"")
+        }
+        return lookedUp
     }
 }

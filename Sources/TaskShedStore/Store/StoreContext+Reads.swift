@@ -88,7 +88,7 @@ extension StoreContext {
 
     func list(filter: TaskFilter, limit: Int, cursor: [UInt8]?, now: Int64) throws(StoreError) -> TaskPage {
         guard limit > 0 else { throw .invalid("limit", "limit must be at least 1") }
-        try flushIndexes()
+        precondition(pending.isEmpty, "an index was read while index changes were pending")
         let after = try cursor.map { (c) throws(StoreError) in try Self.decodeCursor(c) }
         var lower = filter.dueAfter ?? .min
         var upper: Int64? = filter.dueBefore
@@ -159,8 +159,7 @@ extension StoreContext {
         let state = filter.state
         if let callback = filter.callback, state == .due || state == .pending {
             // A callback that was never numbered has no scheduled task: no stream, an empty page.
-            if let n = try callbackNumber(callback, create: false) {
-                try flushIndexes()
+            if let n = try lookUpCallbackNumber(callback) {
                 let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: dbs.callbackWake) }
                 let s = PositionStream(source: .callback(c, n))
                 streams.append(s)
@@ -224,7 +223,7 @@ extension StoreContext {
                 // Due tasks are counted by walking the callback's part of `callback_wake` up to now: O(due tasks).
                 var due: UInt64 = 0
                 if counts.scheduled > 0 {
-                    guard let n = try callbackNumber(name, create: false) else {
+                    guard let n = try lookUpCallbackNumber(name) else {
                         throw .corrupt("no number for callback \"\(name)\" with scheduled tasks")
                     }
                     var entry = try Self.firstCallbackEntry(c, n)

@@ -214,6 +214,14 @@ extension StoreContext {
         var seen = Set<String>()
         for c in callbacks where seen.insert(c).inserted { unique.append(c) }
 
+        // A callback without a number has never had a scheduled task: nothing to claim.
+        var numbers: [UInt32] = []
+        numbers.reserveCapacity(unique.count)
+        for name in unique {
+            if let n = try callbackNumber(name, create: false) { numbers.append(n) }
+        }
+        guard !numbers.isEmpty else { return [] }
+
         // Phase 1: merge the callbacks' due lists (each sorted by time, id) and pick the earliest `max` that are
         // due. Phase 2 changes them; nothing is written while cursors walk the index.
         let picked = try withCursor(dbs.callbackWake) { (cursor) throws(StoreError) -> [String] in
@@ -224,25 +232,20 @@ extension StoreContext {
             // The lists' heads as parallel arrays (time, id, whether the list has one left): the merge loop
             // compares plain integers and touches an id only on a time tie, where copying optional
             // (time, id, callback) tuples cost about 3,000 instructions of reference counting per claimed task.
-            var numbers: [UInt32] = []
             var times: [Int64] = []
             var ids: [String] = []
             var alive: [Bool] = []
-            numbers.reserveCapacity(unique.count)
-            times.reserveCapacity(unique.count)
-            ids.reserveCapacity(unique.count)
-            alive.reserveCapacity(unique.count)
-            for name in unique {
-                // A callback without a number has never had a scheduled task: nothing to claim.
-                guard let n = try callbackNumber(name, create: false) else { continue }
+            times.reserveCapacity(numbers.count)
+            ids.reserveCapacity(numbers.count)
+            alive.reserveCapacity(numbers.count)
+            for (i, n) in numbers.enumerated() {
                 let c: LMDBCursor
-                if numbers.isEmpty {
+                if i == 0 {
                     c = cursor
                 } else {
                     c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
                     cursors.append(c)
                 }
-                numbers.append(n)
                 if let (t, id) = try Self.firstCallbackEntry(c, n) {
                     times.append(t)
                     ids.append(id)

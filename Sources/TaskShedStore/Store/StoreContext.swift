@@ -248,9 +248,9 @@ struct StoreContext {
     /// Counts writes made through this context: a request that fails after writing cannot be undone alone.
     var writes = 0
     /// Index changes of the current operation, applied at its end (`flushIndexes`).
-    let pending = IndexWriteBuffer()
+    var pending = IndexWriteBuffer()
     /// Callback numbers looked up or assigned in this transaction (see `callbackNumber`).
-    let numbers = CallbackNumberCache()
+    var numbers = CallbackNumberCache()
 
     init(txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource) {
         self.txn = txn
@@ -352,7 +352,6 @@ struct StoreContext {
 
         let was = Self.indexSlots(old)
         let will = Self.indexSlots(new)
-        let pending = self.pending
 
         // Unpaused scheduled tasks: `wake` (time, id) and `callback_wake` (callback number, time, id).
         let oldWake = was.wake
@@ -362,56 +361,44 @@ struct StoreContext {
                 guard let n = try callbackNumber(old.record.callback, create: false) else {
                     throw .corrupt("no number for callback \"\(old.record.callback)\" of a scheduled task")
                 }
-                timeIndex(.wake, put: false, t, id)
-                callbackIndex(put: false, n, t, id)
+                pending.time(.wake, put: false, t, id)
+                pending.callback(put: false, n, t, id)
             }
             if let t = newWake, let new {
                 guard let n = try callbackNumber(new.record.callback, create: true) else {
                     throw .corrupt("cannot number callback \"\(new.record.callback)\"")
                 }
-                timeIndex(.wake, put: true, t, id)
-                callbackIndex(put: true, n, t, id)
+                pending.time(.wake, put: true, t, id)
+                pending.callback(put: true, n, t, id)
             }
         }
 
         // Paused scheduled tasks: `paused` (time, id).
         if was.paused != will.paused {
-            if let t = was.paused { timeIndex(.paused, put: false, t, id) }
-            if let t = will.paused { timeIndex(.paused, put: true, t, id) }
+            if let t = was.paused { pending.time(.paused, put: false, t, id) }
+            if let t = will.paused { pending.time(.paused, put: true, t, id) }
         }
 
         // Leased tasks: `leases` (deadline, id) -> holder.
         let oldLease = was.lease
         let newLease = will.lease
         if oldLease != newLease || old?.holder != new?.holder {
-            if let t = oldLease { timeIndex(.leases, put: false, t, id) }
-            if let t = newLease { timeIndex(.leases, put: true, t, id, value: new?.holder ?? 0) }
+            if let t = oldLease { pending.time(.leases, put: false, t, id) }
+            if let t = newLease { pending.time(.leases, put: true, t, id, value: new?.holder ?? 0) }
         }
 
         // Dead-lettered tasks: `dead` (time, id).
         if was.dead != will.dead {
-            if let t = was.dead { timeIndex(.dead, put: false, t, id) }
-            if let t = will.dead { timeIndex(.dead, put: true, t, id) }
+            if let t = was.dead { pending.time(.dead, put: false, t, id) }
+            if let t = will.dead { pending.time(.dead, put: true, t, id) }
         }
 
         // Groups: `groups` len ++ group ++ id.
         let oldGroup = old?.record.group
         let newGroup = new?.record.group
         if oldGroup != newGroup {
-            if let g = oldGroup {
-                let start = pending.begin()
-                pending.appendU8(UInt8(truncatingIfNeeded: g.utf8.count))
-                pending.appendString(g)
-                pending.appendString(id)
-                pending.finish(.groups, start: start, isPut: false)
-            }
-            if let g = newGroup {
-                let start = pending.begin()
-                pending.appendU8(UInt8(truncatingIfNeeded: g.utf8.count))
-                pending.appendString(g)
-                pending.appendString(id)
-                pending.finish(.groups, start: start, isPut: true)
-            }
+            if let g = oldGroup { pending.group(put: false, g, id) }
+            if let g = newGroup { pending.group(put: true, g, id) }
         }
 
         if let old, let new, old.record.callback == new.record.callback,
@@ -423,34 +410,16 @@ struct StoreContext {
         if let new { deltas.add(new, 1) }
     }
 
-    /// Queues a put or delete of `time ++ id` in a time-keyed index.
-    @inline(__always)
-    private func timeIndex(_ kind: IndexKind, put: Bool, _ t: Int64, _ id: String, value: UInt64? = nil) {
-        let start = pending.begin()
-        pending.appendTime(t)
-        pending.appendString(id)
-        pending.finish(kind, start: start, isPut: put, value: value)
-    }
-
-    /// Queues a put or delete of `number ++ time ++ id` in `callback_wake`.
-    @inline(__always)
-    private func callbackIndex(put: Bool, _ number: UInt32, _ t: Int64, _ id: String) {
-        let start = pending.begin()
-        pending.appendU32BE(number)
-        pending.appendTime(t)
-        pending.appendString(id)
-        pending.finish(.callbackWake, start: start, isPut: put)
-    }
-
     /// Applies the index changes queued by `save` (sorted by key per index). Runs at the end of every
     /// operation and before any index is read, so that readers never see an index behind `tasks`.
     /// - Throws: LMDB errors (`MDB_MAP_FULL`, ...) as `StoreError`.
-    func flushIndexes() throws(StoreError) {
+    mutating func flushIndexes() throws(StoreError) {
         guard !pending.isEmpty else { return }
-        let txn = self.txn
-        let dbs = self.dbs
-        let pending = self.pending
-        try lmdb { () throws(LMDBError) in try pending.apply(txn, dbs) }
+        do throws(LMDBError) {
+            try pending.apply(txn, dbs)
+        } catch {
+            throw .lmdb(error)
+        }
     }
 
     /// Where a task sits in the time-keyed indexes (`nil` = not in that index).
@@ -505,7 +474,8 @@ struct StoreContext {
 
     /// Runs `body` with a cursor on `db`, closed before returning (cursors must not outlive the transaction).
     func withCursor<R>(_ db: LMDBDatabase, _ body: (LMDBCursor) throws(StoreError) -> R) throws(StoreError) -> R {
-        try flushIndexes()
+        // Operations read indexes before their first `save`, and every operation flushes at its end.
+        precondition(pending.isEmpty, "an index was read while index changes were pending")
         let txn = self.txn
         let cursor = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
         defer { cursor.close() }
@@ -583,7 +553,7 @@ struct StoreContext {
 
     /// The earliest `runAt` of an unpaused scheduled task of `callback`.
     func earliestRunAt(callback: String) throws(StoreError) -> Int64? {
-        guard let n = try callbackNumber(callback, create: false) else { return nil }
+        guard let n = try lookUpCallbackNumber(callback) else { return nil }
         return try withCursor(dbs.callbackWake) { (c) throws(StoreError) -> Int64? in
             guard let (t, _) = try Self.firstCallbackEntry(c, n) else { return nil }
             return t
