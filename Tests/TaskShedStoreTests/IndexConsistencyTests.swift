@@ -52,7 +52,7 @@ struct IndexConsistencyTests {
                         let holder = UInt64(1 + rng.next() % 2)
                         let picked = Array(callbacks.shuffled(using: &rng).prefix(1 + Int(rng.next() % 5)))
                         if let got = try? batch.claim(
-                            callbacks: picked, max: 1 + Int(rng.next() % 6), holder: holder,
+                            callbacks: picked, max: rng.next() % 4 == 0 ? 40 : 1 + Int(rng.next() % 6), holder: holder,
                             leaseDeadline: now + Int64(rng.next() % 8) * second, now: now)
                         {
                             claimed += got.map { ($0, holder) }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Appends fixed-width integers and byte strings to a reusable buffer (the store's own encoding; it is
 /// independent of the wire format, see LAYOUT.md).
 struct ByteSink {
@@ -126,4 +130,10 @@ struct ByteSource {
 func decodeTimeKey(_ key: UnsafeRawBufferPointer) -> Int64? {
     var source = ByteSource(key)
     return source.timeKey()
+}
+
+/// Whether two byte ranges are equal (one `memcmp`).
+@inline(__always)
+func bytesEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
 }

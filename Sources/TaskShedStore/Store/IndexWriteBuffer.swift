@@ -79,9 +79,7 @@ struct IndexWriteBuffer {
             + id.utf8.count
         let valueCount = value == nil ? 0 : 8
         let start = used
-        if start + count + valueCount > arena.count {
-            arena.append(contentsOf: repeatElement(0, count: max(arena.count, count + valueCount)))
-        }
+        if start + count + valueCount > arena.count { grow(to: start + count + valueCount) }
         let (high, low) = arena.withUnsafeMutableBytes { a -> (UInt64, UInt64) in
             var p = a.baseAddress! + start
             if let number {
@@ -126,6 +124,27 @@ struct IndexWriteBuffer {
             Change(
                 high: high, low: low, start: Int32(start), count: UInt16(count), valueCount: UInt8(valueCount),
                 isPut: put))
+    }
+
+    /// Makes room for about `bytes` more key bytes and `changes` more changes of `kind` (a batch knows its
+    /// size: growing step by step copied the arena a dozen times for 100k tasks).
+    mutating func reserve(bytes: Int, changes count: Int, of kinds: [IndexKind]) {
+        if used + bytes > arena.count { grow(to: used + bytes) }
+        for kind in kinds { changes[kind.rawValue].reserveCapacity(changes[kind.rawValue].count + count) }
+    }
+
+    /// Grows the arena to at least `needed` bytes (at least doubling), copying what is in use.
+    private mutating func grow(to needed: Int) {
+        let capacity = max(needed, arena.count * 2)
+        let old = arena
+        let used = self.used
+        arena = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            old.withUnsafeBytes { o in
+                if used > 0 { memcpy(buffer.baseAddress!, o.baseAddress!, used) }
+            }
+            memset(buffer.baseAddress! + used, 0, capacity - used)
+            initialized = capacity
+        }
     }
 
     /// Forgets every pending change (the transaction is being aborted, or the indexes were emptied).
@@ -226,13 +245,20 @@ struct IndexWriteBuffer {
             hasLast = true
         }
         var appended: Change?
+        var deletedLast = false
         for c in list {
             let k = key(a, c)
             if c.isPut {
                 let above: Bool
                 if let appended {
-                    let b = key(a, appended)
-                    above = compare(b.baseAddress!, b.count, k.baseAddress!, k.count) < 0
+                    // The 16-byte prefixes decide unless equal (a compare of the bytes would be a cache miss:
+                    // in key order the arena is read at random places).
+                    if appended.high != c.high || appended.low != c.low {
+                        above = appended.high < c.high || (appended.high == c.high && appended.low < c.low)
+                    } else {
+                        let b = key(a, appended)
+                        above = compare(b.baseAddress!, b.count, k.baseAddress!, k.count) < 0
+                    }
                 } else if hasLast {
                     above = lastKey.withUnsafeBytes { l in
                         compare(l.baseAddress!, l.count, k.baseAddress!, k.count) < 0
@@ -245,8 +271,21 @@ struct IndexWriteBuffer {
                 } else {
                     try cursor.put(rawKey: k, rawValue: value(a, c))
                 }
-            } else if try cursor.seek(exactRawKey: k) != nil {
-                try cursor.deleteCurrent()
+                deletedLast = false
+            } else {
+                // Deletions in key order are often neighbours (a claim takes the front of `wake` and of each
+                // callback's part of `callback_wake`): after a deletion the cursor's next entry is the one that
+                // followed, so compare it before searching the tree again.
+                var found = false
+                if deletedLast, let next = try? cursor.move(MDB_NEXT),
+                    compare(next.key.baseAddress!, next.key.count, k.baseAddress!, k.count) == 0
+                {
+                    found = true
+                } else {
+                    found = try cursor.seek(exactRawKey: k) != nil
+                }
+                if found { try cursor.deleteCurrent() }
+                deletedLast = found
             }
         }
     }

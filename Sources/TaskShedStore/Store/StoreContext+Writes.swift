@@ -73,6 +73,8 @@ extension StoreContext {
         }
         var results: [AddResult] = []
         results.reserveCapacity(prepared.count)
+        // Each new task queues a `wake` and a `callback_wake` key of about 12 + 8 + id bytes.
+        pending.reserve(bytes: prepared.count * 100, changes: prepared.count, of: [.wake, .callbackWake])
         let txn = self.txn
         let tasksDB = dbs.tasks
         // Generated ids ascend (see RandomSource.taskID), so they are appended to `tasks` (no search, full
@@ -287,8 +289,8 @@ extension StoreContext {
         // One cursor finds each record and rewrites it in place: one tree search per task instead of two.
         let records = try tasksCursor()
         defer { records.close() }
-        for id in picked {
-            guard let old = try load(id, at: records) else {
+        for (i, id) in picked.enumerated() {
+            guard let old = try load(id, at: records, tryNext: i > 0) else {
                 throw .corrupt("due index entry for missing task \"\(id)\"")
             }
             guard old.record.state == .scheduled, !old.record.paused else {

@@ -294,9 +294,15 @@ struct StoreContext {
 
     /// Loads a task through `cursor` (on `tasks`) and leaves the cursor at it, so that the record can be replaced
     /// or deleted without a second tree search.
-    func load(_ id: String, at cursor: LMDBCursor) throws(StoreError) -> StoredTask? {
+    ///
+    /// - Parameter tryNext: The cursor is at a record and `id` is probably the next one (a claim in the order of
+    ///   ascending ids): check the next entry before searching the tree.
+    func load(_ id: String, at cursor: LMDBCursor, tryNext: Bool = false) throws(StoreError) -> StoredTask? {
         let found = withUTF8Bytes(id) { k in
-            Result { () throws(LMDBError) in try cursor.seek(exactRawKey: k) }
+            Result { () throws(LMDBError) -> LMDBCursor.Entry? in
+                if tryNext, let next = try cursor.move(MDB_NEXT), bytesEqual(next.key, k) { return next }
+                return try cursor.seek(exactRawKey: k)
+            }
         }
         guard let entry = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
         guard let task = StoredTask.decode(id: id, entry.value) else { throw .corrupt("task \"\(id)\"") }
