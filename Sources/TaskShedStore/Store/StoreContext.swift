@@ -54,11 +54,15 @@ struct CallbackCounts: Equatable {
     }
 
     mutating func add(_ task: StoredTask, _ sign: Int64) {
-        switch task.record.state {
-        case .scheduled:
-            if task.record.paused { paused += sign } else { scheduled += sign }
-        case .leased: leased += sign
-        case .dead: dead += sign
+        add(category: Self.category(task), sign)
+    }
+
+    mutating func add(category: Int, _ sign: Int64) {
+        switch category {
+        case 0: scheduled += sign
+        case 1: paused += sign
+        case 2: leased += sign
+        default: dead += sign
         }
     }
 
@@ -100,23 +104,22 @@ struct CountDeltas {
         return list
     }
 
-    mutating func add(_ task: StoredTask, _ sign: Int64) {
-        let callback = task.record.callback
+    mutating func add(_ callback: String, category: Int, _ sign: Int64) {
         if map != nil {
-            map![callback, default: CallbackCounts()].add(task, sign)
+            map![callback, default: CallbackCounts()].add(category: category, sign)
             return
         }
         if last < list.count && list[last].0 == callback {
-            list[last].1.add(task, sign)
+            list[last].1.add(category: category, sign)
             return
         }
         if let i = list.firstIndex(where: { $0.0 == callback }) {
             last = i
-            list[i].1.add(task, sign)
+            list[i].1.add(category: category, sign)
             return
         }
         var counts = CallbackCounts()
-        counts.add(task, sign)
+        counts.add(category: category, sign)
         if list.count < 16 {
             list.append((callback, counts))
             last = list.count - 1
@@ -356,23 +359,25 @@ struct StoreContext {
             try lmdb { () throws(LMDBError) in try result.get() }
         }
 
-        let was = Self.indexSlots(old)
-        let will = Self.indexSlots(new)
+        // What the indexes need of each side, read once: reaching into the optional records again and again
+        // copied them (retaining every string and array) about ten times per save.
+        let was = Self.indexFacts(old)
+        let will = Self.indexFacts(new)
 
         // Unpaused scheduled tasks: `wake` (time, id) and `callback_wake` (callback number, time, id).
-        let oldWake = was.wake
-        let newWake = will.wake
-        if oldWake != newWake || (oldWake != nil && old?.record.callback != new?.record.callback) {
-            if let t = oldWake, let old {
-                guard let n = try callbackNumber(old.record.callback, create: false) else {
-                    throw .corrupt("no number for callback \"\(old.record.callback)\" of a scheduled task")
+        let oldWake = was?.slots.wake
+        let newWake = will?.slots.wake
+        if oldWake != newWake || (oldWake != nil && was?.callback != will?.callback) {
+            if let t = oldWake, let was {
+                guard let n = try callbackNumber(was.callback, create: false) else {
+                    throw .corrupt("no number for callback \"\(was.callback)\" of a scheduled task")
                 }
                 pending.time(.wake, put: false, t, id)
                 pending.callback(put: false, n, t, id)
             }
-            if let t = newWake, let new {
-                guard let n = try callbackNumber(new.record.callback, create: true) else {
-                    throw .corrupt("cannot number callback \"\(new.record.callback)\"")
+            if let t = newWake, let will {
+                guard let n = try callbackNumber(will.callback, create: true) else {
+                    throw .corrupt("cannot number callback \"\(will.callback)\"")
                 }
                 pending.time(.wake, put: true, t, id)
                 pending.callback(put: true, n, t, id)
@@ -380,44 +385,65 @@ struct StoreContext {
         }
 
         // Paused scheduled tasks: `paused` (time, id).
-        if was.paused != will.paused {
-            if let t = was.paused { pending.time(.paused, put: false, t, id) }
-            if let t = will.paused { pending.time(.paused, put: true, t, id) }
+        let oldPaused = was?.slots.paused
+        let newPaused = will?.slots.paused
+        if oldPaused != newPaused {
+            if let t = oldPaused { pending.time(.paused, put: false, t, id) }
+            if let t = newPaused { pending.time(.paused, put: true, t, id) }
         }
 
         // Leased tasks: `leases` (deadline, id) -> holder.
-        let oldLease = was.lease
-        let newLease = will.lease
-        if oldLease != newLease || old?.holder != new?.holder {
+        let oldLease = was?.slots.lease
+        let newLease = will?.slots.lease
+        if oldLease != newLease || was?.holder != will?.holder {
             if let t = oldLease { pending.time(.leases, put: false, t, id) }
-            if let t = newLease { pending.time(.leases, put: true, t, id, value: new?.holder ?? 0) }
+            if let t = newLease { pending.time(.leases, put: true, t, id, value: will?.holder ?? 0) }
         }
 
         // Dead-lettered tasks: `dead` (time, id).
-        if was.dead != will.dead {
-            if let t = was.dead { pending.time(.dead, put: false, t, id) }
-            if let t = will.dead { pending.time(.dead, put: true, t, id) }
+        let oldDead = was?.slots.dead
+        let newDead = will?.slots.dead
+        if oldDead != newDead {
+            if let t = oldDead { pending.time(.dead, put: false, t, id) }
+            if let t = newDead { pending.time(.dead, put: true, t, id) }
         }
 
         // Groups: `groups` len ++ group ++ id.
-        let oldGroup = old?.record.group
-        let newGroup = new?.record.group
+        let oldGroup = was?.group
+        let newGroup = will?.group
         if oldGroup != newGroup {
             if let g = oldGroup { pending.group(put: false, g, id) }
             if let g = newGroup { pending.group(put: true, g, id) }
         }
 
-        if let old, let new, old.record.callback == new.record.callback,
-            CallbackCounts.category(old) == CallbackCounts.category(new)
-        {
-            return
+        if let was, let will, was.callback == will.callback, was.category == will.category { return }
+        if let was { deltas.add(was.callback, category: was.category, -1) }
+        if let will { deltas.add(will.callback, category: will.category, 1) }
+    }
+
+    /// What `save` needs of one side of a change.
+    struct IndexFacts {
+        var callback: String
+        var group: String?
+        var slots: IndexSlots
+        var holder: UInt64
+        /// `CallbackCounts.category`.
+        var category: Int
+    }
+
+    @inline(__always)
+    static func indexFacts(_ task: StoredTask?) -> IndexFacts? {
+        switch task {
+        case .none: return nil
+        case .some(let t):
+            return IndexFacts(
+                callback: t.record.callback, group: t.record.group, slots: indexSlots(t), holder: t.holder,
+                category: CallbackCounts.category(t))
         }
-        if let old { deltas.add(old, -1) }
-        if let new { deltas.add(new, 1) }
     }
 
     /// Applies the index changes queued by `save` (sorted by key per index). Runs at the end of every
-    /// operation and before any index is read, so that readers never see an index behind `tasks`.
+    /// operation (`LMDBWriteBatch`), so that the next operation's index reads see them.
     /// - Throws: LMDB errors (`MDB_MAP_FULL`, ...) as `StoreError`.
     mutating func flushIndexes() throws(StoreError) {
         guard !pending.isEmpty else { return }
@@ -439,13 +465,13 @@ struct StoreContext {
     /// The index slots of a task, read field by field: `Optional.flatMap` closures over the whole record
     /// copied it (retaining each of its strings and arrays) about 20 times per `save`.
     @inline(__always)
-    static func indexSlots(_ task: StoredTask?) -> IndexSlots {
+    static func indexSlots(_ task: StoredTask) -> IndexSlots {
         var slots = IndexSlots()
-        guard let state = task?.record.state, let runAt = task?.record.runAt else { return slots }
-        switch state {
+        let runAt = task.record.runAt
+        switch task.record.state {
         case .scheduled:
-            if task?.record.paused == true { slots.paused = runAt } else { slots.wake = runAt }
-        case .leased: slots.lease = task?.record.leaseDeadline
+            if task.record.paused { slots.paused = runAt } else { slots.wake = runAt }
+        case .leased: slots.lease = task.record.leaseDeadline
         case .dead: slots.dead = runAt
         }
         return slots
