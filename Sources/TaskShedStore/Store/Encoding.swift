@@ -58,51 +58,6 @@ struct ByteSink {
     }
 }
 
-/// Writes fields through a raw pointer into a buffer its caller sized exactly (`StoredTask.encode`): one
-/// store per field instead of an array append per field (~80 instructions each).
-struct RawWriter {
-    private(set) var position: UnsafeMutableRawPointer
-
-    init(_ start: UnsafeMutableRawPointer) { position = start }
-
-    @inline(__always) mutating func u8(_ v: UInt8) {
-        position.storeBytes(of: v, as: UInt8.self)
-        position += 1
-    }
-
-    @inline(__always) mutating func u16LE(_ v: UInt16) {
-        position.storeBytes(of: v.littleEndian, as: UInt16.self)
-        position += 2
-    }
-
-    @inline(__always) mutating func u32LE(_ v: UInt32) {
-        position.storeBytes(of: v.littleEndian, as: UInt32.self)
-        position += 4
-    }
-
-    @inline(__always) mutating func u64LE(_ v: UInt64) {
-        position.storeBytes(of: v.littleEndian, as: UInt64.self)
-        position += 8
-    }
-
-    @inline(__always) mutating func i64LE(_ v: Int64) { u64LE(UInt64(bitPattern: v)) }
-
-    @inline(__always) mutating func raw(_ s: String) {
-        var s = s
-        s.withUTF8 { b in
-            if b.count > 0 { memcpy(position, b.baseAddress!, b.count) }
-            position += b.count
-        }
-    }
-
-    @inline(__always) mutating func raw(_ b: [UInt8]) {
-        b.withUnsafeBytes { r in
-            if r.count > 0 { memcpy(position, r.baseAddress!, r.count) }
-            position += r.count
-        }
-    }
-}
-
 /// Reads what `ByteSink` wrote; every read checks bounds and returns `nil` past the end.
 struct ByteSource {
     let buffer: UnsafeRawBufferPointer

@@ -20,8 +20,7 @@ struct StoredTask {
         static let group: UInt8 = 1 << 7
     }
 
-    /// Encodes the value (the id is the key, not part of the value) into `sink`, replacing its bytes. Layout:
-    /// see LAYOUT.md. The size is computed first and the fields written straight into one buffer of that size.
+    /// Encodes the value (the id is the key, not part of the value). Layout: see LAYOUT.md.
     func encode(into sink: inout ByteSink) {
         let r = record
         var flags: UInt8 = 0
@@ -33,50 +32,33 @@ struct StoredTask {
         if r.lastRunAt != nil { flags |= Flag.lastRunAt }
         if r.lastFailureAt != nil { flags |= Flag.lastFailureAt }
         if r.group != nil { flags |= Flag.group }
-        let interval = r.schedule.intervalMicros
-        let callbackCount = r.callback.utf8.count
-        let groupCount = r.group?.utf8.count
-        let errorCount = r.lastError?.utf8.count
-        var size = 4 + 8 + 4 + 4 + 8 + 2 + callbackCount + 4 + r.kwargs.count
-        if interval != nil { size += 8 }
-        if r.pausedAt != nil { size += 8 }
-        if r.leaseDeadline != nil { size += 16 }
-        if r.lastRunAt != nil { size += 8 }
-        if r.lastFailureAt != nil { size += 8 }
-        if let groupCount { size += 2 + groupCount }
-        if let errorCount { size += 4 + errorCount }
-        sink.bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            var w = RawWriter(UnsafeMutableRawPointer(buffer.baseAddress!))
-            w.u8(Self.valueFormat)
-            w.u8(flags)
-            w.u8(r.state.rawValue)
-            w.u8(r.schedule.kind.rawValue)
-            w.i64LE(r.runAt)
-            if let interval { w.i64LE(interval) }
-            w.u32LE(r.attempt)
-            w.u32LE(r.maxAttempts)
-            w.i64LE(r.createdAt)
-            if let v = r.pausedAt { w.i64LE(v) }
-            if let v = r.leaseDeadline {
-                w.i64LE(v)
-                w.u64LE(holder)
-            }
-            if let v = r.lastRunAt { w.i64LE(v) }
-            if let v = r.lastFailureAt { w.i64LE(v) }
-            w.u16LE(UInt16(callbackCount))
-            w.raw(r.callback)
-            if let g = r.group, let groupCount {
-                w.u16LE(UInt16(groupCount))
-                w.raw(g)
-            }
-            w.u32LE(UInt32(r.kwargs.count))
-            w.raw(r.kwargs)
-            if let e = r.lastError, let errorCount {
-                w.u32LE(UInt32(errorCount))
-                w.raw(e)
-            }
-            precondition(w.position == UnsafeMutableRawPointer(buffer.baseAddress!) + size, "task value size mismatch")
-            initialized = size
+        sink.u8(Self.valueFormat)
+        sink.u8(flags)
+        sink.u8(r.state.rawValue)
+        sink.u8(r.schedule.kind.rawValue)
+        sink.i64LE(r.runAt)
+        if let interval = r.schedule.intervalMicros { sink.i64LE(interval) }
+        sink.u32LE(r.attempt)
+        sink.u32LE(r.maxAttempts)
+        sink.i64LE(r.createdAt)
+        if let v = r.pausedAt { sink.i64LE(v) }
+        if let v = r.leaseDeadline {
+            sink.i64LE(v)
+            sink.u64LE(holder)
+        }
+        if let v = r.lastRunAt { sink.i64LE(v) }
+        if let v = r.lastFailureAt { sink.i64LE(v) }
+        sink.u16LE(UInt16(r.callback.utf8.count))
+        sink.raw(r.callback)
+        if let g = r.group {
+            sink.u16LE(UInt16(g.utf8.count))
+            sink.raw(g)
+        }
+        sink.u32LE(UInt32(r.kwargs.count))
+        sink.raw(r.kwargs)
+        if let e = r.lastError {
+            sink.u32LE(UInt32(e.utf8.count))
+            sink.raw(e)
         }
     }
 
