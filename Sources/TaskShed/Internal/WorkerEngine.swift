@@ -287,11 +287,11 @@ final class WorkerEngine: Sendable {
         let (requestID, reply) = try await connection.request(
             .subscribe(
                 Subscribe(callbacks: names, concurrency: UInt32(concurrency), leaseMicros: runner.leaseMicros)),
-            pushHandler: { [weak connection] message in
+            pushHandler: { [weak connection] message, turn in
                 guard let connection else { return }
                 switch message {
                 case .delivery(let record):
-                    runner.start(record, on: connection)
+                    runner.start(record, on: connection, turn: turn)
                 case .error(let error):
                     logger.error("the daemon reported an error on the subscription: \(TaskShedError(error))")
                 default:
