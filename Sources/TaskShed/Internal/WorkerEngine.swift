@@ -169,6 +169,7 @@ final class WorkerEngine: Sendable {
             released = await runner.releaseAll()
             logger.warning("shutdown timeout: released \(released) unfinished task(s) for another worker")
         }
+        runner.stopLeaseKeeper()
         state.withLock { $0.connection }?.close()
         // Also ends a reconnection attempt that is waiting for a handshake.
         supervisor?.cancel()
