@@ -101,10 +101,14 @@ final class TaskRunner: Sendable {
                 finish(token)
             }
         }
-        state.withLock { state in
+        let abandoned = state.withLock { state -> Bool in
             // The task may already have finished and removed its entry.
+            guard state.running[token] != nil else { return false }
             state.running[token]?.task = task
+            return state.running[token]?.abandoned ?? false
         }
+        // Given back while its callback's first part ran on this thread, before the task could be cancelled.
+        if abandoned { task.cancel() }
     }
 
     private func finish(_ token: UInt64) {
