@@ -23,13 +23,6 @@ final class FlushOutcome: @unchecked Sendable {
     var failure: StoreError?
 }
 
-/// What one dispatch transaction did, computed inside the (possibly rerun) write body.
-struct DispatchOutcome {
-    var released = 0
-    var expired: [TaskRecord] = []
-    var pushes: [(session: ClientSession, task: TaskRecord)] = []
-}
-
 extension Server {
     /// Opens the store (which takes the data directory's lock: a second daemon fails here) and voids the
     /// previous run's leases.
@@ -169,7 +162,7 @@ extension Server {
     /// Whether a write request must be on disk before its reply: everything except lease-only changes.
     static func isDurable(_ message: Message) -> Bool {
         switch message {
-        case .claim, .touch: return false
+        case .claim, .touch, .unsubscribe: return false
         default: return true
         }
     }
@@ -264,51 +257,6 @@ extension Server {
         }
     }
 
-    /// Applies queued writes in one transaction (each in its own nested transaction, so one failing request
-    /// does not affect the others) and returns one reply per write, in order. If the commit itself fails,
-    /// every write gets that error: nothing of the batch was applied.
-    func applyWrites(_ writes: [(session: ClientSession, message: Message)], now: Int64) -> [Message] {
-        guard !writes.isEmpty else { return [] }
-        guard let store else {
-            return writes.map { _ in .error(ErrorReply(code: .shuttingDown, message: "the store is closed")) }
-        }
-        let leaseDefault = configuration.leaseTimeoutMicros
-        let replies: [Message]
-        defer { storeChanged() }
-        do {
-            replies = try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> [Message] in
-                var replies: [Message] = []
-                replies.reserveCapacity(writes.count)
-                for (session, message) in writes {
-                    do throws(StoreError) {
-                        replies.append(try Self.apply(message, holder: session.id, subscription: session.subscription,
-                                                      defaultLease: leaseDefault, now: now, batch: &batch))
-                    } catch {
-                        replies.append(.error(Self.reply(for: error, to: message)))
-                    }
-                }
-                return replies
-            }
-        } catch {
-            logger.error("group commit failed", metadata: ["error": "\(error)", "taskshed.requests": "\(writes.count)"])
-            return writes.map { _ in .error(ErrorReply(code: error.code, field: error.field, message: error.message)) }
-        }
-        hasUnsyncedCommits = true
-        // Settled pushes free their subscription's slots (whatever the outcome: a worker that acks or fails a
-        // task considers it finished, even when its lease was lost meanwhile).
-        for (session, message) in writes {
-            switch message {
-            case .ack(let lease), .release(let lease):
-                settle(lease, of: session)
-            case .fail(let request):
-                settle(request.lease, of: session)
-            default:
-                break
-            }
-        }
-        return replies
-    }
-
     /// The ERROR for a store failure. A lease reference to a task that no longer exists is a lost lease for
     /// the worker (the specification answers ACK/FAIL/TOUCH/RELEASE only with `LEASE_LOST`).
     static func reply(for error: StoreError, to message: Message) -> ErrorReply {
@@ -330,7 +278,7 @@ extension Server {
     }
 
     /// One write request against the batch. Static and free of side effects: the store may rerun the batch.
-    static func apply(_ message: Message, holder: UInt64, subscription: Subscription?, defaultLease: Int64,
+    static func apply(_ message: Message, holder: UInt64, subscriptionLease: Int64?, defaultLease: Int64,
                       now: Int64, batch: inout LMDBWriteBatch) throws(StoreError) -> Message {
         switch message {
         case .addTasks(let request):
@@ -362,8 +310,11 @@ extension Server {
         case .release(let lease):
             _ = try batch.release(id: lease.id, attempt: lease.attempt, holder: holder)
             return .ok
+        case .unsubscribe:
+            // Its work was done on the loop (`handle`); the job's staged releases give the leases back.
+            return .ok
         case .touch(let request):
-            let length = request.extendMicros ?? subscription?.leaseMicros ?? defaultLease
+            let length = request.extendMicros ?? subscriptionLease ?? defaultLease
             return .leaseExtended(deadline: try batch.touch(id: request.lease.id, attempt: request.lease.attempt,
                                                             holder: holder, leaseDeadline: now + length))
         default:
@@ -376,22 +327,6 @@ extension Server {
         if let attempt = session.pushed[lease.id], attempt == lease.attempt {
             session.pushed[lease.id] = nil
             pushedHolders[lease.id] = nil
-        }
-    }
-
-    /// Runs one dispatch transaction: releases, expiries and claims computed by `plan` against the batch.
-    /// - Returns: The outcome, or the error (nothing was committed).
-    func storeDispatch(_ plan: (inout LMDBWriteBatch) throws(StoreError) -> DispatchOutcome)
-        -> Result<DispatchOutcome, StoreError>
-    {
-        guard let store else { return .failure(StoreError(code: .shuttingDown, message: "the store is closed")) }
-        defer { storeChanged() }
-        do {
-            let outcome = try store.write(isolatingRequests: false, plan)
-            hasUnsyncedCommits = true
-            return .success(outcome)
-        } catch {
-            return .failure(error)
         }
     }
 }
