@@ -169,6 +169,10 @@ extension Server {
             flushDirtySessions()
         }
         startStoreJob()
+        if repliesNeedFlush {
+            // No job follows whose commit would make the held replies durable: flush for them now.
+            startFlush()
+        }
         if rearmNeeded {
             rearm()
         }

@@ -11,11 +11,13 @@ extension RequestError {
     }
 }
 
-/// A reply to a durable change, held until the data file is flushed.
+/// A reply to a durable change, held until the change is on disk.
 struct HeldReply {
     let session: ClientSession
     let requestID: UInt32
     let message: Message
+    /// The store job that committed the change.
+    let job: UInt64
 }
 
 /// The result of a background flush, written by the pool thread before libuv runs the completion on the loop.
@@ -80,16 +82,36 @@ extension Server {
         startFlush()
     }
 
-    /// Starts flushing the data file (`fdatasync`) on libuv's thread pool, unless a flush is running (then the
-    /// next one starts when it ends). The replies held for durable changes committed so far go out when it
-    /// completes; meanwhile the loop keeps serving, and due tasks are pushed on time even when the disk is slow.
+    /// Whether replies wait for a flush that no running job or flush will give them: the loop must start one.
+    ///
+    /// A held reply is durable once the data file is flushed after its job's commit wrote its meta page: by a
+    /// background flush (`startFlush`), or by the commit of a later job that changed something (LMDB flushes
+    /// the data file inside every such commit, before writing that commit's own meta page). Under load the
+    /// next job's commit therefore makes the previous job's replies durable, and each job costs one
+    /// `fdatasync` instead of two; a flush is started only when no job follows.
+    var repliesNeedFlush: Bool {
+        !repliesAwaitingFlush.isEmpty && !isFlushing && !jobInFlight
+    }
+
+    /// Sends the held replies of jobs up to `job`: their changes are on disk.
+    func repliesDurable(through job: UInt64) {
+        guard let first = repliesAwaitingFlush.first, first.job <= job else { return }
+        let count = repliesAwaitingFlush.firstIndex { $0.job > job } ?? repliesAwaitingFlush.count
+        for held in repliesAwaitingFlush[..<count] where !held.session.isClosing {
+            send(Frame(requestID: held.requestID, message: held.message), to: held.session)
+        }
+        repliesAwaitingFlush.removeFirst(count)
+    }
+
+    /// Starts flushing the data file (`fdatasync`) on libuv's thread pool, unless a flush is running (then
+    /// `flushFinished` starts the next one if replies still wait). It covers every job completed so far; the
+    /// loop keeps serving meanwhile, and due tasks are pushed on time even when the disk is slow.
     func startFlush() {
         guard !isFlushing, let store, let loop else { return }
         guard hasUnsyncedCommits || !repliesAwaitingFlush.isEmpty else { return }
         isFlushing = true
         hasUnsyncedCommits = false
-        repliesInFlush = repliesAwaitingFlush
-        repliesAwaitingFlush.removeAll()
+        let covers = completedJobs
         let outcome = FlushOutcome()
         do {
             try BackgroundWork.run(on: loop, {
@@ -99,37 +121,37 @@ extension Server {
                     outcome.failure = error
                 }
             }, completion: { [unowned self] in
-                self.flushFinished(outcome.failure)
+                self.flushFinished(outcome.failure, covering: covers)
             })
         } catch {
             // No pool thread available: flush on the loop thread rather than not at all.
             do {
                 try store.sync()
-                flushFinished(nil)
+                flushFinished(nil, covering: covers)
             } catch let failure {
-                flushFinished(failure)
+                flushFinished(failure, covering: covers)
             }
         }
     }
 
-    /// A flush ended: send the replies it covers (or, if it failed, an error for each durable change), and
-    /// start the next flush if changes were committed meanwhile.
-    func flushFinished(_ failure: StoreError?) {
+    /// A flush ended: send the replies it covers (or, if it failed, an error for each of them), and start the
+    /// next flush if replies of later jobs wait and no job will cover them.
+    func flushFinished(_ failure: StoreError?, covering job: UInt64) {
         isFlushing = false
-        let replies = repliesInFlush
-        repliesInFlush.removeAll()
         if let failure {
             logger.error("cannot flush committed changes to disk", metadata: ["error": "\(failure)"])
             hasUnsyncedCommits = true
+            let count = repliesAwaitingFlush.firstIndex { $0.job > job } ?? repliesAwaitingFlush.count
+            for held in repliesAwaitingFlush[..<count] where !held.session.isClosing {
+                send(Frame(requestID: held.requestID, message: .error(ErrorReply(code: .internalError,
+                    message: "the change was committed but could not be flushed to disk: \(failure.message)"))),
+                     to: held.session)
+            }
+            repliesAwaitingFlush.removeFirst(count)
+        } else {
+            repliesDurable(through: job)
         }
-        for held in replies where !held.session.isClosing {
-            let message = failure.map {
-                Message.error(ErrorReply(code: .internalError,
-                    message: "the change was committed but could not be flushed to disk: \($0.message)"))
-            } ?? held.message
-            send(Frame(requestID: held.requestID, message: message), to: held.session)
-        }
-        if !repliesAwaitingFlush.isEmpty {
+        if repliesNeedFlush {
             startFlush()
         }
         flushDirtySessions()
@@ -139,8 +161,7 @@ extension Server {
     /// the goodbye).
     func finishFlushesNow() {
         guard let store else { return }
-        let replies = repliesInFlush + repliesAwaitingFlush
-        repliesInFlush.removeAll()
+        let replies = repliesAwaitingFlush
         repliesAwaitingFlush.removeAll()
         var failure: StoreError?
         do {

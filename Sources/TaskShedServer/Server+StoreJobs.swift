@@ -24,6 +24,8 @@ extension Server {
         }
         guard !job.isEmpty else { return nil }
         jobRequests = taken
+        startedJobs += 1
+        job.sequence = startedJobs
         return job
     }
 
@@ -105,6 +107,7 @@ extension Server {
     /// work.
     func storeJobFinished(_ job: StoreJob, _ result: Result<StoreJobResult, StoreError>) {
         jobInFlight = false
+        completedJobs = job.sequence
         let items = jobRequests
         jobRequests.removeAll()
         storeChanged()
@@ -112,7 +115,14 @@ extension Server {
         switch result {
         case .success(let value):
             replies = value.replies
-            hasUnsyncedCommits = true
+            if value.committed {
+                hasUnsyncedCommits = true
+                if configuration.sync {
+                    // The commit flushed the data file before writing its own meta page: the meta pages of
+                    // every earlier job are on disk.
+                    repliesDurable(through: job.sequence - 1)
+                }
+            }
             // Settled pushes free their subscription's slots (whatever the outcome: a worker that acks or fails
             // a task considers it finished, even when its lease was lost meanwhile).
             for item in items {
@@ -135,7 +145,13 @@ extension Server {
             for release in job.stagedReleases { forgetPush(release.id, sessionID: release.holder) }
             rearmNeeded = true
         }
-        answer(items, with: replies)
+        let flushedEarlierJobs = (try? result.get().committed) == true
+        answer(items, with: replies, job: job.sequence)
+        if !flushedEarlierJobs && !repliesAwaitingFlush.isEmpty && !isFlushing {
+            // This job did not flush the file for the replies held before it; a stream of such jobs must not
+            // hold them back.
+            startFlush()
+        }
         if !items.isEmpty {
             // The requests may have made tasks due (adds, resumes, retries) or freed slots (acks).
             dispatchNeeded = true
@@ -147,9 +163,9 @@ extension Server {
     }
 
     /// Sends the replies of a job's requests, in order. When one of them is a durable change and syncing is on,
-    /// all are held until the background flush that follows completes: a success reply means the change is on
-    /// disk.
-    func answer(_ items: [QueuedRequest], with replies: [Message]) {
+    /// all are held until the change is on disk (see `repliesNeedFlush`): a success reply means the change is
+    /// on disk.
+    func answer(_ items: [QueuedRequest], with replies: [Message], job: UInt64) {
         var hold = false
         var revalidate = false
         for item in items {
@@ -166,13 +182,11 @@ extension Server {
             let reply = index < replies.count
                 ? replies[index] : .error(ErrorReply(code: .internalError, message: "the write produced no reply"))
             if hold {
-                repliesAwaitingFlush.append(HeldReply(session: item.session, requestID: item.requestID, message: reply))
+                repliesAwaitingFlush.append(HeldReply(session: item.session, requestID: item.requestID, message: reply,
+                                                      job: job))
             } else {
                 send(Frame(requestID: item.requestID, message: reply), to: item.session)
             }
-        }
-        if hold {
-            startFlush()
         }
     }
 }

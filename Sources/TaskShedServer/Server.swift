@@ -54,10 +54,12 @@ public final class Server {
     var cachedRunAtGeneration: UInt64 = .max
     /// Whether a background flush is running.
     var isFlushing = false
-    /// Replies to durable changes committed after the running flush started: they wait for the next one.
+    /// Replies to durable changes not known to be on disk yet, in job order (see `repliesNeedFlush`).
     var repliesAwaitingFlush: [HeldReply] = []
-    /// Replies the running flush covers.
-    var repliesInFlush: [HeldReply] = []
+    /// Store jobs started so far: the number of the last one.
+    var startedJobs: UInt64 = 0
+    /// The number of the last store job that completed.
+    var completedJobs: UInt64 = 0
 
     var sessions: [UInt64: ClientSession] = [:]
     /// Session ids in connection order (ids only grow, so appending keeps it sorted): the dispatch ring.

@@ -38,6 +38,8 @@ struct StoreJob: Sendable {
     var horizon: Int64 = 0
     /// The daemon's default lease (µs).
     var defaultLease: Int64 = 0
+    /// The job's number: jobs run one at a time, in this order.
+    var sequence: UInt64 = 0
 
     /// Whether the job would do nothing.
     var isEmpty: Bool {
@@ -58,6 +60,9 @@ struct StoreJobResult: Sendable {
     /// Set when the release, expiry or claim part failed (the requests still committed); the releases must
     /// be tried again.
     var dispatchFailure: StoreError?
+    /// Whether the commit changed something, and so (in a durable store) flushed the data file before its
+    /// meta page: every earlier job's commit is then on disk (see `LMDBTaskStore.lastCommittedTransactionID`).
+    var committed = false
 }
 
 /// Carries a job's result from the pool thread to the loop thread. libuv orders the two (the work returns
@@ -75,43 +80,51 @@ extension StoreJob {
     /// - Important: Runs on a thread-pool thread; touches only `store` (thread-safe) and its arguments.
     func run(on store: LMDBTaskStore) -> Result<StoreJobResult, StoreError> {
         do {
-            return .success(try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> StoreJobResult in
-                var result = StoreJobResult()
-                for release in stagedReleases {
-                    // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
-                    _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
+            let before = try store.lastCommittedTransactionID()
+            var result = try write(on: store)
+            result.committed = try store.lastCommittedTransactionID() != before
+            return .success(result)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The job's write transaction.
+    private func write(on store: LMDBTaskStore) throws(StoreError) -> StoreJobResult {
+        try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> StoreJobResult in
+            var result = StoreJobResult()
+            for release in stagedReleases {
+                // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
+                _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
+            }
+            do throws(StoreError) {
+                for holder in releaseHolders {
+                    result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
                 }
+                if expireLeases {
+                    result.expired = try batch.expireLeases(now: now)
+                }
+            } catch {
+                result.dispatchFailure = error
+            }
+            result.replies.reserveCapacity(requests.count)
+            for request in requests {
                 do throws(StoreError) {
-                    for holder in releaseHolders {
-                        result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
-                    }
-                    if expireLeases {
-                        result.expired = try batch.expireLeases(now: now)
-                    }
+                    result.replies.append(try Server.apply(
+                        request.message, holder: request.holder, subscriptionLease: request.subscriptionLease,
+                        defaultLease: defaultLease, now: now, batch: &batch))
+                } catch {
+                    result.replies.append(.error(Server.reply(for: error, to: request.message)))
+                }
+            }
+            if result.dispatchFailure == nil {
+                do throws(StoreError) {
+                    result.pushes = try claims(&batch)
                 } catch {
                     result.dispatchFailure = error
                 }
-                result.replies.reserveCapacity(requests.count)
-                for request in requests {
-                    do throws(StoreError) {
-                        result.replies.append(try Server.apply(
-                            request.message, holder: request.holder, subscriptionLease: request.subscriptionLease,
-                            defaultLease: defaultLease, now: now, batch: &batch))
-                    } catch {
-                        result.replies.append(.error(Server.reply(for: error, to: request.message)))
-                    }
-                }
-                if result.dispatchFailure == nil {
-                    do throws(StoreError) {
-                        result.pushes = try claims(&batch)
-                    } catch {
-                        result.dispatchFailure = error
-                    }
-                }
-                return result
-            })
-        } catch {
-            return .failure(error)
+            }
+            return result
         }
     }
 

@@ -235,6 +235,19 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         try read { (ctx, env) throws(StoreError) in try ctx.stats(now: now, environment: env) }
     }
 
+    /// The id of the last committed write transaction: it grows with every commit that changed something
+    /// (a write whose transaction had nothing to write commits nothing and leaves it).
+    ///
+    /// In a durable store (`options.durable`), a commit that changed something flushed the data file
+    /// (`fdatasync`) before writing its own meta page, so it also made every earlier commit's meta page
+    /// durable: comparing this id before and after a write tells whether the write did such a flush.
+    /// - Throws: `internalError` when the store is closed.
+    public func lastCommittedTransactionID() throws(StoreError) -> Int {
+        access.lockShared()
+        defer { access.unlock() }
+        return try liveEnvironment().info().lastTransactionID
+    }
+
     /// Flushes the data file to disk (useful after writes in non-durable mode). Corresponds to `mdb_env_sync`.
     ///
     /// The flush runs outside the store's lock: `mdb_env_sync` is one `fdatasync` of the data file, safe beside
