@@ -83,9 +83,9 @@ extension Server {
         }
         let now = WallClock.nowMicros()
         for (sessionID, task) in result.pushes {
-            guard let session = sessions[sessionID] else {
-                // The connection closed while the job ran: give the lease back uncounted (the worker never
-                // saw the task).
+            guard let session = sessions[sessionID], session.subscription != nil, !session.isClosing else {
+                // The connection closed or unsubscribed while the job ran: give the lease back uncounted (the
+                // worker never saw the task).
                 stagedReleases.append(StagedRelease(id: task.id, attempt: task.attempt, holder: sessionID))
                 dispatchNeeded = true
                 continue
