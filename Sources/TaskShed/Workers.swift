@@ -27,6 +27,10 @@ public typealias TaskCallback = @Sendable (ScheduledTask) async throws -> Void
 /// each time a third of it has passed. Errors in callbacks never stop the worker. After the daemon restarts the
 /// worker reconnects with backoff and subscribes again.
 ///
+/// To start a callback as soon as its task arrives, the worker runs it, up to its first suspension, on the
+/// thread that read the task from the socket (the reading moves to another thread first, so a callback that
+/// blocks its thread delays no other task); after that it continues on the global executor like any task.
+///
 /// - Important: `Sendable`. Call `shutdown(timeout:)` before the process exits so that unfinished tasks go
 ///   back to the daemon at once instead of when their leases expire.
 public final class EventDrivenWorker: Sendable {

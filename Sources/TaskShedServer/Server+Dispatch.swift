@@ -19,124 +19,81 @@ struct StagedRelease {
 }
 
 extension Server {
-    /// Claims due tasks for every subscription with free capacity and pushes them, fairly: subscriptions take
-    /// turns (the first one considered rotates every round), each turn claiming one task when others compete
-    /// for the same callbacks, or all its free capacity when nobody else serves them.
+    /// Fills in the dispatch part of the next store job: leases of closed connections to release, whether
+    /// leases expired, and the subscriptions with free capacity that are to claim (rotating the first one
+    /// considered every round, for fairness; the job claims for them in that order).
     ///
     /// Tasks due within the dispatch lead (`Configuration.dispatchLeadMicros`) are claimed ahead and staged:
-    /// the claim's write transaction (tens of microseconds of LMDB work) then happens before the due time, and
-    /// at the due time the timer only has to write the delivery to the socket. With a lead of 0 the claim
-    /// happens when the task is due and the push follows its commit.
-    ///
-    /// The claims commit without a disk flush: a lease only matters while this daemon runs (the next start
-    /// releases every lease), so flushing would add a disk write to every task's lag for nothing (see
-    /// `openStore()`).
-    func dispatch() {
+    /// the claim's write transaction, commit and flush of data pages then happen on the thread pool before
+    /// the due time, and at the due time the loop only writes the delivery to the socket.
+    /// - Parameter force: Claim for every subscription with free capacity (the job applies requests, which can
+    ///   make tasks due that the committed indexes do not show yet); otherwise only for those whose callbacks
+    ///   have a task due by the horizon, unless the job also ends leases.
+    func planDispatch(into job: inout StoreJob, force: Bool) {
         dispatchNeeded = false
+        job.releaseHolders = holdersToRelease
+        holdersToRelease.removeAll()
         // A stopping daemon hands out nothing more: those leases would only be void at the next start.
         guard !isShuttingDown else { return }
-        if pushStagedDeliveries(now: WallClock.nowMicros()) {
-            // These are the deliveries whose due time woke the loop: out before anything else is done.
-            flushDirtySessions()
-        }
-        releaseStaged()
-        let now = WallClock.nowMicros()
-        let horizon = now + configuration.dispatchLeadMicros
-        let releases = holdersToRelease
-        holdersToRelease.removeAll()
-        let leaseDeadline = storeEarliestLeaseDeadline()
-        let expire = leaseDeadline.map { $0 <= now } ?? false
-        // Only callbacks with a task due by the horizon are worth a claim: one index seek each, instead of a
-        // write transaction of empty claims after every commit.
+        job.expireLeases = storeEarliestLeaseDeadline().map { $0 <= job.now } ?? false
+        // Leases that end in this job make tasks due that the committed indexes do not show as due yet.
+        let force = force || job.expireLeases || !job.releaseHolders.isEmpty || !job.stagedReleases.isEmpty
+        // Only callbacks with a task due by the horizon are worth a claim: one index seek each.
         var dueCallbacks: [String: Bool] = [:]
         func isDue(_ callback: String) -> Bool {
+            if force { return true }
             if let known = dueCallbacks[callback] { return known }
-            let due = storeEarliestRunAt(callback: callback).map { $0 <= horizon } ?? false
+            let due = storeEarliestRunAt(callback: callback).map { $0 <= job.horizon } ?? false
             dueCallbacks[callback] = due
             return due
         }
         let ordered = sessionOrder
-        var eligible: [ClientSession] = []
-        if !ordered.isEmpty {
-            let start = dispatchRound % ordered.count
-            for index in 0..<ordered.count {
-                guard let session = sessions[ordered[(start + index) % ordered.count]], session.freeCapacity > 0,
-                      let subscription = session.subscription, subscription.callbacks.contains(where: isDue)
-                else { continue }
-                eligible.append(session)
-            }
-            dispatchRound &+= 1
+        guard !ordered.isEmpty else { return }
+        let start = dispatchRound % ordered.count
+        for index in 0..<ordered.count {
+            guard let session = sessions[ordered[(start + index) % ordered.count]], session.freeCapacity > 0,
+                  let subscription = session.subscription, subscription.callbacks.contains(where: isDue)
+            else { continue }
+            job.candidates.append(DispatchCandidate(sessionID: session.id, callbacks: subscription.callbacks,
+                                                    free: session.freeCapacity, leaseMicros: subscription.leaseMicros))
         }
-        guard !releases.isEmpty || expire || !eligible.isEmpty else { return }
+        dispatchRound &+= 1
+    }
 
-        let reason = "worker disconnected"
-        // The plan only reads server state and writes to the batch: the store may run it more than once.
-        let result = storeDispatch { (batch: inout LMDBWriteBatch) throws(StoreError) -> DispatchOutcome in
-            var outcome = DispatchOutcome()
-            for holder in releases {
-                outcome.released += try batch.releaseHolder(holder, reason: reason, now: now).count
-            }
-            if expire {
-                outcome.expired = try batch.expireLeases(now: now)
-            }
-            // Callback → how many eligible sessions serve it: a session alone on its callbacks takes its whole
-            // free capacity in one claim; otherwise sessions alternate one task at a time.
-            var servers: [String: Int] = [:]
-            for session in eligible {
-                for callback in session.subscription?.callbacks ?? [] { servers[callback, default: 0] += 1 }
-            }
-            var active = eligible
-            var granted: [UInt64: Int] = [:]
-            while !active.isEmpty {
-                var stillActive: [ClientSession] = []
-                for session in active {
-                    guard let subscription = session.subscription else { continue }
-                    let free = session.freeCapacity - granted[session.id, default: 0]
-                    if free <= 0 { continue }
-                    let alone = subscription.callbacks.allSatisfy { servers[$0, default: 0] <= 1 }
-                    // `now: horizon` makes the store take tasks due up to the horizon; `lastRunAt` is recorded
-                    // as the horizon, at most the lead ahead of the real delivery.
-                    let tasks = try batch.claim(callbacks: subscription.callbacks, max: alone ? free : 1,
-                                                holder: session.id,
-                                                leaseDeadline: horizon + subscription.leaseMicros, now: horizon)
-                    if tasks.isEmpty { continue }
-                    granted[session.id, default: 0] += tasks.count
-                    for task in tasks { outcome.pushes.append((session, task)) }
-                    if !alone && free - tasks.count > 0 { stillActive.append(session) }
-                }
-                active = stillActive
-            }
-            return outcome
-        }
-        let outcome: DispatchOutcome
-        switch result {
-        case .success(let value):
-            outcome = value
-        case .failure(let failure):
-            logger.error("dispatch transaction failed; will retry at the next wake-up", metadata: ["error": "\(failure)"])
-            // Nothing was committed: the releases must be applied next time.
-            holdersToRelease.append(contentsOf: releases)
-            rearmNeeded = true
-            return
-        }
-        for record in outcome.expired {
+    /// Applies the dispatch part of a finished job: forgets expired leases, pushes the claimed tasks that are
+    /// due, stages the others until their due time.
+    func deliver(_ result: StoreJobResult, of job: StoreJob) {
+        for release in job.stagedReleases { forgetPush(release.id, sessionID: release.holder) }
+        for record in result.expired {
             if let holder = pushedHolders.removeValue(forKey: record.id), let session = sessions[holder] {
                 session.pushed[record.id] = nil
             }
         }
-        if !outcome.expired.isEmpty {
-            logger.info("leases expired; tasks are due again", metadata: ["taskshed.count": "\(outcome.expired.count)"])
+        if !result.expired.isEmpty {
+            logger.info("leases expired; tasks are due again", metadata: ["taskshed.count": "\(result.expired.count)"])
         }
-        if outcome.released > 0 {
+        if result.released > 0 {
             logger.info("leases of closed connections released; tasks are due again",
-                        metadata: ["taskshed.count": "\(outcome.released)"])
+                        metadata: ["taskshed.count": "\(result.released)"])
         }
-        let afterCommit = WallClock.nowMicros()
-        for (session, task) in outcome.pushes {
+        if let failure = result.dispatchFailure {
+            logger.error("dispatch failed; will retry at the next wake-up", metadata: ["error": "\(failure)"])
+            // The releases did not happen: they are tried again by the next job.
+            holdersToRelease.append(contentsOf: job.releaseHolders)
+        }
+        let now = WallClock.nowMicros()
+        for (sessionID, task) in result.pushes {
+            guard let session = sessions[sessionID], session.subscription != nil, !session.isClosing else {
+                // The connection closed or unsubscribed while the job ran: give the lease back uncounted (the
+                // worker never saw the task).
+                stagedReleases.append(StagedRelease(id: task.id, attempt: task.attempt, holder: sessionID))
+                dispatchNeeded = true
+                continue
+            }
             session.pushed[task.id] = task.attempt
             pushedHolders[task.id] = session.id
-            if task.runAt <= afterCommit {
-                push(task, to: session, at: afterCommit)
+            if task.runAt <= now {
+                push(task, to: session, at: now)
             } else {
                 stage(StagedDelivery(sessionID: session.id, task: task))
             }
@@ -233,52 +190,38 @@ extension Server {
         pushedHolders[taskID] = nil
     }
 
-    /// Gives back leases of staged tasks that were never pushed, without counting an attempt. Each release
-    /// runs isolated: one whose lease changed meanwhile fails alone.
-    func releaseStaged() {
-        guard !stagedReleases.isEmpty, let store else { return }
-        let releases = stagedReleases
-        stagedReleases.removeAll()
-        defer { storeChanged() }
-        do {
-            try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) in
-                for release in releases {
-                    _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
-                }
-            }
-            hasUnsyncedCommits = true
-        } catch {
-            logger.error("cannot give back staged leases; they return when they expire", metadata: ["error": "\(error)"])
-        }
-        for release in releases { forgetPush(release.id, sessionID: release.holder) }
-    }
-
     /// Arms the timer for the next moment something can happen: a staged delivery's due time, the dispatch
     /// lead before the earliest due time among callbacks that have a worker with free capacity, or the
     /// earliest lease deadline. A due task nobody can take does not arm the timer (it waits for a subscribe or
     /// a freed slot, which trigger a dispatch themselves).
+    ///
+    /// While a store job runs, store deadlines already past are left out: only the job's completion can act
+    /// on them (it re-arms), and arming for them would spin the loop meanwhile. Staged deliveries always
+    /// count: they are pushed from memory, whatever the store is doing.
     func rearm() {
         rearmNeeded = false
         guard let timer else { return }
-        var deadline = storeEarliestLeaseDeadline()
-        if let first = staged.first {
-            deadline = min(deadline ?? first.task.runAt, first.task.runAt)
+        let now = WallClock.nowMicros()
+        var deadline: Int64?
+        func consider(_ time: Int64, fromStore: Bool) {
+            if fromStore && jobInFlight && time <= now { return }
+            deadline = min(deadline ?? time, time)
         }
+        if let lease = storeEarliestLeaseDeadline() { consider(lease, fromStore: true) }
+        if let first = staged.first { consider(first.task.runAt, fromStore: false) }
         var callbacks = Set<String>()
         for session in sessions.values where session.freeCapacity > 0 {
             for callback in session.subscription?.callbacks ?? [] { callbacks.insert(callback) }
         }
         for callback in callbacks {
             if let runAt = storeEarliestRunAt(callback: callback) {
-                let claimAt = runAt - configuration.dispatchLeadMicros
-                deadline = min(deadline ?? claimAt, claimAt)
+                consider(runAt - configuration.dispatchLeadMicros, fromStore: true)
             }
         }
         guard let next = deadline else {
             timer.disarm()
             return
         }
-        let now = WallClock.nowMicros()
         var target = next
         if next <= now {
             // A deadline already past: usually a task that became due after this iteration's dispatch read the

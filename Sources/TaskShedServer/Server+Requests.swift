@@ -2,12 +2,12 @@ import Logging
 import TaskShedEventLoop
 import TaskShedProtocol
 
-/// A request waiting for the end of the iteration.
+/// A request waiting for a store job (a write), or for the writes its connection sent before it.
 struct QueuedRequest {
     enum Kind {
-        /// Applied in the iteration's write transaction.
+        /// Applied by the next store job.
         case write(Message)
-        /// A read from a connection that has writes queued before it: answered after the commit.
+        /// A read from a connection that has writes queued or being applied before it: answered after them.
         case read(Message)
         /// A reply already decided (an error) that must not overtake earlier queued replies.
         case reply(Message)
@@ -45,6 +45,12 @@ extension Server {
         switch message {
         case .addTasks, .pauseTasks, .resumeTasks, .removeTasks, .updateRunTimes, .retryDead, .purgeDead,
              .ack, .fail, .release, .claim, .touch:
+            queue.append(QueuedRequest(session: session, requestID: frame.requestID, kind: .write(message)))
+            session.queuedRequests += 1
+        case .unsubscribe:
+            // No push after this point; the reply waits for the job that gives the staged tasks back, so that
+            // once the worker has its OK, nothing is leased to it that it was never sent.
+            removeSubscription(of: session)
             queue.append(QueuedRequest(session: session, requestID: frame.requestID, kind: .write(message)))
             session.queuedRequests += 1
         default:
@@ -130,9 +136,6 @@ extension Server {
                                        "this connection already has a subscription; UNSUBSCRIBE first")
                 }
                 return subscribe(request, requestID: requestID, on: session)
-            case .unsubscribe:
-                removeSubscription(of: session)
-                return .ok
             default:
                 return .error(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not served"))
             }
@@ -157,92 +160,29 @@ extension Server {
         return .subscribed(Subscribed(leaseMicros: lease))
     }
 
-    /// The loop's end-of-iteration work: push what is due, commit and answer queued requests, push what the
-    /// commit made available, re-arm the timer, write every connection's output.
+    /// The loop's end-of-iteration work: push the staged tasks that are due, start the next store job (group
+    /// commit of the queued requests plus the dispatch work) unless one is running, re-arm the timer, write
+    /// every connection's output.
     func endOfIteration() {
-        if dispatchNeeded {
-            dispatch()
-            // Pushes go out before the durable commit below, so its fsync does not delay them.
+        if pushStagedDeliveries(now: WallClock.nowMicros()) {
+            // These are the deliveries whose due time woke the loop: out before anything else is done.
             flushDirtySessions()
         }
-        if !queue.isEmpty {
-            commitQueue()
-        }
-        if dispatchNeeded {
-            dispatch()
+        startStoreJob()
+        if repliesNeedFlush {
+            // No job follows whose commit would make the held replies durable: flush for them now.
+            startFlush()
         }
         if rearmNeeded {
             rearm()
         }
         flushDirtySessions()
-        if dispatchNeeded {
+        if dispatchNeeded && !jobInFlight {
             // Flushing disconnected a slow consumer: its tasks go to other workers now.
-            dispatch()
+            startStoreJob()
             rearm()
             flushDirtySessions()
         }
-    }
-
-    /// Applies every queued write in one transaction and answers every queued request in arrival order.
-    ///
-    /// A read that a connection pipelined after its own writes must see those writes and none after it, so
-    /// it splits the batch: the writes before it commit first (without a flush), then it is answered. Such
-    /// splits cost a commit each but no extra disk flush: the data file is flushed once for the iteration.
-    ///
-    /// When the iteration holds a durable change (anything but CLAIM and TOUCH) and syncing is on, the replies
-    /// of the whole batch are held until the background flush that follows the commit completes: a success
-    /// reply means the change is on disk. Otherwise they go out at the end of this iteration.
-    func commitQueue() {
-        let items = queue
-        queue.removeAll(keepingCapacity: true)
-        var answers = [Message?](repeating: nil, count: items.count)
-        var segment: [(index: Int, session: ClientSession, message: Message)] = []
-        var hold = false
-        var revalidate = false
-        func commitSegment() {
-            guard !segment.isEmpty else { return }
-            let outcomes = applyWrites(segment.map { ($0.session, $0.message) }, now: WallClock.nowMicros())
-            for (position, entry) in segment.enumerated() {
-                answers[entry.index] = position < outcomes.count
-                    ? outcomes[position] : .error(ErrorReply(code: .internalError, message: "no outcome"))
-                if configuration.sync && Self.isDurable(entry.message) { hold = true }
-                if Self.mayChangeOtherLeases(entry.message) { revalidate = true }
-            }
-            segment.removeAll()
-        }
-        for (index, item) in items.enumerated() {
-            switch item.kind {
-            case .write(let message):
-                segment.append((index, item.session, message))
-            case .reply(let message):
-                answers[index] = message
-            case .read(let message):
-                if segment.contains(where: { $0.session === item.session }) {
-                    commitSegment()
-                }
-                if !item.session.isClosing {
-                    answers[index] = readAnswer(message, requestID: item.requestID, on: item.session)
-                }
-            }
-        }
-        commitSegment()
-        if revalidate && !staged.isEmpty {
-            revalidateStaged()
-        }
-        for (index, item) in items.enumerated() {
-            item.session.queuedRequests -= 1
-            guard let answer = answers[index], !item.session.isClosing else { continue }
-            if hold {
-                repliesAwaitingFlush.append(HeldReply(session: item.session, requestID: item.requestID, message: answer))
-            } else {
-                send(Frame(requestID: item.requestID, message: answer), to: item.session)
-            }
-        }
-        if hold {
-            startFlush()
-        }
-        dispatchNeeded = true
-        rearmNeeded = true
     }
 
     /// Whether a write can change a task leased to someone else (and so invalidate a staged delivery).

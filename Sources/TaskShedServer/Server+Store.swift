@@ -11,23 +11,18 @@ extension RequestError {
     }
 }
 
-/// A reply to a durable change, held until the data file is flushed.
+/// A reply to a durable change, held until the change is on disk.
 struct HeldReply {
     let session: ClientSession
     let requestID: UInt32
     let message: Message
+    /// The store job that committed the change.
+    let job: UInt64
 }
 
 /// The result of a background flush, written by the pool thread before libuv runs the completion on the loop.
 final class FlushOutcome: @unchecked Sendable {
     var failure: StoreError?
-}
-
-/// What one dispatch transaction did, computed inside the (possibly rerun) write body.
-struct DispatchOutcome {
-    var released = 0
-    var expired: [TaskRecord] = []
-    var pushes: [(session: ClientSession, task: TaskRecord)] = []
 }
 
 extension Server {
@@ -87,16 +82,36 @@ extension Server {
         startFlush()
     }
 
-    /// Starts flushing the data file (`fdatasync`) on libuv's thread pool, unless a flush is running (then the
-    /// next one starts when it ends). The replies held for durable changes committed so far go out when it
-    /// completes; meanwhile the loop keeps serving, and due tasks are pushed on time even when the disk is slow.
+    /// Whether replies wait for a flush that no running job or flush will give them: the loop must start one.
+    ///
+    /// A held reply is durable once the data file is flushed after its job's commit wrote its meta page: by a
+    /// background flush (`startFlush`), or by the commit of a later job that changed something (LMDB flushes
+    /// the data file inside every such commit, before writing that commit's own meta page). Under load the
+    /// next job's commit therefore makes the previous job's replies durable, and each job costs one
+    /// `fdatasync` instead of two; a flush is started only when no job follows.
+    var repliesNeedFlush: Bool {
+        !repliesAwaitingFlush.isEmpty && !isFlushing && !jobInFlight
+    }
+
+    /// Sends the held replies of jobs up to `job`: their changes are on disk.
+    func repliesDurable(through job: UInt64) {
+        guard let first = repliesAwaitingFlush.first, first.job <= job else { return }
+        let count = repliesAwaitingFlush.firstIndex { $0.job > job } ?? repliesAwaitingFlush.count
+        for held in repliesAwaitingFlush[..<count] where !held.session.isClosing {
+            send(Frame(requestID: held.requestID, message: held.message), to: held.session)
+        }
+        repliesAwaitingFlush.removeFirst(count)
+    }
+
+    /// Starts flushing the data file (`fdatasync`) on libuv's thread pool, unless a flush is running (then
+    /// `flushFinished` starts the next one if replies still wait). It covers every job completed so far; the
+    /// loop keeps serving meanwhile, and due tasks are pushed on time even when the disk is slow.
     func startFlush() {
         guard !isFlushing, let store, let loop else { return }
         guard hasUnsyncedCommits || !repliesAwaitingFlush.isEmpty else { return }
         isFlushing = true
         hasUnsyncedCommits = false
-        repliesInFlush = repliesAwaitingFlush
-        repliesAwaitingFlush.removeAll()
+        let covers = completedJobs
         let outcome = FlushOutcome()
         do {
             try BackgroundWork.run(on: loop, {
@@ -106,37 +121,37 @@ extension Server {
                     outcome.failure = error
                 }
             }, completion: { [unowned self] in
-                self.flushFinished(outcome.failure)
+                self.flushFinished(outcome.failure, covering: covers)
             })
         } catch {
             // No pool thread available: flush on the loop thread rather than not at all.
             do {
                 try store.sync()
-                flushFinished(nil)
+                flushFinished(nil, covering: covers)
             } catch let failure {
-                flushFinished(failure)
+                flushFinished(failure, covering: covers)
             }
         }
     }
 
-    /// A flush ended: send the replies it covers (or, if it failed, an error for each durable change), and
-    /// start the next flush if changes were committed meanwhile.
-    func flushFinished(_ failure: StoreError?) {
+    /// A flush ended: send the replies it covers (or, if it failed, an error for each of them), and start the
+    /// next flush if replies of later jobs wait and no job will cover them.
+    func flushFinished(_ failure: StoreError?, covering job: UInt64) {
         isFlushing = false
-        let replies = repliesInFlush
-        repliesInFlush.removeAll()
         if let failure {
             logger.error("cannot flush committed changes to disk", metadata: ["error": "\(failure)"])
             hasUnsyncedCommits = true
+            let count = repliesAwaitingFlush.firstIndex { $0.job > job } ?? repliesAwaitingFlush.count
+            for held in repliesAwaitingFlush[..<count] where !held.session.isClosing {
+                send(Frame(requestID: held.requestID, message: .error(ErrorReply(code: .internalError,
+                    message: "the change was committed but could not be flushed to disk: \(failure.message)"))),
+                     to: held.session)
+            }
+            repliesAwaitingFlush.removeFirst(count)
+        } else {
+            repliesDurable(through: job)
         }
-        for held in replies where !held.session.isClosing {
-            let message = failure.map {
-                Message.error(ErrorReply(code: .internalError,
-                    message: "the change was committed but could not be flushed to disk: \($0.message)"))
-            } ?? held.message
-            send(Frame(requestID: held.requestID, message: message), to: held.session)
-        }
-        if !repliesAwaitingFlush.isEmpty {
+        if repliesNeedFlush {
             startFlush()
         }
         flushDirtySessions()
@@ -146,8 +161,7 @@ extension Server {
     /// the goodbye).
     func finishFlushesNow() {
         guard let store else { return }
-        let replies = repliesInFlush + repliesAwaitingFlush
-        repliesInFlush.removeAll()
+        let replies = repliesAwaitingFlush
         repliesAwaitingFlush.removeAll()
         var failure: StoreError?
         do {
@@ -169,7 +183,7 @@ extension Server {
     /// Whether a write request must be on disk before its reply: everything except lease-only changes.
     static func isDurable(_ message: Message) -> Bool {
         switch message {
-        case .claim, .touch: return false
+        case .claim, .touch, .unsubscribe: return false
         default: return true
         }
     }
@@ -264,51 +278,6 @@ extension Server {
         }
     }
 
-    /// Applies queued writes in one transaction (each in its own nested transaction, so one failing request
-    /// does not affect the others) and returns one reply per write, in order. If the commit itself fails,
-    /// every write gets that error: nothing of the batch was applied.
-    func applyWrites(_ writes: [(session: ClientSession, message: Message)], now: Int64) -> [Message] {
-        guard !writes.isEmpty else { return [] }
-        guard let store else {
-            return writes.map { _ in .error(ErrorReply(code: .shuttingDown, message: "the store is closed")) }
-        }
-        let leaseDefault = configuration.leaseTimeoutMicros
-        let replies: [Message]
-        defer { storeChanged() }
-        do {
-            replies = try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> [Message] in
-                var replies: [Message] = []
-                replies.reserveCapacity(writes.count)
-                for (session, message) in writes {
-                    do throws(StoreError) {
-                        replies.append(try Self.apply(message, holder: session.id, subscription: session.subscription,
-                                                      defaultLease: leaseDefault, now: now, batch: &batch))
-                    } catch {
-                        replies.append(.error(Self.reply(for: error, to: message)))
-                    }
-                }
-                return replies
-            }
-        } catch {
-            logger.error("group commit failed", metadata: ["error": "\(error)", "taskshed.requests": "\(writes.count)"])
-            return writes.map { _ in .error(ErrorReply(code: error.code, field: error.field, message: error.message)) }
-        }
-        hasUnsyncedCommits = true
-        // Settled pushes free their subscription's slots (whatever the outcome: a worker that acks or fails a
-        // task considers it finished, even when its lease was lost meanwhile).
-        for (session, message) in writes {
-            switch message {
-            case .ack(let lease), .release(let lease):
-                settle(lease, of: session)
-            case .fail(let request):
-                settle(request.lease, of: session)
-            default:
-                break
-            }
-        }
-        return replies
-    }
-
     /// The ERROR for a store failure. A lease reference to a task that no longer exists is a lost lease for
     /// the worker (the specification answers ACK/FAIL/TOUCH/RELEASE only with `LEASE_LOST`).
     static func reply(for error: StoreError, to message: Message) -> ErrorReply {
@@ -330,7 +299,7 @@ extension Server {
     }
 
     /// One write request against the batch. Static and free of side effects: the store may rerun the batch.
-    static func apply(_ message: Message, holder: UInt64, subscription: Subscription?, defaultLease: Int64,
+    static func apply(_ message: Message, holder: UInt64, subscriptionLease: Int64?, defaultLease: Int64,
                       now: Int64, batch: inout LMDBWriteBatch) throws(StoreError) -> Message {
         switch message {
         case .addTasks(let request):
@@ -362,8 +331,11 @@ extension Server {
         case .release(let lease):
             _ = try batch.release(id: lease.id, attempt: lease.attempt, holder: holder)
             return .ok
+        case .unsubscribe:
+            // Its work was done on the loop (`handle`); the job's staged releases give the leases back.
+            return .ok
         case .touch(let request):
-            let length = request.extendMicros ?? subscription?.leaseMicros ?? defaultLease
+            let length = request.extendMicros ?? subscriptionLease ?? defaultLease
             return .leaseExtended(deadline: try batch.touch(id: request.lease.id, attempt: request.lease.attempt,
                                                             holder: holder, leaseDeadline: now + length))
         default:
@@ -376,22 +348,6 @@ extension Server {
         if let attempt = session.pushed[lease.id], attempt == lease.attempt {
             session.pushed[lease.id] = nil
             pushedHolders[lease.id] = nil
-        }
-    }
-
-    /// Runs one dispatch transaction: releases, expiries and claims computed by `plan` against the batch.
-    /// - Returns: The outcome, or the error (nothing was committed).
-    func storeDispatch(_ plan: (inout LMDBWriteBatch) throws(StoreError) -> DispatchOutcome)
-        -> Result<DispatchOutcome, StoreError>
-    {
-        guard let store else { return .failure(StoreError(code: .shuttingDown, message: "the store is closed")) }
-        defer { storeChanged() }
-        do {
-            let outcome = try store.write(isolatingRequests: false, plan)
-            hasUnsyncedCommits = true
-            return .success(outcome)
-        } catch {
-            return .failure(error)
         }
     }
 }

@@ -11,9 +11,15 @@ import TaskShedStore
 /// handle, closes the store and returns.
 ///
 /// Per loop iteration: frames are read and decoded; reads are answered at once; mutations are queued; at the
-/// end of the iteration (`IterationHook`) due tasks are claimed and pushed, the queued mutations are applied in
-/// one durable write transaction (group commit) and answered, tasks the commit made available are pushed, the
-/// timer is re-armed, and every connection's output is written once.
+/// end of the iteration (`IterationHook`) staged tasks that are due are pushed, and unless a store job is
+/// running, the queued mutations and the dispatch work (releases, lease expiry, claims) become the next store
+/// job; the timer is re-armed, and every connection's output is written once.
+///
+/// Store jobs are write transactions run one at a time on libuv's thread pool (`StoreJob`): LMDB flushes the
+/// data pages of every commit to disk inside `mdb_txn_commit`, which takes from 0.1 ms to tens of
+/// milliseconds on a busy disk, and the loop must never wait for it. The job's completion, back on the loop,
+/// answers its requests (after the background flush of the meta page, for durable changes), pushes what it
+/// claimed and starts the next job with everything that queued meanwhile (group commit).
 ///
 /// - Important: Not thread-safe. Create it and call `run()` on one thread; nothing else may touch it.
 public final class Server {
@@ -48,10 +54,12 @@ public final class Server {
     var cachedRunAtGeneration: UInt64 = .max
     /// Whether a background flush is running.
     var isFlushing = false
-    /// Replies to durable changes committed after the running flush started: they wait for the next one.
+    /// Replies to durable changes not known to be on disk yet, in job order (see `repliesNeedFlush`).
     var repliesAwaitingFlush: [HeldReply] = []
-    /// Replies the running flush covers.
-    var repliesInFlush: [HeldReply] = []
+    /// Store jobs started so far: the number of the last one.
+    var startedJobs: UInt64 = 0
+    /// The number of the last store job that completed.
+    var completedJobs: UInt64 = 0
 
     var sessions: [UInt64: ClientSession] = [:]
     /// Session ids in connection order (ids only grow, so appending keeps it sorted): the dispatch ring.
@@ -59,8 +67,14 @@ public final class Server {
     var nextSessionID: UInt64 = 1
     /// Sessions with output to flush at the end of the iteration.
     var dirtySessions: [ClientSession] = []
-    /// Requests waiting for the iteration's write transaction, in arrival order.
+    /// Requests waiting for a store job, in arrival order.
     var queue: [QueuedRequest] = []
+    /// Whether a store job is running (at most one at a time).
+    var jobInFlight = false
+    /// The requests the running job applies, in order.
+    var jobRequests: [QueuedRequest] = []
+    /// Set once the stopping daemon has answered everything and said goodbye.
+    var shutdownFinished = false
     /// Holders whose leases must be released (closed connections), applied in the next dispatch transaction.
     var holdersToRelease: [UInt64] = []
     /// Callback name → ids of sessions subscribed to it, in subscription order (the round-robin ring).
@@ -73,7 +87,7 @@ public final class Server {
     var rearmNeeded = false
     /// The past deadline the timer was last armed for (see `rearm()`).
     var spinGuardDeadline: Int64?
-    /// Tasks claimed ahead of their due time, in due order (see `dispatch()`).
+    /// Tasks claimed ahead of their due time, in due order (see `planDispatch`).
     var staged: [StagedDelivery] = []
     /// Leases of staged tasks to give back uncounted (the worker left, or the task changed before its push).
     var stagedReleases: [StagedRelease] = []
@@ -277,8 +291,15 @@ public final class Server {
         notifier.notify("STOPPING=1\nSTATUS=Stopping")
         listener?.close()
         listener = nil
-        // Answer everything read so far with its durable result, then say goodbye.
-        endOfIteration()
+        finishShutdown()
+    }
+
+    /// The rest of a shutdown, once no store job runs (else the job's completion calls it): answer everything
+    /// read so far with its durable result, then say goodbye and close.
+    func finishShutdown() {
+        guard isShuttingDown, !shutdownFinished, !jobInFlight else { return }
+        shutdownFinished = true
+        runStoreJobsNow()
         finishFlushesNow()
         let goodbye = Frame(requestID: 0, message: .error(ErrorReply(code: .shuttingDown,
                                                                      message: "the daemon is stopping; reconnect later")))

@@ -96,8 +96,9 @@ struct TaskSheddCommand: ParsableCommand {
 
     @Option(name: .customLong("dispatch-lead"), help: ArgumentHelp(
         "How long before its due time a task is claimed for a worker and held in memory, so that at the due time "
-            + "only the socket write remains. 0 claims at the due time.", valueName: "duration"))
-    var dispatchLead: String = "2ms"
+            + "only the socket write remains; it must cover a commit's disk flush. 0 claims at the due time.",
+        valueName: "duration"))
+    var dispatchLead: String = "50ms"
 
     @Flag(name: .customLong("no-socket-activation"), help: ArgumentHelp(
         "Ignore a socket passed by systemd (LISTEN_FDS) and bind --socket instead."))

@@ -140,6 +140,43 @@ struct WorkerProtocolTests {
         await worker.shutdown(timeout: .zero)
     }
 
+    @Test func framesBehindADeliveryWhoseCallbackBlocksItsThreadAreStillHandled() async throws {
+        let fake = try FakeDaemon()
+        defer { fake.stop() }
+        let released = Mutex(false)
+        let heldUntilReleased = Mutex<Bool?>(nil)
+        let worker = try EventDrivenWorker(
+            callbackMap: [
+                // Blocks its thread without ever suspending (a CPU-bound or blocking callback) until "free" ran.
+                "hold": { _ in
+                    let start = ContinuousClock.now
+                    while !released.withLock({ $0 }) && ContinuousClock.now - start < .seconds(20) { usleep(1_000) }
+                    heldUntilReleased.withLock { $0 = released.withLock { $0 } }
+                },
+                "free": { _ in released.withLock { $0 = true } },
+            ], socketPath: fake.socketPath, concurrency: 2)
+        let (subscription, _) = try await Self.subscribed(worker, fake)
+
+        // One write: the second DELIVERY waits in the client's decoder behind the first, whose callback starts
+        // on the reading thread; the reading must carry on elsewhere.
+        fake.send(bytes: FrameEncoder.encode(Frame(requestID: subscription, message: .delivery(Self.record("h1", callback: "hold"))))
+            + FrameEncoder.encode(Frame(requestID: subscription, message: .delivery(Self.record("f1", callback: "free")))))
+        var acked: [String] = []
+        for _ in 0..<2 {
+            let ack = try #require(await fake.nextRequest())
+            guard case .ack(let lease) = ack.message else {
+                Issue.record("expected ACK, got \(ack.message)")
+                break
+            }
+            acked.append(lease.id)
+            fake.send(.ok, requestID: ack.requestID)
+        }
+        #expect(acked == ["f1", "h1"])
+        #expect(heldUntilReleased.withLock { $0 } == true, "the blocked callback was not released by the other one")
+        fake.disconnect()
+        await worker.shutdown(timeout: .zero)
+    }
+
     @Test func shutdownUnsubscribesWaitsThenReleasesUnfinishedTasks() async throws {
         let fake = try FakeDaemon()
         defer { fake.stop() }

@@ -13,12 +13,22 @@ import TaskShedProtocol
 /// its last write in one `send(2)` (so many concurrent acks leave in one system call). Callers never block on
 /// the socket.
 ///
+/// A push handler may keep the reader thread (`ReaderTurn.keepThread()`) to start a worker callback on it at
+/// once, instead of handing the task to another thread: the reading then moves, with the decoder and any frames
+/// it still holds, to an idle reader thread (or a new one), and the kept thread becomes an idle reader once the
+/// handler returns. At most `maxKeptThreads` threads are kept at a time, so a burst of callbacks that do not
+/// suspend cannot multiply threads; past that, handlers are told to hand off as before.
+///
 /// - Important: Thread-safe. The connection lives until `close()` or until the daemon closes it; either way
 ///   every pending call fails (with the daemon's closing error when it sent one, else `.connectionClosed`), the
 ///   close handlers run once, and the descriptor is closed by the reader thread after the writer has stopped.
 final class Connection: Sendable {
-    /// Callback for pushed frames of one subscription; runs on the reader thread, so it must not block.
-    typealias PushHandler = @Sendable (Message) -> Void
+    /// Callback for pushed frames of one subscription; runs on the reader thread, so it must not block unless
+    /// it first keeps the thread (`ReaderTurn.keepThread()` returned `true`).
+    typealias PushHandler = @Sendable (Message, ReaderTurn) -> Void
+
+    /// Most threads that push handlers may keep at once (see `ReaderTurn.keepThread()`).
+    static let maxKeptThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
 
     /// How long `open` waits for HELLO_OK.
     static let handshakeTimeout = Duration.seconds(10)
@@ -42,6 +52,14 @@ final class Connection: Sendable {
         var descriptorOpen = true
         var helloOK: HelloOK?
         var finished = false
+        /// Reader threads waiting on `idleReaderWake` for the reading turn.
+        var idleReaders = 0
+        /// The reading state on its way to an idle reader (set together with one `idleReaderWake` signal).
+        var handedOffReader: ReaderState?
+        /// Threads kept by push handlers (see `ReaderTurn.keepThread()`).
+        var keptThreads = 0
+        /// Set once the reading has ended: kept threads exit instead of becoming idle readers.
+        var readersEnded = false
     }
 
     /// The socket path, for messages.
@@ -50,6 +68,7 @@ final class Connection: Sendable {
     private let state: Mutex<State>
     private let writerWake = DispatchSemaphore(value: 0)
     private let writerStopped = DispatchSemaphore(value: 0)
+    private let idleReaderWake = DispatchSemaphore(value: 0)
     private let logger: Logger
 
     private init(path: String, fd: Int32, logger: Logger) {
@@ -167,12 +186,16 @@ final class Connection: Sendable {
     }
 
     private func startThreads() {
-        let reader = Thread { [self] in readLoop() }
-        reader.name = "taskshed-reader"
         let writer = Thread { [self] in writeLoop() }
         writer.name = "taskshed-writer"
         writer.start()
-        reader.start()
+        startReaderThread(ReaderState())
+    }
+
+    private func startReaderThread(_ reader: ReaderState?) {
+        let thread = Thread { [self] in readerThread(first: reader) }
+        thread.name = "taskshed-reader"
+        thread.start()
     }
 
     // MARK: Properties
@@ -281,29 +304,45 @@ final class Connection: Sendable {
         writerWake.signal()
     }
 
-    // MARK: Reader thread
+    // MARK: Reader threads
 
-    private func readLoop() {
-        var decoder = FrameDecoder(maxFrameBytes: Connection.maxIncomingFrameBytes)
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    /// A reader thread: reads while it holds the reading turn, waits as an idle reader after a push handler
+    /// kept it, and ends with the connection.
+    private func readerThread(first: ReaderState?) {
+        var reader = first
+        while true {
+            if reader == nil {
+                idleReaderWake.wait()
+                // Nil: the wake-up came from `finish`, the connection is over.
+                reader = state.withLock { state -> ReaderState? in
+                    let handed = state.handedOffReader
+                    state.handedOffReader = nil
+                    return handed
+                }
+                guard reader != nil else { return }
+            }
+            guard let current = reader, read(with: current) else { return }
+            reader = nil
+            let stay = state.withLock { state -> Bool in
+                state.keptThreads -= 1
+                if state.readersEnded { return false }
+                state.idleReaders += 1
+                return true
+            }
+            guard stay else { return }
+        }
+    }
+
+    /// Reads and dispatches frames until the connection ends (returns `false`) or a push handler keeps this
+    /// thread (returns `true`; `reader` then belongs to another thread).
+    private func read(with reader: ReaderState) -> Bool {
         var reason: TaskShedError
         reading: while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                reason = TaskShedError(
-                    .connectionClosed, message: "reading from \(path) failed: \(String(cString: strerror(errno)))")
-                break
-            }
-            if count == 0 {
-                reason = TaskShedError(.connectionClosed, message: "the daemon closed the connection to \(path)")
-                break
-            }
-            buffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            // Frames that arrived with an earlier read wait in the decoder: a kept thread left them behind.
             while true {
                 let frame: Frame?
                 do {
-                    frame = try decoder.next()
+                    frame = try reader.decoder.next()
                 } catch {
                     let violation = TaskShedError(
                         .protocolViolation, field: error.field,
@@ -320,13 +359,48 @@ final class Connection: Sendable {
                     continue
                 }
                 guard let frame else { break }
-                dispatch(frame)
+                if dispatch(frame, reader: reader) { return true }
             }
+            let count = reader.buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                reason = TaskShedError(
+                    .connectionClosed, message: "reading from \(path) failed: \(String(cString: strerror(errno)))")
+                break
+            }
+            if count == 0 {
+                reason = TaskShedError(.connectionClosed, message: "the daemon closed the connection to \(path)")
+                break
+            }
+            reader.buffer.withUnsafeBytes { reader.decoder.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
         finish(reason)
+        return false
     }
 
-    private func dispatch(_ frame: Frame) {
+    /// Hands the reading to an idle reader thread, or to a new one, unless `maxKeptThreads` are kept already or
+    /// the connection is closing.
+    /// - Returns: Whether the calling thread is free of the reading.
+    fileprivate func handOffReading(_ reader: ReaderState) -> Bool {
+        enum Handoff { case refused, wakeIdle, spawn }
+        let handoff = state.withLock { state -> Handoff in
+            guard state.closeReason == nil, state.keptThreads < Connection.maxKeptThreads else { return .refused }
+            state.keptThreads += 1
+            guard state.idleReaders > 0 else { return .spawn }
+            state.idleReaders -= 1
+            state.handedOffReader = reader
+            return .wakeIdle
+        }
+        switch handoff {
+        case .refused: return false
+        case .wakeIdle: idleReaderWake.signal()
+        case .spawn: startReaderThread(reader)
+        }
+        return true
+    }
+
+    /// Routes one frame; returns whether a push handler kept this thread.
+    private func dispatch(_ frame: Frame, reader: ReaderState) -> Bool {
         if frame.requestID == 0 {
             if case .error(let reply) = frame.message {
                 let error = TaskShedError(reply)
@@ -335,7 +409,7 @@ final class Connection: Sendable {
             } else {
                 logger.warning("unexpected \(frame.message.type) frame with request id 0 from the daemon at \(path)")
             }
-            return
+            return false
         }
         enum Route {
             case reply(CheckedContinuation<Message, any Error>)
@@ -353,11 +427,17 @@ final class Connection: Sendable {
             return .drop
         }
         switch route {
-        case .reply(let continuation): continuation.resume(returning: frame.message)
-        case .push(let handler): handler(frame.message)
+        case .reply(let continuation):
+            continuation.resume(returning: frame.message)
+            return false
+        case .push(let handler):
+            let turn = ReaderTurn(connection: self, reader: reader)
+            handler(frame.message, turn)
+            return turn.isKept
         case .drop:
             // The reply to a cancelled call, or a push after its subscription ended.
             logger.trace("dropped \(frame.message.type) frame for request \(frame.requestID)")
+            return false
         }
     }
 
@@ -382,10 +462,15 @@ final class Connection: Sendable {
         logger.debug("connection closed", metadata: ["taskshed.socket": "\(path)", "taskshed.reason": "\(reason)"])
         writerWake.signal()
         writerStopped.wait()
-        state.withLock { state in
+        let idle = state.withLock { state -> Int in
             state.descriptorOpen = false
             Glibc.close(fd)
+            state.readersEnded = true
+            let idle = state.idleReaders
+            state.idleReaders = 0
+            return idle
         }
+        for _ in 0..<idle { idleReaderWake.signal() }
         for handler in handlers { handler(reason) }
     }
 
@@ -425,5 +510,41 @@ final class Connection: Sendable {
             }
             return true
         }
+    }
+}
+
+/// The reading state of a connection: the decoder (with any bytes of frames not yet dispatched) and the read
+/// buffer.
+///
+/// - Important: Only the thread holding the reading turn touches it. It changes threads only through
+///   `Connection.handOffReading` (under the connection's lock, then a semaphore or a thread start), which orders
+///   the old holder's last access before the new holder's first; hence `@unchecked Sendable`.
+final class ReaderState: @unchecked Sendable {
+    var decoder = FrameDecoder(maxFrameBytes: Connection.maxIncomingFrameBytes)
+    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+}
+
+/// A reader thread's turn while a push handler runs: lets the handler keep the thread.
+///
+/// - Important: Valid only during the push handler's call, on the reader thread.
+final class ReaderTurn {
+    private let connection: Connection
+    private let reader: ReaderState
+    /// Whether the handler kept the thread.
+    private(set) var isKept = false
+
+    fileprivate init(connection: Connection, reader: ReaderState) {
+        self.connection = connection
+        self.reader = reader
+    }
+
+    /// Moves the reading to another thread so that the handler may keep running on this one (for example run a
+    /// callback until its first suspension) for as long as it likes.
+    /// - Returns: Whether the thread is kept; when `false` (the connection is closing, or
+    ///   `Connection.maxKeptThreads` threads are kept already) the handler must hand its work off and return.
+    func keepThread() -> Bool {
+        if isKept { return true }
+        isKept = connection.handOffReading(reader)
+        return isKept
     }
 }

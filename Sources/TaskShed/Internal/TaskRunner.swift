@@ -29,11 +29,19 @@ final class TaskRunner: Sendable {
     let leaseMicros: Int64?
     /// Signalled whenever a task finishes (a slot is free; maybe nothing runs any more).
     let finished = AsyncSignal()
+    /// Extends the leases of the callbacks while they run.
+    private let leaseKeeper: LeaseKeeper
 
     init(callbacks: [String: TaskCallback], leaseMicros: Int64?, logger: Logger) {
         self.state = Mutex(State(callbacks: callbacks))
         self.leaseMicros = leaseMicros
         self.logger = logger
+        self.leaseKeeper = LeaseKeeper(extendMicros: leaseMicros, logger: logger)
+    }
+
+    /// Stops extending leases (at worker shutdown, once nothing is reported any more).
+    func stopLeaseKeeper() {
+        leaseKeeper.stop()
     }
 
     // MARK: Callbacks
@@ -64,54 +72,74 @@ final class TaskRunner: Sendable {
     var runningCount: Int { state.withLock { $0.running.count } }
 
     /// Starts running a delivered task in a new task.
-    func start(_ record: TaskRecord, on connection: Connection) {
+    ///
+    /// With the reader thread's `turn` (an event-driven delivery), the task starts on that thread at once
+    /// (`Task.immediate`) when the connection lets the push handler keep it: the callback then begins without
+    /// waiting for a thread of the cooperative pool to wake up (tens of microseconds on an idle machine), and
+    /// the thread returns to reading when the callback first suspends or ends. Otherwise the task is enqueued on
+    /// the global executor.
+    /// - Parameters:
+    ///   - record: The delivered (leased) task.
+    ///   - connection: The connection that leased it; the outcome is reported there.
+    ///   - turn: The reader thread's turn when called from a push handler, else `nil`.
+    func start(_ record: TaskRecord, on connection: Connection, turn: ReaderTurn? = nil) {
         let token = state.withLock { state -> UInt64 in
             state.nextToken += 1
             state.running[state.nextToken] = Running(
                 lease: LeaseRef(id: record.id, attempt: record.attempt), connection: connection)
             return state.nextToken
         }
-        let task = Task { [self] in
-            await run(record, token: token, on: connection)
-            state.withLock { _ = $0.running.removeValue(forKey: token) }
-            finished.signal()
+        let task: Task<Void, Never>
+        if let turn, turn.keepThread() {
+            task = Task.immediate { [self] in
+                await run(record, token: token, on: connection)
+                finish(token)
+            }
+        } else {
+            task = Task { [self] in
+                await run(record, token: token, on: connection)
+                finish(token)
+            }
         }
-        state.withLock { state in
+        let abandoned = state.withLock { state -> Bool in
             // The task may already have finished and removed its entry.
+            guard state.running[token] != nil else { return false }
             state.running[token]?.task = task
+            return state.running[token]?.abandoned ?? false
         }
+        // Given back while its callback's first part ran on this thread, before the task could be cancelled.
+        if abandoned { task.cancel() }
+    }
+
+    private func finish(_ token: UInt64) {
+        state.withLock { _ = $0.running.removeValue(forKey: token) }
+        finished.signal()
     }
 
     private func run(_ record: TaskRecord, token: UInt64, on connection: Connection) async {
+        // Everything up to the callback's start is on the path that the lag benchmark measures: no task is
+        // created here, and the per-task logger is only built when something is logged.
         let lease = LeaseRef(id: record.id, attempt: record.attempt)
-        var logger = self.logger
-        logger[metadataKey: "taskshed.task.id"] = "\(record.id)"
-        logger[metadataKey: "taskshed.callback"] = "\(record.callback)"
-        logger[metadataKey: "taskshed.attempt"] = "\(record.attempt)"
-
         guard let callback = state.withLock({ $0.callbacks[record.callback] }) else {
             let error = IncorrectCallbackNameError(callback: record.callback, taskID: record.id)
+            let logger = taskLogger(record)
             logger.error("\(error)")
             await report(.fail(Fail(lease: lease, error: error.description, retry: false)), token: token, on: connection, logger: logger)
             return
         }
 
         let task = ScheduledTask(record: record)
-        let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
-            group.addTask { [self, logger] in
-                await keepLeaseAlive(lease, initialDeadline: record.leaseDeadline, on: connection, logger: logger)
-            }
-            let outcome: Result<Void, any Error>
-            do {
-                try await callback(task)
-                outcome = .success(())
-            } catch {
-                outcome = .failure(error)
-            }
-            group.cancelAll()
-            return outcome
+        leaseKeeper.register(token, lease: lease, callback: record.callback, deadline: record.leaseDeadline, on: connection)
+        let outcome: Result<Void, any Error>
+        do {
+            try await callback(task)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
         }
+        leaseKeeper.unregister(token)
 
+        let logger = taskLogger(record)
         switch outcome {
         case .success:
             await report(.ack(lease), token: token, on: connection, logger: logger)
@@ -127,33 +155,13 @@ final class TaskRunner: Sendable {
         }
     }
 
-    /// TOUCHes the lease each time a third of it has passed, for as long as the callback runs.
-    private func keepLeaseAlive(_ lease: LeaseRef, initialDeadline: Int64?, on connection: Connection, logger: Logger) async {
-        var deadline = initialDeadline ?? (Date().micros + (leaseMicros ?? connection.defaultLeaseMicros))
-        while !Task.isCancelled {
-            let remaining = max(deadline - Date().micros, 0)
-            // A third of the lease left at delivery, measured from the daemon's deadline (same host clock).
-            let wait = Duration.microseconds(max(remaining / 3, 1_000))
-            do {
-                try await Task.sleep(for: wait)
-            } catch {
-                return
-            }
-            do {
-                let reply = try await connection.request(.touch(Touch(lease: lease, extendMicros: leaseMicros)))
-                guard case .leaseExtended(let newDeadline) = reply else {
-                    logger.warning("the daemon answered TOUCH with \(reply.type)")
-                    return
-                }
-                deadline = newDeadline
-                logger.trace("lease extended")
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.warning("cannot extend the lease of a running task (it may be delivered again): \(error)")
-                return
-            }
-        }
+    /// The runner's logger with the task's metadata.
+    private func taskLogger(_ record: TaskRecord) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "taskshed.task.id"] = "\(record.id)"
+        logger[metadataKey: "taskshed.callback"] = "\(record.callback)"
+        logger[metadataKey: "taskshed.attempt"] = "\(record.attempt)"
+        return logger
     }
 
     private func report(_ message: Message, token: UInt64, on connection: Connection, logger: Logger) async {
@@ -189,6 +197,7 @@ final class TaskRunner: Sendable {
             var tasks: [Task<Void, Never>] = []
             for (token, running) in state.running where running.connection === connection && !running.abandoned {
                 state.running[token]?.abandoned = true
+                leaseKeeper.unregister(token)
                 if let task = running.task { tasks.append(task) }
             }
             return tasks
@@ -217,6 +226,8 @@ final class TaskRunner: Sendable {
             var list: [(LeaseRef, Connection, Task<Void, Never>?)] = []
             for (token, running) in state.running where !running.abandoned {
                 state.running[token]?.abandoned = true
+                // A given-back lease must not be touched again.
+                leaseKeeper.unregister(token)
                 // On a closed connection the daemon has already released the lease: only cancel the callback.
                 if running.connection.isClosed {
                     running.task?.cancel()

@@ -169,6 +169,7 @@ final class WorkerEngine: Sendable {
             released = await runner.releaseAll()
             logger.warning("shutdown timeout: released \(released) unfinished task(s) for another worker")
         }
+        runner.stopLeaseKeeper()
         state.withLock { $0.connection }?.close()
         // Also ends a reconnection attempt that is waiting for a handshake.
         supervisor?.cancel()
@@ -287,11 +288,11 @@ final class WorkerEngine: Sendable {
         let (requestID, reply) = try await connection.request(
             .subscribe(
                 Subscribe(callbacks: names, concurrency: UInt32(concurrency), leaseMicros: runner.leaseMicros)),
-            pushHandler: { [weak connection] message in
+            pushHandler: { [weak connection] message, turn in
                 guard let connection else { return }
                 switch message {
                 case .delivery(let record):
-                    runner.start(record, on: connection)
+                    runner.start(record, on: connection, turn: turn)
                 case .error(let error):
                     logger.error("the daemon reported an error on the subscription: \(TaskShedError(error))")
                 default:

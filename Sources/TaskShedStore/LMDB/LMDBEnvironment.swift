@@ -32,6 +32,8 @@ package final class LMDBEnvironment {
         package var lastPageNumber: Int
         /// The page size.
         package var pageSize: Int
+        /// Id of the last committed write transaction (`me_last_txnid`): it grows by one per commit that wrote.
+        package var lastTransactionID: Int = 0
         /// Bytes up to the high-water mark: `(lastPageNumber + 1) * pageSize`.
         package var usedBytes: Int { (lastPageNumber + 1) * pageSize }
     }
@@ -98,7 +100,8 @@ package final class LMDBEnvironment {
         // Both calls only read the environment's memory and cannot fail for a valid env.
         _ = mdb_env_info(handle, &info)
         _ = mdb_env_stat(handle, &stat)
-        return Info(mapSize: info.me_mapsize, lastPageNumber: info.me_last_pgno, pageSize: Int(stat.ms_psize))
+        return Info(mapSize: info.me_mapsize, lastPageNumber: info.me_last_pgno, pageSize: Int(stat.ms_psize),
+                    lastTransactionID: info.me_last_txnid)
     }
 
     /// Flushes buffers to disk; with `force` even when the environment was opened with `noSync`.

@@ -84,3 +84,23 @@ final class PthreadMutex {
     func lock() { pthread_mutex_lock(mutex) }
     func unlock() { pthread_mutex_unlock(mutex) }
 }
+
+/// A `pthread_rwlock_t` on the heap: many readers or one exclusive holder.
+final class PthreadRWLock {
+    private let rwlock: UnsafeMutablePointer<pthread_rwlock_t>
+
+    init() {
+        rwlock = .allocate(capacity: 1)
+        rwlock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(rwlock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(rwlock)
+        rwlock.deallocate()
+    }
+
+    func lockShared() { pthread_rwlock_rdlock(rwlock) }
+    func lockExclusive() { pthread_rwlock_wrlock(rwlock) }
+    func unlock() { pthread_rwlock_unlock(rwlock) }
+}

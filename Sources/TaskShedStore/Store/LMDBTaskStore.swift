@@ -9,9 +9,11 @@ import TaskShedProtocol
 /// Layout, key encodings and the schema version are described in `LAYOUT.md` in this module.
 ///
 /// - Important: One store object per directory and process: opening takes an exclusive lock on the directory
-///   and a second opener (in any process) fails with an error naming the holder's pid. Every method takes an
-///   internal lock, so the object may be shared between threads, but the daemon calls it from its single loop
-///   thread. Writes are serialised; keep `write` bodies short.
+///   and a second opener (in any process) fails with an error naming the holder's pid. The object may be
+///   shared between threads: writes are serialised (one `write` at a time, keep its body short), and reads run
+///   beside a write in progress without waiting for it, its commit or its disk flush (LMDB readers never block
+///   on the writer). They wait only while the map is resized, which happens between write transactions. The
+///   daemon writes from one thread and reads from its event loop.
 public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The on-disk schema version this build reads and writes.
     public static let schemaVersion: UInt32 = 2
@@ -21,8 +23,13 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The options the store was opened with.
     public let options: StoreOptions
 
-    // Everything below is guarded by `mutex` (that is what makes the `@unchecked Sendable` true).
-    private let mutex = PthreadMutex()
+    // Two locks make the `@unchecked Sendable` true. `writer` serialises writes (LMDB allows one write
+    // transaction at a time, and `random` is used only by writes). `access` guards `environment` and the map
+    // size: reads and writes hold it shared for the life of their transaction; resizing the map
+    // (`mdb_env_set_mapsize` requires that no transaction of this process is active) and `close()` hold it
+    // exclusively. A write therefore never makes a read wait, except for a resize.
+    private let writer = PthreadMutex()
+    private let access = PthreadRWLock()
     private var environment: LMDBEnvironment?
     private var directoryLock: DirectoryLock?
     let dbs: StoreDatabases
@@ -149,8 +156,10 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// Closes the environment and releases the directory lock. Later calls fail with `internalError`.
     /// Closing twice is harmless.
     public func close() {
-        mutex.lock()
-        defer { mutex.unlock() }
+        writer.lock()
+        defer { writer.unlock() }
+        access.lockExclusive()
+        defer { access.unlock() }
         environment = nil
         directoryLock?.close()
         directoryLock = nil
@@ -168,26 +177,38 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     // MARK: Reads
 
-    /// Runs `body` in a read-only transaction under the store's lock.
+    /// Runs `body` in a read-only transaction, holding `access` shared (a write in progress does not block it).
     func read<R>(_ body: (StoreContext, LMDBEnvironment) throws(StoreError) -> R) throws(StoreError) -> R {
-        mutex.lock()
-        defer { mutex.unlock() }
+        access.lockShared()
+        defer { access.unlock() }
         let env = try liveEnvironment()
         let txn = try beginTransaction(env, readOnly: true)
         defer { txn.abort() }
         return try body(StoreContext(txn: txn, dbs: dbs, options: options, random: random), env)
     }
 
-    /// Begins a transaction, adopting a map grown by another process (`MDB_MAP_RESIZED`) if needed.
+    /// Begins a transaction; the caller holds `access` shared.
+    ///
+    /// `MDB_MAP_RESIZED` means another process grew the map: the directory lock makes that impossible for a
+    /// store opened through this type, so it is reported instead of adopted (adopting needs `access`
+    /// exclusively, which a caller holding it shared cannot take).
     private func beginTransaction(_ env: LMDBEnvironment, readOnly: Bool) throws(StoreError) -> LMDBTransaction {
         do {
             return try LMDBTransaction(environment: env, readOnly: readOnly)
         } catch where error.isMapResized {
-            try lmdb { () throws(LMDBError) in try env.setMapSize(0) }
-            return try lmdb { () throws(LMDBError) in try LMDBTransaction(environment: env, readOnly: readOnly) }
+            throw StoreError(code: .internalError,
+                             message: "the map of \(directory) was resized by another process; reopen the store")
         } catch {
             throw .lmdb(error)
         }
+    }
+
+    /// Resizes the map; the caller holds `writer` and no transaction. Takes `access` exclusively, so it waits
+    /// for the reads in progress to end.
+    private func setMapSize(_ env: LMDBEnvironment, _ bytes: Int) throws(LMDBError) {
+        access.lockExclusive()
+        defer { access.unlock() }
+        try env.setMapSize(bytes)
     }
 
     /// See `TaskStore.fetch`.
@@ -224,6 +245,19 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         try read { (ctx, env) throws(StoreError) in try ctx.stats(now: now, environment: env) }
     }
 
+    /// The id of the last committed write transaction: it grows with every commit that changed something
+    /// (a write whose transaction had nothing to write commits nothing and leaves it).
+    ///
+    /// In a durable store (`options.durable`), a commit that changed something flushed the data file
+    /// (`fdatasync`) before writing its own meta page, so it also made every earlier commit's meta page
+    /// durable: comparing this id before and after a write tells whether the write did such a flush.
+    /// - Throws: `internalError` when the store is closed.
+    public func lastCommittedTransactionID() throws(StoreError) -> Int {
+        access.lockShared()
+        defer { access.unlock() }
+        return try liveEnvironment().info().lastTransactionID
+    }
+
     /// Flushes the data file to disk (useful after writes in non-durable mode). Corresponds to `mdb_env_sync`.
     ///
     /// The flush runs outside the store's lock: `mdb_env_sync` is one `fdatasync` of the data file, safe beside
@@ -233,15 +267,15 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// `close()` runs meanwhile.
     /// - Throws: `internalError` with the I/O error, or when the store is closed.
     public func sync() throws(StoreError) {
-        mutex.lock()
+        access.lockShared()
         let live: LMDBEnvironment
         do {
             live = try liveEnvironment()
         } catch {
-            mutex.unlock()
+            access.unlock()
             throw error
         }
-        mutex.unlock()
+        access.unlock()
         try lmdb { () throws(LMDBError) in try live.sync(force: true) }
     }
 
@@ -271,54 +305,43 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     public func write<R>(
         isolatingRequests: Bool = true, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
     ) throws(StoreError) -> R {
-        mutex.lock()
-        defer { mutex.unlock() }
-        let env = try liveEnvironment()
+        writer.lock()
+        defer { writer.unlock() }
+        access.lockShared()
+        let env: LMDBEnvironment
+        do {
+            env = try liveEnvironment()
+        } catch {
+            access.unlock()
+            throw error
+        }
+        access.unlock()
         var mode = FullMode.normal
         var usedHeadroom = false
         while true {
-            let top = try beginTransaction(env, readOnly: false)
-            var batch = LMDBWriteBatch(
-                environment: env, top: top, isolating: isolatingRequests, mode: mode,
-                context: StoreContext(txn: top, dbs: dbs, options: options, random: random))
-            let outcome: Result<R, StoreError>
-            do throws(StoreError) {
-                outcome = .success(try body(&batch))
-            } catch {
-                outcome = .failure(error)
-            }
-            var needsRoom = batch.mapFullHit || batch.removalStarved
-            if !needsRoom {
-                do throws(StoreError) {
-                    let value = try outcome.get()
-                    if let poison = batch.poisoned { throw poison }
-                    try batch.context.flushIndexes()
-                    try batch.context.flushCounts()
-                    try lmdb { () throws(LMDBError) in try top.commit() }
-                    if usedHeadroom {
-                        // Give back the headroom the removals did not need.
-                        let info = env.info()
-                        try? env.setMapSize(max(options.maxMapBytes, info.usedBytes))
-                    }
-                    return value
-                } catch {
-                    if top.handle != nil { top.abort() }
-                    guard error.isMapFull else { throw error }
-                    needsRoom = true
+            let attempt = try attemptWrite(env, isolatingRequests: isolatingRequests, mode: mode, body)
+            let removalStarved: Bool
+            let removalOnly: Bool
+            switch attempt {
+            case .committed(let value):
+                if usedHeadroom {
+                    // Give back the headroom the removals did not need.
+                    let info = env.info()
+                    try? setMapSize(env, max(options.maxMapBytes, info.usedBytes))
                 }
-            } else {
-                top.abort()
+                return value
+            case .needsRoom(let starved, let onlyRemovals):
+                removalStarved = starved
+                removalOnly = onlyRemovals
             }
-
             let size = env.info().mapSize
             if size < options.maxMapBytes {
                 let grown = size > options.maxMapBytes / 2 ? options.maxMapBytes : size * 2
-                try lmdb { () throws(LMDBError) in try env.setMapSize(grown) }
+                try lmdb { () throws(LMDBError) in try setMapSize(env, grown) }
                 continue
             }
-            let removalOnly = batch.otherRequests == 0 && batch.removalRequests > 0
-            if (batch.removalStarved || removalOnly) && !usedHeadroom {
-                try lmdb { () throws(LMDBError) in try env.setMapSize(size + options.removalHeadroomBytes) }
+            if (removalStarved || removalOnly) && !usedHeadroom {
+                try lmdb { () throws(LMDBError) in try setMapSize(env, size + options.removalHeadroomBytes) }
                 usedHeadroom = true
                 mode = .removalsOnly
                 continue
@@ -329,5 +352,50 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             }
             throw .full(mapBytes: size, maxBytes: options.maxMapBytes)
         }
+    }
+
+    /// What one run of a write batch came to.
+    private enum WriteAttempt<R> {
+        /// Committed; the body's value.
+        case committed(R)
+        /// Aborted for want of map space: whether a removal ran out of room, whether only removals ran.
+        case needsRoom(removalStarved: Bool, removalOnly: Bool)
+    }
+
+    /// Runs `body` once in a new write transaction and commits it, holding `access` shared for the life of the
+    /// transaction only (the caller resizes the map between attempts, which needs it exclusively).
+    private func attemptWrite<R>(
+        _ env: LMDBEnvironment, isolatingRequests: Bool, mode: FullMode,
+        _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
+    ) throws(StoreError) -> WriteAttempt<R> {
+        access.lockShared()
+        defer { access.unlock() }
+        let top = try beginTransaction(env, readOnly: false)
+        var batch = LMDBWriteBatch(
+            environment: env, top: top, isolating: isolatingRequests, mode: mode,
+            context: StoreContext(txn: top, dbs: dbs, options: options, random: random))
+        let outcome: Result<R, StoreError>
+        do throws(StoreError) {
+            outcome = .success(try body(&batch))
+        } catch {
+            outcome = .failure(error)
+        }
+        if !(batch.mapFullHit || batch.removalStarved) {
+            do throws(StoreError) {
+                let value = try outcome.get()
+                if let poison = batch.poisoned { throw poison }
+                try batch.context.flushIndexes()
+                try batch.context.flushCounts()
+                try lmdb { () throws(LMDBError) in try top.commit() }
+                return .committed(value)
+            } catch {
+                if top.handle != nil { top.abort() }
+                guard error.isMapFull else { throw error }
+            }
+        } else {
+            top.abort()
+        }
+        return .needsRoom(removalStarved: batch.removalStarved,
+                          removalOnly: batch.otherRequests == 0 && batch.removalRequests > 0)
     }
 }

@@ -1,0 +1,199 @@
+import Logging
+import TaskShedEventLoop
+import TaskShedProtocol
+import TaskShedStore
+
+extension Server {
+    /// Builds the next store job from the queued requests and the dispatch work, or returns nil when there is
+    /// nothing to write. Answers, on the way, the queued reads that no longer wait for a write.
+    func nextStoreJob() -> StoreJob? {
+        var job = StoreJob()
+        job.now = WallClock.nowMicros()
+        job.horizon = job.now + configuration.dispatchLeadMicros
+        job.defaultLease = configuration.leaseTimeoutMicros
+        let taken = takeQueuedWrites()
+        job.requests = taken.map { item in
+            guard case .write(let message) = item.kind else { preconditionFailure("takeQueuedWrites returns writes") }
+            return JobRequest(holder: item.session.id, subscriptionLease: item.session.subscription?.leaseMicros,
+                              message: message)
+        }
+        job.stagedReleases = stagedReleases
+        stagedReleases.removeAll()
+        if dispatchNeeded || !taken.isEmpty || !holdersToRelease.isEmpty {
+            planDispatch(into: &job, force: !taken.isEmpty)
+        }
+        guard !job.isEmpty else { return nil }
+        jobRequests = taken
+        startedJobs += 1
+        job.sequence = startedJobs
+        return job
+    }
+
+    /// Answers the queued reads and decided replies that no longer wait for a write of their connection, and
+    /// takes the queued writes the next job applies.
+    ///
+    /// Per connection, order is kept: a read waits for the writes its connection sent before it (it must see
+    /// them), and a write sent after such a read waits for the job after (the read must not see it).
+    func takeQueuedWrites() -> [QueuedRequest] {
+        guard !queue.isEmpty else { return [] }
+        var taken: [QueuedRequest] = []
+        var kept: [QueuedRequest] = []
+        var writing = Set<UInt64>()
+        var waiting = Set<UInt64>()
+        for item in queue {
+            let id = item.session.id
+            switch item.kind {
+            case .write:
+                if waiting.contains(id) {
+                    kept.append(item)
+                } else {
+                    taken.append(item)
+                    writing.insert(id)
+                }
+            case .read(let message):
+                if waiting.contains(id) || writing.contains(id) {
+                    kept.append(item)
+                    waiting.insert(id)
+                } else {
+                    item.session.queuedRequests -= 1
+                    if !item.session.isClosing { answerRead(message, requestID: item.requestID, on: item.session) }
+                }
+            case .reply(let message):
+                if waiting.contains(id) || writing.contains(id) {
+                    kept.append(item)
+                    waiting.insert(id)
+                } else {
+                    item.session.queuedRequests -= 1
+                    if !item.session.isClosing { send(Frame(requestID: item.requestID, message: message), to: item.session) }
+                }
+            }
+        }
+        queue = kept
+        return taken
+    }
+
+    /// Starts the next store job on libuv's thread pool, unless one is running (jobs run one at a time, in
+    /// order) or the daemon is stopping (then `finishShutdown` runs what is left on the loop thread). With
+    /// `--no-sync` the job runs on the loop thread at once.
+    ///
+    /// The loop keeps serving while the job runs: reads are answered from the committed state, due tasks that
+    /// are staged are pushed on time, new requests queue for the next job (group commit: the longer a job
+    /// takes, the more the next one carries).
+    func startStoreJob() {
+        guard !jobInFlight, !isShuttingDown, let store, let loop else { return }
+        guard let job = nextStoreJob() else { return }
+        jobInFlight = true
+        if !configuration.sync {
+            // Without syncing, a commit only copies pages into the page cache: run it here and save the two
+            // thread hops (tens of microseconds each on a busy machine) of every request's round trip.
+            storeJobFinished(job, job.run(on: store))
+            return
+        }
+        let outcome = StoreJobOutcome()
+        do {
+            try BackgroundWork.run(on: loop, { outcome.result = job.run(on: store) },
+                                   completion: { [unowned self] in self.storeJobFinished(job, outcome.result) })
+        } catch {
+            logger.warning("no thread-pool thread for the store job; running it on the loop thread: \(error)")
+            storeJobFinished(job, job.run(on: store))
+        }
+    }
+
+    /// Runs every pending store job on the loop thread, blocking (shutdown: everything read so far must be
+    /// answered with its committed result before the goodbye).
+    func runStoreJobsNow() {
+        guard let store, !jobInFlight else { return }
+        while let job = nextStoreJob() {
+            jobInFlight = true
+            storeJobFinished(job, job.run(on: store))
+        }
+    }
+
+    /// A store job ended (loop thread): answers its requests (held for the disk flush when they hold a durable
+    /// change), frees the slots of settled pushes, pushes or stages what it claimed, and schedules the follow-up
+    /// work.
+    func storeJobFinished(_ job: StoreJob, _ result: Result<StoreJobResult, StoreError>) {
+        jobInFlight = false
+        completedJobs = job.sequence
+        let items = jobRequests
+        jobRequests.removeAll()
+        storeChanged()
+        let replies: [Message]
+        switch result {
+        case .success(let value):
+            replies = value.replies
+            if value.committed {
+                hasUnsyncedCommits = true
+                if configuration.sync {
+                    // The commit flushed the data file before writing its own meta page: the meta pages of
+                    // every earlier job are on disk.
+                    repliesDurable(through: job.sequence - 1)
+                }
+            }
+            // Settled pushes free their subscription's slots (whatever the outcome: a worker that acks or fails
+            // a task considers it finished, even when its lease was lost meanwhile).
+            for item in items {
+                guard case .write(let message) = item.kind else { continue }
+                switch message {
+                case .ack(let lease), .release(let lease): settle(lease, of: item.session)
+                case .fail(let request): settle(request.lease, of: item.session)
+                default: break
+                }
+            }
+            deliver(value, of: job)
+        case .failure(let error):
+            logger.error("write transaction failed", metadata: ["error": "\(error)",
+                                                                 "taskshed.requests": "\(items.count)"])
+            let reply = Message.error(ErrorReply(code: error.code, field: error.field, message: error.message))
+            replies = items.map { _ in reply }
+            // Nothing was committed: the releases must be applied by a later job; staged leases not given
+            // back return when they expire.
+            holdersToRelease.append(contentsOf: job.releaseHolders)
+            for release in job.stagedReleases { forgetPush(release.id, sessionID: release.holder) }
+            rearmNeeded = true
+        }
+        let flushedEarlierJobs = (try? result.get().committed) == true
+        answer(items, with: replies, job: job.sequence)
+        if !flushedEarlierJobs && !repliesAwaitingFlush.isEmpty && !isFlushing {
+            // This job did not flush the file for the replies held before it; a stream of such jobs must not
+            // hold them back.
+            startFlush()
+        }
+        if !items.isEmpty {
+            // The requests may have made tasks due (adds, resumes, retries) or freed slots (acks).
+            dispatchNeeded = true
+            rearmNeeded = true
+        }
+        if isShuttingDown {
+            finishShutdown()
+        }
+    }
+
+    /// Sends the replies of a job's requests, in order. When one of them is a durable change and syncing is on,
+    /// all are held until the change is on disk (see `repliesNeedFlush`): a success reply means the change is
+    /// on disk.
+    func answer(_ items: [QueuedRequest], with replies: [Message], job: UInt64) {
+        var hold = false
+        var revalidate = false
+        for item in items {
+            guard case .write(let message) = item.kind else { continue }
+            if configuration.sync && Self.isDurable(message) { hold = true }
+            if Self.mayChangeOtherLeases(message) { revalidate = true }
+        }
+        if revalidate && !staged.isEmpty {
+            revalidateStaged()
+        }
+        for (index, item) in items.enumerated() {
+            item.session.queuedRequests -= 1
+            guard !item.session.isClosing else { continue }
+            let reply = index < replies.count
+                ? replies[index] : .error(ErrorReply(code: .internalError, message: "the write produced no reply"))
+            if hold {
+                repliesAwaitingFlush.append(HeldReply(session: item.session, requestID: item.requestID, message: reply,
+                                                      job: job))
+            } else {
+                send(Frame(requestID: item.requestID, message: reply), to: item.session)
+            }
+        }
+    }
+}

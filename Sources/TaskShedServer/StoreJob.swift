@@ -1,0 +1,161 @@
+import TaskShedProtocol
+import TaskShedStore
+
+/// A session that can take pushed tasks, as the dispatch part of a store job sees it.
+struct DispatchCandidate: Sendable {
+    let sessionID: UInt64
+    let callbacks: [String]
+    /// Free delivery slots when the job was built.
+    let free: Int
+    /// Lease length of its pushes (µs).
+    let leaseMicros: Int64
+}
+
+/// A client request applied by a store job.
+struct JobRequest: Sendable {
+    /// The connection id: the lease holder of what the request claims or settles.
+    let holder: UInt64
+    /// The connection's subscription lease (TOUCH's default extension), if it has one.
+    let subscriptionLease: Int64?
+    let message: Message
+}
+
+/// Everything one write transaction of the daemon does, captured as values on the loop thread: the job runs
+/// on a thread-pool thread and must not touch server state.
+///
+/// Order inside the transaction: staged leases given back (uncounted), leases of closed connections released
+/// and expired leases ended (counted), the client requests in arrival order, then claims for the candidates
+/// (so a task added due now by a request of this job is pushed by this job).
+struct StoreJob: Sendable {
+    var stagedReleases: [StagedRelease] = []
+    var releaseHolders: [UInt64] = []
+    var expireLeases = false
+    var requests: [JobRequest] = []
+    var candidates: [DispatchCandidate] = []
+    /// The clock for the requests and lease ends.
+    var now: Int64 = 0
+    /// Tasks due up to here are claimed (now + the dispatch lead).
+    var horizon: Int64 = 0
+    /// The daemon's default lease (µs).
+    var defaultLease: Int64 = 0
+    /// The job's number: jobs run one at a time, in this order.
+    var sequence: UInt64 = 0
+
+    /// Whether the job would do nothing.
+    var isEmpty: Bool {
+        stagedReleases.isEmpty && releaseHolders.isEmpty && !expireLeases && requests.isEmpty && candidates.isEmpty
+    }
+}
+
+/// What a store job did. Built inside the write body (which the store may run more than once).
+struct StoreJobResult: Sendable {
+    /// One reply per request, in order.
+    var replies: [Message] = []
+    /// Tasks whose leases ended because their connection closed.
+    var released = 0
+    /// Tasks whose leases expired.
+    var expired: [TaskRecord] = []
+    /// Claimed tasks to push or stage: session id → task.
+    var pushes: [(sessionID: UInt64, task: TaskRecord)] = []
+    /// Set when the release, expiry or claim part failed (the requests still committed); the releases must
+    /// be tried again.
+    var dispatchFailure: StoreError?
+    /// Whether the commit changed something, and so (in a durable store) flushed the data file before its
+    /// meta page: every earlier job's commit is then on disk (see `LMDBTaskStore.lastCommittedTransactionID`).
+    var committed = false
+}
+
+/// Carries a job's result from the pool thread to the loop thread. libuv orders the two (the work returns
+/// before the completion runs), hence the unchecked conformance.
+final class StoreJobOutcome: @unchecked Sendable {
+    var result: Result<StoreJobResult, StoreError> = .failure(StoreError(code: .internalError, message: "job did not run"))
+}
+
+extension StoreJob {
+    /// Runs the job in one write transaction (one commit, one `fdatasync` of the data pages).
+    ///
+    /// A request that fails gets its error reply and changes nothing; a failure of the dispatch part is
+    /// recorded in the result and leaves the requests committed. Only a failure of the transaction itself
+    /// (I/O error, commit) fails the whole job.
+    /// - Important: Runs on a thread-pool thread; touches only `store` (thread-safe) and its arguments.
+    func run(on store: LMDBTaskStore) -> Result<StoreJobResult, StoreError> {
+        do {
+            let before = try store.lastCommittedTransactionID()
+            var result = try write(on: store)
+            result.committed = try store.lastCommittedTransactionID() != before
+            return .success(result)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The job's write transaction.
+    private func write(on store: LMDBTaskStore) throws(StoreError) -> StoreJobResult {
+        try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> StoreJobResult in
+            var result = StoreJobResult()
+            for release in stagedReleases {
+                // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
+                _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
+            }
+            do throws(StoreError) {
+                for holder in releaseHolders {
+                    result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
+                }
+                if expireLeases {
+                    result.expired = try batch.expireLeases(now: now)
+                }
+            } catch {
+                result.dispatchFailure = error
+            }
+            result.replies.reserveCapacity(requests.count)
+            for request in requests {
+                do throws(StoreError) {
+                    result.replies.append(try Server.apply(
+                        request.message, holder: request.holder, subscriptionLease: request.subscriptionLease,
+                        defaultLease: defaultLease, now: now, batch: &batch))
+                } catch {
+                    result.replies.append(.error(Server.reply(for: error, to: request.message)))
+                }
+            }
+            if result.dispatchFailure == nil {
+                do throws(StoreError) {
+                    result.pushes = try claims(&batch)
+                } catch {
+                    result.dispatchFailure = error
+                }
+            }
+            return result
+        }
+    }
+
+    /// Claims for the candidates, fairly: candidates take turns in the given order, each turn claiming one
+    /// task when others compete for the same callbacks, or all its free capacity when nobody else serves them.
+    private func claims(_ batch: inout LMDBWriteBatch) throws(StoreError) -> [(sessionID: UInt64, task: TaskRecord)] {
+        var pushes: [(sessionID: UInt64, task: TaskRecord)] = []
+        var servers: [String: Int] = [:]
+        for candidate in candidates {
+            for callback in candidate.callbacks { servers[callback, default: 0] += 1 }
+        }
+        var active = candidates
+        var granted: [UInt64: Int] = [:]
+        while !active.isEmpty {
+            var stillActive: [DispatchCandidate] = []
+            for candidate in active {
+                let free = candidate.free - granted[candidate.sessionID, default: 0]
+                if free <= 0 { continue }
+                let alone = candidate.callbacks.allSatisfy { servers[$0, default: 0] <= 1 }
+                // `now: horizon` makes the store take tasks due up to the horizon; `lastRunAt` is recorded as
+                // the horizon, at most the lead ahead of the real delivery.
+                let tasks = try batch.claim(callbacks: candidate.callbacks, max: alone ? free : 1,
+                                            holder: candidate.sessionID,
+                                            leaseDeadline: horizon + candidate.leaseMicros, now: horizon)
+                if tasks.isEmpty { continue }
+                granted[candidate.sessionID, default: 0] += tasks.count
+                for task in tasks { pushes.append((candidate.sessionID, task)) }
+                if !alone && free - tasks.count > 0 { stillActive.append(candidate) }
+            }
+            active = stillActive
+        }
+        return pushes
+    }
+}
