@@ -221,4 +221,28 @@ struct IndexConsistencyTests {
         #expect(try store.verifyIndexes() == [])
         #expect(try store.stats(now: t0 + 2000 * second).due == 0)
     }
+
+    /// With a tiny queue limit, `save` applies the index queue many times within one operation (as a huge
+    /// removal or batch does past 32 MiB of keys): the indexes stay exact.
+    @Test func indexQueueAppliedInChunksKeepsIndexesExact() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        store.indexQueueLimit = 300
+        var rng = SeededRandom(seed: 11)
+        let specs = (0..<400).map { i in
+            spec(
+                i % 2 == 0 ? nil : "c\(i)", callback: "cb\(i % 3)", runAt: t0 - Int64(rng.next() % 500) * second,
+                group: i % 4 == 0 ? "big" : nil, paused: i % 9 == 0)
+        }
+        _ = try store.add(specs, now: t0)
+        #expect(try store.verifyIndexes() == [])
+        let claimed = try store.claim(callbacks: ["cb0", "cb1", "cb2"], max: 150, holder: 3, leaseDeadline: t0 + 5, now: t0)
+        #expect(claimed.count == 150)
+        #expect(claimed.map(\.runAt) == claimed.map(\.runAt).sorted())
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.remove(.group("big")) == 100)
+        _ = try store.expireLeases(now: t0 + 10)
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.stats(now: t0).leased == 0)
+    }
 }

@@ -32,7 +32,7 @@ struct IndexWriteBuffer {
     struct Change {
         var high: UInt64
         var low: UInt64
-        var start: Int32
+        var start: Int
         var count: UInt16
         /// 8 for a `leases` put (the holder, little-endian), else 0.
         var valueCount: UInt8
@@ -48,6 +48,10 @@ struct IndexWriteBuffer {
     private var lastKey: [UInt8] = []
 
     var isEmpty: Bool { used == 0 }
+
+    /// Bytes queued (keys and values). `StoreContext.save` applies the queue early past
+    /// `StoreContext.indexQueueLimit`, so that one huge operation does not hold all its keys in memory.
+    var queuedBytes: Int { used }
 
     // MARK: Collecting
 
@@ -122,7 +126,7 @@ struct IndexWriteBuffer {
         used = start + count + valueCount
         changes[kind.rawValue].append(
             Change(
-                high: high, low: low, start: Int32(start), count: UInt16(count), valueCount: UInt8(valueCount),
+                high: high, low: low, start: start, count: UInt16(count), valueCount: UInt8(valueCount),
                 isPut: put))
     }
 

@@ -34,6 +34,9 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     private var directoryLock: DirectoryLock?
     let dbs: StoreDatabases
     let random: RandomSource
+    /// See `StoreContext.indexQueueLimit` (tests lower it to exercise applying the queue in chunks). Set it
+    /// before the store is shared between threads.
+    var indexQueueLimit = StoreContext.defaultIndexQueueLimit
 
     private static let schemaKey: [UInt8] = Array("schema_version".utf8)
 
@@ -373,7 +376,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         let top = try beginTransaction(env, readOnly: false)
         var batch = LMDBWriteBatch(
             environment: env, top: top, isolating: isolatingRequests, mode: mode,
-            context: StoreContext(txn: top, dbs: dbs, options: options, random: random))
+            context: StoreContext(
+                txn: top, dbs: dbs, options: options, random: random, indexQueueLimit: indexQueueLimit))
         let outcome: Result<R, StoreError>
         do throws(StoreError) {
             outcome = .success(try body(&batch))

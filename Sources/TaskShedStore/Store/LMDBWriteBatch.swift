@@ -66,7 +66,9 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         let child = try lmdb { () throws(LMDBError) in
             try LMDBTransaction(environment: env, parent: parent, readOnly: false)
         }
-        var ctx = StoreContext(txn: child, dbs: context.dbs, options: context.options, random: context.random)
+        var ctx = StoreContext(
+            txn: child, dbs: context.dbs, options: context.options, random: context.random,
+            indexQueueLimit: context.indexQueueLimit)
         do throws(StoreError) {
             let result = try op(&ctx)
             try ctx.flushIndexes()

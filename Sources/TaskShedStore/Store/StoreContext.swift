@@ -254,12 +254,19 @@ struct StoreContext {
     var pending = IndexWriteBuffer()
     /// Callback numbers looked up or assigned in this transaction (see `callbackNumber`).
     var numbers = CallbackNumberCache()
+    /// Queued index bytes past which `save` applies the queue at once: bounds the memory of one operation over
+    /// millions of tasks (a removal of a huge group) at the cost of sorting in chunks.
+    let indexQueueLimit: Int
 
-    init(txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource) {
+    init(
+        txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource,
+        indexQueueLimit: Int = StoreContext.defaultIndexQueueLimit
+    ) {
         self.txn = txn
         self.dbs = dbs
         self.options = options
         self.random = random
+        self.indexQueueLimit = indexQueueLimit
     }
 
     // MARK: Keys
@@ -416,10 +423,16 @@ struct StoreContext {
             if let g = newGroup { pending.group(put: true, g, id) }
         }
 
+        // Operations read indexes only before their first save, so applying the queue early is safe.
+        if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
+
         if let was, let will, was.callback == will.callback, was.category == will.category { return }
         if let was { deltas.add(was.callback, category: was.category, -1) }
         if let will { deltas.add(will.callback, category: will.category, 1) }
     }
+
+    /// The default of `indexQueueLimit`: about 200k tasks' keys.
+    static let defaultIndexQueueLimit = 32 << 20
 
     /// What `save` needs of one side of a change.
     struct IndexFacts {
