@@ -144,11 +144,11 @@ extension StoreJob {
                 let free = candidate.free - granted[candidate.sessionID, default: 0]
                 if free <= 0 { continue }
                 let alone = candidate.callbacks.allSatisfy { servers[$0, default: 0] <= 1 }
-                // `now: horizon` makes the store take tasks due up to the horizon; `lastRunAt` is recorded as
-                // the horizon, at most the lead ahead of the real delivery.
+                // Tasks due up to the horizon are taken; the ones not due yet are staged and pushed at their
+                // due time, which the store records as their `lastRunAt`.
                 let tasks = try batch.claim(callbacks: candidate.callbacks, max: alone ? free : 1,
                                             holder: candidate.sessionID,
-                                            leaseDeadline: horizon + candidate.leaseMicros, now: horizon)
+                                            leaseDeadline: horizon + candidate.leaseMicros, dueBy: horizon, now: now)
                 if tasks.isEmpty { continue }
                 granted[candidate.sessionID, default: 0] += tasks.count
                 for task in tasks { pushes.append((candidate.sessionID, task)) }

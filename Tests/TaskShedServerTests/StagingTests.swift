@@ -21,6 +21,7 @@ import Testing
         }
         #expect(nowMicros() >= due, "pushed before its due time")
         #expect(delivery.runAt == due)
+        #expect(delivery.lastRunAt == due, "a task claimed ahead runs at its due time, not at the claim's horizon")
         #expect(try worker.ack(delivery) == .ok)
         #expect(try daemon.stop() == 0)
     }

@@ -4,6 +4,24 @@ import TaskShedProtocol
 
 @Suite("Claims, acks, failures and leases")
 struct LeaseTests {
+    @Test func claimAheadTakesTasksDueByItsHorizonAndRecordsWhenEachRuns() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add(
+            [
+                spec("overdue", callback: "a", runAt: t0 - 50), spec("soon", callback: "a", runAt: t0 + 30),
+                spec("later", callback: "a", runAt: t0 + 101),
+            ], now: t0 - 100)
+        let claimed = try store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
+            try b.claim(callbacks: ["a"], max: 10, holder: 3, leaseDeadline: t0 + 500, dueBy: t0 + 100, now: t0)
+        }
+        #expect(claimed.map(\.id) == ["overdue", "soon"])
+        // The overdue task runs now; the one claimed ahead runs at its due time.
+        #expect(claimed.map(\.lastRunAt) == [t0, t0 + 30])
+        #expect(try store.one("soon")?.lastRunAt == t0 + 30)
+        #expect(try store.one("later")?.state == .scheduled)
+    }
+
     @Test func claimTakesOnlyDueUnpausedTasksOfTheCallbacksEarliestFirst() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

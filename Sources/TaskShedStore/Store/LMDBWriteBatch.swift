@@ -113,11 +113,12 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
     }
 
     /// See `TaskStoreWriteBatch.claim`.
-    public mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
-        throws(StoreError) -> [TaskRecord]
+    public mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, dueBy: Int64,
+                               now: Int64) throws(StoreError) -> [TaskRecord]
     {
         try run(removal: false) { (c) throws(StoreError) in
-            try c.claim(callbacks: callbacks, max: max, holder: holder, leaseDeadline: leaseDeadline, now: now)
+            try c.claim(callbacks: callbacks, max: max, holder: holder, leaseDeadline: leaseDeadline, dueBy: dueBy,
+                        now: now)
         }
     }
 

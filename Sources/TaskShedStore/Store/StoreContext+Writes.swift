@@ -208,7 +208,7 @@ extension StoreContext {
 
     // MARK: Claim and leases
 
-    mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
+    mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, dueBy: Int64, now: Int64)
         throws(StoreError) -> [TaskRecord]
     {
         guard max > 0, !callbacks.isEmpty else { return [] }
@@ -269,7 +269,7 @@ extension StoreContext {
                         best = n
                     }
                 }
-                guard best >= 0, times[best] <= now else { break }
+                guard best >= 0, times[best] <= dueBy else { break }
                 out.append(ids[best])
                 let c = cursors[best]
                 let next = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
@@ -299,7 +299,8 @@ extension StoreContext {
             var new = old
             new.record.state = .leased
             new.record.attempt &+= 1
-            new.record.lastRunAt = now
+            // A task claimed ahead of its due time runs at its due time.
+            new.record.lastRunAt = Swift.max(old.record.runAt, now)
             new.record.leaseDeadline = leaseDeadline
             new.holder = holder
             try replaceRecord(at: records, new)

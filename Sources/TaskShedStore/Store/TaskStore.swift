@@ -33,12 +33,13 @@ public protocol TaskStoreWriteBatch {
     /// - Throws: `taskNotFound` naming the first unknown id (field `updates[i].id`); nothing is changed.
     mutating func updateRunTimes(_ updates: [RunTimeUpdate]) throws(StoreError)
 
-    /// Atomically leases up to `max` due (`runAt <= now`), unpaused, scheduled tasks of `callbacks`, earliest
-    /// first across the callbacks. Each becomes `leased` to `holder` until `leaseDeadline`, with
-    /// `attempt + 1` and `lastRunAt = now`. No task is ever returned by two claims.
+    /// Atomically leases up to `max` unpaused, scheduled tasks of `callbacks` that are due by `dueBy`
+    /// (`runAt <= dueBy`), earliest first across the callbacks. Each becomes `leased` to `holder` until
+    /// `leaseDeadline`, with `attempt + 1` and `lastRunAt = max(runAt, now)`: a caller that claims ahead
+    /// (`dueBy` after `now`) delivers such a task at its due time. No task is ever returned by two claims.
     /// - Returns: The claimed records, in the leased state.
-    mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
-        throws(StoreError) -> [TaskRecord]
+    mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, dueBy: Int64,
+                        now: Int64) throws(StoreError) -> [TaskRecord]
 
     /// Acknowledges a successful run. A one-off task is removed; a recurring task moves to its next run
     /// (computed now; see LAYOUT.md) with attempt 0, and stays paused if it was paused meanwhile.
@@ -142,6 +143,17 @@ public protocol TaskStore: AnyObject {
     func close()
 }
 
+extension TaskStoreWriteBatch {
+    /// `claim` of the tasks due by `now` (`dueBy: now`): `lastRunAt` is `now`.
+    /// - Returns: The claimed records, in the leased state.
+    /// - Throws: As the requirement.
+    public mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
+        throws(StoreError) -> [TaskRecord]
+    {
+        try claim(callbacks: callbacks, max: max, holder: holder, leaseDeadline: leaseDeadline, dueBy: now, now: now)
+    }
+}
+
 extension TaskStore {
     /// Group commit with per-request isolation: `write(isolatingRequests: true, body)`.
     public func write<R>(_ body: (inout WriteBatch) throws(StoreError) -> R) throws(StoreError) -> R {
@@ -177,7 +189,7 @@ extension TaskStore {
         try write(isolatingRequests: false) { (b: inout WriteBatch) throws(StoreError) in try b.updateRunTimes(updates) }
     }
 
-    /// One `claim` in its own durable transaction. See `TaskStoreWriteBatch.claim`.
+    /// One `claim` of the tasks due by `now`, in its own durable transaction. See `TaskStoreWriteBatch.claim`.
     public func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, now: Int64)
         throws(StoreError) -> [TaskRecord]
     {
