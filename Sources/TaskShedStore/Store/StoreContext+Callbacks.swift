@@ -2,31 +2,35 @@
 /// kept, so a cache never outlives its transaction's truth: each `StoreContext` (one per transaction, or per
 /// nested transaction) has its own.
 struct CallbackNumberCache {
-    private var lastName = ""
-    private var lastNumber: UInt32 = 0
-    private var hasLast = false
-    private var map: [String: UInt32] = [:]
+    /// A short list searched linearly while few names are used (comparing small strings is cheaper than
+    /// hashing them); past 16 names a dictionary.
+    private var list: [(String, UInt32)] = []
+    private var map: [String: UInt32]?
 
     @inline(__always)
-    mutating func number(_ name: String) -> UInt32? {
-        if hasLast && lastName == name { return lastNumber }
-        guard let n = map[name] else { return nil }
-        lastName = name
-        lastNumber = n
-        hasLast = true
-        return n
+    func number(_ name: String) -> UInt32? {
+        if let map { return map[name] }
+        for (n, number) in list where n == name { return number }
+        return nil
     }
 
     mutating func remember(_ name: String, _ number: UInt32) {
-        map[name] = number
-        lastName = name
-        lastNumber = number
-        hasLast = true
+        if map != nil {
+            map![name] = number
+        } else if list.count < 16 {
+            list.append((name, number))
+        } else {
+            var m = [String: UInt32](minimumCapacity: 64)
+            for (n, v) in list { m[n] = v }
+            m[name] = number
+            map = m
+            list = []
+        }
     }
 
     mutating func removeAll() {
-        map.removeAll()
-        hasLast = false
+        list.removeAll()
+        map = nil
     }
 }
 

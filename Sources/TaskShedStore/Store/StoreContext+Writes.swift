@@ -2,8 +2,9 @@ import CLMDB
 import TaskShedProtocol
 
 /// A validated task spec, ready to store.
+/// What validation adds to a task spec (the spec itself stays in the caller's array: copying it into this
+/// struct and out again retained each of its strings and arrays twice per task).
 private struct PreparedTask {
-    var spec: TaskSpec
     var kwargs: [UInt8]
     var maxAttempts: UInt32
 }
@@ -53,7 +54,7 @@ extension StoreContext {
                 }
             }
             let maxAttempts = spec.maxAttempts == 0 ? ProtocolLimits.defaultMaxAttempts : spec.maxAttempts
-            prepared.append(PreparedTask(spec: spec, kwargs: kwargs, maxAttempts: maxAttempts))
+            prepared.append(PreparedTask(kwargs: kwargs, maxAttempts: maxAttempts))
         }
         return prepared
     }
@@ -65,8 +66,8 @@ extension StoreContext {
         // Every error is found before the first write, so a failing add leaves nothing behind even without a
         // nested transaction.
         if onConflict == .fail {
-            for (i, p) in prepared.enumerated() {
-                if let id = p.spec.id, try load(id) != nil {
+            for (i, spec) in specs.enumerated() {
+                if let id = spec.id, try load(id) != nil {
                     throw StoreError(code: .taskExists, field: "tasks[\(i)].id", message: "task \"\(id)\" already exists")
                 }
             }
@@ -82,8 +83,9 @@ extension StoreContext {
         let records = try tasksCursor()
         defer { records.close() }
         var appendGenerated = true
-        for (i, p) in prepared.enumerated() {
-            let spec = p.spec
+        for i in specs.indices {
+            let spec = specs[i]
+            let p = prepared[i]
             var id = spec.id ?? random.taskID(now: now)
             var task = StoredTask(
                 record: TaskRecord(
