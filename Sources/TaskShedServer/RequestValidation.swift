@@ -92,13 +92,8 @@ struct RequestValidation {
             if task.kwargs.count > Int(maxKwargsBytes) {
                 throw .invalid(prefix + ".kwargs", "is \(task.kwargs.count) bytes; at most \(maxKwargsBytes) are allowed")
             }
-            if !task.kwargs.isEmpty {
-                if String(validating: task.kwargs, as: UTF8.self) == nil {
-                    throw .invalid(prefix + ".kwargs", "is not valid UTF-8")
-                }
-                if let problem = JSONObjectValidator.problem(in: task.kwargs) {
-                    throw .invalid(prefix + ".kwargs", problem)
-                }
+            if !task.kwargs.isEmpty, let problem = JSONObjectValidator.problem(in: task.kwargs) {
+                throw .invalid(prefix + ".kwargs", problem)
             }
             if task.maxAttempts > 1000 {
                 throw .invalid(prefix + ".max_attempts", "must be at most 1000 (0 means the default), got \(task.maxAttempts)")

@@ -44,6 +44,8 @@ extension Server {
         options.maxMapBytes = Int(clamping: configuration.mapSizeMaxBytes)
         options.initialMapBytes = min(options.initialMapBytes, options.maxMapBytes)
         options.maxKwargsBytes = Int(configuration.maxKwargsBytes)
+        // `RequestValidation` checks every task's kwargs with the same function before the request is queued.
+        options.checksKwargsJSON = false
         let store: LMDBTaskStore
         do {
             store = try LMDBTaskStore(directory: configuration.dataDirectory, options: options)

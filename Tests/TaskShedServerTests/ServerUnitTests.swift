@@ -53,24 +53,6 @@ import Testing
     }
 }
 
-@Suite struct JSONObjectValidatorTests {
-    @Test(arguments: ["{}", " { } ", #"{"a":1}"#, #"{"a":[1,2.5e-3,-0,true,false,null,"x\n\u00e9"],"b":{"c":{}}}"#])
-    func objectsAreAccepted(text: String) {
-        #expect(JSONObjectValidator.problem(in: Array(text.utf8)) == nil)
-    }
-
-    @Test(arguments: ["", "[]", "1", #""s""#, "{", #"{"a"}"#, #"{"a":}"#, #"{"a":1,}"#, #"{a:1}"#, #"{"a":01}"#,
-                      #"{"a":"\x"}"#, "{} {}", #"{"a":tru}"#])
-    func everythingElseIsRejected(text: String) {
-        #expect(JSONObjectValidator.problem(in: Array(text.utf8)) != nil)
-    }
-
-    @Test func deepNestingIsRejectedWithoutExhaustingTheStack() {
-        let deep = "{\"a\":" + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "}"
-        #expect(JSONObjectValidator.problem(in: Array(deep.utf8)) != nil)
-    }
-}
-
 @Suite struct LagRecorderTests {
     @Test func percentilesOfTheRecentWindow() {
         var recorder = LagRecorder(capacity: 100)

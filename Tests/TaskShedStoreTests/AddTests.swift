@@ -68,6 +68,16 @@ struct AddTests {
         #expect(try store.all().isEmpty)
     }
 
+    @Test func aCallerThatCheckedKwargsItselfCanSkipTheStoresCheck() throws {
+        let dir = TempDirectory()
+        var options = testOptions()
+        options.checksKwargsJSON = false
+        let store = try openStore(dir, options: options)
+        // Not an object: stored as given, because the caller said it checks (the size limit still applies).
+        _ = try store.add([spec("raw", kwargs: "[1]")], now: t0)
+        #expect(try store.one("raw")?.kwargs == Array("[1]".utf8))
+    }
+
     @Test func namesOfExactlyTheLimitAreAccepted() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

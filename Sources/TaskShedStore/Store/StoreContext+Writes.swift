@@ -49,7 +49,7 @@ extension StoreContext {
                     throw .invalid(
                         "\(field).kwargs", "kwargs are \(kwargs.count) bytes; at most \(options.maxKwargsBytes) are allowed")
                 }
-                if let problem = JSONObjectValidator.problem(in: kwargs) {
+                if options.checksKwargsJSON, let problem = JSONObjectValidator.problem(in: kwargs) {
                     throw .invalid("\(field).kwargs", "kwargs \(problem)")
                 }
             }

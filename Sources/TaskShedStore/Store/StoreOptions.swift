@@ -59,6 +59,10 @@ public struct StoreOptions: Sendable, Hashable {
     public var noReadAhead: Bool
     /// Largest kwargs object in bytes (default `ProtocolLimits.defaultMaxKwargsBytes`).
     public var maxKwargsBytes: Int
+    /// Whether `add` checks that kwargs are a JSON object (`JSONObjectValidator`). On by default; a caller
+    /// that has already checked every task with that same function (the daemon does, to answer with the
+    /// field's name before a request is queued) turns it off rather than parse each task's kwargs twice.
+    public var checksKwargsJSON = true
     /// Retry backoff for failed one-off tasks.
     public var retry: RetryPolicy
     /// Create the directory (mode 0700) if it does not exist (default `true`).
