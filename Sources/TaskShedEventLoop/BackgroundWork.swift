@@ -2,8 +2,9 @@ import CLibUV
 
 /// Runs a blocking job on libuv's thread pool and reports back on the loop thread (`uv_queue_work`).
 ///
-/// The daemon flushes its store with `fdatasync` this way: a flush can take milliseconds when the disk is busy,
-/// and the loop must keep pushing due tasks meanwhile.
+/// The daemon runs its store's write transactions and flushes this way: LMDB flushes the data file inside each
+/// commit, which can take milliseconds when the disk is busy, and the loop must keep pushing due tasks
+/// meanwhile.
 ///
 /// - Important: `work` runs on a pool thread and must touch only thread-safe state; `completion` runs on the
 ///   loop thread. The loop does not end while a job is pending.

@@ -3,9 +3,9 @@ import CLibUV
 /// Runs a callback at the end of every loop iteration, after all I/O callbacks of that iteration
 /// (`uv_check_t`).
 ///
-/// The daemon uses it for group commit: every mutation read during one iteration is applied in one write
-/// transaction here, and only then are the replies flushed, so an ack is sent after its change is durable and
-/// one `fsync` serves every request of the iteration.
+/// The daemon uses it to act once per iteration on everything its I/O callbacks gathered: push the staged
+/// tasks that are due, start the next store job with the requests queued so far (group commit), re-arm the
+/// timer, and write each connection's output in one go.
 ///
 /// - Important: Loop-thread only (see `LoopHandle`). The hook does not keep the loop alive on its own
 ///   (it is unreferenced), so a stopping daemon is not held up by it.

@@ -36,9 +36,10 @@ extension Server {
         // delivery path must not wait for a full flush. The environment therefore defers the meta-page flush
         // (`MDB_NOMETASYNC`): each commit still flushes its data pages before writing its meta page, so a
         // system crash can never leave a meta page pointing at unwritten pages (`MDB_NOSYNC` would allow
-        // that, and with it a corrupt store). The server completes durability itself (`mdb_env_sync`) after
-        // every commit that acknowledges a durable change, before any reply to it is sent; lease-only commits
-        // are flushed within a second by `syncTimer`. With `--no-sync` nothing is flushed.
+        // that, and with it a corrupt store). The server completes durability itself before any reply to a
+        // durable change is sent: the next store job's commit flushes the file (and so the meta page before
+        // it), or, when no job follows, `mdb_env_sync` does (see `repliesNeedFlush`); lease-only commits are
+        // flushed within a second by `syncTimer`. With `--no-sync` nothing is flushed.
         options.durable = configuration.sync
         options.deferMetaSync = true
         options.maxMapBytes = Int(clamping: configuration.mapSizeMaxBytes)
