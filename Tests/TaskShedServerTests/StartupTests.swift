@@ -111,6 +111,35 @@ func readText(_ path: String) -> String {
         #expect(try daemon.stop() == 0)
     }
 
+    @Test func sigtermWhileAStoreJobRunsAnswersItAfterItsCommit() throws {
+        let daemon = try DaemonProcess()
+        let client = try daemon.connect()
+        let count = 20_000
+        let tasks = (0..<count).map { task("big-\($0)", runAt: nowMicros() + 3_600_000_000) }
+        try client.send(Frame(requestID: 7, message: .addTasks(AddTasks(tasks: tasks))))
+        // Let the daemon read the request and start its store job (a debug build needs a good part of a second
+        // to commit 20,000 tasks), then stop it mid-job.
+        pause(0.05)
+        // SIGTERM without waiting: the reply is larger than the socket buffer, so the daemon can only finish
+        // once this client reads.
+        #expect(Glibc.kill(daemon.pid, SIGTERM) == 0)
+        let frames = try client.readUntilClosed(timeoutSeconds: 30)
+        #expect(try daemon.stop() == 0)
+        let added = frames.first { $0.requestID == 7 }
+        #expect(frames.contains { if case .error(let e) = $0.message { return e.code == .shuttingDown }; return false })
+        try daemon.restart()
+        let stored = try Client(daemon).stats().pending
+        // The add is answered exactly when it is on disk: ADDED means all of it survived the stop; no reply
+        // (the stop came before the request was read) means none of it was applied.
+        if let added {
+            #expect(added.message.type == .added)
+            #expect(stored == UInt64(count))
+        } else {
+            #expect(stored == 0)
+        }
+        #expect(try daemon.stop() == 0)
+    }
+
     @Test func socketFileGetsTheConfiguredMode() throws {
         let daemon = try DaemonProcess(arguments: ["--socket-mode", "0600"])
         var info = stat()
