@@ -113,7 +113,7 @@ let package = Package(
 
         // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
         .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
-        .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop"]),
+        .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop", "TaskShedTestSupport"]),
 
         // The daemon core: connections, requests, group commit, timer-driven dispatch, leases, systemd glue.
         .target(

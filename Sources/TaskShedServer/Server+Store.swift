@@ -96,12 +96,18 @@ extension Server {
         !repliesAwaitingFlush.isEmpty && !isFlushing && !jobInFlight
     }
 
-    /// Sends the held replies of jobs up to `job`: their changes are on disk.
-    func repliesDurable(through job: UInt64) {
-        guard let first = repliesAwaitingFlush.first, first.job <= job else { return }
-        let count = repliesAwaitingFlush.firstIndex { $0.job > job } ?? repliesAwaitingFlush.count
+    /// Sends the held replies of jobs up to `job` (all when nil) and forgets them: as they are, or, when the
+    /// flush that was to cover them failed, as that error.
+    func sendHeldReplies(through job: UInt64?, flushFailure: StoreError?) {
+        let count = job.map { job in repliesAwaitingFlush.firstIndex { $0.job > job } ?? repliesAwaitingFlush.count }
+            ?? repliesAwaitingFlush.count
+        guard count > 0 else { return }
         for held in repliesAwaitingFlush[..<count] where !held.session.isClosing {
-            send(Frame(requestID: held.requestID, message: held.message), to: held.session)
+            let message = flushFailure.map {
+                Message.error(ErrorReply(code: .internalError,
+                    message: "the change was committed but could not be flushed to disk: \($0.message)"))
+            } ?? held.message
+            send(Frame(requestID: held.requestID, message: message), to: held.session)
         }
         repliesAwaitingFlush.removeFirst(count)
     }
@@ -144,16 +150,8 @@ extension Server {
         if let failure {
             logger.error("cannot flush committed changes to disk", metadata: ["error": "\(failure)"])
             hasUnsyncedCommits = true
-            let count = repliesAwaitingFlush.firstIndex { $0.job > job } ?? repliesAwaitingFlush.count
-            for held in repliesAwaitingFlush[..<count] where !held.session.isClosing {
-                send(Frame(requestID: held.requestID, message: .error(ErrorReply(code: .internalError,
-                    message: "the change was committed but could not be flushed to disk: \(failure.message)"))),
-                     to: held.session)
-            }
-            repliesAwaitingFlush.removeFirst(count)
-        } else {
-            repliesDurable(through: job)
         }
+        sendHeldReplies(through: job, flushFailure: failure)
         if repliesNeedFlush {
             startFlush()
         }
@@ -164,8 +162,6 @@ extension Server {
     /// the goodbye).
     func finishFlushesNow() {
         guard let store else { return }
-        let replies = repliesAwaitingFlush
-        repliesAwaitingFlush.removeAll()
         var failure: StoreError?
         do {
             try store.sync()
@@ -174,13 +170,7 @@ extension Server {
             failure = error
             logger.error("cannot flush committed changes to disk", metadata: ["error": "\(error)"])
         }
-        for held in replies where !held.session.isClosing {
-            let message = failure.map {
-                Message.error(ErrorReply(code: .internalError,
-                    message: "the change was committed but could not be flushed to disk: \($0.message)"))
-            } ?? held.message
-            send(Frame(requestID: held.requestID, message: message), to: held.session)
-        }
+        sendHeldReplies(through: nil, flushFailure: failure)
     }
 
     /// Whether a write request must be on disk before its reply: everything except lease-only changes.

@@ -50,21 +50,18 @@ extension Server {
                     taken.append(item)
                     writing.insert(id)
                 }
-            case .read(let message):
+            case .read, .reply:
                 if waiting.contains(id) || writing.contains(id) {
                     kept.append(item)
                     waiting.insert(id)
-                } else {
-                    item.session.queuedRequests -= 1
-                    if !item.session.isClosing { answerRead(message, requestID: item.requestID, on: item.session) }
+                    continue
                 }
-            case .reply(let message):
-                if waiting.contains(id) || writing.contains(id) {
-                    kept.append(item)
-                    waiting.insert(id)
-                } else {
-                    item.session.queuedRequests -= 1
-                    if !item.session.isClosing { send(Frame(requestID: item.requestID, message: message), to: item.session) }
+                item.session.queuedRequests -= 1
+                guard !item.session.isClosing else { continue }
+                if case .read(let message) = item.kind {
+                    answerRead(message, requestID: item.requestID, on: item.session)
+                } else if case .reply(let message) = item.kind {
+                    send(Frame(requestID: item.requestID, message: message), to: item.session)
                 }
             }
         }
@@ -127,7 +124,7 @@ extension Server {
                 if configuration.sync {
                     // The commit flushed the data file before writing its own meta page: the meta pages of
                     // every earlier job are on disk.
-                    repliesDurable(through: job.sequence - 1)
+                    sendHeldReplies(through: job.sequence - 1, flushFailure: nil)
                 }
             }
             // Settled pushes free their subscription's slots (whatever the outcome: a worker that acks or fails

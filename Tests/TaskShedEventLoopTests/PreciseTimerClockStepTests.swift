@@ -1,4 +1,5 @@
 import Glibc
+import TaskShedTestSupport
 import Testing
 @testable import TaskShedEventLoop
 
@@ -7,7 +8,7 @@ import Testing
 /// kernel reports exactly like an NTP step, without moving the clock of the shared machine.
 ///
 /// Serialized: the steps of one test would otherwise show up as extra clock changes in another.
-@Suite(.serialized, .enabled(if: ZeroClockStep.isPermitted, "needs CAP_SYS_TIME to call clock_settime(CLOCK_REALTIME)"))
+@Suite(.serialized, .enabled(if: ClockStep.isPermitted, "needs CAP_SYS_TIME to call clock_settime(CLOCK_REALTIME)"))
 struct PreciseTimerClockStepTests {
     @Test func armedTimerReportsAZeroStepAndStillFiresAtItsDeadline() throws {
         let loop = try EventLoop()
@@ -32,7 +33,7 @@ struct PreciseTimerClockStepTests {
         // The step comes from a loop callback, so the loop learns of it from the timerfd while it polls.
         let stepper = try CoarseTimer(loop: loop) {
             stepBeforeDeadline = WallClock.nowMicros() < deadline
-            stepResult = ZeroClockStep.step()
+            stepResult = ClockStep.stepByZero()
             if stepResult != 0 { loop.stop() }
         }
         stepper.start(afterMillis: 20)
@@ -60,7 +61,7 @@ struct PreciseTimerClockStepTests {
             loop.stop()
         }
         try timer.arm(atMicros: WallClock.nowMicros() + 10_000_000)
-        let result = ZeroClockStep.step()
+        let result = ClockStep.stepByZero()
         if result == EPERM { try Test.cancel("clock_settime(CLOCK_REALTIME) failed with EPERM") }
         try #require(result == 0, "clock_settime failed with errno \(result)")
         // No read of the timerfd since the step: the kernel reports it from timerfd_settime (ECANCELED), after
@@ -93,7 +94,7 @@ struct PreciseTimerClockStepTests {
         try timer.arm(atMicros: WallClock.nowMicros() + 1_000)
         // The kernel timer expires while nobody reads it; the step then cancels the unread expiry.
         usleep(20_000)
-        let result = ZeroClockStep.step()
+        let result = ClockStep.stepByZero()
         if result == EPERM { try Test.cancel("clock_settime(CLOCK_REALTIME) failed with EPERM") }
         try #require(result == 0, "clock_settime failed with errno \(result)")
         let expired = try run(loop, limitMillis: 2_000)
@@ -115,7 +116,7 @@ struct PreciseTimerClockStepTests {
         }
         let deadline = WallClock.nowMicros() + 100_000
         try timer.arm(atMicros: deadline)
-        let result = ZeroClockStep.step()
+        let result = ClockStep.stepByZero()
         if result == EPERM { try Test.cancel("clock_settime(CLOCK_REALTIME) failed with EPERM") }
         try #require(result == 0, "clock_settime failed with errno \(result)")
         let stopper = try CoarseTimer(loop: loop) { loop.stop() }
@@ -129,43 +130,5 @@ struct PreciseTimerClockStepTests {
         #expect(clockChanges >= 1)
         #expect(timer.deadline == nil)
         #expect(fires == 0)
-    }
-}
-
-/// Sets `CLOCK_REALTIME` to the time it already has. A copy of `TaskShedTestSupport.ClockStep`, which this
-/// target cannot import (it depends on the event-loop layer only).
-enum ZeroClockStep {
-    /// Whether the effective capabilities (`/proc/self/status`, `CapEff`) include `CAP_SYS_TIME` (bit 25).
-    static var isPermitted: Bool {
-        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            bytes += chunk[0..<count]
-        }
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("CapEff:") {
-            let hex = line.dropFirst("CapEff:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
-            return (UInt64(hex, radix: 16) ?? 0) & (1 << 25) != 0
-        }
-        return false
-    }
-
-    /// Sets the clock to its reading plus the monotonic time elapsed since. Returns 0 or `errno`.
-    static func step() -> Int32 {
-        var wall = timespec()
-        var before = timespec()
-        var after = timespec()
-        clock_gettime(CLOCK_REALTIME, &wall)
-        clock_gettime(CLOCK_MONOTONIC, &before)
-        clock_gettime(CLOCK_MONOTONIC, &after)
-        var target = wall
-        target.tv_nsec += (after.tv_sec - before.tv_sec) * 1_000_000_000 + (after.tv_nsec - before.tv_nsec)
-        target.tv_sec += target.tv_nsec / 1_000_000_000
-        target.tv_nsec %= 1_000_000_000
-        return clock_settime(CLOCK_REALTIME, &target) == 0 ? 0 : errno
     }
 }

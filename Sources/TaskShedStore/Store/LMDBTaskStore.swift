@@ -173,6 +173,14 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         directoryLock?.close()
     }
 
+    /// The environment, read under `access`: the reference keeps it alive for the caller even if `close()`
+    /// runs afterwards.
+    private func sharedEnvironment() throws(StoreError) -> LMDBEnvironment {
+        access.lockShared()
+        defer { access.unlock() }
+        return try liveEnvironment()
+    }
+
     private func liveEnvironment() throws(StoreError) -> LMDBEnvironment {
         guard let environment else { throw StoreError(code: .internalError, message: "the store is closed") }
         return environment
@@ -270,15 +278,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// `close()` runs meanwhile.
     /// - Throws: `internalError` with the I/O error, or when the store is closed.
     public func sync() throws(StoreError) {
-        access.lockShared()
-        let live: LMDBEnvironment
-        do {
-            live = try liveEnvironment()
-        } catch {
-            access.unlock()
-            throw error
-        }
-        access.unlock()
+        let live = try sharedEnvironment()
         try lmdb { () throws(LMDBError) in try live.sync(force: true) }
     }
 
@@ -310,15 +310,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     ) throws(StoreError) -> R {
         writer.lock()
         defer { writer.unlock() }
-        access.lockShared()
-        let env: LMDBEnvironment
-        do {
-            env = try liveEnvironment()
-        } catch {
-            access.unlock()
-            throw error
-        }
-        access.unlock()
+        let env = try sharedEnvironment()
         var mode = FullMode.normal
         var usedHeadroom = false
         while true {
