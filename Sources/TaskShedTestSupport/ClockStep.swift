@@ -17,7 +17,7 @@ public enum ClockStep {
     /// Whether this process's effective capabilities include `CAP_SYS_TIME` (read from `/proc/self/status`),
     /// i.e. whether `stepByZero()` can be expected to succeed. Probing does not touch the clock.
     public static var isPermitted: Bool {
-        guard let status = readStatus() else { return false }
+        guard let status = TextFile.read("/proc/self/status") else { return false }
         for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
             let hex = line.dropFirst("CapEff:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
             guard let mask = UInt64(hex, radix: 16) else { return false }
@@ -42,20 +42,5 @@ public enum ClockStep {
         target.tv_sec += target.tv_nsec / 1_000_000_000
         target.tv_nsec %= 1_000_000_000
         return clock_settime(CLOCK_REALTIME, &target) == 0 ? 0 : errno
-    }
-
-    private static func readStatus() -> String? {
-        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes += chunk[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

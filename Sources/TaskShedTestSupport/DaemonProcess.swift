@@ -114,17 +114,7 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// The daemon's log so far.
     public func log() -> String {
-        let fd = open(logPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        TextFile.read(logPath) ?? ""
     }
 
     private func waitUntilServing() throws {
