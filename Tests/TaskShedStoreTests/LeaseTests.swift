@@ -1,3 +1,4 @@
+import CLMDB
 import Testing
 import TaskShedProtocol
 @testable import TaskShedStore
@@ -288,5 +289,99 @@ struct LeaseTests {
         let all = try store.all()
         #expect(all.count == 5 && all.allSatisfy { $0.state == .scheduled && $0.attempt == 0 })
         #expect(try store.stats(now: t0).due == 5)
+    }
+
+    /// The bytes of a task's record in `tasks`, straight from LMDB.
+    private func recordBytes(_ store: LMDBTaskStore, _ id: String) throws -> [UInt8]? {
+        try store.read { (ctx, _) throws(StoreError) in
+            try lmdb { () throws(LMDBError) in try ctx.txn.get(ctx.dbs.tasks, key: Array(id.utf8)).map { Array($0) } }
+        }
+    }
+
+    /// A claim and a touch write the lease to `lease_ids` and `leases` and leave the record's bytes alone (one
+    /// random `tasks` page per delivery, at the ack), yet every read shows the lease; an ack of a recurring task
+    /// writes the record with the lease's run time, and nothing of the lease stays behind.
+    @Test func aClaimLeavesTheRecordAloneAndEveryReadShowsTheLease() throws {
+        let dir = TempDirectory()
+        var store = try openStore(dir)
+        _ = try store.add(
+            [
+                spec("once", callback: "a", runAt: t0 - 5, group: "g"),
+                spec("every", callback: "a", runAt: t0 - 3, schedule: .interval(micros: 10 * second)),
+            ], now: t0 - 100)
+        let before = try #require(try recordBytes(store, "once"))
+        let claimed = try store.claim(callbacks: ["a"], max: 5, holder: 4, leaseDeadline: t0 + 60, now: t0)
+        #expect(claimed.map(\.id) == ["once", "every"])
+        #expect(try recordBytes(store, "once") == before)
+        _ = try store.touch(id: "once", attempt: 1, holder: 4, leaseDeadline: t0 + 90)
+        #expect(try recordBytes(store, "once") == before)
+
+        // fetch, list (all and by state), group fetch and stats all see the lease, also after a reopen.
+        for round in 0..<2 {
+            let once = try #require(try store.one("once"))
+            #expect(once.state == .leased && once.attempt == 1 && once.leaseDeadline == t0 + 90 && once.lastRunAt == t0)
+            #expect(try store.fetch(.group("g")).map(\.state) == [.leased])
+            #expect(try store.all(filter: TaskFilter(state: .leased)).map(\.id).sorted() == ["every", "once"])
+            #expect(try store.stats(now: t0).leased == 2)
+            #expect(try store.earliestLeaseDeadline() == t0 + 60)
+            #expect(try store.verifyIndexes() == [])
+            if round == 0 {
+                store.close()
+                store = try openStore(dir)
+            }
+        }
+        // A lease check reads the lease, not the record: the record's attempt (0) is not the lease's.
+        #expect(storeError { _ = try store.ack(id: "once", attempt: 0, holder: 4, now: t0) }?.code == .leaseLost)
+        #expect(try store.ack(id: "once", attempt: 1, holder: 4, now: t0 + 1) == nil)
+        let next = try #require(try store.ack(id: "every", attempt: 1, holder: 4, now: t0 + 1))
+        #expect(next.state == .scheduled && next.runAt == t0 + 7 * second - 3 + 3 * second && next.lastRunAt == t0)
+        #expect(try store.one("every")?.lastRunAt == t0)
+        let leftovers = try store.read { (ctx, _) throws(StoreError) in try ctx.timeIndexIDs(ctx.dbs.leases).count }
+        #expect(leftovers == 0)
+        #expect(try recordBytes(store, "once") == nil)
+        #expect(try store.read { (ctx, _) throws(StoreError) in
+            try lmdb { () throws(LMDBError) in try ctx.txn.get(ctx.dbs.leaseIDs, key: Array("every".utf8)) == nil }
+        })
+        #expect(try store.verifyIndexes() == [])
+    }
+
+    /// A task leased when the store closed is still leased after reopening (its lease lives only in
+    /// `lease_ids`); `releaseAllLeases` gives it back with the delivery not counted and the record rewritten.
+    @Test func leasesSurviveReopenAndReleaseAllRewritesTheRecord() throws {
+        let dir = TempDirectory()
+        var store = try openStore(dir)
+        _ = try store.add([spec("x", callback: "a", runAt: t0 - 5, maxAttempts: 2)], now: t0 - 100)
+        _ = try store.claim(callbacks: ["a"], max: 1, holder: 9, leaseDeadline: t0 + 60, now: t0)
+        store.close()
+        store = try openStore(dir)
+        #expect(try store.one("x")?.state == .leased)
+        #expect(try store.releaseAllLeases() == 1)
+        let x = try #require(try store.one("x"))
+        #expect(x.state == .scheduled && x.attempt == 0 && x.leaseDeadline == nil)
+        #expect(try store.claim(callbacks: ["a"], max: 1, holder: 2, leaseDeadline: t0 + 60, now: t0).map(\.attempt) == [1])
+        #expect(try store.verifyIndexes() == [])
+    }
+
+    /// `verifyIndexes` reports a lease entry without its task and a record that says leased without an entry.
+    @Test func verifyReportsOrphanAndMissingLeaseEntries() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("x", callback: "a", runAt: t0 - 5)], now: t0 - 100)
+        _ = try store.claim(callbacks: ["a"], max: 1, holder: 9, leaseDeadline: t0 + 60, now: t0)
+        // Move the lease entry from "x" to a task that does not exist (a raw write, as a bug or damage would).
+        try store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
+            let ctx = b.context
+            try lmdb { () throws(LMDBError) in
+                guard let raw = try ctx.txn.get(ctx.dbs.leaseIDs, key: Array("x".utf8)).map({ Array($0) }) else {
+                    throw LMDBError(MDB_NOTFOUND, "lease entry of x")
+                }
+                try ctx.txn.put(ctx.dbs.leaseIDs, key: Array("ghost".utf8), value: raw)
+                _ = try ctx.txn.delete(ctx.dbs.leaseIDs, key: Array("x".utf8))
+            }
+        }
+        let problems = try store.verifyIndexes()
+        #expect(problems.contains("lease_ids: entry for missing task \"ghost\""))
+        // "x"'s record was never rewritten (still scheduled), so only its index entries disagree now.
+        #expect(problems.contains { $0.hasPrefix("leases: missing or wrong entry") || $0.hasPrefix("leases: extra entry") })
     }
 }

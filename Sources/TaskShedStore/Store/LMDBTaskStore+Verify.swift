@@ -39,10 +39,25 @@ extension StoreContext {
         var expected: [IndexKind: [[UInt8]: [UInt8]]] = [:]
         for kind in IndexKind.allCases { expected[kind] = [:] }
         var counts: [String: CallbackCounts] = [:]
+        // Leases by id: each must belong to a task, and a record that says leased must have one.
+        var leaseOf: [String: LeaseEntry] = [:]
+        for (k, v) in try entries(dbs.leaseIDs) {
+            let id = String(decoding: k, as: UTF8.self)
+            guard let lease = v.withUnsafeBytes({ LeaseEntry.decode($0) }) else {
+                problems.append("lease_ids: bad value for \"\(id)\"")
+                continue
+            }
+            leaseOf[id] = lease
+        }
         for (k, v) in try entries(dbs.tasks) {
             let id = String(decoding: k, as: UTF8.self)
-            guard let task = v.withUnsafeBytes({ StoredTask.decode(id: id, $0) }) else {
+            guard var task = v.withUnsafeBytes({ StoredTask.decode(id: id, $0) }) else {
                 throw .corrupt("task \"\(id)\"")
+            }
+            if let lease = leaseOf.removeValue(forKey: id) {
+                lease.apply(to: &task)
+            } else if task.record.state == .leased {
+                problems.append("lease_ids: no entry for task \"\(id)\", leased in its record")
             }
             let r = task.record
             counts[r.callback, default: CallbackCounts()].add(task, 1)
@@ -80,6 +95,7 @@ extension StoreContext {
                 expected[.groups]![sink.bytes] = []
             }
         }
+        for id in leaseOf.keys.sorted() { problems.append("lease_ids: entry for missing task \"\(id)\"") }
         for kind in IndexKind.allCases {
             var actual: [[UInt8]: [UInt8]] = [:]
             for (k, v) in try entries(dbs.index(kind)) { actual[k] = v }

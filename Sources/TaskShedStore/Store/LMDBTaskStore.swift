@@ -16,7 +16,7 @@ import TaskShedProtocol
 ///   daemon writes from one thread and reads from its event loop.
 public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The on-disk schema version this build reads and writes.
-    public static let schemaVersion: UInt32 = 2
+    public static let schemaVersion: UInt32 = 3
 
     /// The store directory.
     public let directory: String
@@ -87,7 +87,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// The names of the store's databases after `meta`, in `StoreDatabases` order.
     private static let databaseNames = [
-        "tasks", "wake", "callback_wake", "callback_numbers", "paused", "leases", "dead", "groups", "counts",
+        "tasks", "wake", "callback_wake", "callback_numbers", "paused", "leases", "lease_ids", "dead", "groups", "counts",
     ]
 
     /// Opens the databases: in a read-only transaction when the store exists (no write, no fsync: opening a
@@ -139,8 +139,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             }
             let dbs = StoreDatabases(
                 meta: meta, tasks: handles[0], wake: handles[1], callbackWake: handles[2],
-                callbackNumbers: handles[3], paused: handles[4], leases: handles[5], dead: handles[6],
-                groups: handles[7], counts: handles[8])
+                callbackNumbers: handles[3], paused: handles[4], leases: handles[5], leaseIDs: handles[6],
+                dead: handles[7], groups: handles[8], counts: handles[9])
             if stored == nil {
                 var sink = ByteSink(capacity: 4)
                 sink.u32LE(schemaVersion)

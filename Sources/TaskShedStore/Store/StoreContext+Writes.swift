@@ -122,6 +122,10 @@ extension StoreContext {
                         return old
                     }
                 }
+                if var existing = old {
+                    try applyLease(to: &existing)
+                    old = existing
+                }
                 // A generated id never replaces a task: draw another on the (practically impossible) collision.
                 guard spec.id == nil, old != nil else { break }
                 id = random.taskID(now: now)
@@ -288,11 +292,11 @@ extension StoreContext {
         var claimed: [TaskRecord] = []
         claimed.reserveCapacity(picked.count)
         guard !picked.isEmpty else { return claimed }
-        // One cursor finds each record and rewrites it in place: one tree search per task instead of two.
+        // The record is read, not rewritten: the lease goes to `lease_ids` and `leases` (see `LeaseEntry`).
         let records = try tasksCursor()
         defer { records.close() }
         for (i, id) in picked.enumerated() {
-            guard let old = try load(id, at: records, tryNext: i > 0) else {
+            guard let old = try load(id, at: records, tryNext: i > 0, unleased: true) else {
                 throw .corrupt("due index entry for missing task \"\(id)\"")
             }
             guard old.record.state == .scheduled, !old.record.paused else {
@@ -305,7 +309,6 @@ extension StoreContext {
             new.record.lastRunAt = Swift.max(old.record.runAt, now)
             new.record.leaseDeadline = leaseDeadline
             new.holder = holder
-            try replaceRecord(at: records, new)
             try save(old: old, new: new, writeRecord: false)
             claimed.append(new.record)
         }
@@ -392,7 +395,7 @@ extension StoreContext {
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
         var new = old
         new.record.leaseDeadline = newDeadline
-        try replaceRecord(at: records, new)
+        // Only the lease changes: `save` rewrites its entries, the record stays.
         try save(old: old, new: new, writeRecord: false)
         return newDeadline
     }

@@ -10,13 +10,15 @@ struct StoreDatabases {
     let callbackNumbers: LMDBDatabase
     let paused: LMDBDatabase
     let leases: LMDBDatabase
+    /// Leases by task id (`LeaseEntry`): a claim writes its lease here instead of rewriting the record.
+    let leaseIDs: LMDBDatabase
     let dead: LMDBDatabase
     let groups: LMDBDatabase
     let counts: LMDBDatabase
 
     /// Every database holding tasks or indexes (all but `meta`).
     var taskDatabases: [LMDBDatabase] {
-        [tasks, wake, callbackWake, callbackNumbers, paused, leases, dead, groups, counts]
+        [tasks, wake, callbackWake, callbackNumbers, paused, leases, leaseIDs, dead, groups, counts]
     }
 
     /// The database of a secondary index.
@@ -282,7 +284,7 @@ struct StoreContext {
 
     // MARK: Records
 
-    /// Loads a task, copying it out of the map.
+    /// Loads a task, copying it out of the map, with its lease (`lease_ids`) laid over the record.
     func load(_ id: String) throws(StoreError) -> StoredTask? {
         let txn = self.txn
         let db = dbs.tasks
@@ -290,8 +292,34 @@ struct StoreContext {
             Result { () throws(LMDBError) in try txn.get(db, rawKey: k) }
         }
         guard let raw = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
-        guard let task = StoredTask.decode(id: id, raw) else { throw .corrupt("task \"\(id)\"") }
+        guard var task = StoredTask.decode(id: id, raw) else { throw .corrupt("task \"\(id)\"") }
+        try applyLease(to: &task)
         return task
+    }
+
+    /// Lays the task's `lease_ids` entry, if it has one, over a task decoded from its record. Every path that
+    /// decodes a record calls it (or knows the task is not leased): a claim does not rewrite the record, so
+    /// only the entry says that the task is leased.
+    func applyLease(to task: inout StoredTask) throws(StoreError) {
+        let txn = self.txn
+        let db = dbs.leaseIDs
+        let id = task.record.id
+        let found = withUTF8Bytes(id) { k in
+            Result { () throws(LMDBError) -> LeaseEntry?? in
+                // An empty database answers at its root, without a page read.
+                guard let raw = try txn.get(db, rawKey: k) else { return .some(nil) }
+                guard let entry = LeaseEntry.decode(raw) else { return nil }
+                return .some(entry)
+            }
+        }
+        guard let lease = try lmdb({ () throws(LMDBError) in try found.get() }) else {
+            throw .corrupt("lease of task \"\(id)\"")
+        }
+        if let lease {
+            lease.apply(to: &task)
+        } else if task.record.state == .leased {
+            throw .corrupt("task \"\(id)\" is leased in its record but has no lease entry")
+        }
     }
 
     /// Opens a cursor on `tasks` for `load(_:at:)` and `replaceRecord(at:_:)` / `deleteRecord(at:)`.
@@ -305,9 +333,14 @@ struct StoreContext {
     /// Loads a task through `cursor` (on `tasks`) and leaves the cursor at it, so that the record can be replaced
     /// or deleted without a second tree search.
     ///
-    /// - Parameter tryNext: The cursor is at a record and `id` is probably the next one (a claim in the order of
-    ///   ascending ids): check the next entry before searching the tree.
-    func load(_ id: String, at cursor: LMDBCursor, tryNext: Bool = false) throws(StoreError) -> StoredTask? {
+    /// - Parameters:
+    ///   - tryNext: The cursor is at a record and `id` is probably the next one (a claim in the order of
+    ///     ascending ids): check the next entry before searching the tree.
+    ///   - unleased: The caller knows that the task is not leased (a claim found it in `callback_wake`): skip
+    ///     the `lease_ids` lookup.
+    func load(_ id: String, at cursor: LMDBCursor, tryNext: Bool = false, unleased: Bool = false)
+        throws(StoreError) -> StoredTask?
+    {
         let found = withUTF8Bytes(id) { k in
             Result { () throws(LMDBError) -> LMDBCursor.Entry? in
                 if tryNext, let next = try cursor.move(MDB_NEXT), bytesEqual(next.key, k) { return next }
@@ -315,7 +348,8 @@ struct StoreContext {
             }
         }
         guard let entry = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
-        guard let task = StoredTask.decode(id: id, entry.value) else { throw .corrupt("task \"\(id)\"") }
+        guard var task = StoredTask.decode(id: id, entry.value) else { throw .corrupt("task \"\(id)\"") }
+        if !unleased { try applyLease(to: &task) }
         return task
     }
 
@@ -423,6 +457,31 @@ struct StoreContext {
             if let g = newGroup { pending.group(put: true, g, id) }
         }
 
+        // Leases by id: written at once, not queued, because `load` reads them (an operation may load a task
+        // after saving another). Only the lease's fields changing (a claim, a touch) writes nothing else.
+        let oldLeaseEntry = was?.lease
+        let newLeaseEntry = will?.lease
+        if oldLeaseEntry != newLeaseEntry {
+            let db = dbs.leaseIDs
+            let result: Result<Void, LMDBError>
+            if let newLeaseEntry {
+                value.reset()
+                newLeaseEntry.encode(into: &value)
+                result = value.bytes.withUnsafeBytes { v in
+                    withUTF8Bytes(id) { k in Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: v) } }
+                }
+            } else {
+                result = withUTF8Bytes(id) { k in
+                    Result { () throws(LMDBError) in
+                        guard try txn.delete(db, rawKey: k, rawValue: nil) else {
+                            throw LMDBError(MDB_CORRUPTED, "lease entry of \(id) missing")
+                        }
+                    }
+                }
+            }
+            try lmdb { () throws(LMDBError) in try result.get() }
+        }
+
         // Operations read indexes only before their first save, so applying the queue early is safe.
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
 
@@ -442,6 +501,8 @@ struct StoreContext {
         var holder: UInt64
         /// `CallbackCounts.category`.
         var category: Int
+        /// The `lease_ids` entry of a leased task.
+        var lease: LeaseEntry?
     }
 
     @inline(__always)
@@ -451,7 +512,7 @@ struct StoreContext {
         case .some(let t):
             return IndexFacts(
                 callback: t.record.callback, group: t.record.group, slots: indexSlots(t), holder: t.holder,
-                category: CallbackCounts.category(t))
+                category: CallbackCounts.category(t), lease: LeaseEntry(t))
         }
     }
 
