@@ -11,13 +11,14 @@ struct LeaseEntry: Equatable {
     var lastRunAt: Int64?
 
     /// The lease of a leased task; `nil` for a task in any other state.
+    /// Reads the fields one by one: a local copy of `task.record` would retain each of its strings and arrays.
+    @inline(__always)
     init?(_ task: StoredTask) {
-        let r = task.record
-        guard r.state == .leased, let deadline = r.leaseDeadline else { return nil }
+        guard task.record.state == .leased, let deadline = task.record.leaseDeadline else { return nil }
         self.deadline = deadline
         self.holder = task.holder
-        self.attempt = r.attempt
-        self.lastRunAt = r.lastRunAt
+        self.attempt = task.record.attempt
+        self.lastRunAt = task.record.lastRunAt
     }
 
     private init(deadline: Int64, holder: UInt64, attempt: UInt32, lastRunAt: Int64?) {
