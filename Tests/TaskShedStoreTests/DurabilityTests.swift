@@ -83,13 +83,20 @@ struct DurabilityTests {
         let options = StoreOptions(
             initialMapBytes: 256 << 10, maxMapBytes: 2 << 20, removalHeadroomBytes: 1 << 20, durable: false)
         let store = try openStore(dir, options: options)
+        #expect(store.usesWriteMap)
         let kwargs = #"{"pad":""# + String(repeating: "x", count: 400) + #""}"#
         var added = 0
         var full: StoreError?
+        var blocksAtEachSize: [UInt64: UInt64] = [:]
         for batch in 0..<200 {
             do {
                 _ = try store.add((0..<50).map { spec("t\(batch)-\($0)", group: "g\(batch)", kwargs: kwargs) }, now: t0)
                 added += 50
+                if store.usesWriteMap {
+                    var st = stat()
+                    #expect(stat(dir.store + "/data.mdb", &st) == 0)
+                    blocksAtEachSize[try store.stats(now: t0).mapBytes] = UInt64(st.st_blocks) * 512
+                }
             } catch {
                 full = error
                 break
@@ -98,6 +105,13 @@ struct DurabilityTests {
         #expect(full?.code == .storeFull)
         #expect(added > 500)  // it grew past the initial 256 KiB
         #expect(try store.stats(now: t0).mapBytes == UInt64(2 << 20))
+        // While the map was writable, the file's blocks were allocated for the whole map at every size (no
+        // page of the map is a hole that a full disk could turn into a SIGBUS); at the maximum the store left
+        // the writable map for nested transactions.
+        #expect(blocksAtEachSize.count >= 2)
+        for (mapBytes, blocks) in blocksAtEachSize { #expect(blocks >= mapBytes) }
+        #expect(!store.usesWriteMap)
+        #expect(try store.verifyIndexes() == [])
         // Readable.
         #expect(try store.stats(now: t0).due == UInt64(added))
         #expect(try store.fetch(.group("g0")).count == 50)

@@ -7,10 +7,14 @@ import TaskShedProtocol
 struct IndexConsistencyTests {
     /// Random operations in group commits (isolating or not, requests that fail included): after every batch
     /// and after a reopen, each index, the callback numbers and the counters agree exactly with the records.
-    @Test(arguments: [UInt64(3), 17, 99])
-    func indexesAndCountersMatchTheRecordsAfterRandomOperations(seed: UInt64) throws {
+    /// The last seed runs without the writable map (`StoreOptions.writeMap`), LMDB's copying write path.
+    @Test(arguments: zip([UInt64(3), 17, 99, 5], [true, true, true, false]))
+    func indexesAndCountersMatchTheRecordsAfterRandomOperations(seed: UInt64, writeMap: Bool) throws {
         let dir = TempDirectory()
-        var store = try openStore(dir, seed: seed)
+        var options = testOptions()
+        options.writeMap = writeMap
+        var store = try openStore(dir, options: options, seed: seed)
+        #expect(store.usesWriteMap == writeMap)
         var rng = SeededRandom(seed: seed &* 7919)
         func pick<T>(_ items: [T]) -> T { items[Int(rng.next() % UInt64(items.count))] }
         let callbacks = ["a", "b", "c", "d", "e"]
@@ -19,7 +23,7 @@ struct IndexConsistencyTests {
         for round in 0..<40 {
             if round == 20 {
                 store.close()
-                store = try openStore(dir, seed: seed + 1)
+                store = try openStore(dir, options: options, seed: seed + 1)
                 #expect(try store.verifyIndexes() == [])
             }
             now += Int64(rng.next() % 5) * second

@@ -22,6 +22,10 @@ package final class LMDBEnvironment {
         package static let noReadAhead = Flags(rawValue: UInt32(MDB_NORDAHEAD))
         /// `MDB_NOTLS`: read transactions are not tied to a thread's reader slot.
         package static let noTLS = Flags(rawValue: UInt32(MDB_NOTLS))
+        /// `MDB_WRITEMAP`: write transactions change the map in place instead of copying pages to the heap and
+        /// `pwrite`-ing them at commit. LMDB then refuses nested transactions, and sizes the data file to the map
+        /// (sparse) at every map change.
+        package static let writeMap = Flags(rawValue: UInt32(MDB_WRITEMAP))
     }
 
     /// Size facts from `mdb_env_info` and `mdb_env_stat`.
@@ -110,6 +114,17 @@ package final class LMDBEnvironment {
     /// - Throws: `LMDBError` with the I/O error.
     package func sync(force: Bool) throws(LMDBError) {
         try lmdbCheck(mdb_env_sync(handle, force ? 1 : 0), "mdb_env_sync")
+    }
+
+    /// Allocates disk blocks for the first `bytes` of the data file (`posix_fallocate`), so that writing
+    /// through a writable map (`writeMap`) can never meet a full disk: that would be a `SIGBUS` at the store's
+    /// first touch of the page, not an error. Blocks already allocated stay as they are.
+    /// - Throws: `LMDBError` with the `posix_fallocate` error (`ENOSPC`, `EFBIG`, ...), or `EBADF` when the
+    ///   environment has no file descriptor.
+    package func preallocate(_ bytes: Int) throws(LMDBError) {
+        guard let fd = fileDescriptor else { throw LMDBError(EBADF, "mdb_env_get_fd") }
+        let rc = posix_fallocate(fd, 0, off_t(bytes))
+        if rc != 0 { throw LMDBError(rc, "posix_fallocate") }
     }
 
     /// The largest key (and `MDB_DUPSORT` value) LMDB accepts. Corresponds to `mdb_env_get_maxkeysize`.

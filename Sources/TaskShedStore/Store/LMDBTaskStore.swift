@@ -27,12 +27,17 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     // transaction at a time, and `random` is used only by writes). `access` guards `environment` and the map
     // size: reads and writes hold it shared for the life of their transaction; resizing the map
     // (`mdb_env_set_mapsize` requires that no transaction of this process is active) and `close()` hold it
-    // exclusively. A write therefore never makes a read wait, except for a resize.
+    // exclusively. A write therefore never makes a read wait, except for a resize. Leaving the writable map
+    // (`leaveWriteMap`) replaces `environment` and `dbs` under `access` held exclusively.
     private let writer = PthreadMutex()
     private let access = PthreadRWLock()
     private var environment: LMDBEnvironment?
     private var directoryLock: DirectoryLock?
-    let dbs: StoreDatabases
+    private(set) var dbs: StoreDatabases
+    /// The environment's flags without `writeMap`.
+    private let environmentFlags: LMDBEnvironment.Flags
+    /// Whether the environment is open with `MDB_WRITEMAP` (`StoreOptions.writeMap`); changed under `writer`.
+    private(set) var usesWriteMap: Bool
     let random: RandomSource
     /// See `StoreContext.indexQueueLimit` (tests lower it to exercise applying the queue in chunks). Set it
     /// before the store is shared between threads.
@@ -74,15 +79,40 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             flags.insert(.noMetaSync)
         }
         if options.noReadAhead { flags.insert(.noReadAhead) }
-        let env = try lmdb { () throws(LMDBError) in
-            try LMDBEnvironment(
-                path: directory, mapSize: min(options.initialMapBytes, options.maxMapBytes), maxDatabases: 16,
-                flags: flags)
+        environmentFlags = flags
+        let initialMap = min(options.initialMapBytes, options.maxMapBytes)
+        var opened: LMDBEnvironment? = try Self.openEnvironment(
+            directory, mapSize: initialMap, flags: options.writeMap ? flags.union(.writeMap) : flags)
+        var writable = options.writeMap
+        if writable, let map = opened {
+            // Blocks for the whole map, or no writable map: see `StoreOptions.writeMap`.
+            do throws(LMDBError) {
+                try map.preallocate(map.info().mapSize)
+            } catch {
+                writable = false
+            }
         }
+        if options.writeMap && !writable {
+            // Closed before the reopen: LMDB must not have one file open twice in a process.
+            opened = nil
+            opened = try Self.openEnvironment(directory, mapSize: initialMap, flags: flags)
+        }
+        guard let env = opened else {
+            throw StoreError(code: .internalError, message: "cannot open the store's environment in \(directory)")
+        }
+        usesWriteMap = writable
         try lmdb { () throws(LMDBError) in _ = try env.readerCheck() }
         self.dbs = try Self.openDatabases(env, directory: directory)
         self.environment = env
         self.directoryLock = lock
+    }
+
+    private static func openEnvironment(_ directory: String, mapSize: Int, flags: LMDBEnvironment.Flags)
+        throws(StoreError) -> LMDBEnvironment
+    {
+        try lmdb { () throws(LMDBError) in
+            try LMDBEnvironment(path: directory, mapSize: mapSize, maxDatabases: 16, flags: flags)
+        }
     }
 
     /// The names of the store's databases after `meta`, in `StoreDatabases` order.
@@ -216,10 +246,44 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// Resizes the map; the caller holds `writer` and no transaction. Takes `access` exclusively, so it waits
     /// for the reads in progress to end.
-    private func setMapSize(_ env: LMDBEnvironment, _ bytes: Int) throws(LMDBError) {
+    private func setMapSize(_ bytes: Int) throws(LMDBError) {
         access.lockExclusive()
         defer { access.unlock() }
-        try env.setMapSize(bytes)
+        guard let environment else { throw LMDBError(EINVAL, "mdb_env_set_mapsize on a closed store") }
+        try environment.setMapSize(bytes)
+    }
+
+    /// Allocates the data file's blocks up to `bytes` (see `LMDBEnvironment.preallocate`); `false` if that
+    /// failed or the store is closed.
+    private func preallocateMap(_ bytes: Int) -> Bool {
+        access.lockShared()
+        defer { access.unlock() }
+        guard let environment else { return false }
+        do throws(LMDBError) {
+            try environment.preallocate(bytes)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Reopens the environment without `MDB_WRITEMAP` (see `StoreOptions.writeMap`); the caller holds `writer`
+    /// and no transaction. Takes `access` exclusively, so no read or flush holds the old environment.
+    /// - Throws: `internalError` when the store is closed or the reopen fails (the store is then closed).
+    private func leaveWriteMap() throws(StoreError) {
+        access.lockExclusive()
+        defer { access.unlock() }
+        let mapSize = try liveEnvironment().info().mapSize
+        // The store's reference must be the last one: LMDB must not have one file open twice in a process, so
+        // the old environment has to close (on release) before the new one opens.
+        guard isKnownUniquelyReferenced(&environment) else {
+            throw StoreError(code: .internalError, message: "cannot reopen \(directory): its environment is in use")
+        }
+        environment = nil
+        usesWriteMap = false
+        let env = try Self.openEnvironment(directory, mapSize: mapSize, flags: environmentFlags)
+        dbs = try Self.openDatabases(env, directory: directory)
+        environment = env
     }
 
     /// See `TaskStore.fetch`.
@@ -271,14 +335,16 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// Flushes the data file to disk (useful after writes in non-durable mode). Corresponds to `mdb_env_sync`.
     ///
-    /// The flush runs outside the store's lock: `mdb_env_sync` is one `fdatasync` of the data file, safe beside
-    /// a transaction on another thread, and it covers every commit that completed before it started. So a caller
-    /// may flush on a helper thread while its own thread keeps reading and writing (the daemon does: its event
-    /// loop must not wait for the disk). The environment object stays alive until the flush returns even if
-    /// `close()` runs meanwhile.
+    /// The flush holds the store's lock only shared: `mdb_env_sync` is one `fdatasync` (or, with the writable
+    /// map, one `msync`) of the data file, safe beside a transaction on another thread, and it covers every
+    /// commit that completed before it started. So a caller may flush on a helper thread while its own thread
+    /// keeps reading and writing (the daemon does: its event loop must not wait for the disk). Only a map
+    /// resize waits for it (an `msync` must not meet the map being remapped).
     /// - Throws: `internalError` with the I/O error, or when the store is closed.
     public func sync() throws(StoreError) {
-        let live = try sharedEnvironment()
+        access.lockShared()
+        defer { access.unlock() }
+        let live = try liveEnvironment()
         try lmdb { () throws(LMDBError) in try live.sync(force: true) }
     }
 
@@ -304,39 +370,44 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// map is shrunk back to the maximum afterwards, as far as the data allows); in other batches, with
     /// `isolatingRequests`, the batch is rerun with each request in a nested transaction (`mdb_txn_begin` with
     /// a parent) so that the requests that need room fail alone with `storeFull` while the rest commit;
-    /// without it the write fails with `storeFull`.
+    /// without it the write fails with `storeFull`. A store using the writable map leaves it first (LMDB
+    /// refuses nested transactions with it; see `StoreOptions.writeMap`).
     public func write<R>(
         isolatingRequests: Bool = true, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
     ) throws(StoreError) -> R {
         writer.lock()
         defer { writer.unlock() }
-        let env = try sharedEnvironment()
         var mode = FullMode.normal
         var usedHeadroom = false
         while true {
-            let attempt = try attemptWrite(env, isolatingRequests: isolatingRequests, mode: mode, body)
+            let attempt = try attemptWrite(isolatingRequests: isolatingRequests, mode: mode, body)
             let removalStarved: Bool
             let removalOnly: Bool
             switch attempt {
             case .committed(let value):
                 if usedHeadroom {
                     // Give back the headroom the removals did not need.
-                    let info = env.info()
-                    try? setMapSize(env, max(options.maxMapBytes, info.usedBytes))
+                    let used = try sharedEnvironment().info().usedBytes
+                    try? setMapSize(max(options.maxMapBytes, used))
                 }
                 return value
             case .needsRoom(let starved, let onlyRemovals):
                 removalStarved = starved
                 removalOnly = onlyRemovals
             }
-            let size = env.info().mapSize
+            let size = try sharedEnvironment().info().mapSize
             if size < options.maxMapBytes {
                 let grown = size > options.maxMapBytes / 2 ? options.maxMapBytes : size * 2
-                try lmdb { () throws(LMDBError) in try setMapSize(env, grown) }
+                // No blocks for the bigger map (a full disk): without the writable map, a write that finds no
+                // room fails with an error instead of a SIGBUS.
+                if usesWriteMap && !preallocateMap(grown) { try leaveWriteMap() }
+                try lmdb { () throws(LMDBError) in try setMapSize(grown) }
                 continue
             }
+            // The modes below isolate requests in nested transactions.
+            if usesWriteMap { try leaveWriteMap() }
             if (removalStarved || removalOnly) && !usedHeadroom {
-                try lmdb { () throws(LMDBError) in try setMapSize(env, size + options.removalHeadroomBytes) }
+                try lmdb { () throws(LMDBError) in try setMapSize(size + options.removalHeadroomBytes) }
                 usedHeadroom = true
                 mode = .removalsOnly
                 continue
@@ -360,11 +431,11 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// Runs `body` once in a new write transaction and commits it, holding `access` shared for the life of the
     /// transaction only (the caller resizes the map between attempts, which needs it exclusively).
     private func attemptWrite<R>(
-        _ env: LMDBEnvironment, isolatingRequests: Bool, mode: FullMode,
-        _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
+        isolatingRequests: Bool, mode: FullMode, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
     ) throws(StoreError) -> WriteAttempt<R> {
         access.lockShared()
         defer { access.unlock() }
+        let env = try liveEnvironment()
         let top = try beginTransaction(env, readOnly: false)
         var batch = LMDBWriteBatch(
             environment: env, top: top, isolating: isolatingRequests, mode: mode,

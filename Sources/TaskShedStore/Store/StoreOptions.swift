@@ -57,6 +57,18 @@ public struct StoreOptions: Sendable, Hashable {
     /// Open with `MDB_NORDAHEAD` (default `true`): cold random reads of a store larger than memory fault in
     /// one page instead of a read-ahead window, so opening a 10-million-task store takes milliseconds.
     public var noReadAhead: Bool
+    /// Write through a writable map (`MDB_WRITEMAP`, default `true`): a commit changes the pages in place
+    /// instead of copying each changed page to the heap and writing it with `pwrite`, which on this kernel
+    /// costs ~2.7 µs per random 4 KiB page. Claim + ack with random run times runs about twice as fast
+    /// (BENCHMARKS.md 5.8), and the heap no longer keeps LMDB's page buffers after a large batch.
+    ///
+    /// The data file is then as large as the map, and its blocks are allocated up front (`posix_fallocate`) so
+    /// that a full disk is an error when the map grows, never a `SIGBUS` when a page is first written. Where
+    /// that allocation fails (a full disk), the store opens or continues without the writable map. It also
+    /// leaves it when the map reaches `maxMapBytes`, because the per-request isolation of a full store needs
+    /// nested transactions, which LMDB refuses with a writable map. Turn it off for a store much larger than
+    /// memory: writing a page that is not in memory then reads it from disk first.
+    public var writeMap: Bool = true
     /// Largest kwargs object in bytes (default `ProtocolLimits.defaultMaxKwargsBytes`).
     public var maxKwargsBytes: Int
     /// Whether `add` checks that kwargs are a JSON object (`JSONObjectValidator`). On by default; a caller
