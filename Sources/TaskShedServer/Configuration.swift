@@ -33,6 +33,8 @@ public struct Configuration: Sendable, Hashable {
     public var maxOutputBytes: Int = 160 << 20
     /// Whether acknowledged writes are synced to disk (`false` trades durability for speed).
     public var sync: Bool = true
+    /// Whether the store writes through a writable map (`StoreOptions.writeMap`; `--no-write-map` turns it off).
+    public var writeMap: Bool = true
     /// Largest size the store's map may grow to, in bytes (past it adds get `STORE_FULL`).
     public var mapSizeMaxBytes: UInt64 = 64 << 30
     /// How long shutdown waits for clients to take their last replies before closing them anyway (µs).

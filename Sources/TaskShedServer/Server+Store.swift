@@ -42,6 +42,7 @@ extension Server {
         // flushed within a second by `syncTimer`. With `--no-sync` nothing is flushed.
         options.durable = configuration.sync
         options.deferMetaSync = true
+        options.writeMap = configuration.writeMap
         options.maxMapBytes = Int(clamping: configuration.mapSizeMaxBytes)
         options.initialMapBytes = min(options.initialMapBytes, options.maxMapBytes)
         options.maxKwargsBytes = Int(configuration.maxKwargsBytes)
@@ -52,6 +53,10 @@ extension Server {
             store = try LMDBTaskStore(directory: configuration.dataDirectory, options: options)
         } catch {
             throw ServerError("cannot open the store in \(configuration.dataDirectory): \(error.message)")
+        }
+        if options.writeMap && !store.usesWriteMap {
+            logger.warning(
+                "the store's data file cannot be allocated for its whole map (is the disk full?); writing without the writable map")
         }
         do {
             // Leases of the previous run are void: those workers' connections are gone.

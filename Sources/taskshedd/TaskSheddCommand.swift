@@ -85,6 +85,11 @@ struct TaskSheddCommand: ParsableCommand {
             + "(not in a daemon crash)."))
     var noSync = false
 
+    @Flag(name: .customLong("no-write-map"), help: ArgumentHelp(
+        "Write the store with pwrite instead of through a writable map: slower, but better for a store much "
+            + "larger than memory, and the data file is not sized and allocated to the whole map."))
+    var noWriteMap = false
+
     @Option(name: .customLong("map-size-max"), help: ArgumentHelp(
         "Largest size the store may grow to; past it adding tasks fails with STORE_FULL.", valueName: "size"))
     var mapSizeMax: String = "64GiB"
@@ -172,6 +177,7 @@ struct TaskSheddCommand: ParsableCommand {
         configuration.maxOutputBytes = Int(min(output, UInt64(Int.max)))
         configuration.mapSizeMaxBytes = try size(mapSizeMax, "--map-size-max")
         configuration.sync = !noSync
+        configuration.writeMap = !noWriteMap
         configuration.socketActivation = !noSocketActivation
         guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
             throw ConfigurationError(option: "--log-level",

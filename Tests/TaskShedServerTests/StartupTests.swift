@@ -54,7 +54,7 @@ func readText(_ path: String) -> String {
         #expect(result.code == 0)
         for flag in ["--socket", "--data-dir", "--socket-mode", "--socket-group", "--allow-uid", "--allow-gid",
                      "--lease-timeout", "--max-connections", "--max-frame-bytes", "--max-batch", "--handshake-timeout",
-                     "--max-output-bytes", "--no-sync", "--map-size-max", "--log-level"] {
+                     "--max-output-bytes", "--no-sync", "--no-write-map", "--map-size-max", "--log-level"] {
             #expect(result.output.contains(flag), "--help does not mention \(flag)")
         }
     }
@@ -73,6 +73,37 @@ func readText(_ path: String) -> String {
         #expect(try Client(daemon).call(.ping).type == .pong)
         #expect(try daemon.stop() == 0)
         TemporaryDirectory.remove(daemon.dataDirectory + "-2")
+    }
+
+    /// By default the store writes through a writable map, so its data file is sized to the map (64 MiB) with
+    /// every block allocated; `--no-write-map` writes pages with `pwrite`, and the file holds only the pages in
+    /// use. Both keep what they were given across a restart.
+    @Test(arguments: [false, true])
+    func theWritableMapIsTheDefaultAndNoWriteMapTurnsItOff(noWriteMap: Bool) throws {
+        let daemon = try DaemonProcess(arguments: noWriteMap ? ["--no-write-map"] : [])
+        let reply = try Client(daemon).call(.addTasks(AddTasks(tasks: [task("kept", runAt: 4_000_000_000_000_000)])))
+        guard case .added(let results) = reply else {
+            Issue.record("reply \(reply)")
+            return
+        }
+        #expect(results.map(\.id) == ["kept"])
+        var st = stat()
+        #expect(stat(daemon.dataDirectory + "/data.mdb", &st) == 0)
+        if noWriteMap {
+            #expect(st.st_size < 64 << 20, "size \(st.st_size)")
+        } else {
+            #expect(st.st_size == 64 << 20, "size \(st.st_size)")
+            #expect(Int(st.st_blocks) * 512 >= 64 << 20, "blocks \(st.st_blocks)")
+        }
+        #expect(try daemon.stop() == 0)
+        try daemon.restart()
+        let fetched = try Client(daemon).call(.fetchTasks(.ids(["kept"])))
+        guard case .tasks(let tasks) = fetched else {
+            Issue.record("reply \(fetched)")
+            return
+        }
+        #expect(tasks.map(\.id) == ["kept"])
+        #expect(try daemon.stop() == 0)
     }
 
     @Test func staleSocketFileIsReplaced() throws {

@@ -36,8 +36,11 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     private(set) var dbs: StoreDatabases
     /// The environment's flags without `writeMap`.
     private let environmentFlags: LMDBEnvironment.Flags
-    /// Whether the environment is open with `MDB_WRITEMAP` (`StoreOptions.writeMap`); changed under `writer`.
-    private(set) var usesWriteMap: Bool
+    /// Whether the store writes through a writable map now (`StoreOptions.writeMap`): `false` when the option
+    /// is off, when the data file could not be allocated for the map, or after the map reached its maximum.
+    ///
+    /// - Important: Changes only inside `write` (under the writer lock); read it from the thread that writes.
+    public private(set) var usesWriteMap: Bool
     let random: RandomSource
     /// See `StoreContext.indexQueueLimit` (tests lower it to exercise applying the queue in chunks). Set it
     /// before the store is shared between threads.
