@@ -51,56 +51,77 @@ struct IndexConsistencyTests {
                                     paused: rng.next() % 6 == 0, maxAttempts: UInt32(1 + rng.next() % 3)))
                         }
                         let policy = pick([ConflictPolicy.replace, .keep, .fail])
-                        _ = try? batch.add(specs, onConflict: policy, now: now)
+                        _ = request { () throws(StoreError) in try batch.add(specs, onConflict: policy, now: now) }
                     case 3:
                         let holder = UInt64(1 + rng.next() % 2)
                         let picked = Array(callbacks.shuffled(using: &rng).prefix(1 + Int(rng.next() % 5)))
-                        if let got = try? batch.claim(
-                            callbacks: picked, max: rng.next() % 4 == 0 ? 40 : 1 + Int(rng.next() % 6), holder: holder,
-                            leaseDeadline: now + Int64(rng.next() % 8) * second, now: now)
-                        {
+                        if let got = request({ () throws(StoreError) in
+                            try batch.claim(
+                                callbacks: picked, max: rng.next() % 4 == 0 ? 40 : 1 + Int(rng.next() % 6), holder: holder,
+                                leaseDeadline: now + Int64(rng.next() % 8) * second, now: now)
+                        }) {
                             claimed += got.map { ($0, holder) }
                         }
                     case 4 where !leased.isEmpty:
                         let l = leased.remove(at: Int(rng.next() % UInt64(leased.count)))
-                        _ = try? batch.ack(id: l.id, attempt: l.attempt, holder: l.holder, now: now)
+                        _ = request { () throws(StoreError) in
+                            try batch.ack(id: l.id, attempt: l.attempt, holder: l.holder, now: now)
+                        }
                     case 5 where !leased.isEmpty:
                         let l = leased.remove(at: Int(rng.next() % UInt64(leased.count)))
-                        _ = try? batch.fail(
-                            id: l.id, attempt: l.attempt, holder: l.holder, error: "boom", retry: rng.next() % 3 != 0,
-                            now: now)
+                        _ = request { () throws(StoreError) in
+                            try batch.fail(
+                                id: l.id, attempt: l.attempt, holder: l.holder, error: "boom",
+                                retry: rng.next() % 3 != 0, now: now)
+                        }
                     case 6 where !leased.isEmpty:
                         let l = pick(leased)
-                        _ = try? batch.touch(id: l.id, attempt: l.attempt, holder: l.holder, leaseDeadline: now + 9 * second)
+                        _ = request { () throws(StoreError) in
+                            try batch.touch(id: l.id, attempt: l.attempt, holder: l.holder, leaseDeadline: now + 9 * second)
+                        }
                     case 7 where !leased.isEmpty:
                         let l = leased.remove(at: Int(rng.next() % UInt64(leased.count)))
-                        _ = try? batch.release(id: l.id, attempt: l.attempt, holder: l.holder)
+                        _ = request { () throws(StoreError) in
+                            try batch.release(id: l.id, attempt: l.attempt, holder: l.holder)
+                        }
                     case 8:
-                        _ = try? batch.pause(pick([.ids([id, "t\(rng.next() % 60)"]), .group("g1")]), now: now)
+                        _ = request { () throws(StoreError) in
+                            try batch.pause(pick([.ids([id, "t\(rng.next() % 60)"]), .group("g1")]), now: now)
+                        }
                     case 9:
-                        _ = try? batch.resume(pick([.ids([id]), .group(pick(["g1", "g2"]))]))
+                        _ = request { () throws(StoreError) in
+                            try batch.resume(pick([.ids([id]), .group(pick(["g1", "g2"]))]))
+                        }
                     case 10:
-                        _ = try? batch.remove(pick([.ids([id]), .group("g-long-name")]))
+                        _ = request { () throws(StoreError) in
+                            try batch.remove(pick([.ids([id]), .group("g-long-name")]))
+                        }
                     case 11:
                         // The same id twice: the last update wins.
-                        _ = try? batch.updateRunTimes([
-                            RunTimeUpdate(id: id, runAt: now + 1), RunTimeUpdate(id: id, runAt: now - 2 * second),
-                        ])
+                        _ = request { () throws(StoreError) in
+                            try batch.updateRunTimes([
+                                RunTimeUpdate(id: id, runAt: now + 1), RunTimeUpdate(id: id, runAt: now - 2 * second),
+                            ])
+                        }
                     case 12:
-                        _ = try? batch.expireLeases(now: now)
-                        if rng.next() % 3 == 0 { _ = try? batch.releaseHolder(2, reason: "gone", now: now) }
+                        _ = request { () throws(StoreError) in try batch.expireLeases(now: now) }
+                        if rng.next() % 3 == 0 {
+                            _ = request { () throws(StoreError) in
+                                try batch.releaseHolder(2, reason: "gone", now: now)
+                            }
+                        }
                     default:
                         if rng.next() % 2 == 0 {
-                            _ = try? batch.retryDead(.all, now: now)
+                            _ = request { () throws(StoreError) in try batch.retryDead(.all, now: now) }
                         } else {
-                            _ = try? batch.purgeDead(.ids([id]))
+                            _ = request { () throws(StoreError) in try batch.purgeDead(.ids([id])) }
                         }
                     }
                 }
                 return claimed
             }
             let claimedNow = isolating ? try store.write(isolatingRequests: true, body)
-                : (try? store.write(isolatingRequests: false, body)) ?? []
+                : request { () throws(StoreError) in try store.write(isolatingRequests: false, body) } ?? []
             leased += claimedNow.map { ($0.0.id, $0.0.attempt, $0.1) }
             #expect(try store.verifyIndexes() == [], "after round \(round)")
         }
@@ -114,6 +135,19 @@ struct IndexConsistencyTests {
             let listed = try store.all(now: now, filter: TaskFilter(state: .due, callback: c))
             #expect(listed.map(\.id) == due.filter { $0.callback == c && $0.runAt <= now }
                 .sorted { positionPrecedes(($0.runAt, $0.id), ($1.runAt, $1.id)) }.map(\.id))
+        }
+    }
+
+    /// Runs one request that may fail as a request (a task that exists, is gone, or whose lease moved on; an
+    /// invalid argument): `nil` then. Any other error (a corrupt store, an LMDB failure) is a test failure, so
+    /// that a request failing for a wrong reason before it wrote anything cannot pass unseen.
+    private func request<T>(_ body: () throws(StoreError) -> T) -> T? {
+        do {
+            return try body()
+        } catch {
+            let expected: [ErrorCode] = [.taskExists, .taskNotFound, .leaseLost, .invalidArgument]
+            #expect(expected.contains(error.code), "unexpected \(error.code): \(error.message)")
+            return nil
         }
     }
 

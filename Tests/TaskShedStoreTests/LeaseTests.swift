@@ -322,6 +322,7 @@ struct LeaseTests {
             #expect(once.state == .leased && once.attempt == 1 && once.leaseDeadline == t0 + 90 && once.lastRunAt == t0)
             #expect(try store.fetch(.group("g")).map(\.state) == [.leased])
             #expect(try store.all(filter: TaskFilter(state: .leased)).map(\.id).sorted() == ["every", "once"])
+            #expect(try store.all().filter { $0.state == .leased }.map(\.id).sorted() == ["every", "once"])
             #expect(try store.stats(now: t0).leased == 2)
             #expect(try store.earliestLeaseDeadline() == t0 + 60)
             #expect(try store.verifyIndexes() == [])
@@ -358,6 +359,8 @@ struct LeaseTests {
         #expect(try store.releaseAllLeases() == 1)
         let x = try #require(try store.one("x"))
         #expect(x.state == .scheduled && x.attempt == 0 && x.leaseDeadline == nil)
+        // The record was rewritten: the lease's run time is in it (the record written at the add had none).
+        #expect(x.lastRunAt == t0)
         #expect(try store.claim(callbacks: ["a"], max: 1, holder: 2, leaseDeadline: t0 + 60, now: t0).map(\.attempt) == [1])
         #expect(try store.verifyIndexes() == [])
     }
@@ -383,5 +386,24 @@ struct LeaseTests {
         #expect(problems.contains("lease_ids: entry for missing task \"ghost\""))
         // "x"'s record was never rewritten (still scheduled), so only its index entries disagree now.
         #expect(problems.contains { $0.hasPrefix("leases: missing or wrong entry") || $0.hasPrefix("leases: extra entry") })
+    }
+
+    /// A record that says leased (written while the task was leased: a pause) without its `lease_ids` entry is
+    /// reported by `verifyIndexes`, and reading the task fails as corrupt instead of showing a wrong state.
+    @Test func aLeasedRecordWithoutItsEntryIsCorrupt() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("x", callback: "a", runAt: t0 - 5)], now: t0 - 100)
+        _ = try store.claim(callbacks: ["a"], max: 1, holder: 9, leaseDeadline: t0 + 60, now: t0)
+        #expect(try store.pause(.ids(["x"]), now: t0) == 1)
+        #expect(try store.verifyIndexes() == [])
+        try store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
+            let ctx = b.context
+            try lmdb { () throws(LMDBError) in _ = try ctx.txn.delete(ctx.dbs.leaseIDs, key: Array("x".utf8)) }
+        }
+        #expect(try store.verifyIndexes().contains("lease_ids: no entry for task \"x\", leased in its record"))
+        let error = storeError { _ = try store.one("x") }
+        #expect(error?.code == .internalError)
+        #expect(error?.message.contains("leased in its record but has no lease entry") == true)
     }
 }

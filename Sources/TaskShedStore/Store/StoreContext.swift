@@ -318,7 +318,9 @@ struct StoreContext {
         if let lease {
             lease.apply(to: &task)
         } else if task.record.state == .leased {
-            throw .corrupt("task \"\(id)\" is leased in its record but has no lease entry")
+            throw StoreError(
+                code: .internalError,
+                message: "the store is inconsistent: task \"\(id)\" is leased in its record but has no lease entry")
         }
     }
 
