@@ -81,8 +81,8 @@ struct TaskSheddCommand: ParsableCommand {
     var maxOutputBytes: String = "160MiB"
 
     @Flag(name: .customLong("no-sync"), help: ArgumentHelp(
-        "Do not fsync commits: faster, but acknowledged changes may be lost in a power failure or kernel crash "
-            + "(not in a daemon crash)."))
+        "Do not fsync commits: faster, but a power failure or kernel crash may lose acknowledged changes or "
+            + "corrupt the store (a daemon crash loses nothing)."))
     var noSync = false
 
     @Flag(name: .customLong("no-write-map"), help: ArgumentHelp(

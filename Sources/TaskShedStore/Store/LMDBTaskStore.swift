@@ -84,9 +84,10 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         if options.noReadAhead { flags.insert(.noReadAhead) }
         environmentFlags = flags
         let initialMap = min(options.initialMapBytes, options.maxMapBytes)
+        let wantsWriteMap = options.writeMap && !Self.overwritesNeedNewBlocks(directory)
         var opened: LMDBEnvironment? = try Self.openEnvironment(
-            directory, mapSize: initialMap, flags: options.writeMap ? flags.union(.writeMap) : flags)
-        var writable = options.writeMap
+            directory, mapSize: initialMap, flags: wantsWriteMap ? flags.union(.writeMap) : flags)
+        var writable = wantsWriteMap
         if writable, let map = opened {
             // Blocks for the whole map, or no writable map: see `StoreOptions.writeMap`.
             do throws(LMDBError) {
@@ -95,7 +96,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
                 writable = false
             }
         }
-        if options.writeMap && !writable {
+        if wantsWriteMap && !writable {
             // Closed before the reopen: LMDB must not have one file open twice in a process.
             opened = nil
             opened = try Self.openEnvironment(directory, mapSize: initialMap, flags: flags)
@@ -108,6 +109,18 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         self.dbs = try Self.openDatabases(env, directory: directory)
         self.environment = env
         self.directoryLock = lock
+    }
+
+    /// Whether `directory` is on a copy-on-write filesystem (btrfs, ZFS, bcachefs), where every overwrite of a
+    /// page takes a new block: blocks allocated in advance do not make a write through the map safe from a full
+    /// disk there, so the store does not use the writable map on them.
+    private static func overwritesNeedNewBlocks(_ directory: String) -> Bool {
+        var fs = statfs()
+        guard statfs(directory, &fs) == 0 else { return false }
+        switch UInt32(truncatingIfNeeded: fs.f_type) {
+        case 0x9123_683E, 0x2FC1_2FC1, 0xCA45_1A4E: return true  // btrfs, zfs, bcachefs (linux/magic.h)
+        default: return false
+        }
     }
 
     private static func openEnvironment(_ directory: String, mapSize: Int, flags: LMDBEnvironment.Flags)
@@ -283,8 +296,20 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             throw StoreError(code: .internalError, message: "cannot reopen \(directory): its environment is in use")
         }
         environment = nil
-        usesWriteMap = false
-        let env = try Self.openEnvironment(directory, mapSize: mapSize, flags: environmentFlags)
+        do {
+            try reopen(mapSize: mapSize, flags: environmentFlags)
+            usesWriteMap = false
+        } catch {
+            // Back to the writable map, so that the store stays open for everyone else; this write fails.
+            try? reopen(mapSize: mapSize, flags: environmentFlags.union(.writeMap))
+            throw error
+        }
+    }
+
+    /// Opens the environment and its databases into `environment` and `dbs`; the caller holds `access`
+    /// exclusively and has closed the previous environment.
+    private func reopen(mapSize: Int, flags: LMDBEnvironment.Flags) throws(StoreError) {
+        let env = try Self.openEnvironment(directory, mapSize: mapSize, flags: flags)
         dbs = try Self.openDatabases(env, directory: directory)
         environment = env
     }

@@ -43,7 +43,8 @@ public struct StoreOptions: Sendable, Hashable {
     /// pages in LMDB), so that a full store can always be emptied (default 64 MiB).
     public var removalHeadroomBytes: Int
     /// `true` (default): every commit is durable (fsync). `false` opens with `MDB_NOSYNC`: much faster, but a
-    /// system crash (not a process crash) may lose recent commits.
+    /// system crash (not a process crash) may lose recent commits, or corrupt the store, because the kernel may
+    /// write the meta page before the pages it points to (with or without `writeMap`).
     public var durable: Bool
     /// With `durable`, flush each commit's data pages before its meta page is written, but not the meta page
     /// itself (`MDB_NOMETASYNC`); `sync()` then makes everything committed so far durable (default `false`).
@@ -64,7 +65,9 @@ public struct StoreOptions: Sendable, Hashable {
     ///
     /// The data file is then as large as the map, and its blocks are allocated up front (`posix_fallocate`) so
     /// that a full disk is an error when the map grows, never a `SIGBUS` when a page is first written. Where
-    /// that allocation fails (a full disk), the store opens or continues without the writable map. It also
+    /// that allocation fails (a full disk), the store opens or continues without the writable map; on a
+    /// copy-on-write filesystem (btrfs, ZFS, bcachefs), where allocated blocks do not cover overwrites, it never
+    /// uses it. It also
     /// leaves it when the map reaches `maxMapBytes`, because the per-request isolation of a full store needs
     /// nested transactions, which LMDB refuses with a writable map. Turn it off for a store much larger than
     /// memory: writing a page that is not in memory then reads it from disk first.
