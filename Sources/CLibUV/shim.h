@@ -8,6 +8,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+/* malloc_trim(3): the daemon hands the heap's free pages back to the system after a large request. */
+#include <malloc.h>
 
 /* prctl(2) is variadic, and Swift does not import variadic C functions: the daemon sets its loop thread's timer
  * slack (PR_SET_TIMERSLACK, in nanoseconds) through this fixed-arity wrapper. Returns 0 or -1 with errno set. */

@@ -54,6 +54,8 @@ public final class Server {
     var cachedRunAtGeneration: UInt64 = .max
     /// Whether a background flush is running.
     var isFlushing = false
+    /// Whether a heap trim runs on the pool (`trimHeapAfterLargeAdds`).
+    var isTrimmingHeap = false
     /// Replies to durable changes not known to be on disk yet, in job order (see `repliesNeedFlush`).
     var repliesAwaitingFlush: [HeldReply] = []
     /// Store jobs started so far: the number of the last one.
