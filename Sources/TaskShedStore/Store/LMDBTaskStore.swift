@@ -85,9 +85,15 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         environmentFlags = flags
         let initialMap = min(options.initialMapBytes, options.maxMapBytes)
         let wantsWriteMap = options.writeMap && !Self.overwritesNeedNewBlocks(directory)
-        var opened: LMDBEnvironment? = try Self.openEnvironment(
-            directory, mapSize: initialMap, flags: wantsWriteMap ? flags.union(.writeMap) : flags)
+        var opened: LMDBEnvironment?
         var writable = wantsWriteMap
+        do {
+            opened = try Self.openEnvironment(
+                directory, mapSize: initialMap, flags: wantsWriteMap ? flags.union(.writeMap) : flags)
+        } catch where wantsWriteMap && (error.lmdbCode == EFBIG || error.lmdbCode == ENOSPC) {
+            // With the writable map LMDB sizes the file to the map at open, which a file size limit refuses.
+            writable = false
+        }
         if writable, let map = opened {
             // Blocks for the whole map, or no writable map: see `StoreOptions.writeMap`.
             do throws(LMDBError) {
