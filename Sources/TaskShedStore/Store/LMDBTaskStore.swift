@@ -139,7 +139,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// The names of the store's databases after `meta`, in `StoreDatabases` order.
     private static let databaseNames = [
-        "tasks", "wake", "callback_wake", "callback_numbers", "paused", "leases", "lease_ids", "dead", "groups", "counts",
+        "tasks", "wake", "callback_wake", "callback_numbers", "paused", "leases", "lease_ids", "dead", "groups",
+        "counts",
     ]
 
     /// Opens the databases: in a read-only transaction when the store exists (no write, no fsync: opening a
@@ -291,7 +292,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// Reopens the environment without `MDB_WRITEMAP` (see `StoreOptions.writeMap`); the caller holds `writer`
     /// and no transaction. Takes `access` exclusively, so no read or flush holds the old environment.
-    /// - Throws: `internalError` when the store is closed or the reopen fails (the store is then closed).
+    /// - Throws: `internalError` when the store is closed or the reopen fails; the store then reopens with the
+    ///   writable map, as it was (only if that fails too is it left closed).
     private func leaveWriteMap() throws(StoreError) {
         access.lockExclusive()
         defer { access.unlock() }

@@ -460,7 +460,8 @@ struct StoreContext {
         }
 
         // Leases by id: written at once, not queued, because `load` reads them (an operation may load a task
-        // after saving another). Only the lease's fields changing (a claim, a touch) writes nothing else.
+        // after saving another). A claim or a touch changes only this entry and the `leases` one: its caller
+        // passes `writeRecord: false` and the record stays as it was.
         let oldLeaseEntry = was?.lease
         let newLeaseEntry = will?.lease
         if oldLeaseEntry != newLeaseEntry {
