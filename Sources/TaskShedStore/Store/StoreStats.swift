@@ -37,7 +37,7 @@ public struct StoreStats: Sendable, Hashable {
     public var callbacks: [StoreCallbackStats]
     /// Earliest `runAt` of an unpaused scheduled task.
     public var earliestRunAt: Int64?
-    /// Size of the data file in bytes.
+    /// Size of the data file in bytes (with the writable map, LMDB sizes the file to the map: `mapBytes`).
     public var fileBytes: UInt64
     /// Current map size in bytes.
     public var mapBytes: UInt64
