@@ -63,4 +63,15 @@ struct LMDBLayerTests {
         #expect(LMDBError(MDB_MAP_FULL, "mdb_put").isMapFull)
         #expect(LMDBError(MDB_MAP_FULL, "mdb_put").message.contains("MDB_MAP_FULL"))
     }
+
+    /// A disk without room for the data file (or a file size limit, or a quota) is `storeFull` with a message
+    /// that says so, not an internal error; other LMDB failures stay internal, and the LMDB code is kept.
+    @Test(arguments: [(ENOSPC, true), (EFBIG, true), (EDQUOT, true), (EIO, false), (MDB_CORRUPTED, false)])
+    func aFullDiskIsStoreFull(code: Int32, full: Bool) {
+        let error = StoreError.lmdb(LMDBError(code, "mdb_txn_commit"))
+        #expect(error.code == (full ? .storeFull : .internalError))
+        #expect(error.lmdbCode == code)
+        #expect(error.message.contains("mdb_txn_commit"))
+        #expect(error.message.contains("no room on the disk") == full)
+    }
 }

@@ -12,7 +12,17 @@ final class DirectoryLock {
 
     private var fd: Int32
 
-    /// Takes the lock or fails naming the process that holds it.
+    /// How long a held lock is waited for before opening fails (1 s, in 10 ms steps).
+    ///
+    /// A lock can be held for a moment by a process that has just released it: a child spawned by another
+    /// thread of the holder's process keeps a copy of the lock's descriptor from its fork until its `exec` closes
+    /// it (`O_CLOEXEC`), so a close and a reopen in one process can meet it; and a daemon restarted by its
+    /// supervisor can meet its predecessor still exiting. A second opener that really runs waits this long and
+    /// then fails.
+    static let contentionWaitSteps = 100
+
+    /// Takes the lock, waiting up to `contentionWaitSteps` × 10 ms for a holder to let go, or fails naming
+    /// the process that holds it.
     /// - Throws: `StoreError` `internalError` with field `directory`.
     init(directory: String) throws(StoreError) {
         let path = directory + "/" + Self.fileName
@@ -23,7 +33,13 @@ final class DirectoryLock {
                 message: "cannot open lock file \(path): \(String(cString: strerror(errno)))")
         }
         var rc: Int32
-        repeat { rc = flock(fd, LOCK_EX | LOCK_NB) } while rc != 0 && errno == EINTR
+        var waited = 0
+        while true {
+            repeat { rc = flock(fd, LOCK_EX | LOCK_NB) } while rc != 0 && errno == EINTR
+            guard rc != 0 && errno == EWOULDBLOCK && waited < Self.contentionWaitSteps else { break }
+            usleep(10_000)
+            waited += 1
+        }
         if rc != 0 {
             let err = errno
             var buffer = [UInt8](repeating: 0, count: 32)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLMDB
 import TaskShedProtocol
 
@@ -53,8 +56,20 @@ public struct StoreError: Error, Hashable, CustomStringConvertible {
                 + "remove tasks or raise the maximum")
     }
 
+    /// An LMDB failure as a store error: `storeFull` when the disk (or the file size limit, or the user's disk
+    /// quota) has no room for the data file, so that a client sees "retry later" rather than an internal error;
+    /// `internalError` for everything else.
     static func lmdb(_ error: LMDBError) -> StoreError {
-        var e = StoreError(code: .internalError, message: "LMDB \(error.description)")
+        var e: StoreError
+        switch error.code {
+        case ENOSPC, EFBIG, EDQUOT:
+            e = StoreError(
+                code: .storeFull,
+                message: "no room on the disk for the store's data file (LMDB \(error.description)); "
+                    + "free disk space or remove tasks")
+        default:
+            e = StoreError(code: .internalError, message: "LMDB \(error.description)")
+        }
         e.lmdbCode = error.code
         return e
     }
