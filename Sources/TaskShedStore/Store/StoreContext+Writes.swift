@@ -132,7 +132,7 @@ extension StoreContext {
                 task.record.id = id
             }
             guard let old else {
-                try save(old: nil, new: task, writeRecord: false)
+                try saveInserted(task)
                 results.append(AddResult(id: id, outcome: .inserted))
                 continue
             }

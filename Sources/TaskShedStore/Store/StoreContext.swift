@@ -493,6 +493,29 @@ struct StoreContext {
         if let will { deltas.add(will.callback, category: will.category, 1) }
     }
 
+    /// `save(old: nil, new: task, writeRecord: false)` for a task just inserted by `add` (scheduled, never
+    /// leased): queues its index keys and counts it, without building and comparing the index facts of two
+    /// sides. `add` calls it once per new task, where the general `save` cost ~2,500 instructions.
+    mutating func saveInserted(_ task: StoredTask) throws(StoreError) {
+        precondition(task.record.state == .scheduled, "saveInserted is for tasks add just inserted")
+        writes += 1
+        let id = task.record.id
+        let runAt = task.record.runAt
+        let paused = task.record.paused
+        if paused {
+            pending.time(.paused, put: true, runAt, id)
+        } else {
+            guard let n = try callbackNumber(task.record.callback, create: true) else {
+                throw .corrupt("cannot number callback \"\(task.record.callback)\"")
+            }
+            pending.time(.wake, put: true, runAt, id)
+            pending.callback(put: true, n, runAt, id)
+        }
+        if let g = task.record.group { pending.group(put: true, g, id) }
+        if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
+        deltas.add(task.record.callback, category: paused ? 1 : 0, 1)
+    }
+
     /// The default of `indexQueueLimit`: about 200k tasks' keys.
     static let defaultIndexQueueLimit = 32 << 20
 
