@@ -383,23 +383,15 @@ struct StoreContext {
     mutating func save(old: StoredTask?, new: StoredTask?, writeRecord: Bool = true) throws(StoreError) {
         guard let id = new?.record.id ?? old?.record.id else { return }
         writes += 1
-        let txn = self.txn
         let dbs = self.dbs
         if writeRecord {
-            let db = dbs.tasks
-            let result: Result<Void, LMDBError>
             if let new {
                 value.reset()
                 new.encode(into: &value)
-                result = value.bytes.withUnsafeBytes { v in
-                    withUTF8Bytes(id) { k in Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: v) } }
-                }
+                try putValue(dbs.tasks, key: id)
             } else {
-                result = withUTF8Bytes(id) { k in
-                    Result { () throws(LMDBError) in _ = try txn.delete(db, rawKey: k, rawValue: nil) }
-                }
+                _ = try deleteKey(dbs.tasks, key: id)
             }
-            try lmdb { () throws(LMDBError) in try result.get() }
         }
 
         // What the indexes need of each side, read once: reaching into the optional records again and again
@@ -465,24 +457,13 @@ struct StoreContext {
         let oldLeaseEntry = was?.lease
         let newLeaseEntry = will?.lease
         if oldLeaseEntry != newLeaseEntry {
-            let db = dbs.leaseIDs
-            let result: Result<Void, LMDBError>
             if let newLeaseEntry {
                 value.reset()
                 newLeaseEntry.encode(into: &value)
-                result = value.bytes.withUnsafeBytes { v in
-                    withUTF8Bytes(id) { k in Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: v) } }
-                }
-            } else {
-                result = withUTF8Bytes(id) { k in
-                    Result { () throws(LMDBError) in
-                        guard try txn.delete(db, rawKey: k, rawValue: nil) else {
-                            throw LMDBError(MDB_CORRUPTED, "lease entry of \(id) missing")
-                        }
-                    }
-                }
+                try putValue(dbs.leaseIDs, key: id)
+            } else if try !deleteKey(dbs.leaseIDs, key: id) {
+                throw .lmdb(LMDBError(MDB_CORRUPTED, "lease entry of \(id) missing"))
             }
-            try lmdb { () throws(LMDBError) in try result.get() }
         }
 
         // Operations read indexes only before their first save, so applying the queue early is safe.
@@ -514,6 +495,27 @@ struct StoreContext {
         if let g = task.record.group { pending.group(put: true, g, id) }
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
         deltas.add(task.record.callback, category: paused ? 1 : 0, 1)
+    }
+
+    /// Stores the bytes in `value` (encoded by the caller) under the key `key` in `db`.
+    /// - Throws: LMDB errors (`MDB_MAP_FULL`, ...) as `StoreError`.
+    private func putValue(_ db: LMDBDatabase, key: String) throws(StoreError) {
+        let txn = self.txn
+        let result = value.bytes.withUnsafeBytes { v in
+            withUTF8Bytes(key) { k in Result { () throws(LMDBError) in try txn.put(db, rawKey: k, rawValue: v) } }
+        }
+        try lmdb { () throws(LMDBError) in try result.get() }
+    }
+
+    /// Deletes the key `key` from `db`.
+    /// - Returns: Whether it was there.
+    /// - Throws: LMDB errors as `StoreError`.
+    private func deleteKey(_ db: LMDBDatabase, key: String) throws(StoreError) -> Bool {
+        let txn = self.txn
+        let result = withUTF8Bytes(key) { k in
+            Result { () throws(LMDBError) in try txn.delete(db, rawKey: k, rawValue: nil) }
+        }
+        return try lmdb { () throws(LMDBError) in try result.get() }
     }
 
     /// The default of `indexQueueLimit`: about 200k tasks' keys.
