@@ -136,6 +136,49 @@ struct SelectionTests {
         #expect(exact.tasks.count == 60 && exact.nextCursor == nil)
     }
 
+    /// There is no all-callback time index: the earliest due time and an unfiltered list come from each
+    /// callback's part of `callback_wake`, skipping callback numbers (lowest, middle, highest) that have no
+    /// unpaused scheduled task left.
+    @Test func earliestRunAtAndListSpanEveryCallbackWithScheduledTasks() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        // Callback cbC is numbered C (first use in that order); its earliest task is at t0 + 5 - C.
+        var specs: [TaskSpec] = []
+        for c in 0..<6 {
+            for k in 0..<5 { specs.append(spec("c\(c)-\(k)", callback: "cb\(c)", runAt: t0 + Int64(k * 10 + 5 - c))) }
+        }
+        _ = try store.add(specs, now: t0)
+        func ids(_ c: Int) -> TaskSelector { .ids((0..<5).map { "c\(c)-\($0)" }) }
+        func check(_ earliest: Int64?, _ step: String) throws {
+            #expect(try store.earliestRunAt() == earliest, "earliestRunAt after \(step)")
+            #expect(try store.stats(now: t0).earliestRunAt == earliest, "stats after \(step)")
+            let listed = try store.all(now: t0, pageSize: 3)
+            let sorted = listed.sorted { positionPrecedes(($0.runAt, $0.id), ($1.runAt, $1.id)) }
+            #expect(listed.map(\.id) == sorted.map(\.id), "list order after \(step)")
+            let due = try store.all(now: t0 + 100, filter: TaskFilter(state: .due), pageSize: 4)
+            let wantDue = sorted.filter { $0.state == .scheduled && !$0.paused }
+            #expect(due.map(\.id) == wantDue.map(\.id), "due list after \(step)")
+            #expect(try store.verifyIndexes() == [], "indexes after \(step)")
+        }
+        try check(t0, "add")
+        #expect(try store.remove(ids(5)) == 5)
+        try check(t0 + 1, "removing the highest number's tasks")
+        #expect(try store.pause(ids(4), now: t0) == 5)
+        try check(t0 + 2, "pausing")
+        #expect(try store.remove(ids(3)) == 5)
+        #expect(try store.remove(ids(1)) == 5)
+        try check(t0 + 3, "removing middle numbers' tasks")
+        #expect(try store.remove(ids(2)) == 5)
+        let claimed = try store.claim(callbacks: ["cb0"], max: 1, holder: 1, leaseDeadline: t0 + 99, now: t0 + 5)
+        #expect(claimed.map(\.id) == ["c0-0"])
+        try check(t0 + 15, "a claim")
+        #expect(try store.pause(ids(0), now: t0) == 5)
+        try check(nil, "pausing the last callback with tasks")
+        #expect(try store.resume(.all) == 10)
+        try check(t0 + 1, "resuming")
+        #expect(try store.all(now: t0).count == 10)
+    }
+
     @Test func deadLettersCanBeRetriedAndPurged() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

@@ -6,8 +6,7 @@ import CLMDB
 /// The secondary indexes whose entries `StoreContext.save(old:new:)` changes (every database but `tasks`,
 /// `meta`, `counts` and `callback_numbers`).
 enum IndexKind: Int, CaseIterable {
-    case wake = 0
-    case callbackWake
+    case callbackWake = 0
     case paused
     case leases
     case dead
@@ -277,7 +276,7 @@ struct IndexWriteBuffer {
                 }
                 deletedLast = false
             } else {
-                // Deletions in key order are often neighbours (a claim takes the front of `wake` and of each
+                // Deletions in key order are often neighbours (a claim takes the front of each
                 // callback's part of `callback_wake`): after a deletion the cursor's next entry is the one that
                 // followed, so compare it before searching the tree again.
                 var found = false

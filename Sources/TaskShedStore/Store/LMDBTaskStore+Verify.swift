@@ -69,7 +69,6 @@ extension StoreContext {
             }
             let slots = Self.indexSlots(task)
             if let t = slots.wake {
-                expected[.wake]![timeKey(t)] = []
                 if let n = numberOf[r.callback] {
                     var sink = ByteSink(capacity: 12 + id.utf8.count)
                     sink.u32BE(n)

@@ -16,7 +16,7 @@ import TaskShedProtocol
 ///   daemon writes from one thread and reads from its event loop.
 public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The on-disk schema version this build reads and writes.
-    public static let schemaVersion: UInt32 = 3
+    public static let schemaVersion: UInt32 = 4
 
     /// The store directory.
     public let directory: String
@@ -139,8 +139,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// The names of the store's databases after `meta`, in `StoreDatabases` order.
     private static let databaseNames = [
-        "tasks", "wake", "callback_wake", "callback_numbers", "paused", "leases", "lease_ids", "dead", "groups",
-        "counts",
+        "tasks", "callback_wake", "callback_numbers", "paused", "leases", "lease_ids", "dead", "groups", "counts",
     ]
 
     /// Opens the databases: in a read-only transaction when the store exists (no write, no fsync: opening a
@@ -191,9 +190,9 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
                 handles.append(db)
             }
             let dbs = StoreDatabases(
-                meta: meta, tasks: handles[0], wake: handles[1], callbackWake: handles[2],
-                callbackNumbers: handles[3], paused: handles[4], leases: handles[5], leaseIDs: handles[6],
-                dead: handles[7], groups: handles[8], counts: handles[9])
+                meta: meta, tasks: handles[0], callbackWake: handles[1], callbackNumbers: handles[2],
+                paused: handles[3], leases: handles[4], leaseIDs: handles[5], dead: handles[6], groups: handles[7],
+                counts: handles[8])
             if stored == nil {
                 var sink = ByteSink(capacity: 4)
                 sink.u32LE(schemaVersion)
@@ -334,9 +333,10 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         try read { (ctx, _) throws(StoreError) in try ctx.list(filter: filter, limit: limit, cursor: cursor, now: now) }
     }
 
-    /// See `TaskStore.earliestRunAt()`. One cursor seek on the `wake` index.
+    /// See `TaskStore.earliestRunAt()`. One cursor seek on `callback_wake` per callback that has an unpaused
+    /// scheduled task.
     public func earliestRunAt() throws(StoreError) -> Int64? {
-        try read { (ctx, _) throws(StoreError) in try ctx.firstTime(ctx.dbs.wake) }
+        try read { (ctx, _) throws(StoreError) in try ctx.earliestRunAt() }
     }
 
     /// See `TaskStore.earliestRunAt(callback:)`. One lookup in `callback_numbers` and one cursor seek on the

@@ -156,18 +156,27 @@ extension StoreContext {
             try s.set(try lmdb { () throws(LMDBError) in try c.seek(start) })
         }
 
+        func openCallback(_ n: UInt32) throws(StoreError) {
+            let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: dbs.callbackWake) }
+            let s = PositionStream(source: .callback(c, n))
+            streams.append(s)
+            let first: (Int64, String) = if let after, after.0 >= lower { after } else { (lower, "") }
+            s.head = try Self.callbackEntry(c, n, after: first)
+        }
+
         let state = filter.state
         if let callback = filter.callback, state == .due || state == .pending {
             // A callback that was never numbered has no scheduled task: no stream, an empty page.
-            if let n = try lookUpCallbackNumber(callback) {
-                let c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: dbs.callbackWake) }
-                let s = PositionStream(source: .callback(c, n))
-                streams.append(s)
-                let first: (Int64, String) = if let after, after.0 >= lower { after } else { (lower, "") }
-                s.head = try Self.callbackEntry(c, n, after: first)
-            }
+            if let n = try lookUpCallbackNumber(callback) { try openCallback(n) }
         } else {
-            if state == nil || state == .due || state == .pending { try openIndex(dbs.wake) }
+            if state == nil || state == .due || state == .pending {
+                // Unpaused scheduled tasks have no all-callback time index: one stream per callback that has any.
+                var numbers: [UInt32] = []
+                try withCursor(dbs.callbackWake) { (c) throws(StoreError) in
+                    try Self.forEachCallbackHead(c) { (n, _) throws(StoreError) in numbers.append(n) }
+                }
+                for n in numbers { try openCallback(n) }
+            }
             if state == nil || state == .paused { try openIndex(dbs.paused) }
             if state == nil || state == .dead { try openIndex(dbs.dead) }
             if state == nil || state == .leased {
@@ -249,7 +258,7 @@ extension StoreContext {
         return StoreStats(
             pending: scheduled >= dueTotal ? scheduled - dueTotal : 0, due: dueTotal,
             paused: UInt64(max(0, totals.paused)), leased: UInt64(max(0, totals.leased)),
-            dead: UInt64(max(0, totals.dead)), callbacks: callbacks, earliestRunAt: try firstTime(dbs.wake),
+            dead: UInt64(max(0, totals.dead)), callbacks: callbacks, earliestRunAt: try earliestRunAt(),
             fileBytes: fileBytes, mapBytes: UInt64(info.mapSize), usedBytes: UInt64(info.usedBytes))
     }
 }

@@ -74,8 +74,8 @@ extension StoreContext {
         }
         var results: [AddResult] = []
         results.reserveCapacity(prepared.count)
-        // Each new task queues a `wake` and a `callback_wake` key of about 12 + 8 + id bytes.
-        pending.reserve(bytes: prepared.count * 100, changes: prepared.count, of: [.wake, .callbackWake])
+        // Each new task queues a `callback_wake` key of about 12 + 8 + id bytes (and a `groups` key if grouped).
+        pending.reserve(bytes: prepared.count * 100, changes: prepared.count, of: [.callbackWake])
         let txn = self.txn
         let tasksDB = dbs.tasks
         // Generated ids ascend (see RandomSource.taskID), so they are appended to `tasks` (no search, full

@@ -5,7 +5,6 @@ import TaskShedProtocol
 struct StoreDatabases {
     let meta: LMDBDatabase
     let tasks: LMDBDatabase
-    let wake: LMDBDatabase
     let callbackWake: LMDBDatabase
     let callbackNumbers: LMDBDatabase
     let paused: LMDBDatabase
@@ -18,14 +17,13 @@ struct StoreDatabases {
 
     /// Every database holding tasks or indexes (all but `meta`).
     var taskDatabases: [LMDBDatabase] {
-        [tasks, wake, callbackWake, callbackNumbers, paused, leases, leaseIDs, dead, groups, counts]
+        [tasks, callbackWake, callbackNumbers, paused, leases, leaseIDs, dead, groups, counts]
     }
 
     /// The database of a secondary index.
     @inline(__always)
     func index(_ kind: IndexKind) -> LMDBDatabase {
         switch kind {
-        case .wake: return wake
         case .callbackWake: return callbackWake
         case .paused: return paused
         case .leases: return leases
@@ -399,7 +397,7 @@ struct StoreContext {
         let was = Self.indexFacts(old)
         let will = Self.indexFacts(new)
 
-        // Unpaused scheduled tasks: `wake` (time, id) and `callback_wake` (callback number, time, id).
+        // Unpaused scheduled tasks: `callback_wake` (callback number, time, id).
         let oldWake = was?.slots.wake
         let newWake = will?.slots.wake
         if oldWake != newWake || (oldWake != nil && was?.callback != will?.callback) {
@@ -407,14 +405,12 @@ struct StoreContext {
                 guard let n = try callbackNumber(was.callback, create: false) else {
                     throw .corrupt("no number for callback \"\(was.callback)\" of a scheduled task")
                 }
-                pending.time(.wake, put: false, t, id)
                 pending.callback(put: false, n, t, id)
             }
             if let t = newWake, let will {
                 guard let n = try callbackNumber(will.callback, create: true) else {
                     throw .corrupt("cannot number callback \"\(will.callback)\"")
                 }
-                pending.time(.wake, put: true, t, id)
                 pending.callback(put: true, n, t, id)
             }
         }
@@ -489,7 +485,6 @@ struct StoreContext {
             guard let n = try callbackNumber(task.record.callback, create: true) else {
                 throw .corrupt("cannot number callback \"\(task.record.callback)\"")
             }
-            pending.time(.wake, put: true, runAt, id)
             pending.callback(put: true, n, runAt, id)
         }
         if let g = task.record.group { pending.group(put: true, g, id) }
@@ -558,6 +553,7 @@ struct StoreContext {
 
     /// Where a task sits in the time-keyed indexes (`nil` = not in that index).
     struct IndexSlots {
+        /// Scheduled and not paused: in `callback_wake` at this time.
         var wake: Int64?
         var paused: Int64?
         var lease: Int64?
@@ -691,6 +687,44 @@ struct StoreContext {
         return try withCursor(dbs.callbackWake) { (c) throws(StoreError) -> Int64? in
             guard let (t, _) = try Self.firstCallbackEntry(c, n) else { return nil }
             return t
+        }
+    }
+
+    /// The earliest `runAt` of any unpaused scheduled task: the least of the callbacks' first `callback_wake`
+    /// entries. One seek per callback that has such a task (see `forEachCallbackHead`).
+    func earliestRunAt() throws(StoreError) -> Int64? {
+        try withCursor(dbs.callbackWake) { (c) throws(StoreError) -> Int64? in
+            var earliest: Int64?
+            try Self.forEachCallbackHead(c) { (_, t) throws(StoreError) in
+                if let e = earliest, e <= t { return }
+                earliest = t
+            }
+            return earliest
+        }
+    }
+
+    /// Calls `body` with the number and the first time of every callback that has entries in `callback_wake`,
+    /// in number order. A seek to the key prefix `n + 1` after callback `n` lands on the next callback that has
+    /// entries, so callback numbers without scheduled tasks cost nothing: O(callbacks with scheduled tasks)
+    /// seeks, however many names the store has numbered.
+    /// - Throws: LMDB errors; `internalError` for a malformed key.
+    static func forEachCallbackHead(
+        _ cursor: LMDBCursor, _ body: (UInt32, Int64) throws(StoreError) -> Void
+    ) throws(StoreError) {
+        var next: UInt32 = 0
+        while true {
+            var key = ByteSink(capacity: 4)
+            key.u32BE(next)
+            let k = key.bytes
+            let found = k.withUnsafeBytes { kb in
+                Result { () throws(LMDBError) in try cursor.seek(atLeastRawKey: kb) }
+            }
+            guard let entry = try lmdb({ () throws(LMDBError) in try found.get() }) else { return }
+            var s = ByteSource(entry.key)
+            guard let n = s.u32BE(), let t = s.timeKey() else { throw .corrupt("callback index key") }
+            try body(n, t)
+            guard n < UInt32.max else { return }
+            next = n + 1
         }
     }
 
