@@ -13,8 +13,11 @@ struct AddTests {
         #expect(results.count == 2)
         #expect(results[0] == AddResult(id: "a", outcome: .inserted))
         #expect(results[1].outcome == .inserted)
-        #expect(results[1].id.utf8.count == 32)
-        #expect(results[1].id.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        // 15 characters of the URL-safe base64 alphabet, starting with "V" (bit 47 of the time part).
+        let alphabet = Set("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+        #expect(results[1].id.utf8.count == 15)
+        #expect(results[1].id.allSatisfy { alphabet.contains($0) })
+        #expect(results[1].id.first == "V")
 
         let a = try #require(try store.one("a"))
         #expect(a.runAt == t0)
@@ -163,7 +166,8 @@ struct AddTests {
                 ids.insert(r.id)
                 // Time-ordered: each generated id sorts after the previous one (bulk inserts append).
                 #expect(r.id > previous)
-                #expect(r.id.utf8.count == 32)
+                #expect(r.id.utf8.count == 15)
+                #expect(r.id.utf8.lexicographicallyPrecedes(previous.utf8) == false)
                 previous = r.id
             }
         }

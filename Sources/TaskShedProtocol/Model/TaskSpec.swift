@@ -3,8 +3,9 @@
 /// Times are microseconds since the Unix epoch, UTC. Validation (lengths, JSON object, interval > 0) happens
 /// in the server; the codec only checks that the bytes are well formed.
 public struct TaskSpec: Sendable, Hashable {
-    /// The task's unique id, or `nil` to let the server generate one (32 lowercase hex digits; taskshedd puts a
-    /// millisecond time prefix first so that generated ids sort, and append cheaply, in creation order).
+    /// The task's unique id, or `nil` to let the server generate one (15 characters of `-0-9A-Z_a-z`, starting
+    /// with `V`; taskshedd puts a millisecond time prefix first so that generated ids sort, and append cheaply,
+    /// in creation order).
     public var id: String?
     /// The callback name a worker looks up in its callback map.
     public var callback: String
