@@ -260,6 +260,25 @@ struct IndexConsistencyTests {
         #expect(try store.stats(now: t0 + 2000 * second).due == 0)
     }
 
+    /// Index keys that tie in their first 24 bytes (the integer prefix the index queue sorts by) are ordered by
+    /// their bytes and then their length, as LMDB orders them: ids with a long common prefix, ids that are
+    /// prefixes of others, a NUL byte after the prefix. Claims then walk them in that order.
+    @Test func keysTiedInTheSortPrefixKeepLMDBOrder() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let base = String(repeating: "p", count: 30)
+        let ids = [base + "b", base, base + "a", base + "\u{0}", base + "a\u{0}", base + "aa", "q", base + "0", "pp"]
+        _ = try store.add(ids.map { spec($0, runAt: t0, group: "g") }, now: t0)
+        #expect(try store.verifyIndexes() == [])
+        let want = ids.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        #expect(try store.fetch(.group("g")).map(\.id) == want)
+        let claimed = try store.claim(callbacks: ["cb"], max: 100, holder: 1, leaseDeadline: t0 + 10, now: t0)
+        #expect(claimed.map(\.id) == want)
+        #expect(try store.verifyIndexes() == [])
+        for r in claimed { _ = try store.ack(id: r.id, attempt: r.attempt, holder: 1, now: t0) }
+        #expect(try store.verifyIndexes() == [] && store.all().isEmpty)
+    }
+
     /// With a tiny queue limit, `save` applies the index queue many times within one operation (as a huge
     /// removal or batch does past 32 MiB of keys): the indexes stay exact.
     @Test func indexQueueAppliedInChunksKeepsIndexesExact() throws {

@@ -25,12 +25,15 @@ enum IndexKind: Int, CaseIterable {
 /// operation keep their order. A value type inside `StoreContext`: its accesses are checked statically (as a
 /// class its every property access paid a runtime exclusivity check, ~8 % of a batched add).
 struct IndexWriteBuffer {
-    /// One pending change. The key (and after it the value) lives in `arena` at `start`; `high`/`low` are the
-    /// key's first 16 bytes (big-endian, zero padded) so that most comparisons are two integer compares.
-    /// `start` grows with arrival, so it also orders equal keys.
+    /// One pending change. The key (and after it the value) lives in `arena` at `start`; `high`/`low`/`tail`
+    /// are the key's first 24 bytes (big-endian, zero padded) so that most comparisons are integer compares.
+    /// Why 24: a `leases` key is a deadline and an id, and the ids of one batch share their first 8 bytes (the
+    /// creation time), as a batch shares its deadline: 16 bytes tied on every pair and each comparison of the
+    /// sort was a `memcmp`. `start` grows with arrival, so it also orders equal keys.
     struct Change {
         var high: UInt64
         var low: UInt64
+        var tail: UInt64
         var start: Int
         var count: UInt16
         /// 8 for a `leases` put (the holder, little-endian), else 0.
@@ -83,7 +86,7 @@ struct IndexWriteBuffer {
         let valueCount = value == nil ? 0 : 8
         let start = used
         if start + count + valueCount > arena.count { grow(to: start + count + valueCount) }
-        let (high, low) = arena.withUnsafeMutableBytes { a -> (UInt64, UInt64) in
+        let (high, low, tail) = arena.withUnsafeMutableBytes { a -> (UInt64, UInt64, UInt64) in
             var p = a.baseAddress! + start
             if let number {
                 p.storeBytes(of: number.bigEndian, as: UInt32.self)
@@ -108,24 +111,28 @@ struct IndexWriteBuffer {
             p += idCount
             if let value { p.storeBytes(of: value.littleEndian, as: UInt64.self) }
             let key = UnsafeRawPointer(a.baseAddress! + start)
-            if count >= 16 {
+            if count >= 24 {
                 return (
                     UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)),
-                    UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                    UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                    UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
                 )
             }
-            var high: UInt64 = 0
-            var low: UInt64 = 0
+            var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
             for i in 0..<count {
-                let b = UInt64(key.load(fromByteOffset: i, as: UInt8.self))
-                if i < 8 { high |= b << (56 - 8 * UInt64(i)) } else { low |= b << (56 - 8 * UInt64(i - 8)) }
+                let b = UInt64(key.load(fromByteOffset: i, as: UInt8.self)) << (56 - 8 * UInt64(i % 8))
+                switch i / 8 {
+                case 0: words.0 |= b
+                case 1: words.1 |= b
+                default: words.2 |= b
+                }
             }
-            return (high, low)
+            return words
         }
         used = start + count + valueCount
         changes[kind.rawValue].append(
             Change(
-                high: high, low: low, start: start, count: UInt16(count), valueCount: UInt8(valueCount),
+                high: high, low: low, tail: tail, start: start, count: UInt16(count), valueCount: UInt8(valueCount),
                 isPut: put))
     }
 
@@ -189,6 +196,7 @@ struct IndexWriteBuffer {
     private static func precedes(_ x: Change, _ y: Change, _ a: UnsafeRawBufferPointer) -> Bool {
         if x.high != y.high { return x.high < y.high }
         if x.low != y.low { return x.low < y.low }
+        if x.tail != y.tail { return x.tail < y.tail }
         let c = compare(a.baseAddress! + Int(x.start), Int(x.count), a.baseAddress! + Int(y.start), Int(y.count))
         return c != 0 ? c < 0 : x.start < y.start
     }
@@ -254,10 +262,10 @@ struct IndexWriteBuffer {
             if c.isPut {
                 let above: Bool
                 if let appended {
-                    // The 16-byte prefixes decide unless equal (a compare of the bytes would be a cache miss:
+                    // The 24-byte prefixes decide unless equal (a compare of the bytes would be a cache miss:
                     // in key order the arena is read at random places).
-                    if appended.high != c.high || appended.low != c.low {
-                        above = appended.high < c.high || (appended.high == c.high && appended.low < c.low)
+                    if appended.high != c.high || appended.low != c.low || appended.tail != c.tail {
+                        above = (appended.high, appended.low, appended.tail) < (c.high, c.low, c.tail)
                     } else {
                         let b = key(a, appended)
                         above = compare(b.baseAddress!, b.count, k.baseAddress!, k.count) < 0
