@@ -309,7 +309,7 @@ extension StoreContext {
             new.record.lastRunAt = Swift.max(old.record.runAt, now)
             new.record.leaseDeadline = leaseDeadline
             new.holder = holder
-            try save(old: old, new: new, writeRecord: false)
+            try saveClaimed(old: old, new: new)
             claimed.append(new.record)
         }
         return claimed
@@ -355,7 +355,7 @@ extension StoreContext {
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
         guard let interval = old.record.schedule.intervalMicros else {
             try deleteRecord(at: records)
-            try save(old: old, new: nil, writeRecord: false)
+            try saveLeasedRemoved(old)
             return nil
         }
         let new = Self.advanced(old, interval: interval, now: now)

@@ -505,6 +505,45 @@ struct StoreContext {
         deltas.add(task.record.callback, category: paused ? 1 : 0, 1)
     }
 
+    /// `save(old:new:writeRecord: false)` for a claim: `old` is scheduled and unpaused, `new` is the same task
+    /// leased (same callback, group and record). Queues the `callback_wake` deletion and the `leases` entry,
+    /// writes the `lease_ids` entry and moves the count, without building and comparing two sides' index facts
+    /// (the general `save` cost ~1,500 more instructions per claimed task).
+    mutating func saveClaimed(old: StoredTask, new: StoredTask) throws(StoreError) {
+        precondition(old.record.state == .scheduled && !old.record.paused, "saveClaimed is for due tasks")
+        guard let lease = LeaseEntry(new) else { preconditionFailure("saveClaimed needs the leased task") }
+        writes += 1
+        let id = old.record.id
+        let callback = old.record.callback
+        guard let n = try callbackNumber(callback, create: false) else {
+            throw .corrupt("no number for callback \"\(callback)\" of a scheduled task")
+        }
+        pending.callback(put: false, n, old.record.runAt, id)
+        pending.time(.leases, put: true, lease.deadline, id, value: lease.holder)
+        value.reset()
+        lease.encode(into: &value)
+        try putValue(dbs.leaseIDs, key: id)
+        if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
+        deltas.add(callback, category: 0, -1)
+        deltas.add(callback, category: 2, 1)
+    }
+
+    /// `save(old: task, new: nil, writeRecord: false)` for a leased task whose record the caller deleted (the
+    /// ack of a one-off task): queues the `leases` and `groups` deletions, deletes the `lease_ids` entry and
+    /// drops the count, without the general two-sided `save`.
+    mutating func saveLeasedRemoved(_ old: StoredTask) throws(StoreError) {
+        guard let lease = LeaseEntry(old) else { preconditionFailure("saveLeasedRemoved is for leased tasks") }
+        writes += 1
+        let id = old.record.id
+        pending.time(.leases, put: false, lease.deadline, id)
+        if let g = old.record.group { pending.group(put: false, g, id) }
+        if try !deleteKey(dbs.leaseIDs, key: id) {
+            throw .lmdb(LMDBError(MDB_CORRUPTED, "lease entry of \(id) missing"))
+        }
+        if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
+        deltas.add(old.record.callback, category: 2, -1)
+    }
+
     /// Stores the bytes in `value` (encoded by the caller) under the key `key` in `db`.
     /// - Throws: LMDB errors (`MDB_MAP_FULL`, ...) as `StoreError`.
     private func putValue(_ db: LMDBDatabase, key: String) throws(StoreError) {
