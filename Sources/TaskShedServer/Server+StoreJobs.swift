@@ -177,16 +177,29 @@ extension Server {
     /// loop must not spend. Its arena locks can still make a loop-thread allocation wait, but only right after a
     /// request whose decoding already held the loop for far longer.
     func trimHeapAfterLargeAdds(_ items: [QueuedRequest]) {
-        guard !isTrimmingHeap, !isShuttingDown, let loop else { return }
         var added = 0
         for item in items {
             if case .write(.addTasks(let request)) = item.kind { added += request.tasks.count }
         }
         guard added >= Self.heapTrimTaskThreshold else { return }
+        trimHeap()
+    }
+
+    /// Starts a `malloc_trim` on the pool, or, while one runs, asks for another when it ends: a job that
+    /// finished during a trim freed its memory after the trim began, and without a second trim the last large
+    /// add of a burst would keep it.
+    func trimHeap() {
+        guard !isShuttingDown, let loop else { return }
+        guard !isTrimmingHeap else {
+            isHeapTrimPending = true
+            return
+        }
         isTrimmingHeap = true
+        isHeapTrimPending = false
         do {
             try BackgroundWork.run(on: loop, { _ = malloc_trim(0) }, completion: { [unowned self] in
                 self.isTrimmingHeap = false
+                if self.isHeapTrimPending { self.trimHeap() }
             })
         } catch {
             // No pool thread: the memory stays with the heap, as it would without the trim.

@@ -56,6 +56,9 @@ public final class Server {
     var isFlushing = false
     /// Whether a heap trim runs on the pool (`trimHeapAfterLargeAdds`).
     var isTrimmingHeap = false
+    /// A large add finished while a trim was running: trim again when it ends (its memory was freed after the
+    /// running trim began).
+    var isHeapTrimPending = false
     /// Replies to durable changes not known to be on disk yet, in job order (see `repliesNeedFlush`).
     var repliesAwaitingFlush: [HeldReply] = []
     /// Store jobs started so far: the number of the last one.
