@@ -207,6 +207,18 @@ extension Server {
         }
     }
 
+    /// Serves every allocation of 1 MiB or more with its own `mmap`, so that it goes back to the system when
+    /// freed: a large request's buffer, its decoded tasks, the store's index queue. glibc's default threshold
+    /// starts at 128 KiB but rises to the size of each large block freed (up to 32 MiB), after which such blocks
+    /// come from the heap or a thread's arena and stay there, fragmented, when freed; `malloc_trim` returned only
+    /// part of them. Measured (`taskshed-bench scale`, ten batch adds of 100k tasks): RssAnon after the adds 91.4
+    /// → 17.1 MiB, after the next add and drain 59.4 → 10.9–18.2 MiB; batch add and drain rates within noise
+    /// (BENCHMARKS.md 5.9). Process-wide: called once by `run()`.
+    static func configureHeap() {
+        // mallopt returns 0 only for an unknown parameter; glibc knows this one.
+        _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    }
+
     /// Tasks added by one job from which `trimHeapAfterLargeAdds` trims the heap.
     static let heapTrimTaskThreshold = 10_000
 

@@ -123,6 +123,7 @@ public final class Server {
     /// - Throws: `ServerError` when the daemon cannot start (socket in use, store locked, bad activation
     ///   socket...) or the loop cannot be closed cleanly.
     public func run() throws {
+        Self.configureHeap()
         startedAt = WallClock.nowMicros()
         let activation: SocketActivation.Outcome
         do {
