@@ -182,15 +182,10 @@ final class RandomSource {
     /// `a`–`z` (38–63): increasing in ASCII, so ids compare like their numbers.
     @inline(__always)
     static func symbol(_ v: UInt64) -> UInt8 {
-        let n = UInt8(truncatingIfNeeded: v & 0x3F)
-        switch n {
-        case 0: return 0x2D
-        case 1...10: return 0x30 + n - 1
-        case 11...36: return 0x41 + n - 11
-        case 37: return 0x5F
-        default: return 0x61 + n - 38
-        }
+        alphabet.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: v & 0x3F)] }
     }
+
+    private static let alphabet: [UInt8] = Array("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz".utf8)
 }
 
 /// xoshiro256** seeded from the system generator: the store's default random source (fast, not

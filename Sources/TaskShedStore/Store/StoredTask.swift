@@ -20,45 +20,59 @@ struct StoredTask {
         static let group: UInt8 = 1 << 7
     }
 
-    /// Encodes the value (the id is the key, not part of the value). Layout: see LAYOUT.md.
+    /// Encodes the value (the id is the key, not part of the value). Layout: see LAYOUT.md. The size is
+    /// computed first and the fields written in one pass (`ByteSink.append(count:_:)`).
     func encode(into sink: inout ByteSink) {
-        let r = record
         var flags: UInt8 = 0
-        if r.paused { flags |= Flag.paused }
-        if r.coalesce { flags |= Flag.coalesce }
-        if r.pausedAt != nil { flags |= Flag.pausedAt }
-        if r.leaseDeadline != nil { flags |= Flag.lease }
-        if r.lastError != nil { flags |= Flag.lastError }
-        if r.lastRunAt != nil { flags |= Flag.lastRunAt }
-        if r.lastFailureAt != nil { flags |= Flag.lastFailureAt }
-        if r.group != nil { flags |= Flag.group }
-        sink.u8(Self.valueFormat)
-        sink.u8(flags)
-        sink.u8(r.state.rawValue)
-        sink.u8(r.schedule.kind.rawValue)
-        sink.i64LE(r.runAt)
-        if let interval = r.schedule.intervalMicros { sink.i64LE(interval) }
-        sink.u32LE(r.attempt)
-        sink.u32LE(r.maxAttempts)
-        sink.i64LE(r.createdAt)
-        if let v = r.pausedAt { sink.i64LE(v) }
-        if let v = r.leaseDeadline {
-            sink.i64LE(v)
-            sink.u64LE(holder)
-        }
-        if let v = r.lastRunAt { sink.i64LE(v) }
-        if let v = r.lastFailureAt { sink.i64LE(v) }
-        sink.u16LE(UInt16(r.callback.utf8.count))
-        sink.raw(r.callback)
-        if let g = r.group {
-            sink.u16LE(UInt16(g.utf8.count))
-            sink.raw(g)
-        }
-        sink.u32LE(UInt32(r.kwargs.count))
-        sink.raw(r.kwargs)
-        if let e = r.lastError {
-            sink.u32LE(UInt32(e.utf8.count))
-            sink.raw(e)
+        if record.paused { flags |= Flag.paused }
+        if record.coalesce { flags |= Flag.coalesce }
+        if record.pausedAt != nil { flags |= Flag.pausedAt }
+        if record.leaseDeadline != nil { flags |= Flag.lease }
+        if record.lastError != nil { flags |= Flag.lastError }
+        if record.lastRunAt != nil { flags |= Flag.lastRunAt }
+        if record.lastFailureAt != nil { flags |= Flag.lastFailureAt }
+        if record.group != nil { flags |= Flag.group }
+        let interval = record.schedule.intervalMicros
+        let callbackCount = record.callback.utf8.count
+        let groupCount = record.group?.utf8.count
+        let errorCount = record.lastError?.utf8.count
+        var count = 4 + 8 + 4 + 4 + 8 + 2 + callbackCount + 4 + record.kwargs.count
+        if interval != nil { count += 8 }
+        if record.pausedAt != nil { count += 8 }
+        if record.leaseDeadline != nil { count += 16 }
+        if record.lastRunAt != nil { count += 8 }
+        if record.lastFailureAt != nil { count += 8 }
+        if let groupCount { count += 2 + groupCount }
+        if let errorCount { count += 4 + errorCount }
+        sink.append(count: count) { w in
+            w.u8(Self.valueFormat)
+            w.u8(flags)
+            w.u8(record.state.rawValue)
+            w.u8(record.schedule.kind.rawValue)
+            w.i64LE(record.runAt)
+            if let interval { w.i64LE(interval) }
+            w.u32LE(record.attempt)
+            w.u32LE(record.maxAttempts)
+            w.i64LE(record.createdAt)
+            if let v = record.pausedAt { w.i64LE(v) }
+            if let v = record.leaseDeadline {
+                w.i64LE(v)
+                w.u64LE(holder)
+            }
+            if let v = record.lastRunAt { w.i64LE(v) }
+            if let v = record.lastFailureAt { w.i64LE(v) }
+            w.u16LE(UInt16(callbackCount))
+            w.raw(record.callback)
+            if let g = record.group, let groupCount {
+                w.u16LE(UInt16(groupCount))
+                w.raw(g)
+            }
+            w.u32LE(UInt32(record.kwargs.count))
+            w.raw(record.kwargs)
+            if let e = record.lastError, let errorCount {
+                w.u32LE(UInt32(errorCount))
+                w.raw(e)
+            }
         }
     }
 
