@@ -303,3 +303,40 @@ struct IndexConsistencyTests {
         #expect(try store.stats(now: t0).leased == 0)
     }
 }
+
+@Suite("Callback names are bytes")
+struct CallbackNameBytesTests {
+    /// "é" precomposed and "e" + combining accent are equal Swift strings (canonical equivalence) but different
+    /// keys: each gets its own callback number, counter and due list.
+    @Test func canonicallyEquivalentNamesStayDistinct() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let composed = "caf\u{E9}"
+        let decomposed = "cafe\u{301}"
+        _ = try store.add([spec("a", callback: composed), spec("b", callback: decomposed)], now: t0)
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.claim(callbacks: [decomposed], max: 10, holder: 1, leaseDeadline: t0 + 10, now: t0).map(\.id) == ["b"])
+        #expect(try store.claim(callbacks: [composed], max: 10, holder: 1, leaseDeadline: t0 + 10, now: t0).map(\.id) == ["a"])
+        let stats = try store.stats(now: t0)
+        #expect(stats.callbacks.count == 2 && stats.leased == 2)
+        #expect(try store.verifyIndexes() == [])
+    }
+
+    /// Ids and groups likewise: two canonically equivalent ids in one batch are two tasks (not a duplicate), and
+    /// filters and selectors match bytes.
+    @Test func canonicallyEquivalentIdsAndGroupsStayDistinct() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let composed = "r\u{E9}sum\u{E9}"
+        let decomposed = "re\u{301}sume\u{301}"
+        let results = try store.add(
+            [spec(composed, runAt: t0, group: composed), spec(decomposed, runAt: t0 + 1, group: decomposed)], now: t0)
+        #expect(results.map(\.outcome) == [.inserted, .inserted])
+        #expect(try store.fetch(.ids([decomposed, composed, decomposed])).map(\.id.utf8.count) == [decomposed.utf8.count, composed.utf8.count])
+        #expect(try store.fetch(.group(decomposed)).map(\.runAt) == [t0 + 1])
+        #expect(try store.all(filter: TaskFilter(group: composed)).map(\.runAt) == [t0])
+        #expect(try store.remove(.ids([composed])) == 1)
+        #expect(try store.all().map(\.runAt) == [t0 + 1])
+        #expect(try store.verifyIndexes() == [])
+    }
+}

@@ -16,7 +16,8 @@ extension StoreContext {
     func verifyIndexes() throws(StoreError) -> [String] {
         var problems: [String] = []
         // Callback numbers: name -> number, numbers distinct and below the count of names.
-        var numberOf: [String: UInt32] = [:]
+        // Keyed by bytes (`NameKey`), as the databases are.
+        var numberOf: [NameKey: UInt32] = [:]
         let names = try entries(dbs.callbackNumbers)
         var seenNumbers = Set<UInt32>()
         for (k, v) in names {
@@ -32,35 +33,35 @@ extension StoreContext {
             }
             if !seenNumbers.insert(n).inserted { problems.append("callback_numbers: number \(n) used twice") }
             if n >= UInt32(names.count) { problems.append("callback_numbers: number \(n) >= \(names.count) names") }
-            numberOf[name] = n
+            numberOf[NameKey(name)] = n
         }
 
         // What the indexes and counters should hold, from the records.
         var expected: [IndexKind: [[UInt8]: [UInt8]]] = [:]
         for kind in IndexKind.allCases { expected[kind] = [:] }
-        var counts: [String: CallbackCounts] = [:]
+        var counts: [NameKey: CallbackCounts] = [:]
         // Leases by id: each must belong to a task, and a record that says leased must have one.
-        var leaseOf: [String: LeaseEntry] = [:]
+        var leaseOf: [NameKey: LeaseEntry] = [:]
         for (k, v) in try entries(dbs.leaseIDs) {
             let id = String(decoding: k, as: UTF8.self)
             guard let lease = v.withUnsafeBytes({ LeaseEntry.decode($0) }) else {
                 problems.append("lease_ids: bad value for \"\(id)\"")
                 continue
             }
-            leaseOf[id] = lease
+            leaseOf[NameKey(id)] = lease
         }
         for (k, v) in try entries(dbs.tasks) {
             let id = String(decoding: k, as: UTF8.self)
             guard var task = v.withUnsafeBytes({ StoredTask.decode(id: id, $0) }) else {
                 throw .corrupt("task \"\(id)\"")
             }
-            if let lease = leaseOf.removeValue(forKey: id) {
+            if let lease = leaseOf.removeValue(forKey: NameKey(id)) {
                 lease.apply(to: &task)
             } else if task.record.state == .leased {
                 problems.append("lease_ids: no entry for task \"\(id)\", leased in its record")
             }
             let r = task.record
-            counts[r.callback, default: CallbackCounts()].add(task, 1)
+            counts[NameKey(r.callback), default: CallbackCounts()].add(task, 1)
             func timeKey(_ t: Int64) -> [UInt8] {
                 var sink = ByteSink(capacity: 8 + id.utf8.count)
                 sink.timeKey(t)
@@ -69,7 +70,7 @@ extension StoreContext {
             }
             let slots = Self.indexSlots(task)
             if let t = slots.wake {
-                if let n = numberOf[r.callback] {
+                if let n = numberOf[NameKey(r.callback)] {
                     var sink = ByteSink(capacity: 12 + id.utf8.count)
                     sink.u32BE(n)
                     sink.timeKey(t)
@@ -94,7 +95,7 @@ extension StoreContext {
                 expected[.groups]![sink.bytes] = []
             }
         }
-        for id in leaseOf.keys.sorted() { problems.append("lease_ids: entry for missing task \"\(id)\"") }
+        for id in leaseOf.keys.map(\.name).sorted() { problems.append("lease_ids: entry for missing task \"\(id)\"") }
         for kind in IndexKind.allCases {
             var actual: [[UInt8]: [UInt8]] = [:]
             for (k, v) in try entries(dbs.index(kind)) { actual[k] = v }
@@ -106,20 +107,20 @@ extension StoreContext {
                 problems.append("\(kind): extra entry \(k.map { String($0, radix: 16) }.joined(separator: " "))")
             }
         }
-        var storedCounts: [String: CallbackCounts] = [:]
+        var storedCounts: [NameKey: CallbackCounts] = [:]
         for (k, v) in try entries(dbs.counts) {
             let name = String(decoding: k, as: UTF8.self)
             guard let c = v.withUnsafeBytes({ CallbackCounts.decode($0) }) else {
                 problems.append("counts: bad value for \"\(name)\"")
                 continue
             }
-            storedCounts[name] = c
+            storedCounts[NameKey(name)] = c
         }
         for (name, c) in counts where !c.isZero && storedCounts[name] != c {
-            problems.append("counts: \"\(name)\" is \(String(describing: storedCounts[name])), records say \(c)")
+            problems.append("counts: \"\(name.name)\" is \(String(describing: storedCounts[name])), records say \(c)")
         }
         for (name, c) in storedCounts where counts[name] ?? CallbackCounts() != c {
-            problems.append("counts: \"\(name)\" stored \(c) but records say \(String(describing: counts[name]))")
+            problems.append("counts: \"\(name.name)\" stored \(c) but records say \(String(describing: counts[name]))")
         }
         return problems
     }

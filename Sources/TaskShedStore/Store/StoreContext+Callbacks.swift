@@ -5,24 +5,24 @@ struct CallbackNumberCache {
     /// A short list searched linearly while few names are used (comparing small strings is cheaper than
     /// hashing them); past 16 names a dictionary.
     private var list: [(String, UInt32)] = []
-    private var map: [String: UInt32]?
+    private var map: [NameKey: UInt32]?
 
     @inline(__always)
     func number(_ name: String) -> UInt32? {
-        if let map { return map[name] }
-        for (n, number) in list where n == name { return number }
+        if let map { return map[NameKey(name)] }
+        for (n, number) in list where sameBytes(n, name) { return number }
         return nil
     }
 
     mutating func remember(_ name: String, _ number: UInt32) {
         if map != nil {
-            map![name] = number
+            map![NameKey(name)] = number
         } else if list.count < 16 {
             list.append((name, number))
         } else {
-            var m = [String: UInt32](minimumCapacity: 64)
-            for (n, v) in list { m[n] = v }
-            m[name] = number
+            var m = [NameKey: UInt32](minimumCapacity: 64)
+            for (n, v) in list { m[NameKey(n)] = v }
+            m[NameKey(name)] = number
             map = m
             list = []
         }

@@ -106,8 +106,8 @@ extension StoreContext {
             return true
         }
         func matches(_ r: TaskRecord) -> Bool {
-            if let g = filter.group, r.group != g { return false }
-            if let c = filter.callback, r.callback != c { return false }
+            if let g = filter.group, !sameBytes(r.group, g) { return false }
+            if let c = filter.callback, !sameBytes(r.callback, c) { return false }
             if let state = filter.state {
                 switch state {
                 case .pending: if !(r.state == .scheduled && !r.paused && r.runAt > now) { return false }

@@ -25,7 +25,7 @@ extension StoreContext {
     private func prepare(_ specs: [TaskSpec]) throws(StoreError) -> [PreparedTask] {
         var prepared: [PreparedTask] = []
         prepared.reserveCapacity(specs.count)
-        var ids = Set<String>(minimumCapacity: specs.count)
+        var ids = Set<NameKey>(minimumCapacity: specs.count)
         let emptyObject: [UInt8] = Array("{}".utf8)
         for (i, spec) in specs.enumerated() {
             // Built only when a check fails: formatting it for every task cost ~2,000 instructions per task.
@@ -33,7 +33,7 @@ extension StoreContext {
             try Self.checkName(spec.callback, field: "\(field).callback", what: "callback")
             if let id = spec.id {
                 try Self.checkName(id, field: "\(field).id", what: "id")
-                if !ids.insert(id).inserted {
+                if !ids.insert(NameKey(id)).inserted {
                     throw .invalid("\(field).id", "id \"\(id)\" appears more than once in the batch")
                 }
             }
@@ -219,8 +219,8 @@ extension StoreContext {
     {
         guard max > 0, !callbacks.isEmpty else { return [] }
         var unique: [String] = []
-        var seen = Set<String>()
-        for c in callbacks where seen.insert(c).inserted { unique.append(c) }
+        var seen = Set<NameKey>()
+        for c in callbacks where seen.insert(NameKey(c)).inserted { unique.append(c) }
 
         // A callback without a number has never had a scheduled task: nothing to claim.
         var numbers: [UInt32] = []

@@ -94,26 +94,26 @@ struct CallbackCounts: Equatable {
 /// dictionary so that batches over many callbacks stay linear.
 struct CountDeltas {
     private var list: [(String, CallbackCounts)] = []
-    private var map: [String: CallbackCounts]?
+    private var map: [NameKey: CallbackCounts]?
     private var last = 0
 
     var isEmpty: Bool { list.isEmpty && (map?.isEmpty ?? true) }
 
     var entries: [(String, CallbackCounts)] {
-        if let map { return map.map { ($0.key, $0.value) } }
+        if let map { return map.map { ($0.key.name, $0.value) } }
         return list
     }
 
     mutating func add(_ callback: String, category: Int, _ sign: Int64) {
         if map != nil {
-            map![callback, default: CallbackCounts()].add(category: category, sign)
+            map![NameKey(callback), default: CallbackCounts()].add(category: category, sign)
             return
         }
-        if last < list.count && list[last].0 == callback {
+        if last < list.count && sameBytes(list[last].0, callback) {
             list[last].1.add(category: category, sign)
             return
         }
-        if let i = list.firstIndex(where: { $0.0 == callback }) {
+        if let i = list.firstIndex(where: { sameBytes($0.0, callback) }) {
             last = i
             list[i].1.add(category: category, sign)
             return
@@ -124,9 +124,9 @@ struct CountDeltas {
             list.append((callback, counts))
             last = list.count - 1
         } else {
-            var m = [String: CallbackCounts](minimumCapacity: 64)
-            for (k, v) in list { m[k] = v }
-            m[callback] = counts
+            var m = [NameKey: CallbackCounts](minimumCapacity: 64)
+            for (k, v) in list { m[NameKey(k)] = v }
+            m[NameKey(callback)] = counts
             map = m
             list = []
         }
@@ -408,7 +408,7 @@ struct StoreContext {
         // Unpaused scheduled tasks: `callback_wake` (callback number, time, id).
         let oldWake = was?.slots.wake
         let newWake = will?.slots.wake
-        if oldWake != newWake || (oldWake != nil && was?.callback != will?.callback) {
+        if oldWake != newWake || (oldWake != nil && !sameBytes(was?.callback, will?.callback)) {
             if let t = oldWake, let was {
                 guard let n = try callbackNumber(was.callback, create: false) else {
                     throw .corrupt("no number for callback \"\(was.callback)\" of a scheduled task")
@@ -450,7 +450,7 @@ struct StoreContext {
         // Groups: `groups` len ++ group ++ id.
         let oldGroup = was?.group
         let newGroup = will?.group
-        if oldGroup != newGroup {
+        if !sameBytes(oldGroup, newGroup) {
             if let g = oldGroup { pending.group(put: false, g, id) }
             if let g = newGroup { pending.group(put: true, g, id) }
         }
@@ -473,7 +473,7 @@ struct StoreContext {
         // Operations read indexes only before their first save, so applying the queue early is safe.
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
 
-        if let was, let will, was.callback == will.callback, was.category == will.category { return }
+        if let was, let will, sameBytes(was.callback, will.callback), was.category == will.category { return }
         if let was { deltas.add(was.callback, category: was.category, -1) }
         if let will { deltas.add(will.callback, category: will.category, 1) }
     }
@@ -710,9 +710,9 @@ struct StoreContext {
     func selectedIDs(_ selector: TaskSelector) throws(StoreError) -> [String] {
         switch selector {
         case .ids(let ids):
-            var seen = Set<String>()
+            var seen = Set<NameKey>()
             var out: [String] = []
-            for id in ids where seen.insert(id).inserted { out.append(id) }
+            for id in ids where seen.insert(NameKey(id)).inserted { out.append(id) }
             return out
         case .group(let g): return try groupIDs(g)
         case .all: return try allIDs()
