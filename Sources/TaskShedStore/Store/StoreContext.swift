@@ -160,9 +160,10 @@ final class RandomSource {
 
     /// A new task id: 15 characters of the URL-safe base64 alphabet in ASCII order (`-`, digits, upper case,
     /// `_`, lower case), so that ids sort by creation like a UUIDv7 and bulk inserts append to the `tasks`
-    /// B-tree instead of landing on random pages. 8 characters of `now` in milliseconds with bit 47 set (48 bits;
-    /// the set bit makes ids start with `V` until 2109, then `W` and so on, and never with `-`, which a command
-    /// line would read as an option; the time part ascends until the year 6429), 5 of a per-store sequence (30 bits), 2 random (12 bits).
+    /// B-tree instead of landing on random pages. 8 characters of `now` in milliseconds with bit 47 set (48
+    /// bits; the set bit makes ids start with `V` until 2109, then `W` and so on, and never with `-`, which a
+    /// command line would read as an option; the time part ascends until the year 6429), 5 of a per-store
+    /// sequence (30 bits), 2 random (12 bits).
     ///
     /// Why 15: it is the longest string Swift stores inline, so a generated id costs no allocation here or
     /// wherever it is copied, decoded or compared later (a 32-character id cost ~450 instructions to create).
