@@ -58,7 +58,9 @@ struct ByteSink {
         var left = count
         while left > 0 {
             let n = Swift.min(left, Self.zeros.count)
-            Self.zeros.withUnsafeBufferPointer { z in bytes.append(contentsOf: UnsafeBufferPointer(rebasing: z[0..<n])) }
+            Self.zeros.withUnsafeBufferPointer { z in
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: z[0..<n]))
+            }
             left -= n
         }
         bytes.withUnsafeMutableBytes { raw in

@@ -186,7 +186,8 @@ final class RandomSource {
         alphabet.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: v & 0x3F)] }
     }
 
-    private static let alphabet: [UInt8] = Array("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz".utf8)
+    private static let alphabet: [UInt8] =
+        Array("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz".utf8)
 }
 
 /// xoshiro256** seeded from the system generator: the store's default random source (fast, not

@@ -9,8 +9,10 @@ public protocol TaskStoreWriteBatch {
     /// Adds tasks. Validation (every task is checked before anything is stored): callback, id and group are
     /// non-empty and at most `ProtocolLimits.maxNameBytes` bytes; an interval is > 0; kwargs are a JSON object
     /// (empty bytes mean `{}`) within the store's kwargs limit; ids are unique in the batch. A `nil` id gets a
-    /// new 15-character id (URL-safe base64 alphabet, time-ordered like a UUIDv7; never an existing id), a `nil` `runAt` is `now`, `maxAttempts` 0 is 3. Replacing keeps `createdAt`,
-    /// drops any lease (state scheduled, attempt 0) and clears the failure history.
+    /// new 15-character id (URL-safe base64 alphabet, time-ordered like a UUIDv7; never an existing id), a
+    /// `nil` `runAt` is `now`, `maxAttempts` 0 is 3. Ids, callbacks and groups are compared as bytes (two
+    /// canonically equivalent spellings are two names). Replacing keeps `createdAt`, drops any lease (state
+    /// scheduled, attempt 0) and clears the failure history.
     /// - Returns: One result per spec, in order.
     /// - Throws: `invalidArgument` naming the field (`tasks[i].callback`, ...); `taskExists` naming `tasks[i].id`
     ///   under `ConflictPolicy.fail` (nothing of the batch is stored).
