@@ -182,12 +182,15 @@ extension Server {
             if case .write(.addTasks(let request)) = item.kind { added += request.tasks.count }
         }
         guard added >= Self.heapTrimTaskThreshold else { return }
+        // This job's requests (most of the memory to return) are freed only after `storeJobFinished` returns,
+        // and the pool may run the trim before that: a second trim follows the first, whose completion the loop
+        // runs after this job is gone.
+        isHeapTrimPending = true
         trimHeap()
     }
 
-    /// Starts a `malloc_trim` on the pool, or, while one runs, asks for another when it ends: a job that
-    /// finished during a trim freed its memory after the trim began, and without a second trim the last large
-    /// add of a burst would keep it.
+    /// Starts a `malloc_trim` on the pool, or, while one runs, leaves `isHeapTrimPending` for its completion,
+    /// which then starts one more: memory freed after a trim began is returned by the next one.
     func trimHeap() {
         guard !isShuttingDown, let loop else { return }
         guard !isTrimmingHeap else {
@@ -195,11 +198,12 @@ extension Server {
             return
         }
         isTrimmingHeap = true
-        isHeapTrimPending = false
         do {
             try BackgroundWork.run(on: loop, { _ = malloc_trim(0) }, completion: { [unowned self] in
                 self.isTrimmingHeap = false
-                if self.isHeapTrimPending { self.trimHeap() }
+                guard self.isHeapTrimPending else { return }
+                self.isHeapTrimPending = false
+                self.trimHeap()
             })
         } catch {
             // No pool thread: the memory stays with the heap, as it would without the trim.

@@ -56,8 +56,8 @@ public final class Server {
     var isFlushing = false
     /// Whether a heap trim runs on the pool (`trimHeapAfterLargeAdds`).
     var isTrimmingHeap = false
-    /// A large add finished while a trim was running: trim again when it ends (its memory was freed after the
-    /// running trim began).
+    /// Trim once more when the running trim ends: a large add finished (its memory is freed after the trim it
+    /// started, or during a running one).
     var isHeapTrimPending = false
     /// Replies to durable changes not known to be on disk yet, in job order (see `repliesNeedFlush`).
     var repliesAwaitingFlush: [HeldReply] = []

@@ -55,6 +55,7 @@ struct ByteSink {
     /// twenty fields cost ~1,000 instructions that way). `body` must write exactly `count` bytes.
     @inline(__always) mutating func append(count: Int, _ body: (inout RawWriter) -> Void) {
         let start = bytes.count
+        bytes.reserveCapacity(start + count)
         var left = count
         while left > 0 {
             let n = Swift.min(left, Self.zeros.count)
@@ -66,7 +67,8 @@ struct ByteSink {
         bytes.withUnsafeMutableBytes { raw in
             var writer = RawWriter(raw.baseAddress! + start)
             body(&writer)
-            assert(writer.written == count, "RawWriter wrote \(writer.written) of \(count) bytes")
+            // A miscount would have written past the room made: stop rather than go on with a corrupt heap.
+            precondition(writer.written == count, "RawWriter wrote \(writer.written) of \(count) bytes")
         }
     }
 
@@ -81,7 +83,7 @@ struct ByteSink {
 }
 
 /// Writes fields through a raw pointer into room `ByteSink.append(count:_:)` made; the caller sized it, so no
-/// write checks bounds (`ByteSink` asserts the total in debug builds).
+/// write checks bounds (`ByteSink` checks the total afterwards).
 struct RawWriter {
     private let base: UnsafeMutableRawPointer
     private(set) var written = 0

@@ -118,8 +118,13 @@ struct IndexWriteBuffer {
                     UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
                 )
             }
+            // Whole 8-byte words load at once (a `leases` key of a generated id is 23 bytes: two words and 7
+            // bytes), the rest byte by byte.
             var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
-            for i in 0..<count {
+            let whole = count / 8
+            if whole >= 1 { words.0 = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)) }
+            if whole >= 2 { words.1 = UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+            for i in (whole * 8)..<count {
                 let b = UInt64(key.load(fromByteOffset: i, as: UInt8.self)) << (56 - 8 * UInt64(i % 8))
                 switch i / 8 {
                 case 0: words.0 |= b

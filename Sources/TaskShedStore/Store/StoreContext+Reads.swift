@@ -170,12 +170,17 @@ extension StoreContext {
             if let n = try lookUpCallbackNumber(callback) { try openCallback(n) }
         } else {
             if state == nil || state == .due || state == .pending {
-                // Unpaused scheduled tasks have no all-callback time index: one stream per callback that has any.
-                var numbers: [UInt32] = []
-                try withCursor(dbs.callbackWake) { (c) throws(StoreError) in
-                    try Self.forEachCallbackHead(c) { (n, _) throws(StoreError) in numbers.append(n) }
+                // Unpaused scheduled tasks have no all-callback time index: one stream per callback that has any
+                // (O(callbacks) cursors per page), or only the filter's callback (no state filter here).
+                if let callback = filter.callback {
+                    if let n = try lookUpCallbackNumber(callback) { try openCallback(n) }
+                } else {
+                    var numbers: [UInt32] = []
+                    try withCursor(dbs.callbackWake) { (c) throws(StoreError) in
+                        try Self.forEachCallbackHead(c) { (n, _) throws(StoreError) in numbers.append(n) }
+                    }
+                    for n in numbers { try openCallback(n) }
                 }
-                for n in numbers { try openCallback(n) }
             }
             if state == nil || state == .paused { try openIndex(dbs.paused) }
             if state == nil || state == .dead { try openIndex(dbs.dead) }

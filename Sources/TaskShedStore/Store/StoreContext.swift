@@ -144,8 +144,9 @@ struct CountDeltas {
 final class RandomSource {
     var generator: any RandomNumberGenerator
     /// Counts generated ids (the middle 30 bits of an id), so ids generated in one batch (one `now`) ascend.
-    /// It starts at a random value below 2^29: the 30-bit field wraps (and a batch's ids stop ascending) only
-    /// after 2^29 ids within one millisecond.
+    /// It starts at a random value below 2^29, so the 30-bit field wraps only after 2^29 to 2^30 ids since the
+    /// store was opened; only a batch that straddles the wrap loses the ascending order (and with it the append
+    /// fast path of `add`, nothing else).
     private var sequence: UInt32
 
     init(_ generator: any RandomNumberGenerator) {
