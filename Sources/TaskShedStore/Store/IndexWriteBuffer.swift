@@ -111,20 +111,14 @@ struct IndexWriteBuffer {
             p += idCount
             if let value { p.storeBytes(of: value.littleEndian, as: UInt64.self) }
             let key = UnsafeRawPointer(a.baseAddress! + start)
-            if count >= 24 {
-                return (
-                    UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)),
-                    UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
-                    UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
-                )
-            }
             // Whole 8-byte words load at once (a `leases` key of a generated id is 23 bytes: two words and 7
-            // bytes), the rest byte by byte.
+            // bytes), the rest of the first 24 bytes byte by byte.
             var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
-            let whole = count / 8
+            let whole = min(count / 8, 3)
             if whole >= 1 { words.0 = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)) }
             if whole >= 2 { words.1 = UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
-            for i in (whole * 8)..<count {
+            if whole >= 3 { words.2 = UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 16, as: UInt64.self)) }
+            for i in (whole * 8)..<min(count, 24) {
                 let b = UInt64(key.load(fromByteOffset: i, as: UInt8.self)) << (56 - 8 * UInt64(i % 8))
                 switch i / 8 {
                 case 0: words.0 |= b

@@ -41,15 +41,7 @@ extension StoreContext {
         for kind in IndexKind.allCases { expected[kind] = [:] }
         var counts: [NameKey: CallbackCounts] = [:]
         // Leases by id: each must belong to a task, and a record that says leased must have one.
-        var leaseOf: [NameKey: LeaseEntry] = [:]
-        for (k, v) in try entries(dbs.leaseIDs) {
-            let id = String(decoding: k, as: UTF8.self)
-            guard let lease = v.withUnsafeBytes({ LeaseEntry.decode($0) }) else {
-                problems.append("lease_ids: bad value for \"\(id)\"")
-                continue
-            }
-            leaseOf[NameKey(id)] = lease
-        }
+        var leaseOf = try decodedEntries(dbs.leaseIDs, "lease_ids", &problems) { LeaseEntry.decode($0) }
         for (k, v) in try entries(dbs.tasks) {
             let id = String(decoding: k, as: UTF8.self)
             guard var task = v.withUnsafeBytes({ StoredTask.decode(id: id, $0) }) else {
@@ -107,15 +99,7 @@ extension StoreContext {
                 problems.append("\(kind): extra entry \(k.map { String($0, radix: 16) }.joined(separator: " "))")
             }
         }
-        var storedCounts: [NameKey: CallbackCounts] = [:]
-        for (k, v) in try entries(dbs.counts) {
-            let name = String(decoding: k, as: UTF8.self)
-            guard let c = v.withUnsafeBytes({ CallbackCounts.decode($0) }) else {
-                problems.append("counts: bad value for \"\(name)\"")
-                continue
-            }
-            storedCounts[NameKey(name)] = c
-        }
+        let storedCounts = try decodedEntries(dbs.counts, "counts", &problems) { CallbackCounts.decode($0) }
         for (name, c) in counts where !c.isZero && storedCounts[name] != c {
             problems.append("counts: \"\(name.name)\" is \(String(describing: storedCounts[name])), records say \(c)")
         }
@@ -123,6 +107,24 @@ extension StoreContext {
             problems.append("counts: \"\(name.name)\" stored \(c) but records say \(String(describing: counts[name]))")
         }
         return problems
+    }
+
+    /// The values of a database keyed by names, decoded by `decode`; a value that does not decode is reported in
+    /// `problems` ("`label`: bad value for "name"") and left out.
+    private func decodedEntries<Value>(
+        _ db: LMDBDatabase, _ label: String, _ problems: inout [String],
+        _ decode: (UnsafeRawBufferPointer) -> Value?
+    ) throws(StoreError) -> [NameKey: Value] {
+        var out: [NameKey: Value] = [:]
+        for (k, v) in try entries(db) {
+            let name = String(decoding: k, as: UTF8.self)
+            guard let value = v.withUnsafeBytes({ decode($0) }) else {
+                problems.append("\(label): bad value for \"\(name)\"")
+                continue
+            }
+            out[NameKey(name)] = value
+        }
+        return out
     }
 
     /// Every (key, value) of a database, copied.

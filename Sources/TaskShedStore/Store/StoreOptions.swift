@@ -67,10 +67,9 @@ public struct StoreOptions: Sendable, Hashable {
     /// that a full disk is an error when the map grows, never a `SIGBUS` when a page is first written. Where
     /// that allocation fails (a full disk), the store opens or continues without the writable map; on a
     /// copy-on-write filesystem (btrfs, ZFS, bcachefs), where allocated blocks do not cover overwrites, it never
-    /// uses it. It also
-    /// leaves it when the map reaches `maxMapBytes`, because the per-request isolation of a full store needs
-    /// nested transactions, which LMDB refuses with a writable map. Turn it off for a store much larger than
-    /// memory: writing a page that is not in memory then reads it from disk first.
+    /// uses it. It also leaves it when the map reaches `maxMapBytes`, because the per-request isolation of a
+    /// full store needs nested transactions, which LMDB refuses with a writable map. Turn it off for a store much
+    /// larger than memory: writing a page that is not in memory then reads it from disk first.
     public var writeMap: Bool = true
     /// Largest kwargs object in bytes (default `ProtocolLimits.defaultMaxKwargsBytes`).
     public var maxKwargsBytes: Int
