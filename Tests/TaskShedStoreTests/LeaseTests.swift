@@ -298,112 +298,148 @@ struct LeaseTests {
         }
     }
 
-    /// A claim and a touch write the lease to `lease_ids` and `leases` and leave the record's bytes alone (one
-    /// random `tasks` page per delivery, at the ack), yet every read shows the lease; an ack of a recurring task
-    /// writes the record with the lease's run time, and nothing of the lease stays behind.
-    @Test func aClaimLeavesTheRecordAloneAndEveryReadShowsTheLease() throws {
+    /// Leased tasks keep their `callback_wake` entries: claims and the next wake-up skip them from the claim
+    /// frontier, and whatever puts an unleased entry behind the frontier (a release, an add, an expired lease)
+    /// is claimable at once.
+    @Test func claimsSkipLeasesAndFindWhatComesBackBehindTheFrontier() throws {
         let dir = TempDirectory()
-        var store = try openStore(dir)
+        let store = try openStore(dir)
+        _ = try store.add((1...6).map { spec("t\($0)", callback: "a", runAt: t0 - 10 + Int64($0)) }, now: t0 - 100)
+        func claim(_ max: Int) throws -> [String] {
+            let claimed = try store.claim(callbacks: ["a"], max: max, holder: 1, leaseDeadline: t0 + 60, now: t0)
+            #expect(try store.verifyIndexes() == [])
+            return claimed.map(\.id)
+        }
+        #expect(try claim(2) == ["t1", "t2"])
+        #expect(try store.earliestRunAt(callback: "a") == t0 - 7)
+        #expect(try claim(2) == ["t3", "t4"])
+        // A released lease behind the frontier is claimable again, and the next wake-up.
+        _ = try store.release(id: "t1", attempt: 1, holder: 1)
+        #expect(try store.earliestRunAt(callback: "a") == t0 - 9)
+        #expect(try claim(1) == ["t1"])
+        // So is a task added before the frontier.
+        _ = try store.add([spec("early", callback: "a", runAt: t0 - 50)], now: t0)
+        #expect(try store.earliestRunAt() == t0 - 50)
+        #expect(try claim(1) == ["early"])
+        // A leased task paused and resumed is still leased: not claimable.
+        #expect(try store.pause(.ids(["t3"]), now: t0) == 1)
+        #expect(try store.resume(.ids(["t3"])) == 1)
+        #expect(try store.one("t3")?.state == .leased)
+        #expect(try claim(1) == ["t5"])
+        #expect(try store.earliestRunAt(callback: "a") == t0 - 4)
+        // Expired leases are due again, all of them.
+        #expect(try store.expireLeases(now: t0 + 60).count == 6)
+        #expect(try claim(10) == ["early", "t1", "t2", "t3", "t4", "t5", "t6"])
+        #expect(try store.earliestRunAt(callback: "a") == nil)
+    }
+
+    /// A batch that aborts takes its lease changes with it: the tasks it claimed are not leased.
+    @Test func anAbortedBatchLeavesNoLeases() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("x"), spec("y")], now: t0)
+        let error = storeError {
+            try store.write(isolatingRequests: false) { (b: inout LMDBWriteBatch) throws(StoreError) in
+                #expect(try b.claim(callbacks: ["cb"], max: 2, holder: 1, leaseDeadline: t0 + 9, now: t0).count == 2)
+                #expect(try b.fetch(.ids(["x"])).first?.state == .leased)
+                _ = try b.ack(id: "missing", attempt: 1, holder: 1, now: t0)
+            }
+        }
+        #expect(error?.code == .taskNotFound)
+        #expect(try store.fetch(.ids(["x", "y"])).map(\.state) == [.scheduled, .scheduled])
+        #expect(try store.earliestLeaseDeadline() == nil)
+        #expect(try store.claim(callbacks: ["cb"], max: 5, holder: 2, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["x", "y"])
+        #expect(try store.verifyIndexes() == [])
+    }
+
+    /// A claim and a touch write nothing to LMDB (no commit: the last transaction id stays), yet every read
+    /// shows the lease; an ack of a recurring task writes the record with the lease's run time, and an ack of
+    /// a one-off task removes it with its index entries.
+    @Test func aClaimWritesNothingAndEveryReadShowsTheLease() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
         _ = try store.add(
             [
                 spec("once", callback: "a", runAt: t0 - 5, group: "g"),
                 spec("every", callback: "a", runAt: t0 - 3, schedule: .interval(micros: 10 * second)),
             ], now: t0 - 100)
         let before = try #require(try recordBytes(store, "once"))
+        let transaction = try store.lastCommittedTransactionID()
         let claimed = try store.claim(callbacks: ["a"], max: 5, holder: 4, leaseDeadline: t0 + 60, now: t0)
         #expect(claimed.map(\.id) == ["once", "every"])
-        #expect(try recordBytes(store, "once") == before)
         _ = try store.touch(id: "once", attempt: 1, holder: 4, leaseDeadline: t0 + 90)
+        #expect(try store.lastCommittedTransactionID() == transaction)
         #expect(try recordBytes(store, "once") == before)
 
-        // fetch, list (all and by state), group fetch and stats all see the lease, also after a reopen.
-        for round in 0..<2 {
-            let once = try #require(try store.one("once"))
-            #expect(once.state == .leased && once.attempt == 1 && once.leaseDeadline == t0 + 90 && once.lastRunAt == t0)
-            #expect(try store.fetch(.group("g")).map(\.state) == [.leased])
-            #expect(try store.all(filter: TaskFilter(state: .leased)).map(\.id).sorted() == ["every", "once"])
-            #expect(try store.all().filter { $0.state == .leased }.map(\.id).sorted() == ["every", "once"])
-            #expect(try store.stats(now: t0).leased == 2)
-            #expect(try store.earliestLeaseDeadline() == t0 + 60)
-            #expect(try store.verifyIndexes() == [])
-            if round == 0 {
-                store.close()
-                store = try openStore(dir)
-            }
-        }
+        // fetch, list (all and by state), group fetch and stats all see the lease.
+        let once = try #require(try store.one("once"))
+        #expect(once.state == .leased && once.attempt == 1 && once.leaseDeadline == t0 + 90 && once.lastRunAt == t0)
+        #expect(try store.fetch(.group("g")).map(\.state) == [.leased])
+        #expect(try store.all(filter: TaskFilter(state: .leased)).map(\.id).sorted() == ["every", "once"])
+        #expect(try store.all().filter { $0.state == .leased }.map(\.id).sorted() == ["every", "once"])
+        #expect(try store.all(filter: TaskFilter(state: .due)).isEmpty)
+        #expect(try store.all(filter: TaskFilter(state: .due, callback: "a")).isEmpty)
+        let stats = try store.stats(now: t0)
+        #expect(stats.leased == 2 && stats.due == 0 && stats.pending == 0 && stats.earliestRunAt == nil)
+        #expect(stats.callbacks.map(\.leased) == [2] && stats.callbacks.map(\.scheduled) == [0])
+        #expect(try store.earliestRunAt(callback: "a") == nil)
+        #expect(try store.earliestLeaseDeadline() == t0 + 60)
+        #expect(try store.verifyIndexes() == [])
+
         // A lease check reads the lease, not the record: the record's attempt (0) is not the lease's.
         #expect(storeError { _ = try store.ack(id: "once", attempt: 0, holder: 4, now: t0) }?.code == .leaseLost)
         #expect(try store.ack(id: "once", attempt: 1, holder: 4, now: t0 + 1) == nil)
         let next = try #require(try store.ack(id: "every", attempt: 1, holder: 4, now: t0 + 1))
         #expect(next.state == .scheduled && next.runAt == t0 + 7 * second - 3 + 3 * second && next.lastRunAt == t0)
         #expect(try store.one("every")?.lastRunAt == t0)
-        let leftovers = try store.read { (ctx, _) throws(StoreError) in try ctx.timeIndexIDs(ctx.dbs.leases).count }
-        #expect(leftovers == 0)
+        #expect(try store.earliestLeaseDeadline() == nil)
         #expect(try recordBytes(store, "once") == nil)
-        #expect(try store.read { (ctx, _) throws(StoreError) in
-            try lmdb { () throws(LMDBError) in try ctx.txn.get(ctx.dbs.leaseIDs, key: Array("every".utf8)) == nil }
-        })
+        #expect(try store.earliestRunAt(callback: "a") == next.runAt)
         #expect(try store.verifyIndexes() == [])
     }
 
-    /// A task leased when the store closed is still leased after reopening (its lease lives only in
-    /// `lease_ids`); `releaseAllLeases` gives it back with the delivery not counted and the record rewritten.
-    @Test func leasesSurviveReopenAndReleaseAllRewritesTheRecord() throws {
+    /// Leases live in memory: after the store is reopened, a task that was leased is due again at its runAt
+    /// as its record left it (the delivery not counted), and `releaseAllLeases` has nothing to release. A
+    /// leased task paused meanwhile comes back paused.
+    @Test func leasesEndWithTheStoreObject() throws {
         let dir = TempDirectory()
         var store = try openStore(dir)
-        _ = try store.add([spec("x", callback: "a", runAt: t0 - 5, maxAttempts: 2)], now: t0 - 100)
-        _ = try store.claim(callbacks: ["a"], max: 1, holder: 9, leaseDeadline: t0 + 60, now: t0)
+        _ = try store.add(
+            [spec("x", callback: "a", runAt: t0 - 5, maxAttempts: 2), spec("y", callback: "a", runAt: t0 - 4)],
+            now: t0 - 100)
+        _ = try store.claim(callbacks: ["a"], max: 2, holder: 9, leaseDeadline: t0 + 60, now: t0)
+        #expect(try store.pause(.ids(["y"]), now: t0) == 1)
+        #expect(try store.one("y")?.state == .leased)
         store.close()
         store = try openStore(dir)
-        #expect(try store.one("x")?.state == .leased)
-        #expect(try store.releaseAllLeases() == 1)
+        #expect(try store.releaseAllLeases() == 0)
         let x = try #require(try store.one("x"))
-        #expect(x.state == .scheduled && x.attempt == 0 && x.leaseDeadline == nil)
-        // The record was rewritten: the lease's run time is in it (the record written at the add had none).
-        #expect(x.lastRunAt == t0)
-        #expect(try store.claim(callbacks: ["a"], max: 1, holder: 2, leaseDeadline: t0 + 60, now: t0).map(\.attempt) == [1])
+        #expect(x.state == .scheduled && x.attempt == 0 && x.leaseDeadline == nil && x.lastRunAt == nil)
+        let y = try #require(try store.one("y"))
+        #expect(y.state == .scheduled && y.paused && y.pausedAt == t0 && y.attempt == 0)
+        #expect(try store.earliestLeaseDeadline() == nil)
+        #expect(try store.claim(callbacks: ["a"], max: 5, holder: 2, leaseDeadline: t0 + 60, now: t0).map(\.id) == ["x"])
         #expect(try store.verifyIndexes() == [])
     }
 
-    /// `verifyIndexes` reports a lease entry without its task and a record that says leased without an entry.
-    @Test func verifyReportsOrphanAndMissingLeaseEntries() throws {
+    /// A record that says leased (which no build of schema 5 writes) fails to read as corrupt instead of
+    /// showing a state that no lease backs.
+    @Test func aRecordThatSaysLeasedIsCorrupt() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)
         _ = try store.add([spec("x", callback: "a", runAt: t0 - 5)], now: t0 - 100)
-        _ = try store.claim(callbacks: ["a"], max: 1, holder: 9, leaseDeadline: t0 + 60, now: t0)
-        // Move the lease entry from "x" to a task that does not exist (a raw write, as a bug or damage would).
         try store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
             let ctx = b.context
             try lmdb { () throws(LMDBError) in
-                guard let raw = try ctx.txn.get(ctx.dbs.leaseIDs, key: Array("x".utf8)).map({ Array($0) }) else {
-                    throw LMDBError(MDB_NOTFOUND, "lease entry of x")
+                guard var raw = try ctx.txn.get(ctx.dbs.tasks, key: Array("x".utf8)).map({ Array($0) }) else {
+                    throw LMDBError(MDB_NOTFOUND, "record of x")
                 }
-                try ctx.txn.put(ctx.dbs.leaseIDs, key: Array("ghost".utf8), value: raw)
-                _ = try ctx.txn.delete(ctx.dbs.leaseIDs, key: Array("x".utf8))
+                raw[2] = TaskState.leased.rawValue
+                try ctx.txn.put(ctx.dbs.tasks, key: Array("x".utf8), value: raw)
             }
         }
-        let problems = try store.verifyIndexes()
-        #expect(problems.contains("lease_ids: entry for missing task \"ghost\""))
-        // "x"'s record was never rewritten (still scheduled), so only its index entries disagree now.
-        #expect(problems.contains { $0.hasPrefix("leases: missing or wrong entry") || $0.hasPrefix("leases: extra entry") })
-    }
-
-    /// A record that says leased (written while the task was leased: a pause) without its `lease_ids` entry is
-    /// reported by `verifyIndexes`, and reading the task fails as corrupt instead of showing a wrong state.
-    @Test func aLeasedRecordWithoutItsEntryIsCorrupt() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
-        _ = try store.add([spec("x", callback: "a", runAt: t0 - 5)], now: t0 - 100)
-        _ = try store.claim(callbacks: ["a"], max: 1, holder: 9, leaseDeadline: t0 + 60, now: t0)
-        #expect(try store.pause(.ids(["x"]), now: t0) == 1)
-        #expect(try store.verifyIndexes() == [])
-        try store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
-            let ctx = b.context
-            try lmdb { () throws(LMDBError) in _ = try ctx.txn.delete(ctx.dbs.leaseIDs, key: Array("x".utf8)) }
-        }
-        #expect(try store.verifyIndexes().contains("lease_ids: no entry for task \"x\", leased in its record"))
         let error = storeError { _ = try store.one("x") }
         #expect(error?.code == .internalError)
-        #expect(error?.message.contains("leased in its record but has no lease entry") == true)
+        #expect(error?.message.contains("x") == true)
     }
 }

@@ -8,7 +8,6 @@ import CLMDB
 enum IndexKind: Int, CaseIterable {
     case callbackWake = 0
     case paused
-    case leases
     case dead
     case groups
 }
@@ -25,24 +24,22 @@ enum IndexKind: Int, CaseIterable {
 /// operation keep their order. A value type inside `StoreContext`: its accesses are checked statically (as a
 /// class its every property access paid a runtime exclusivity check, ~8 % of a batched add).
 struct IndexWriteBuffer {
-    /// One pending change. The key (and after it the value) lives in `arena` at `start`; `high`/`low`/`tail`
-    /// are the key's first 24 bytes (big-endian, zero padded) so that most comparisons are integer compares.
-    /// Why 24: a `leases` key is a deadline and an id, and the ids of one batch share their first 8 bytes (the
-    /// creation time), as a batch shares its deadline: 16 bytes tied on every pair and each comparison of the
-    /// sort was a `memcmp`. `start` grows with arrival, so it also orders equal keys.
+    /// One pending change. The key lives in `arena` at `start`; `high`/`low`/`tail` are the key's first 24
+    /// bytes (big-endian, zero padded) so that most comparisons are integer compares. Why 24: a
+    /// `callback_wake` key is a callback number, a time and an id, and the generated ids of one batch share
+    /// their first 8 bytes (the creation time), so keys of one callback and time tie on 20 bytes. `start` grows
+    /// with arrival, so it also orders equal keys.
     struct Change {
         var high: UInt64
         var low: UInt64
         var tail: UInt64
         var start: Int
         var count: UInt16
-        /// 8 for a `leases` put (the holder, little-endian), else 0.
-        var valueCount: UInt8
         var isPut: Bool
     }
 
-    /// Key and value bytes; `arena[0..<used]` is in use (the rest is spare capacity, so that writing a key is
-    /// one bounds-checked copy instead of appends).
+    /// Key bytes; `arena[0..<used]` is in use (the rest is spare capacity, so that writing a key is one
+    /// bounds-checked copy instead of appends).
     private var arena: [UInt8] = Array(repeating: 0, count: 4096)
     private var used = 0
     private var changes: [[Change]] = Array(repeating: [], count: IndexKind.allCases.count)
@@ -51,41 +48,40 @@ struct IndexWriteBuffer {
 
     var isEmpty: Bool { used == 0 }
 
-    /// Bytes queued (keys and values). `StoreContext.save` applies the queue early past
+    /// Bytes queued (keys). `StoreContext.save` applies the queue early past
     /// `StoreContext.indexQueueLimit`, so that one huge operation does not hold all its keys in memory.
     var queuedBytes: Int { used }
 
     // MARK: Collecting
 
-    /// Queues a put or delete of `time ++ id` (with an optional 8-byte value) in a time-keyed index.
+    /// Queues a put or delete of `time ++ id` in a time-keyed index.
     @inline(__always)
-    mutating func time(_ kind: IndexKind, put: Bool, _ t: Int64, _ id: String, value: UInt64? = nil) {
-        record(kind, put: put, number: nil, group: nil, time: t, id: id, value: value)
+    mutating func time(_ kind: IndexKind, put: Bool, _ t: Int64, _ id: String) {
+        record(kind, put: put, number: nil, group: nil, time: t, id: id)
     }
 
     /// Queues a put or delete of `number ++ time ++ id` in `callback_wake`.
     @inline(__always)
     mutating func callback(put: Bool, _ number: UInt32, _ t: Int64, _ id: String) {
-        record(.callbackWake, put: put, number: number, group: nil, time: t, id: id, value: nil)
+        record(.callbackWake, put: put, number: number, group: nil, time: t, id: id)
     }
 
     /// Queues a put or delete of `len(group) ++ group ++ id` in `groups`.
     @inline(__always)
     mutating func group(put: Bool, _ group: String, _ id: String) {
-        record(.groups, put: put, number: nil, group: group, time: nil, id: id, value: nil)
+        record(.groups, put: put, number: nil, group: group, time: nil, id: id)
     }
 
     private mutating func record(
-        _ kind: IndexKind, put: Bool, number: UInt32?, group: String?, time: Int64?, id: String, value: UInt64?
+        _ kind: IndexKind, put: Bool, number: UInt32?, group: String?, time: Int64?, id: String
     ) {
         var id = id
         var group = group
         let groupCount = group?.utf8.count ?? 0
         let count = (number == nil ? 0 : 4) + (group == nil ? 0 : 1 + groupCount) + (time == nil ? 0 : 8)
             + id.utf8.count
-        let valueCount = value == nil ? 0 : 8
         let start = used
-        if start + count + valueCount > arena.count { grow(to: start + count + valueCount) }
+        if start + count > arena.count { grow(to: start + count) }
         let (high, low, tail) = arena.withUnsafeMutableBytes { a -> (UInt64, UInt64, UInt64) in
             var p = a.baseAddress! + start
             if let number {
@@ -109,9 +105,8 @@ struct IndexWriteBuffer {
                 return s.count
             }
             p += idCount
-            if let value { p.storeBytes(of: value.littleEndian, as: UInt64.self) }
             let key = UnsafeRawPointer(a.baseAddress! + start)
-            // Whole 8-byte words load at once (a `leases` key of a generated id is 23 bytes: two words and 7
+            // Whole 8-byte words load at once (a `paused` key of a generated id is 23 bytes: two words and 7
             // bytes), the rest of the first 24 bytes byte by byte.
             var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
             let whole = min(count / 8, 3)
@@ -128,11 +123,9 @@ struct IndexWriteBuffer {
             }
             return words
         }
-        used = start + count + valueCount
+        used = start + count
         changes[kind.rawValue].append(
-            Change(
-                high: high, low: low, tail: tail, start: start, count: UInt16(count), valueCount: UInt8(valueCount),
-                isPut: put))
+            Change(high: high, low: low, tail: tail, start: start, count: UInt16(count), isPut: put))
     }
 
     /// Makes room for about `bytes` more key bytes and `changes` more changes of `kind` (a batch knows its
@@ -223,10 +216,8 @@ struct IndexWriteBuffer {
         UnsafeRawBufferPointer(start: a.baseAddress! + Int(c.start), count: Int(c.count))
     }
 
-    @inline(__always)
-    private static func value(_ a: UnsafeRawBufferPointer, _ c: Change) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: a.baseAddress! + Int(c.start) + Int(c.count), count: Int(c.valueCount))
-    }
+    /// The value of every index entry: none.
+    private static var emptyValue: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     /// Few changes go through `mdb_put`/`mdb_del` (no cursor to allocate); many go through one cursor, appending
     /// while keys sort after the index's last key.
@@ -237,7 +228,7 @@ struct IndexWriteBuffer {
         if list.count < 8 {
             for c in list {
                 if c.isPut {
-                    try txn.put(db, rawKey: key(a, c), rawValue: value(a, c))
+                    try txn.put(db, rawKey: key(a, c), rawValue: emptyValue)
                 } else {
                     _ = try txn.delete(db, rawKey: key(a, c), rawValue: nil)
                 }
@@ -276,10 +267,10 @@ struct IndexWriteBuffer {
                 } else {
                     above = true
                 }
-                if above, try cursor.append(rawKey: k, rawValue: value(a, c)) {
+                if above, try cursor.append(rawKey: k, rawValue: emptyValue) {
                     appended = c
                 } else {
-                    try cursor.put(rawKey: k, rawValue: value(a, c))
+                    try cursor.put(rawKey: k, rawValue: emptyValue)
                 }
                 deletedLast = false
             } else {

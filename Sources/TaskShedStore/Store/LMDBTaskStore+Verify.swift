@@ -2,8 +2,9 @@ import CLMDB
 import TaskShedProtocol
 
 extension LMDBTaskStore {
-    /// Checks that every index, the callback numbers and the counters agree exactly with the `tasks` database
-    /// (a full scan: for tests and diagnosis, never on a hot path).
+    /// Checks that every index, the callback numbers and the counters agree exactly with the `tasks` database,
+    /// and that every lease and claim frontier agrees with them (a full scan: for tests and diagnosis, never on
+    /// a hot path).
     /// - Returns: One line per disagreement; empty when the store is consistent.
     /// - Throws: LMDB errors; `internalError` for a record that does not decode.
     func verifyIndexes() throws(StoreError) -> [String] {
@@ -40,17 +41,21 @@ extension StoreContext {
         var expected: [IndexKind: [[UInt8]: [UInt8]]] = [:]
         for kind in IndexKind.allCases { expected[kind] = [:] }
         var counts: [NameKey: CallbackCounts] = [:]
-        // Leases by id: each must belong to a task, and a record that says leased must have one.
-        var leaseOf = try decodedEntries(dbs.leaseIDs, "lease_ids", &problems) { LeaseEntry.decode($0) }
+        // Leases: each must belong to a scheduled task, with its callback and paused flag.
+        var leaseOf: [NameKey: Lease] = [:]
+        for (id, lease) in allLeases() { leaseOf[NameKey(id)] = lease }
         for (k, v) in try entries(dbs.tasks) {
             let id = String(decoding: k, as: UTF8.self)
             guard var task = v.withUnsafeBytes({ StoredTask.decode(id: id, $0) }) else {
                 throw .corrupt("task \"\(id)\"")
             }
             if let lease = leaseOf.removeValue(forKey: NameKey(id)) {
+                if task.record.state != .scheduled || !sameBytes(lease.callback, task.record.callback)
+                    || lease.paused != task.record.paused
+                {
+                    problems.append("leases: the lease of \"\(id)\" does not match its \(task.record.state) record")
+                }
                 lease.apply(to: &task)
-            } else if task.record.state == .leased {
-                problems.append("lease_ids: no entry for task \"\(id)\", leased in its record")
             }
             let r = task.record
             counts[NameKey(r.callback), default: CallbackCounts()].add(task, 1)
@@ -73,11 +78,6 @@ extension StoreContext {
                 }
             }
             if let t = slots.paused { expected[.paused]![timeKey(t)] = [] }
-            if let t = slots.lease {
-                var holder = ByteSink(capacity: 8)
-                holder.u64LE(task.holder)
-                expected[.leases]![timeKey(t)] = holder.bytes
-            }
             if let t = slots.dead { expected[.dead]![timeKey(t)] = [] }
             if let g = r.group {
                 var sink = ByteSink(capacity: 1 + g.utf8.count + id.utf8.count)
@@ -87,7 +87,22 @@ extension StoreContext {
                 expected[.groups]![sink.bytes] = []
             }
         }
-        for id in leaseOf.keys.map(\.name).sorted() { problems.append("lease_ids: entry for missing task \"\(id)\"") }
+        for id in leaseOf.keys.map(\.name).sorted() { problems.append("leases: lease of missing task \"\(id)\"") }
+        // Claim frontiers: every `callback_wake` entry of the callback up to its frontier is leased.
+        for (n, frontier) in leaseTable.allFrontiers() {
+            for key in expected[.callbackWake]!.keys {
+                let leased: Bool? = key.withUnsafeBytes { b in
+                    var s = ByteSource(b)
+                    guard s.u32BE() == n, let t = s.timeKey() else { return nil }
+                    let id = s.restString()
+                    if positionPrecedes(frontier, (t, id)) { return nil }
+                    return lease(of: id) != nil
+                }
+                if leased == false {
+                    problems.append("frontiers: callback number \(n) has an unleased entry at or below its frontier")
+                }
+            }
+        }
         for kind in IndexKind.allCases {
             var actual: [[UInt8]: [UInt8]] = [:]
             for (k, v) in try entries(dbs.index(kind)) { actual[k] = v }

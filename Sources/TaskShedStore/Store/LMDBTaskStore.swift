@@ -16,7 +16,7 @@ import TaskShedProtocol
 ///   daemon writes from one thread and reads from its event loop.
 public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The on-disk schema version this build reads and writes.
-    public static let schemaVersion: UInt32 = 4
+    public static let schemaVersion: UInt32 = 5
 
     /// The store directory.
     public let directory: String
@@ -32,6 +32,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     private let writer = PthreadMutex()
     private let access = PthreadRWLock()
     private var environment: LMDBEnvironment?
+    /// The leases (in memory only: see `Lease`). Changed by the writer when a write commits.
+    let leaseTable = LeaseTable()
     private var directoryLock: DirectoryLock?
     private(set) var dbs: StoreDatabases
     /// The environment's flags without `writeMap`.
@@ -139,7 +141,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// The names of the store's databases after `meta`, in `StoreDatabases` order.
     private static let databaseNames = [
-        "tasks", "callback_wake", "callback_numbers", "paused", "leases", "lease_ids", "dead", "groups", "counts",
+        "tasks", "callback_wake", "callback_numbers", "paused", "dead", "groups", "counts",
     ]
 
     /// Opens the databases: in a read-only transaction when the store exists (no write, no fsync: opening a
@@ -191,8 +193,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             }
             let dbs = StoreDatabases(
                 meta: meta, tasks: handles[0], callbackWake: handles[1], callbackNumbers: handles[2],
-                paused: handles[3], leases: handles[4], leaseIDs: handles[5], dead: handles[6], groups: handles[7],
-                counts: handles[8])
+                paused: handles[3], dead: handles[4], groups: handles[5], counts: handles[6])
             if stored == nil {
                 var sink = ByteSink(capacity: 4)
                 sink.u32LE(schemaVersion)
@@ -247,7 +248,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         let env = try liveEnvironment()
         let txn = try beginTransaction(env, readOnly: true)
         defer { txn.abort() }
-        return try body(StoreContext(txn: txn, dbs: dbs, options: options, random: random), env)
+        return try body(StoreContext(txn: txn, dbs: dbs, options: options, random: random, leaseTable: leaseTable), env)
     }
 
     /// Begins a transaction; the caller holds `access` shared.
@@ -345,9 +346,11 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         try read { (ctx, _) throws(StoreError) in try ctx.earliestRunAt(callback: callback) }
     }
 
-    /// See `TaskStore.earliestLeaseDeadline()`. One cursor seek on the `leases` index.
+    /// See `TaskStore.earliestLeaseDeadline()`. The top of the lease table's deadline heap: O(1), no
+    /// transaction.
     public func earliestLeaseDeadline() throws(StoreError) -> Int64? {
-        try read { (ctx, _) throws(StoreError) in try ctx.firstTime(ctx.dbs.leases) }
+        _ = try sharedEnvironment()
+        return leaseTable.earliestDeadline()
     }
 
     /// See `TaskStore.stats(now:)`. Reads the `counts` database (one entry per callback) and walks the due
@@ -476,7 +479,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         var batch = LMDBWriteBatch(
             environment: env, top: top, isolating: isolatingRequests, mode: mode,
             context: StoreContext(
-                txn: top, dbs: dbs, options: options, random: random, indexQueueLimit: indexQueueLimit))
+                txn: top, dbs: dbs, options: options, random: random, leaseTable: leaseTable,
+                indexQueueLimit: indexQueueLimit))
         let outcome: Result<R, StoreError>
         do throws(StoreError) {
             outcome = .success(try body(&batch))
@@ -489,7 +493,15 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
                 if let poison = batch.poisoned { throw poison }
                 try batch.context.flushIndexes()
                 try batch.context.flushCounts()
-                try lmdb { () throws(LMDBError) in try top.commit() }
+                // The leases change just before the commit, so that a reader racing it never pairs the new
+                // snapshot with a lease that the snapshot has ended (see `LeaseTable`).
+                let undo = leaseTable.apply(batch.context.leaseChanges)
+                do throws(LMDBError) {
+                    try top.commit()
+                } catch {
+                    leaseTable.revert(undo)
+                    throw .lmdb(error)
+                }
                 return .committed(value)
             } catch {
                 if top.handle != nil { top.abort() }

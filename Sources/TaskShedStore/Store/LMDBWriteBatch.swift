@@ -68,12 +68,15 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         }
         var ctx = StoreContext(
             txn: child, dbs: context.dbs, options: context.options, random: context.random,
-            indexQueueLimit: context.indexQueueLimit)
+            leaseTable: context.leaseTable, indexQueueLimit: context.indexQueueLimit)
+        // The child works on a copy of the lease changes, which replaces the parent's when it commits.
+        ctx.leaseChanges = context.leaseChanges
         do throws(StoreError) {
             let result = try op(&ctx)
             try ctx.flushIndexes()
             try ctx.flushCounts()
             try lmdb { () throws(LMDBError) in try child.commit() }
+            context.leaseChanges = ctx.leaseChanges
             return result
         } catch {
             if child.handle != nil { child.abort() }

@@ -182,13 +182,14 @@ extension StoreContext {
                     for n in numbers { try openCallback(n) }
                 }
             }
+            // Leased tasks keep their `callback_wake` or `paused` entries, so those streams hold them.
             if state == nil || state == .paused { try openIndex(dbs.paused) }
             if state == nil || state == .dead { try openIndex(dbs.dead) }
-            if state == nil || state == .leased {
-                // Leases are indexed by deadline, not runAt: collect and sort them (O(leased tasks)).
+            if state == .leased {
+                // Leases are in memory, not in runAt order: collect and sort them (O(leased tasks)).
                 var positions: [(Int64, String)] = []
-                for entry in try timeIndexIDs(dbs.leases) {
-                    guard let t = try load(entry.id) else { continue }
+                for (id, _) in allLeases() {
+                    guard let t = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
                     let p = (t.record.runAt, t.record.id)
                     if inRange(p) { positions.append(p) }
                 }
@@ -228,29 +229,48 @@ extension StoreContext {
                 entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
             }
         }
+        // The counters count leased tasks as scheduled or paused (as their records say): the leases, counted
+        // from the lease table (O(leases)), are taken out.
+        var leasedUnpaused: [NameKey: Int64] = [:]
+        var leasedPaused: [NameKey: Int64] = [:]
+        for (_, lease) in allLeases() {
+            if lease.paused {
+                leasedPaused[NameKey(lease.callback), default: 0] += 1
+            } else {
+                leasedUnpaused[NameKey(lease.callback), default: 0] += 1
+            }
+        }
         var totals = CallbackCounts()
+        var leasedTotal: Int64 = 0
         var dueTotal: UInt64 = 0
         var callbacks: [StoreCallbackStats] = []
         try withCursor(dbs.callbackWake) { (c) throws(StoreError) in
-            for (name, counts) in perCallback {
+            for (name, var counts) in perCallback {
+                let leased = (leasedUnpaused[NameKey(name)] ?? 0, leasedPaused[NameKey(name)] ?? 0)
+                counts.scheduled -= leased.0
+                counts.paused -= leased.1
                 totals.add(counts)
-                // Due tasks are counted by walking the callback's part of `callback_wake` up to now: O(due tasks).
+                leasedTotal += leased.0 + leased.1
+                // Due tasks are counted by walking the callback's part of `callback_wake` up to now, past the
+                // leased entries: O(due and leased tasks).
                 var due: UInt64 = 0
                 if counts.scheduled > 0 {
                     guard let n = try lookUpCallbackNumber(name) else {
                         throw .corrupt("no number for callback \"\(name)\" with scheduled tasks")
                     }
-                    var entry = try Self.firstCallbackEntry(c, n)
+                    var passed: (Int64, String)?
+                    var entry = try firstUnleasedEntry(c, n, passed: &passed)
                     while let (t, _) = entry, t <= now {
                         due += 1
-                        entry = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }, n)
+                        let next = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }, n)
+                        entry = try skipLeased(c, n, from: next, passed: &passed)
                     }
                 }
                 dueTotal += due
                 callbacks.append(
                     StoreCallbackStats(
                         callback: name, scheduled: UInt64(max(0, counts.scheduled + counts.paused)), due: due,
-                        leased: UInt64(max(0, counts.leased)), dead: UInt64(max(0, counts.dead))))
+                        leased: UInt64(max(0, leased.0 + leased.1)), dead: UInt64(max(0, counts.dead))))
             }
         }
         let info = environment.info()
@@ -262,7 +282,7 @@ extension StoreContext {
         let scheduled = UInt64(max(0, totals.scheduled))
         return StoreStats(
             pending: scheduled >= dueTotal ? scheduled - dueTotal : 0, due: dueTotal,
-            paused: UInt64(max(0, totals.paused)), leased: UInt64(max(0, totals.leased)),
+            paused: UInt64(max(0, totals.paused)), leased: UInt64(max(0, leasedTotal)),
             dead: UInt64(max(0, totals.dead)), callbacks: callbacks, earliestRunAt: try earliestRunAt(),
             fileBytes: fileBytes, mapBytes: UInt64(info.mapSize), usedBytes: UInt64(info.usedBytes))
     }

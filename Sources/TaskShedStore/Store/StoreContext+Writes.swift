@@ -92,8 +92,7 @@ extension StoreContext {
                     id: id, callback: spec.callback, runAt: spec.runAt ?? now, schedule: spec.schedule,
                     kwargs: p.kwargs, group: spec.group, paused: spec.paused, pausedAt: spec.paused ? now : nil,
                     coalesce: spec.coalesce, state: .scheduled, attempt: 0, maxAttempts: p.maxAttempts,
-                    leaseDeadline: nil, lastError: nil, createdAt: now, lastRunAt: nil, lastFailureAt: nil),
-                holder: 0)
+                    leaseDeadline: nil, lastError: nil, createdAt: now, lastRunAt: nil, lastFailureAt: nil))
             value.reset()
             task.encode(into: &value)
             var old: StoredTask?
@@ -123,7 +122,7 @@ extension StoreContext {
                     }
                 }
                 if var existing = old {
-                    try applyLease(to: &existing)
+                    applyLease(to: &existing)
                     old = existing
                 }
                 // A generated id never replaces a task: draw another on the (practically impossible) collision.
@@ -181,6 +180,7 @@ extension StoreContext {
             }
             numbers.removeAll()
             deltas.removeAll()
+            leaseChanges = LeaseChanges(clearedAll: true)
             return count
         }
         var count = 0
@@ -231,7 +231,9 @@ extension StoreContext {
         guard !numbers.isEmpty else { return [] }
 
         // Phase 1: merge the callbacks' due lists (each sorted by time, id) and pick the earliest `max` that are
-        // due. Phase 2 changes them; nothing is written while cursors walk the index.
+        // due and not leased. Phase 2 leases them; nothing changes while cursors walk the index. Each list is
+        // walked from its claim frontier, and the frontier moves over what this claim passed: the entries
+        // it picked and the leased ones it skipped.
         let picked = try withCursor(dbs.callbackWake) { (cursor) throws(StoreError) -> [String] in
             let txn = self.txn
             let db = dbs.callbackWake
@@ -243,6 +245,8 @@ extension StoreContext {
             var times: [Int64] = []
             var ids: [String] = []
             var alive: [Bool] = []
+            // The last entry each list passed (picked or skipped as leased): the list's new frontier.
+            var passed: [(Int64, String)?] = Array(repeating: nil, count: numbers.count)
             times.reserveCapacity(numbers.count)
             ids.reserveCapacity(numbers.count)
             alive.reserveCapacity(numbers.count)
@@ -254,7 +258,7 @@ extension StoreContext {
                     c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
                     cursors.append(c)
                 }
-                if let (t, id) = try Self.firstCallbackEntry(c, n) {
+                if let (t, id) = try firstUnleasedEntry(c, n, passed: &passed[i]) {
                     times.append(t)
                     ids.append(id)
                     alive.append(true)
@@ -277,14 +281,19 @@ extension StoreContext {
                 }
                 guard best >= 0, times[best] <= dueBy else { break }
                 out.append(ids[best])
+                passed[best] = (times[best], ids[best])
                 let c = cursors[best]
                 let next = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
-                if let (t, id) = try Self.decodeCallbackEntry(next, numbers[best]) {
+                let entry = try Self.decodeCallbackEntry(next, numbers[best])
+                if let (t, id) = try skipLeased(c, numbers[best], from: entry, passed: &passed[best]) {
                     times[best] = t
                     ids[best] = id
                 } else {
                     alive[best] = false
                 }
+            }
+            for (i, p) in passed.enumerated() {
+                if let p { setClaimFrontier(numbers[i], p) }
             }
             return out
         }
@@ -292,25 +301,25 @@ extension StoreContext {
         var claimed: [TaskRecord] = []
         claimed.reserveCapacity(picked.count)
         guard !picked.isEmpty else { return claimed }
-        // The record is read, not rewritten: the lease goes to `lease_ids` and `leases` (see `LeaseEntry`).
+        // The record is read, not rewritten: the lease lives in memory (see `Lease`), so a claim writes
+        // nothing to LMDB.
         let records = try tasksCursor()
         defer { records.close() }
         for (i, id) in picked.enumerated() {
-            guard let old = try load(id, at: records, tryNext: i > 0, unleased: true) else {
+            guard var task = try load(id, at: records, tryNext: i > 0, unleased: true) else {
                 throw .corrupt("due index entry for missing task \"\(id)\"")
             }
-            guard old.record.state == .scheduled, !old.record.paused else {
+            guard task.record.state == .scheduled, !task.record.paused else {
                 throw .corrupt("due index entry for task \"\(id)\" that is not due")
             }
-            var new = old
-            new.record.state = .leased
-            new.record.attempt &+= 1
-            // A task claimed ahead of its due time runs at its due time.
-            new.record.lastRunAt = Swift.max(old.record.runAt, now)
-            new.record.leaseDeadline = leaseDeadline
-            new.holder = holder
-            try saveClaimed(old: old, new: new)
-            claimed.append(new.record)
+            let lease = Lease(
+                deadline: leaseDeadline, holder: holder, attempt: task.record.attempt &+ 1,
+                // A task claimed ahead of its due time runs at its due time.
+                lastRunAt: Swift.max(task.record.runAt, now), baseLastRunAt: task.record.lastRunAt,
+                callback: task.record.callback, paused: false)
+            lease.apply(to: &task)
+            setLease(id, lease)
+            claimed.append(task.record)
         }
         return claimed
     }
@@ -335,15 +344,24 @@ extension StoreContext {
         next.record.state = .scheduled
         next.record.attempt = 0
         next.record.leaseDeadline = nil
-        next.holder = 0
+        next.lease = nil
         return next
     }
 
+    /// The task without its lease, in `state`; attempt and `lastRunAt` stay those of the delivery (it counts).
     static func unleased(_ task: StoredTask, state: TaskState) -> StoredTask {
         var next = task
         next.record.state = state
         next.record.leaseDeadline = nil
-        next.holder = 0
+        next.lease = nil
+        return next
+    }
+
+    /// The task as it was before its claim (the delivery does not count): what its record still says.
+    static func released(_ task: StoredTask) -> StoredTask {
+        var next = unleased(task, state: .scheduled)
+        next.record.attempt = task.record.attempt &- 1
+        next.record.lastRunAt = task.lease?.baseLastRunAt
         return next
     }
 
@@ -395,7 +413,7 @@ extension StoreContext {
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
         var new = old
         new.record.leaseDeadline = newDeadline
-        // Only the lease changes: `save` rewrites its entries, the record stays.
+        // Only the lease changes, in memory: the record and its indexes stay.
         try save(old: old, new: new, writeRecord: false)
         return newDeadline
     }
@@ -404,9 +422,8 @@ extension StoreContext {
         let records = try tasksCursor()
         defer { records.close() }
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
-        var new = Self.unleased(old, state: .scheduled)
-        if new.record.attempt > 0 { new.record.attempt -= 1 }
-        try replaceRecord(at: records, new)
+        let new = Self.released(old)
+        // The record already says this: only the lease ends.
         try save(old: old, new: new, writeRecord: false)
         return new.record
     }
@@ -427,14 +444,17 @@ extension StoreContext {
         return new.record
     }
 
+    /// The ids of the leases that `include` selects, by deadline then id (O(leases): the table is walked).
+    private func leaseIDs(where include: (Lease) -> Bool) -> [String] {
+        allLeases().filter { include($0.lease) }
+            .sorted { positionPrecedes(($0.lease.deadline, $0.id), ($1.lease.deadline, $1.id)) }
+            .map(\.id)
+    }
+
     mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
         var out: [TaskRecord] = []
-        for entry in try timeIndexIDs(dbs.leases) {
-            let owner: UInt64? = entry.value.withUnsafeBytes { b in
-                var s = ByteSource(b)
-                return s.u64LE()
-            }
-            guard owner == holder, let old = try load(entry.id) else { continue }
+        for id in leaseIDs(where: { $0.holder == holder }) {
+            guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
             out.append(try abandon(old, reason: reason, now: now))
         }
         return out
@@ -442,8 +462,8 @@ extension StoreContext {
 
     mutating func expireLeases(now: Int64, reason: String) throws(StoreError) -> [TaskRecord] {
         var out: [TaskRecord] = []
-        for entry in try timeIndexIDs(dbs.leases, through: now) {
-            guard let old = try load(entry.id) else { throw .corrupt("lease entry for missing task \"\(entry.id)\"") }
+        for id in leaseIDs(where: { $0.deadline <= now }) {
+            guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
             out.append(try abandon(old, reason: reason, now: now))
         }
         return out
@@ -451,11 +471,9 @@ extension StoreContext {
 
     mutating func releaseAllLeases() throws(StoreError) -> Int {
         var count = 0
-        for entry in try timeIndexIDs(dbs.leases) {
-            guard let old = try load(entry.id) else { throw .corrupt("lease entry for missing task \"\(entry.id)\"") }
-            var new = Self.unleased(old, state: .scheduled)
-            if new.record.attempt > 0 { new.record.attempt -= 1 }
-            try save(old: old, new: new)
+        for id in leaseIDs(where: { _ in true }) {
+            guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
+            try save(old: old, new: Self.released(old), writeRecord: false)
             count += 1
         }
         return count

@@ -8,16 +8,13 @@ struct StoreDatabases {
     let callbackWake: LMDBDatabase
     let callbackNumbers: LMDBDatabase
     let paused: LMDBDatabase
-    let leases: LMDBDatabase
-    /// Leases by task id (`LeaseEntry`): a claim writes its lease here instead of rewriting the record.
-    let leaseIDs: LMDBDatabase
     let dead: LMDBDatabase
     let groups: LMDBDatabase
     let counts: LMDBDatabase
 
     /// Every database holding tasks or indexes (all but `meta`).
     var taskDatabases: [LMDBDatabase] {
-        [tasks, callbackWake, callbackNumbers, paused, leases, leaseIDs, dead, groups, counts]
+        [tasks, callbackWake, callbackNumbers, paused, dead, groups, counts]
     }
 
     /// The database of a secondary index.
@@ -26,7 +23,6 @@ struct StoreDatabases {
         switch kind {
         case .callbackWake: return callbackWake
         case .paused: return paused
-        case .leases: return leases
         case .dead: return dead
         case .groups: return groups
         }
@@ -34,22 +30,22 @@ struct StoreDatabases {
 }
 
 /// Per-callback counters, stored in the `counts` database and adjusted in the transaction that changes tasks.
+/// They count records: a leased task counts as scheduled (or paused), as its record says; `stats` subtracts
+/// the leases (`LeaseTable`).
 struct CallbackCounts: Equatable {
-    /// Scheduled and not paused.
+    /// Scheduled (or leased) and not paused.
     var scheduled: Int64 = 0
-    /// Scheduled and paused.
+    /// Scheduled (or leased) and paused.
     var paused: Int64 = 0
-    var leased: Int64 = 0
     var dead: Int64 = 0
 
     var isZero: Bool { self == CallbackCounts() }
 
-    /// Which counter a task adds to.
+    /// Which counter a task adds to: 0 scheduled, 1 paused, 2 dead.
     static func category(_ task: StoredTask) -> Int {
         switch task.record.state {
-        case .scheduled: return task.record.paused ? 1 : 0
-        case .leased: return 2
-        case .dead: return 3
+        case .scheduled, .leased: return task.record.paused ? 1 : 0
+        case .dead: return 2
         }
     }
 
@@ -61,7 +57,6 @@ struct CallbackCounts: Equatable {
         switch category {
         case 0: scheduled += sign
         case 1: paused += sign
-        case 2: leased += sign
         default: dead += sign
         }
     }
@@ -69,23 +64,19 @@ struct CallbackCounts: Equatable {
     mutating func add(_ other: CallbackCounts) {
         scheduled += other.scheduled
         paused += other.paused
-        leased += other.leased
         dead += other.dead
     }
 
     func encode(into sink: inout ByteSink) {
         sink.i64LE(scheduled)
         sink.i64LE(paused)
-        sink.i64LE(leased)
         sink.i64LE(dead)
     }
 
     static func decode(_ buffer: UnsafeRawBufferPointer) -> CallbackCounts? {
         var s = ByteSource(buffer)
-        guard let a = s.i64LE(), let b = s.i64LE(), let c = s.i64LE(), let d = s.i64LE(), s.isAtEnd else {
-            return nil
-        }
-        return CallbackCounts(scheduled: a, paused: b, leased: c, dead: d)
+        guard let a = s.i64LE(), let b = s.i64LE(), let c = s.i64LE(), s.isAtEnd else { return nil }
+        return CallbackCounts(scheduled: a, paused: b, dead: c)
     }
 }
 
@@ -256,6 +247,13 @@ struct StoreContext {
     let dbs: StoreDatabases
     let options: StoreOptions
     let random: RandomSource
+    /// The store's leases as of the last commit; `leaseChanges` holds this transaction's.
+    let leaseTable: LeaseTable
+    /// Lease changes of this transaction, applied to `leaseTable` when it commits (`LMDBTaskStore.write`).
+    var leaseChanges = LeaseChanges()
+    /// The claim frontier `noteUnleasedEntry` looked up last: a batched add asks for one callback's frontier
+    /// once per task.
+    private var frontierMemo: (n: UInt32, frontier: ClaimFrontier?)?
     var value = ByteSink(capacity: 512)
     /// Counter changes not yet written to `counts` (flushed once per transaction, not once per task).
     var deltas = CountDeltas()
@@ -271,12 +269,13 @@ struct StoreContext {
 
     init(
         txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource,
-        indexQueueLimit: Int = StoreContext.defaultIndexQueueLimit
+        leaseTable: LeaseTable, indexQueueLimit: Int = StoreContext.defaultIndexQueueLimit
     ) {
         self.txn = txn
         self.dbs = dbs
         self.options = options
         self.random = random
+        self.leaseTable = leaseTable
         self.indexQueueLimit = indexQueueLimit
     }
 
@@ -293,7 +292,7 @@ struct StoreContext {
 
     // MARK: Records
 
-    /// Loads a task, copying it out of the map, with its lease (`lease_ids`) laid over the record.
+    /// Loads a task, copying it out of the map, with its lease (if leased) laid over the record.
     func load(_ id: String) throws(StoreError) -> StoredTask? {
         let txn = self.txn
         let db = dbs.tasks
@@ -302,36 +301,70 @@ struct StoreContext {
         }
         guard let raw = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
         guard var task = StoredTask.decode(id: id, raw) else { throw .corrupt("task \"\(id)\"") }
-        try applyLease(to: &task)
+        applyLease(to: &task)
         return task
     }
 
-    /// Lays the task's `lease_ids` entry, if it has one, over a task decoded from its record. Every path that
-    /// decodes a record calls it (or knows the task is not leased): a claim does not rewrite the record, so
-    /// only the entry says that the task is leased.
-    func applyLease(to task: inout StoredTask) throws(StoreError) {
-        let txn = self.txn
-        let db = dbs.leaseIDs
-        let id = task.record.id
-        let found = withUTF8Bytes(id) { k in
-            Result { () throws(LMDBError) -> LeaseEntry?? in
-                // An empty database answers at its root, without a page read.
-                guard let raw = try txn.get(db, rawKey: k) else { return .some(nil) }
-                guard let entry = LeaseEntry.decode(raw) else { return nil }
-                return .some(entry)
-            }
-        }
-        guard let lease = try lmdb({ () throws(LMDBError) in try found.get() }) else {
-            throw .corrupt("lease of task \"\(id)\"")
-        }
-        if let lease {
-            lease.apply(to: &task)
-        } else if task.record.state == .leased {
-            throw StoreError(
-                code: .internalError,
-                message: "the store is inconsistent: task \"\(id)\" is leased in its record but has no lease entry")
-        }
+    /// Lays the task's lease, if it has one, over a task decoded from its record. Every path that decodes a
+    /// record calls it (or knows the task is not leased): only the lease table says that a task is leased.
+    func applyLease(to task: inout StoredTask) {
+        if let lease = lease(of: task.record.id) { lease.apply(to: &task) }
     }
+
+    // MARK: Leases
+
+    /// The lease of task `id` in this transaction: its own change, else the table's.
+    func lease(of id: String) -> Lease? {
+        let key = NameKey(id)
+        if let changed = leaseChanges.leases[key] { return changed }
+        if leaseChanges.clearedAll { return nil }
+        return leaseTable.lease(key)
+    }
+
+    /// Sets or ends (`nil`) the lease of task `id` in this transaction. Counted as a write: a request that
+    /// fails after it cannot be undone alone.
+    mutating func setLease(_ id: String, _ lease: Lease?) {
+        writes += 1
+        leaseChanges.leases[NameKey(id)] = .some(lease)
+    }
+
+    /// Every lease in this transaction's view, in no particular order (O(leases)).
+    func allLeases() -> [(id: String, lease: Lease)] {
+        var merged: [NameKey: Lease] = [:]
+        if !leaseChanges.clearedAll {
+            for (k, v) in leaseTable.all() { merged[k] = v }
+        }
+        for (k, v) in leaseChanges.leases { merged[k] = v }
+        return merged.map { ($0.key.name, $0.value) }
+    }
+
+    /// The claim frontier of callback number `n` in this transaction (see `LeaseTable`).
+    func claimFrontier(_ n: UInt32) -> ClaimFrontier? {
+        if let changed = leaseChanges.frontiers[n] { return changed }
+        if leaseChanges.clearedAll { return nil }
+        return leaseTable.frontier(n)
+    }
+
+    /// Moves (or drops) the claim frontier of callback number `n`.
+    mutating func setClaimFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
+        leaseChanges.frontiers[n] = .some(frontier)
+        frontierMemo = nil
+    }
+
+    /// Records that callback number `n` has an unleased `callback_wake` entry at (`t`, `id`): a frontier at or
+    /// after it no longer holds and is dropped.
+    mutating func noteUnleasedEntry(_ n: UInt32, _ t: Int64, _ id: String) {
+        let frontier: ClaimFrontier?
+        if let memo = frontierMemo, memo.n == n {
+            frontier = memo.frontier
+        } else {
+            frontier = claimFrontier(n)
+            frontierMemo = (n, frontier)
+        }
+        guard let frontier, !positionPrecedes(frontier, (t, id)) else { return }
+        setClaimFrontier(n, nil)
+    }
+
 
     /// Opens a cursor on `tasks` for `load(_:at:)` and `replaceRecord(at:_:)` / `deleteRecord(at:)`.
     /// - Important: Close it before the transaction ends.
@@ -347,8 +380,8 @@ struct StoreContext {
     /// - Parameters:
     ///   - tryNext: The cursor is at a record and `id` is probably the next one (a claim in the order of
     ///     ascending ids): check the next entry before searching the tree.
-    ///   - unleased: The caller knows that the task is not leased (a claim found it in `callback_wake`): skip
-    ///     the `lease_ids` lookup.
+    ///   - unleased: The caller knows that the task is not leased (a claim checked its `callback_wake` entry):
+    ///     skip the lease lookup.
     func load(_ id: String, at cursor: LMDBCursor, tryNext: Bool = false, unleased: Bool = false)
         throws(StoreError) -> StoredTask?
     {
@@ -360,7 +393,7 @@ struct StoreContext {
         }
         guard let entry = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
         guard var task = StoredTask.decode(id: id, entry.value) else { throw .corrupt("task \"\(id)\"") }
-        if !unleased { try applyLease(to: &task) }
+        if !unleased { applyLease(to: &task) }
         return task
     }
 
@@ -408,10 +441,11 @@ struct StoreContext {
         let was = Self.indexFacts(old)
         let will = Self.indexFacts(new)
 
-        // Unpaused scheduled tasks: `callback_wake` (callback number, time, id).
+        // Unpaused scheduled (or leased) tasks: `callback_wake` (callback number, time, id).
         let oldWake = was?.slots.wake
         let newWake = will?.slots.wake
-        if oldWake != newWake || (oldWake != nil && !sameBytes(was?.callback, will?.callback)) {
+        let wakeMoved = oldWake != newWake || (oldWake != nil && !sameBytes(was?.callback, will?.callback))
+        if wakeMoved {
             if let t = oldWake, let was {
                 guard let n = try callbackNumber(was.callback, create: false) else {
                     throw .corrupt("no number for callback \"\(was.callback)\" of a scheduled task")
@@ -423,7 +457,14 @@ struct StoreContext {
                     throw .corrupt("cannot number callback \"\(will.callback)\"")
                 }
                 pending.callback(put: true, n, t, id)
+                if will.lease == nil { noteUnleasedEntry(n, t, id) }
             }
+        } else if let t = newWake, let will, will.lease == nil, was?.lease != nil {
+            // The lease ended and the entry stays: it is claimable again.
+            guard let n = try callbackNumber(will.callback, create: false) else {
+                throw .corrupt("no number for callback \"\(will.callback)\" of a scheduled task")
+            }
+            noteUnleasedEntry(n, t, id)
         }
 
         // Paused scheduled tasks: `paused` (time, id).
@@ -432,14 +473,6 @@ struct StoreContext {
         if oldPaused != newPaused {
             if let t = oldPaused { pending.time(.paused, put: false, t, id) }
             if let t = newPaused { pending.time(.paused, put: true, t, id) }
-        }
-
-        // Leased tasks: `leases` (deadline, id) -> holder.
-        let oldLease = was?.slots.lease
-        let newLease = will?.slots.lease
-        if oldLease != newLease || was?.holder != will?.holder {
-            if let t = oldLease { pending.time(.leases, put: false, t, id) }
-            if let t = newLease { pending.time(.leases, put: true, t, id, value: will?.holder ?? 0) }
         }
 
         // Dead-lettered tasks: `dead` (time, id).
@@ -458,20 +491,8 @@ struct StoreContext {
             if let g = newGroup { pending.group(put: true, g, id) }
         }
 
-        // Leases by id: written at once, not queued, because `load` reads them (an operation may load a task
-        // after saving another). A claim or a touch changes only this entry and the `leases` one: its caller
-        // passes `writeRecord: false` and the record stays as it was.
-        let oldLeaseEntry = was?.lease
-        let newLeaseEntry = will?.lease
-        if oldLeaseEntry != newLeaseEntry {
-            if let newLeaseEntry {
-                value.reset()
-                newLeaseEntry.encode(into: &value)
-                try putValue(dbs.leaseIDs, key: id)
-            } else if try !deleteKey(dbs.leaseIDs, key: id) {
-                throw .lmdb(LMDBError(MDB_CORRUPTED, "lease entry of \(id) missing"))
-            }
-        }
+        // The lease, in memory (a touch changes only it: its caller passes `writeRecord: false`).
+        if was?.lease != will?.lease { setLease(id, will?.lease) }
 
         // Operations read indexes only before their first save, so applying the queue early is safe.
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
@@ -497,49 +518,34 @@ struct StoreContext {
                 throw .corrupt("cannot number callback \"\(task.record.callback)\"")
             }
             pending.callback(put: true, n, runAt, id)
+            noteUnleasedEntry(n, runAt, id)
         }
         if let g = task.record.group { pending.group(put: true, g, id) }
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
         deltas.add(task.record.callback, category: paused ? 1 : 0, 1)
     }
 
-    /// `save(old:new:writeRecord: false)` for a claim: `old` is scheduled and unpaused, `new` is the same task
-    /// leased (same callback, group and record). Queues the `callback_wake` deletion and the `leases` entry,
-    /// writes the `lease_ids` entry and moves the count, without building and comparing two sides' index facts
-    /// (the general `save` cost ~1,500 more instructions per claimed task).
-    mutating func saveClaimed(old: StoredTask, new: StoredTask) throws(StoreError) {
-        precondition(old.record.state == .scheduled && !old.record.paused, "saveClaimed is for due tasks")
-        guard let lease = LeaseEntry(new) else { preconditionFailure("saveClaimed needs the leased task") }
+    /// `save(old: task, new: nil, writeRecord: false)` for a leased task whose record the caller deleted (the
+    /// ack of a one-off task): queues the deletion of its `callback_wake` (or `paused`) and `groups` entries,
+    /// ends the lease and drops the count, without the general two-sided `save`.
+    mutating func saveLeasedRemoved(_ old: StoredTask) throws(StoreError) {
+        precondition(old.lease != nil, "saveLeasedRemoved is for leased tasks")
         writes += 1
         let id = old.record.id
         let callback = old.record.callback
-        guard let n = try callbackNumber(callback, create: false) else {
-            throw .corrupt("no number for callback \"\(callback)\" of a scheduled task")
+        let paused = old.record.paused
+        if paused {
+            pending.time(.paused, put: false, old.record.runAt, id)
+        } else {
+            guard let n = try callbackNumber(callback, create: false) else {
+                throw .corrupt("no number for callback \"\(callback)\" of a leased task")
+            }
+            pending.callback(put: false, n, old.record.runAt, id)
         }
-        pending.callback(put: false, n, old.record.runAt, id)
-        pending.time(.leases, put: true, lease.deadline, id, value: lease.holder)
-        value.reset()
-        lease.encode(into: &value)
-        try putValue(dbs.leaseIDs, key: id)
-        if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
-        deltas.add(callback, category: 0, -1)
-        deltas.add(callback, category: 2, 1)
-    }
-
-    /// `save(old: task, new: nil, writeRecord: false)` for a leased task whose record the caller deleted (the
-    /// ack of a one-off task): queues the `leases` and `groups` deletions, deletes the `lease_ids` entry and
-    /// drops the count, without the general two-sided `save`.
-    mutating func saveLeasedRemoved(_ old: StoredTask) throws(StoreError) {
-        guard let lease = LeaseEntry(old) else { preconditionFailure("saveLeasedRemoved is for leased tasks") }
-        writes += 1
-        let id = old.record.id
-        pending.time(.leases, put: false, lease.deadline, id)
         if let g = old.record.group { pending.group(put: false, g, id) }
-        if try !deleteKey(dbs.leaseIDs, key: id) {
-            throw .lmdb(LMDBError(MDB_CORRUPTED, "lease entry of \(id) missing"))
-        }
+        setLease(id, nil)
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
-        deltas.add(old.record.callback, category: 2, -1)
+        deltas.add(callback, category: paused ? 1 : 0, -1)
     }
 
     /// Stores the bytes in `value` (encoded by the caller) under the key `key` in `db`.
@@ -571,11 +577,10 @@ struct StoreContext {
         var callback: String
         var group: String?
         var slots: IndexSlots
-        var holder: UInt64
         /// `CallbackCounts.category`.
         var category: Int
-        /// The `lease_ids` entry of a leased task.
-        var lease: LeaseEntry?
+        /// The lease of a leased task (`StoredTask.currentLease`).
+        var lease: Lease?
     }
 
     @inline(__always)
@@ -584,8 +589,8 @@ struct StoreContext {
         case .none: return nil
         case .some(let t):
             return IndexFacts(
-                callback: t.record.callback, group: t.record.group, slots: indexSlots(t), holder: t.holder,
-                category: CallbackCounts.category(t), lease: LeaseEntry(t))
+                callback: t.record.callback, group: t.record.group, slots: indexSlots(t),
+                category: CallbackCounts.category(t), lease: t.currentLease)
         }
     }
 
@@ -602,11 +607,11 @@ struct StoreContext {
     }
 
     /// Where a task sits in the time-keyed indexes (`nil` = not in that index).
+    /// A leased task keeps the slot its record gives it (`callback_wake` or `paused`).
     struct IndexSlots {
-        /// Scheduled and not paused: in `callback_wake` at this time.
+        /// Scheduled (or leased) and not paused: in `callback_wake` at this time.
         var wake: Int64?
         var paused: Int64?
-        var lease: Int64?
         var dead: Int64?
     }
 
@@ -617,9 +622,8 @@ struct StoreContext {
         var slots = IndexSlots()
         let runAt = task.record.runAt
         switch task.record.state {
-        case .scheduled:
+        case .scheduled, .leased:
             if task.record.paused { slots.paused = runAt } else { slots.wake = runAt }
-        case .leased: slots.lease = task.record.leaseDeadline
         case .dead: slots.dead = runAt
         }
         return slots
@@ -722,35 +726,60 @@ struct StoreContext {
         }
     }
 
-    /// The time of the first entry of a time-keyed index.
-    func firstTime(_ db: LMDBDatabase) throws(StoreError) -> Int64? {
-        try withCursor(db) { (c) throws(StoreError) -> Int64? in
-            guard let e = try lmdb({ () throws(LMDBError) in try c.move(MDB_FIRST) }) else { return nil }
-            guard let t = decodeTimeKey(e.key) else { throw .corrupt("index key") }
-            return t
-        }
-    }
-
-    /// The earliest `runAt` of an unpaused scheduled task of `callback`.
+    /// The earliest `runAt` of an unpaused scheduled task of `callback` (leased tasks excluded).
     func earliestRunAt(callback: String) throws(StoreError) -> Int64? {
         guard let n = try lookUpCallbackNumber(callback) else { return nil }
         return try withCursor(dbs.callbackWake) { (c) throws(StoreError) -> Int64? in
-            guard let (t, _) = try Self.firstCallbackEntry(c, n) else { return nil }
-            return t
+            try firstUnleasedEntry(c, n)?.0
         }
     }
 
-    /// The earliest `runAt` of any unpaused scheduled task: the least of the callbacks' first `callback_wake`
-    /// entries. One seek per callback that has such a task (see `forEachCallbackHead`).
+    /// The earliest `runAt` of any unpaused scheduled task (leased tasks excluded): the least of the
+    /// callbacks' first unleased `callback_wake` entries. One seek per callback that has such an entry (see
+    /// `forEachCallbackHead`), plus a walk over the leases past its claim frontier.
     func earliestRunAt() throws(StoreError) -> Int64? {
         try withCursor(dbs.callbackWake) { (c) throws(StoreError) -> Int64? in
             var earliest: Int64?
-            try Self.forEachCallbackHead(c) { (_, t) throws(StoreError) in
+            try Self.forEachCallbackHead(c) { (n, t) throws(StoreError) in
+                // The first unleased entry is at or after the first entry.
                 if let e = earliest, e <= t { return }
-                earliest = t
+                guard let (u, _) = try firstUnleasedEntry(c, n) else { return }
+                if let e = earliest, e <= u { return }
+                earliest = u
             }
             return earliest
         }
+    }
+
+    /// Positions `cursor` (on `callback_wake`) at the first unleased entry of callback number `n`: from its
+    /// claim frontier (every entry up to it is leased), past the leased entries after it.
+    /// - Returns: That entry's (runAt, id), or `nil` when the callback has none; `passed` is the last leased
+    ///   entry skipped after the frontier (unchanged when none was).
+    func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32, passed: inout (Int64, String)?)
+        throws(StoreError) -> (Int64, String)?
+    {
+        let entry = try Self.callbackEntry(cursor, n, after: claimFrontier(n))
+        return try skipLeased(cursor, n, from: entry, passed: &passed)
+    }
+
+    /// `firstUnleasedEntry(_:_:passed:)` for a caller that does not move the frontier.
+    func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32) throws(StoreError) -> (Int64, String)? {
+        var passed: (Int64, String)?
+        return try firstUnleasedEntry(cursor, n, passed: &passed)
+    }
+
+    /// Moves `cursor` (on `callback_wake`, at `entry` of callback number `n`) past leased entries.
+    /// - Returns: The first unleased entry from `entry` on, or `nil` when the callback has none; `passed` is
+    ///   the last leased entry skipped (unchanged when none was).
+    func skipLeased(_ cursor: LMDBCursor, _ n: UInt32, from entry: (Int64, String)?,
+                            passed: inout (Int64, String)?) throws(StoreError) -> (Int64, String)?
+    {
+        var entry = entry
+        while let e = entry, lease(of: e.1) != nil {
+            passed = e
+            entry = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try cursor.move(MDB_NEXT) }, n)
+        }
+        return entry
     }
 
     /// Calls `body` with the number and the first time of every callback that has entries in `callback_wake`,

@@ -1,10 +1,35 @@
 import TaskShedProtocol
 
-/// A task as the store keeps it: the public record plus the lease holder, which only the daemon needs.
+/// A task as the store keeps it: the public record plus its lease while it is leased.
+///
+/// The record of a leased task holds the lease's fields (state, attempt, `lastRunAt`, deadline), laid over the
+/// stored record by `Lease.apply(to:)`; `encode` writes the record as it was before the claim (see `Lease`).
 struct StoredTask {
     var record: TaskRecord
-    /// The lease holder while `record.state == .leased`, else 0.
-    var holder: UInt64
+    /// The lease while `record.state == .leased`, else `nil`. Its deadline, attempt and run time are those of
+    /// the record; the rest (holder, the record's `lastRunAt` before the claim) only it has.
+    var lease: Lease?
+
+    init(record: TaskRecord, lease: Lease? = nil) {
+        self.record = record
+        self.lease = lease
+    }
+
+    /// The lease holder while leased, else 0.
+    var holder: UInt64 { lease?.holder ?? 0 }
+
+    /// The lease as it should be stored after a change to the record: the record's deadline, attempt, run
+    /// time, callback and paused flag, with the holder and the pre-claim run time of `lease`. `nil` unless
+    /// leased.
+    var currentLease: Lease? {
+        guard record.state == .leased, var lease, let deadline = record.leaseDeadline else { return nil }
+        lease.deadline = deadline
+        lease.attempt = record.attempt
+        lease.lastRunAt = record.lastRunAt
+        if !sameBytes(lease.callback, record.callback) { lease.callback = record.callback }
+        lease.paused = record.paused
+        return lease
+    }
 
     /// Version byte at the start of every value in the `tasks` database.
     static let valueFormat: UInt8 = 1
@@ -13,6 +38,7 @@ struct StoredTask {
         static let paused: UInt8 = 1 << 0
         static let coalesce: UInt8 = 1 << 1
         static let pausedAt: UInt8 = 1 << 2
+        /// Schema 4 and earlier: lease fields in the record. Never written now; a record with it is refused.
         static let lease: UInt8 = 1 << 3
         static let lastError: UInt8 = 1 << 4
         static let lastRunAt: UInt8 = 1 << 5
@@ -22,14 +48,21 @@ struct StoredTask {
 
     /// Encodes the value (the id is the key, not part of the value). Layout: see LAYOUT.md. The size is
     /// computed first and the fields written in one pass (`ByteSink.append(count:_:)`).
+    ///
+    /// A leased task is written as it was before its claim (scheduled, `attempt - 1`, the previous
+    /// `lastRunAt`): leases live only in memory, so a record never says leased.
     func encode(into sink: inout ByteSink) {
+        let leased = record.state == .leased
+        precondition(!leased || lease != nil, "a leased task without its lease")
+        let state: TaskState = leased ? .scheduled : record.state
+        let attempt = leased ? record.attempt &- 1 : record.attempt
+        let lastRunAt = leased ? lease?.baseLastRunAt : record.lastRunAt
         var flags: UInt8 = 0
         if record.paused { flags |= Flag.paused }
         if record.coalesce { flags |= Flag.coalesce }
         if record.pausedAt != nil { flags |= Flag.pausedAt }
-        if record.leaseDeadline != nil { flags |= Flag.lease }
         if record.lastError != nil { flags |= Flag.lastError }
-        if record.lastRunAt != nil { flags |= Flag.lastRunAt }
+        if lastRunAt != nil { flags |= Flag.lastRunAt }
         if record.lastFailureAt != nil { flags |= Flag.lastFailureAt }
         if record.group != nil { flags |= Flag.group }
         let interval = record.schedule.intervalMicros
@@ -39,27 +72,22 @@ struct StoredTask {
         var count = 4 + 8 + 4 + 4 + 8 + 2 + callbackCount + 4 + record.kwargs.count
         if interval != nil { count += 8 }
         if record.pausedAt != nil { count += 8 }
-        if record.leaseDeadline != nil { count += 16 }
-        if record.lastRunAt != nil { count += 8 }
+        if lastRunAt != nil { count += 8 }
         if record.lastFailureAt != nil { count += 8 }
         if let groupCount { count += 2 + groupCount }
         if let errorCount { count += 4 + errorCount }
         sink.append(count: count) { w in
             w.u8(Self.valueFormat)
             w.u8(flags)
-            w.u8(record.state.rawValue)
+            w.u8(state.rawValue)
             w.u8(record.schedule.kind.rawValue)
             w.i64LE(record.runAt)
             if let interval { w.i64LE(interval) }
-            w.u32LE(record.attempt)
+            w.u32LE(attempt)
             w.u32LE(record.maxAttempts)
             w.i64LE(record.createdAt)
             if let v = record.pausedAt { w.i64LE(v) }
-            if let v = record.leaseDeadline {
-                w.i64LE(v)
-                w.u64LE(holder)
-            }
-            if let v = record.lastRunAt { w.i64LE(v) }
+            if let v = lastRunAt { w.i64LE(v) }
             if let v = record.lastFailureAt { w.i64LE(v) }
             w.u16LE(UInt16(callbackCount))
             w.raw(record.callback)
@@ -76,11 +104,12 @@ struct StoredTask {
         }
     }
 
-    /// Decodes a value written by `encode`; `nil` if the bytes are not a valid value of this format.
+    /// Decodes a value written by `encode`; `nil` if the bytes are not a valid value of this format (which
+    /// includes a record that says leased, or has the lease flag of schema 3 and earlier).
     static func decode(id: String, _ buffer: UnsafeRawBufferPointer) -> StoredTask? {
         var s = ByteSource(buffer)
         guard s.u8() == valueFormat, let flags = s.u8(), let stateRaw = s.u8(),
-            let state = TaskState(rawValue: stateRaw), let kindRaw = s.u8(),
+            let state = TaskState(rawValue: stateRaw), state != .leased, flags & Flag.lease == 0, let kindRaw = s.u8(),
             let kind = ScheduleKind(rawValue: kindRaw), let runAt = s.i64LE()
         else { return nil }
         let schedule: Schedule
@@ -92,18 +121,11 @@ struct StoredTask {
         }
         guard let attempt = s.u32LE(), let maxAttempts = s.u32LE(), let createdAt = s.i64LE() else { return nil }
         var pausedAt: Int64?
-        var leaseDeadline: Int64?
-        var holder: UInt64 = 0
         var lastRunAt: Int64?
         var lastFailureAt: Int64?
         if flags & Flag.pausedAt != 0 {
             guard let v = s.i64LE() else { return nil }
             pausedAt = v
-        }
-        if flags & Flag.lease != 0 {
-            guard let v = s.i64LE(), let h = s.u64LE() else { return nil }
-            leaseDeadline = v
-            holder = h
         }
         if flags & Flag.lastRunAt != 0 {
             guard let v = s.i64LE() else { return nil }
@@ -129,8 +151,8 @@ struct StoredTask {
         let record = TaskRecord(
             id: id, callback: callback, runAt: runAt, schedule: schedule, kwargs: Array(kw), group: group,
             paused: flags & Flag.paused != 0, pausedAt: pausedAt, coalesce: flags & Flag.coalesce != 0,
-            state: state, attempt: attempt, maxAttempts: maxAttempts, leaseDeadline: leaseDeadline,
+            state: state, attempt: attempt, maxAttempts: maxAttempts, leaseDeadline: nil,
             lastError: lastError, createdAt: createdAt, lastRunAt: lastRunAt, lastFailureAt: lastFailureAt)
-        return StoredTask(record: record, holder: holder)
+        return StoredTask(record: record)
     }
 }
