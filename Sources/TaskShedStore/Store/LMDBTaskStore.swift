@@ -476,6 +476,9 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         defer { access.unlock() }
         let env = try liveEnvironment()
         let top = try beginTransaction(env, readOnly: false)
+        // The operations change the lease table in place; unless the transaction commits, it is rolled back.
+        var committed = false
+        defer { if !committed { leaseTable.rollback(to: 0) } }
         var batch = LMDBWriteBatch(
             environment: env, top: top, isolating: isolatingRequests, mode: mode,
             context: StoreContext(
@@ -493,15 +496,9 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
                 if let poison = batch.poisoned { throw poison }
                 try batch.context.flushIndexes()
                 try batch.context.flushCounts()
-                // The leases change just before the commit, so that a reader racing it never pairs the new
-                // snapshot with a lease that the snapshot has ended (see `LeaseTable`).
-                let undo = leaseTable.apply(batch.context.leaseChanges)
-                do throws(LMDBError) {
-                    try top.commit()
-                } catch {
-                    leaseTable.revert(undo)
-                    throw .lmdb(error)
-                }
+                try lmdb { () throws(LMDBError) in try top.commit() }
+                committed = true
+                leaseTable.commitLog()
                 return .committed(value)
             } catch {
                 if top.handle != nil { top.abort() }

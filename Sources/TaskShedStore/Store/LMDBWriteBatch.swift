@@ -46,6 +46,7 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         if mapFullHit { throw fullError }
         if removal { removalRequests += 1 } else { otherRequests += 1 }
         if mode == .removalsOnly && !removal { throw fullError }
+        let leaseMark = context.leaseTable.mark
         guard isolating && mode != .normal else {
             let writesBefore = context.writes
             do throws(StoreError) {
@@ -69,17 +70,16 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         var ctx = StoreContext(
             txn: child, dbs: context.dbs, options: context.options, random: context.random,
             leaseTable: context.leaseTable, indexQueueLimit: context.indexQueueLimit)
-        // The child works on a copy of the lease changes, which replaces the parent's when it commits.
-        ctx.leaseChanges = context.leaseChanges
         do throws(StoreError) {
             let result = try op(&ctx)
             try ctx.flushIndexes()
             try ctx.flushCounts()
             try lmdb { () throws(LMDBError) in try child.commit() }
-            context.leaseChanges = ctx.leaseChanges
             return result
         } catch {
             if child.handle != nil { child.abort() }
+            // The leases the child changed go with it.
+            context.leaseTable.rollback(to: leaseMark)
             if error.isMapFull {
                 if removal { removalStarved = true }
                 throw fullError

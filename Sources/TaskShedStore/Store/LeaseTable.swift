@@ -30,44 +30,47 @@ struct Lease: Equatable {
     }
 }
 
-/// Lease changes made inside one write transaction, applied to the `LeaseTable` when the transaction commits
-/// and dropped when it aborts (a nested transaction works on a copy that replaces its parent's on commit).
-struct LeaseChanges {
-    /// Set or ended (`nil`) leases by task id.
-    var leases: [NameKey: Lease?] = [:]
-    /// Set or dropped (`nil`) claim frontiers by callback number.
-    var frontiers: [UInt32: ClaimFrontier?] = [:]
-    /// Every lease and frontier of the table was dropped first (`remove(.all)`).
-    var clearedAll = false
-
-    var isEmpty: Bool { leases.isEmpty && frontiers.isEmpty && !clearedAll }
-}
-
 /// A position in one callback's part of `callback_wake` (runAt, id): see `LeaseTable`.
 typealias ClaimFrontier = (runAt: Int64, id: String)
 
-/// The leases of a store: in memory, shared by the writer (which changes them only when a write transaction
-/// commits) and the readers.
+/// The leases of a store: in memory, shared by the writer (which changes them inside its write transactions)
+/// and the readers.
 ///
 /// Besides the leases by id it keeps, per callback number, a **claim frontier**: a `callback_wake` position
 /// such that every entry of that callback at or before it is leased. Leased tasks keep their `callback_wake`
 /// entries, so a claim (and the next wake-up of a callback) must skip them; with the frontier it starts after
 /// the entries it knows are leased instead of walking every outstanding lease. A claim moves the frontier over
-/// the entries it took; anything that puts an unleased entry at or below it (an add, a reschedule, a lease
+/// the entries it took; anything that puts an unleased entry at or before it (an add, a reschedule, a lease
 /// that ends while its entry stays) drops it, and the next claim walks that callback from its first entry.
 ///
-/// - Important: `apply` and `revert` are called by the writer only (under the store's writer lock); every
-///   other method may be called from any thread. Readers see the table as of the last `apply`, which runs
-///   just before the LMDB commit: a read racing a commit may pair the new leases with the previous snapshot
-///   (a task acked a moment ago then shows as scheduled) but never leaves a due task hidden behind a lease
-///   that the snapshot has already ended.
+/// The writer changes the table in place as its operations run and logs what each change replaced: a
+/// transaction that aborts (or a nested one that fails) rolls the table back to where it began
+/// (`rollback(to:)`), one that commits drops its log (`commitLog()`). In place, because staging the changes
+/// and applying them at the commit hashed every id twice more per delivery (BENCHMARKS.md 5.10).
+///
+/// - Important: The `writer…` methods, `set`, `setFrontier`, `clearAll`, `mark`, `rollback(to:)` and
+///   `commitLog()` are for the writer only (under the store's writer lock); the others may be called from any
+///   thread. Readers see the writer's changes as they are made, before its LMDB commit: a read racing a
+///   write may pair a lease with the previous snapshot (a task acked a moment ago shows as scheduled, or a
+///   task whose claim is then rolled back shows as leased for that moment), but never leaves a due task
+///   hidden behind a lease that its snapshot has already ended.
 final class LeaseTable: @unchecked Sendable {
     private let lock = PthreadRWLock()
     private var leases: [NameKey: Lease] = [:]
     private var frontiers: [UInt32: ClaimFrontier] = [:]
     /// (deadline, id) of every lease, as a binary min-heap; an entry whose lease has ended or moved is stale
-    /// and popped when it reaches the top (`apply` keeps the top current).
+    /// and popped when it reaches the top (`commitLog` keeps the top current).
     private var deadlines: [(Int64, NameKey)] = []
+
+    /// What one change replaced. Writer only.
+    private enum Undo {
+        case lease(NameKey, Lease?)
+        case frontier(UInt32, ClaimFrontier?)
+        case cleared([NameKey: Lease], [UInt32: ClaimFrontier])
+    }
+    private var log: [Undo] = []
+
+    // MARK: Readers (any thread)
 
     /// The lease of task `id`, if it is leased.
     func lease(_ id: NameKey) -> Lease? {
@@ -97,13 +100,6 @@ final class LeaseTable: @unchecked Sendable {
         return leases.map { ($0.key, $0.value) }
     }
 
-    /// How many tasks are leased.
-    var count: Int {
-        lock.lockShared()
-        defer { lock.unlock() }
-        return leases.count
-    }
-
     /// Every claim frontier, copied (for `verifyIndexes`).
     func allFrontiers() -> [(UInt32, ClaimFrontier)] {
         lock.lockShared()
@@ -111,64 +107,91 @@ final class LeaseTable: @unchecked Sendable {
         return frontiers.map { ($0.key, $0.value) }
     }
 
-    /// What `apply` replaced, for `revert`.
-    struct Undo {
-        fileprivate var cleared: (leases: [NameKey: Lease], frontiers: [UInt32: ClaimFrontier])?
-        fileprivate var leases: [NameKey: Lease?] = [:]
-        fileprivate var frontiers: [UInt32: ClaimFrontier?] = [:]
-    }
+    // MARK: Writer
 
-    /// Applies a committing transaction's changes. Writer only.
-    /// - Returns: What to give to `revert` if the LMDB commit then fails.
-    func apply(_ changes: LeaseChanges) -> Undo {
-        var undo = Undo()
-        guard !changes.isEmpty else { return undo }
+    /// `lease(_:)` without the lock: only the writer changes the table, so its own reads need none.
+    func writerLease(_ id: NameKey) -> Lease? { leases[id] }
+
+    /// `frontier(_:)` without the lock (writer only).
+    func writerFrontier(_ n: UInt32) -> ClaimFrontier? { frontiers[n] }
+
+    /// `all()` without the lock (writer only).
+    func writerAll() -> [(NameKey, Lease)] { leases.map { ($0.key, $0.value) } }
+
+    /// Sets or ends (`nil`) the lease of `id`, logging the old one.
+    func set(_ id: NameKey, _ lease: Lease?) {
         lock.lockExclusive()
         defer { lock.unlock() }
-        if changes.clearedAll {
-            undo.cleared = (leases, frontiers)
-            leases = [:]
-            frontiers = [:]
-            deadlines = []
+        let old: Lease?
+        if let lease {
+            old = leases.updateValue(lease, forKey: id)
+            if old?.deadline != lease.deadline { push((lease.deadline, id)) }
+        } else {
+            old = leases.removeValue(forKey: id)
         }
-        for (id, lease) in changes.leases {
-            let old: Lease?
-            if let lease {
-                old = leases.updateValue(lease, forKey: id)
-                if old?.deadline != lease.deadline { push((lease.deadline, id)) }
-            } else {
-                old = leases.removeValue(forKey: id)
+        log.append(.lease(id, old))
+    }
+
+    /// Sets or drops (`nil`) the claim frontier of callback number `n`, logging the old one.
+    func setFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
+        lock.lockExclusive()
+        defer { lock.unlock() }
+        let old: ClaimFrontier?
+        if let frontier {
+            old = frontiers.updateValue(frontier, forKey: n)
+        } else {
+            old = frontiers.removeValue(forKey: n)
+        }
+        log.append(.frontier(n, old))
+    }
+
+    /// Drops every lease and frontier (`remove(.all)`), logging them.
+    func clearAll() {
+        lock.lockExclusive()
+        defer { lock.unlock() }
+        log.append(.cleared(leases, frontiers))
+        leases = [:]
+        frontiers = [:]
+        deadlines = []
+    }
+
+    /// Where the log stands: what `rollback(to:)` returns to.
+    var mark: Int { log.count }
+
+    /// Undoes the changes logged after `mark`, newest first (the transaction aborted, or a nested one failed).
+    func rollback(to mark: Int) {
+        guard log.count > mark else { return }
+        lock.lockExclusive()
+        defer { lock.unlock() }
+        var rebuild = false
+        while log.count > mark {
+            switch log.removeLast() {
+            case .lease(let id, let old):
+                if let old {
+                    leases[id] = old
+                    push((old.deadline, id))
+                } else {
+                    leases.removeValue(forKey: id)
+                }
+            case .frontier(let n, let old):
+                frontiers[n] = old
+            case .cleared(let oldLeases, let oldFrontiers):
+                leases = oldLeases
+                frontiers = oldFrontiers
+                rebuild = true
             }
-            if undo.cleared == nil, undo.leases[id] == nil { undo.leases[id] = .some(old) }
         }
-        for (n, key) in changes.frontiers {
-            let old: ClaimFrontier?
-            if let key { old = frontiers.updateValue(key, forKey: n) } else { old = frontiers.removeValue(forKey: n) }
-            if undo.cleared == nil, undo.frontiers[n] == nil { undo.frontiers[n] = .some(old) }
-        }
+        if rebuild { rebuildDeadlines() }
         settleDeadlines()
-        return undo
     }
 
-    /// Puts back what `apply` changed (the LMDB commit failed). Writer only.
-    func revert(_ undo: Undo) {
+    /// Forgets the log (the transaction committed) and settles the deadline heap.
+    func commitLog() {
+        log.removeAll(keepingCapacity: log.count <= 4096)
+        let staleTop = deadlines.first.map { leases[$0.1]?.deadline != $0.0 } ?? false
+        guard staleTop || deadlines.count > 2 * leases.count + 1024 else { return }
         lock.lockExclusive()
         defer { lock.unlock() }
-        if let cleared = undo.cleared {
-            leases = cleared.leases
-            frontiers = cleared.frontiers
-            rebuildDeadlines()
-            return
-        }
-        for (id, old) in undo.leases {
-            if let old {
-                leases[id] = old
-                push((old.deadline, id))
-            } else {
-                leases.removeValue(forKey: id)
-            }
-        }
-        for (n, old) in undo.frontiers { frontiers[n] = old }
         settleDeadlines()
     }
 

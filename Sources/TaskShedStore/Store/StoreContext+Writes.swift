@@ -180,7 +180,7 @@ extension StoreContext {
             }
             numbers.removeAll()
             deltas.removeAll()
-            leaseChanges = LeaseChanges(clearedAll: true)
+            leaseTable.clearAll()
             return count
         }
         var count = 0

@@ -247,10 +247,11 @@ struct StoreContext {
     let dbs: StoreDatabases
     let options: StoreOptions
     let random: RandomSource
-    /// The store's leases as of the last commit; `leaseChanges` holds this transaction's.
+    /// The store's leases, changed in place by a write transaction (see `LeaseTable`).
     let leaseTable: LeaseTable
-    /// Lease changes of this transaction, applied to `leaseTable` when it commits (`LMDBTaskStore.write`).
-    var leaseChanges = LeaseChanges()
+    /// Whether this is a write transaction's context: it reads the lease table without its lock and may
+    /// change it.
+    let isWriter: Bool
     /// The claim frontier `noteUnleasedEntry` looked up last: a batched add asks for one callback's frontier
     /// once per task.
     private var frontierMemo: (n: UInt32, frontier: ClaimFrontier?)?
@@ -271,6 +272,7 @@ struct StoreContext {
         txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource,
         leaseTable: LeaseTable, indexQueueLimit: Int = StoreContext.defaultIndexQueueLimit
     ) {
+        self.isWriter = !txn.isReadOnly
         self.txn = txn
         self.dbs = dbs
         self.options = options
@@ -313,41 +315,33 @@ struct StoreContext {
 
     // MARK: Leases
 
-    /// The lease of task `id` in this transaction: its own change, else the table's.
+    /// The lease of task `id` (a writer sees its own changes).
     func lease(of id: String) -> Lease? {
-        let key = NameKey(id)
-        if let changed = leaseChanges.leases[key] { return changed }
-        if leaseChanges.clearedAll { return nil }
-        return leaseTable.lease(key)
+        isWriter ? leaseTable.writerLease(NameKey(id)) : leaseTable.lease(NameKey(id))
     }
 
-    /// Sets or ends (`nil`) the lease of task `id` in this transaction. Counted as a write: a request that
-    /// fails after it cannot be undone alone.
+    /// Sets or ends (`nil`) the lease of task `id`; undone if the transaction aborts. Counted as a write: a
+    /// request that fails after it cannot be undone alone.
     mutating func setLease(_ id: String, _ lease: Lease?) {
+        precondition(isWriter, "a lease changed outside a write transaction")
         writes += 1
-        leaseChanges.leases[NameKey(id)] = .some(lease)
+        leaseTable.set(NameKey(id), lease)
     }
 
-    /// Every lease in this transaction's view, in no particular order (O(leases)).
+    /// Every lease, in no particular order (O(leases)).
     func allLeases() -> [(id: String, lease: Lease)] {
-        var merged: [NameKey: Lease] = [:]
-        if !leaseChanges.clearedAll {
-            for (k, v) in leaseTable.all() { merged[k] = v }
-        }
-        for (k, v) in leaseChanges.leases { merged[k] = v }
-        return merged.map { ($0.key.name, $0.value) }
+        (isWriter ? leaseTable.writerAll() : leaseTable.all()).map { ($0.0.name, $0.1) }
     }
 
-    /// The claim frontier of callback number `n` in this transaction (see `LeaseTable`).
+    /// The claim frontier of callback number `n` (see `LeaseTable`).
     func claimFrontier(_ n: UInt32) -> ClaimFrontier? {
-        if let changed = leaseChanges.frontiers[n] { return changed }
-        if leaseChanges.clearedAll { return nil }
-        return leaseTable.frontier(n)
+        isWriter ? leaseTable.writerFrontier(n) : leaseTable.frontier(n)
     }
 
-    /// Moves (or drops) the claim frontier of callback number `n`.
+    /// Moves (or drops) the claim frontier of callback number `n`; undone if the transaction aborts.
     mutating func setClaimFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
-        leaseChanges.frontiers[n] = .some(frontier)
+        precondition(isWriter, "a claim frontier changed outside a write transaction")
+        leaseTable.setFrontier(n, frontier)
         frontierMemo = nil
     }
 
