@@ -50,8 +50,10 @@ extension StoreContext {
                 throw .corrupt("task \"\(id)\"")
             }
             if let lease = leaseOf.removeValue(forKey: NameKey(id)) {
-                if task.record.state != .scheduled || !sameBytes(lease.callback, task.record.callback)
-                    || lease.paused != task.record.paused
+                let r = task.record
+                if r.state != .scheduled || !sameBytes(lease.callback, r.callback) || lease.paused != r.paused
+                    || lease.runAt != r.runAt || !sameBytes(lease.group, r.group)
+                    || lease.recurring != (r.schedule.intervalMicros != nil)
                 {
                     problems.append("leases: the lease of \"\(id)\" does not match its \(task.record.state) record")
                 }

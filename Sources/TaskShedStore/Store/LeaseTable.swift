@@ -14,10 +14,14 @@ struct Lease: Equatable {
     var lastRunAt: Int64?
     /// The record's `lastRunAt` before the claim: written back if the record is rewritten while leased.
     var baseLastRunAt: Int64?
-    /// The task's callback and paused flag, kept current by `StoreContext.save` so that `stats` can count
-    /// leases per callback without loading records.
+    /// The task's callback, paused flag, run time, group and kind, kept current by `StoreContext.save`: `stats`
+    /// counts leases per callback, and the ack of a one-off task removes it and its index entries, without
+    /// loading (decoding) its record.
     var callback: String
     var paused: Bool
+    var runAt: Int64
+    var group: String?
+    var recurring: Bool
 
     /// Lays the lease over a task decoded from its record: leased, with this attempt, run time, deadline and
     /// holder.

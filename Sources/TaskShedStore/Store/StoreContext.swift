@@ -519,24 +519,30 @@ struct StoreContext {
         deltas.add(task.record.callback, category: paused ? 1 : 0, 1)
     }
 
-    /// `save(old: task, new: nil, writeRecord: false)` for a leased task whose record the caller deleted (the
-    /// ack of a one-off task): queues the deletion of its `callback_wake` (or `paused`) and `groups` entries,
-    /// ends the lease and drops the count, without the general two-sided `save`.
-    mutating func saveLeasedRemoved(_ old: StoredTask) throws(StoreError) {
-        precondition(old.lease != nil, "saveLeasedRemoved is for leased tasks")
+    /// Deletes the record of leased task `id` without reading it (the ack of a one-off task); the caller then
+    /// calls `saveLeasedRemoved`.
+    /// - Throws: `internalError` when there is no record (a lease of a missing task); LMDB errors.
+    mutating func deleteLeasedRecord(_ id: String) throws(StoreError) {
         writes += 1
-        let id = old.record.id
-        let callback = old.record.callback
-        let paused = old.record.paused
+        guard try deleteKey(dbs.tasks, key: id) else { throw .corrupt("lease of missing task \"\(id)\"") }
+    }
+
+    /// `save(old: task, new: nil, writeRecord: false)` for a leased task whose record the caller deleted (the
+    /// ack of a one-off task), from its lease alone: queues the deletion of its `callback_wake` (or `paused`)
+    /// and `groups` entries, ends the lease and drops the count, without the general two-sided `save`.
+    mutating func saveLeasedRemoved(_ id: String, _ lease: Lease) throws(StoreError) {
+        writes += 1
+        let callback = lease.callback
+        let paused = lease.paused
         if paused {
-            pending.time(.paused, put: false, old.record.runAt, id)
+            pending.time(.paused, put: false, lease.runAt, id)
         } else {
             guard let n = try callbackNumber(callback, create: false) else {
                 throw .corrupt("no number for callback \"\(callback)\" of a leased task")
             }
-            pending.callback(put: false, n, old.record.runAt, id)
+            pending.callback(put: false, n, lease.runAt, id)
         }
-        if let g = old.record.group { pending.group(put: false, g, id) }
+        if let g = lease.group { pending.group(put: false, g, id) }
         setLease(id, nil)
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
         deltas.add(callback, category: paused ? 1 : 0, -1)

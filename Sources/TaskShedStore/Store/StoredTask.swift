@@ -19,15 +19,18 @@ struct StoredTask {
     var holder: UInt64 { lease?.holder ?? 0 }
 
     /// The lease as it should be stored after a change to the record: the record's deadline, attempt, run
-    /// time, callback and paused flag, with the holder and the pre-claim run time of `lease`. `nil` unless
-    /// leased.
+    /// times, callback, group, kind and paused flag, with the holder and the pre-claim run time of `lease`.
+    /// `nil` unless leased.
     var currentLease: Lease? {
         guard record.state == .leased, var lease, let deadline = record.leaseDeadline else { return nil }
         lease.deadline = deadline
         lease.attempt = record.attempt
         lease.lastRunAt = record.lastRunAt
         if !sameBytes(lease.callback, record.callback) { lease.callback = record.callback }
+        if !sameBytes(lease.group, record.group) { lease.group = record.group }
         lease.paused = record.paused
+        lease.runAt = record.runAt
+        lease.recurring = record.schedule.intervalMicros != nil
         return lease
     }
 
