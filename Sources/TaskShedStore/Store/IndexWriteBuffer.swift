@@ -48,6 +48,12 @@ struct IndexWriteBuffer {
 
     var isEmpty: Bool { used == 0 }
 
+    /// Whether every pending change is a deletion (an empty buffer too). Deletions may wait past the end of
+    /// their operation (see `LMDBWriteBatch`): an index entry whose deletion is pending belongs to a task whose
+    /// record is already gone or changed, and every reader of an index inside a write transaction loads the
+    /// record before trusting the entry.
+    private(set) var onlyDeletions = true
+
     /// Bytes queued (keys). `StoreContext.save` applies the queue early past
     /// `StoreContext.indexQueueLimit`, so that one huge operation does not hold all its keys in memory.
     var queuedBytes: Int { used }
@@ -124,6 +130,7 @@ struct IndexWriteBuffer {
             return words
         }
         used = start + count
+        if put { onlyDeletions = false }
         changes[kind.rawValue].append(
             Change(high: high, low: low, tail: tail, start: start, count: UInt16(count), isPut: put))
     }
@@ -153,6 +160,7 @@ struct IndexWriteBuffer {
     mutating func discard() {
         for i in changes.indices where !changes[i].isEmpty { changes[i].removeAll(keepingCapacity: true) }
         used = 0
+        onlyDeletions = true
     }
 
     // MARK: Applying

@@ -34,6 +34,23 @@ struct Lease: Equatable {
     }
 }
 
+/// How a transaction reads the lease table: a writer without the lock (it is the only one that changes the
+/// table), a reader with it.
+struct LeaseView {
+    let table: LeaseTable
+    let isWriter: Bool
+
+    /// The lease of task `id`.
+    func lease(of id: String) -> Lease? {
+        isWriter ? table.writerLease(NameKey(id)) : table.lease(NameKey(id))
+    }
+
+    /// The claim frontier of callback number `n`.
+    func frontier(_ n: UInt32) -> ClaimFrontier? {
+        isWriter ? table.writerFrontier(n) : table.frontier(n)
+    }
+}
+
 /// A position in one callback's part of `callback_wake` (runAt, id): see `LeaseTable`.
 typealias ClaimFrontier = (runAt: Int64, id: String)
 
@@ -60,19 +77,9 @@ typealias ClaimFrontier = (runAt: Int64, id: String)
 ///   hidden behind a lease that its snapshot has already ended.
 final class LeaseTable: @unchecked Sendable {
     private let lock = PthreadRWLock()
-    private var leases: [NameKey: Lease] = [:]
-    private var frontiers: [UInt32: ClaimFrontier] = [:]
-    /// (deadline, id) of every lease, as a binary min-heap; an entry whose lease has ended or moved is stale
-    /// and popped when it reaches the top (`commitLog` keeps the top current).
-    private var deadlines: [(Int64, NameKey)] = []
-
-    /// What one change replaced. Writer only.
-    private enum Undo {
-        case lease(NameKey, Lease?)
-        case frontier(UInt32, ClaimFrontier?)
-        case cleared([NameKey: Lease], [UInt32: ClaimFrontier])
-    }
-    private var log: [Undo] = []
+    /// Everything the lock guards, in one stored property: each method makes one (dynamically checked)
+    /// access to the class's storage instead of one per field.
+    private var state = State()
 
     // MARK: Readers (any thread)
 
@@ -80,169 +87,225 @@ final class LeaseTable: @unchecked Sendable {
     func lease(_ id: NameKey) -> Lease? {
         lock.lockShared()
         defer { lock.unlock() }
-        return leases[id]
+        return state.leases[id]
     }
 
     /// The claim frontier of callback number `n`.
     func frontier(_ n: UInt32) -> ClaimFrontier? {
         lock.lockShared()
         defer { lock.unlock() }
-        return frontiers[n]
+        return state.frontiers[n]
     }
 
     /// The earliest lease deadline. O(1).
     func earliestDeadline() -> Int64? {
         lock.lockShared()
         defer { lock.unlock() }
-        return deadlines.first?.0
+        return state.heap.first
     }
 
     /// Every lease, copied (O(leases)).
     func all() -> [(NameKey, Lease)] {
         lock.lockShared()
         defer { lock.unlock() }
-        return leases.map { ($0.key, $0.value) }
+        return state.leases.map { ($0.key, $0.value) }
     }
 
     /// Every claim frontier, copied (for `verifyIndexes`).
     func allFrontiers() -> [(UInt32, ClaimFrontier)] {
         lock.lockShared()
         defer { lock.unlock() }
-        return frontiers.map { ($0.key, $0.value) }
+        return state.frontiers.map { ($0.key, $0.value) }
     }
 
     // MARK: Writer
 
     /// `lease(_:)` without the lock: only the writer changes the table, so its own reads need none.
-    func writerLease(_ id: NameKey) -> Lease? { leases[id] }
+    func writerLease(_ id: NameKey) -> Lease? { state.leases[id] }
 
     /// `frontier(_:)` without the lock (writer only).
-    func writerFrontier(_ n: UInt32) -> ClaimFrontier? { frontiers[n] }
+    func writerFrontier(_ n: UInt32) -> ClaimFrontier? { state.frontiers[n] }
 
     /// `all()` without the lock (writer only).
-    func writerAll() -> [(NameKey, Lease)] { leases.map { ($0.key, $0.value) } }
+    func writerAll() -> [(NameKey, Lease)] { state.leases.map { ($0.key, $0.value) } }
 
     /// Sets or ends (`nil`) the lease of `id`, logging the old one.
     func set(_ id: NameKey, _ lease: Lease?) {
         lock.lockExclusive()
         defer { lock.unlock() }
-        let old: Lease?
-        if let lease {
-            old = leases.updateValue(lease, forKey: id)
-            if old?.deadline != lease.deadline { push((lease.deadline, id)) }
-        } else {
-            old = leases.removeValue(forKey: id)
-        }
-        log.append(.lease(id, old))
+        state.set(id, lease)
     }
 
     /// Sets or drops (`nil`) the claim frontier of callback number `n`, logging the old one.
     func setFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
         lock.lockExclusive()
         defer { lock.unlock() }
-        let old: ClaimFrontier?
-        if let frontier {
-            old = frontiers.updateValue(frontier, forKey: n)
-        } else {
-            old = frontiers.removeValue(forKey: n)
-        }
-        log.append(.frontier(n, old))
+        state.setFrontier(n, frontier)
     }
 
     /// Drops every lease and frontier (`remove(.all)`), logging them.
     func clearAll() {
         lock.lockExclusive()
         defer { lock.unlock() }
-        log.append(.cleared(leases, frontiers))
-        leases = [:]
-        frontiers = [:]
-        deadlines = []
+        state.clearAll()
     }
 
     /// Where the log stands: what `rollback(to:)` returns to.
-    var mark: Int { log.count }
+    var mark: Int { state.log.count }
 
     /// Undoes the changes logged after `mark`, newest first (the transaction aborted, or a nested one failed).
     func rollback(to mark: Int) {
-        guard log.count > mark else { return }
+        guard state.log.count > mark else { return }
         lock.lockExclusive()
         defer { lock.unlock() }
-        var rebuild = false
-        while log.count > mark {
-            switch log.removeLast() {
-            case .lease(let id, let old):
-                if let old {
-                    leases[id] = old
-                    push((old.deadline, id))
-                } else {
-                    leases.removeValue(forKey: id)
+        state.rollback(to: mark)
+    }
+
+    /// Forgets the log (the transaction committed) and pops ended deadlines off the heap.
+    func commitLog() {
+        state.log.removeAll(keepingCapacity: state.log.count <= 4096)
+        guard state.needsSettling else { return }
+        lock.lockExclusive()
+        defer { lock.unlock() }
+        state.settle()
+    }
+}
+
+extension LeaseTable {
+    /// What one change replaced.
+    private enum Undo {
+        case lease(NameKey, Lease?)
+        case frontier(UInt32, ClaimFrontier?)
+        case cleared([NameKey: Lease], [UInt32: ClaimFrontier], [Int64: Int])
+    }
+
+    /// The table's data.
+    ///
+    /// Deadlines: `heap` is a binary min-heap of deadline values and `deadlineCounts` counts the leases of
+    /// each deadline; a value is pushed when its count leaves 0, and a heap entry whose count is 0 is stale
+    /// and popped when it reaches the top (`settle`). The leases of one claim share a deadline, so a batch of
+    /// them is one heap entry; and the heap holds plain integers (a heap of (deadline, id) pairs retained and
+    /// released an id string at every swap, and cost ~700 instructions per lease).
+    private struct State {
+        var leases: [NameKey: Lease] = [:]
+        var frontiers: [UInt32: ClaimFrontier] = [:]
+        var heap: [Int64] = []
+        var deadlineCounts: [Int64: Int] = [:]
+        var log: [Undo] = []
+
+        mutating func set(_ id: NameKey, _ lease: Lease?) {
+            let old: Lease?
+            if let lease {
+                old = leases.updateValue(lease, forKey: id)
+                if old?.deadline != lease.deadline {
+                    if let old { countDeadline(old.deadline, -1) }
+                    countDeadline(lease.deadline, 1)
                 }
-            case .frontier(let n, let old):
-                frontiers[n] = old
-            case .cleared(let oldLeases, let oldFrontiers):
-                leases = oldLeases
-                frontiers = oldFrontiers
-                rebuild = true
+            } else {
+                old = leases.removeValue(forKey: id)
+                if let old { countDeadline(old.deadline, -1) }
+            }
+            log.append(.lease(id, old))
+        }
+
+        mutating func setFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
+            let old: ClaimFrontier?
+            if let frontier {
+                old = frontiers.updateValue(frontier, forKey: n)
+            } else {
+                old = frontiers.removeValue(forKey: n)
+            }
+            log.append(.frontier(n, old))
+        }
+
+        mutating func clearAll() {
+            log.append(.cleared(leases, frontiers, deadlineCounts))
+            leases = [:]
+            frontiers = [:]
+            deadlineCounts = [:]
+            heap = []
+        }
+
+        mutating func rollback(to mark: Int) {
+            while log.count > mark {
+                switch log.removeLast() {
+                case .lease(let id, let old):
+                    // The inverse of `set`: put the old lease back (or end the new one).
+                    let current = leases[id]
+                    if let old {
+                        leases[id] = old
+                    } else {
+                        leases.removeValue(forKey: id)
+                    }
+                    if current?.deadline != old?.deadline {
+                        if let current { countDeadline(current.deadline, -1) }
+                        if let old { countDeadline(old.deadline, 1) }
+                    }
+                case .frontier(let n, let old):
+                    frontiers[n] = old
+                case .cleared(let oldLeases, let oldFrontiers, let oldCounts):
+                    leases = oldLeases
+                    frontiers = oldFrontiers
+                    deadlineCounts = oldCounts
+                    heap = []
+                    for d in oldCounts.keys { push(d) }
+                }
+            }
+            settle()
+        }
+
+        /// Whether the heap's top is stale, or stale entries make up most of it.
+        var needsSettling: Bool {
+            guard let top = heap.first else { return false }
+            return deadlineCounts[top] == nil || heap.count > 2 * deadlineCounts.count + 1024
+        }
+
+        /// Pops stale entries off the top, so that the top is the earliest deadline of a lease, and rebuilds
+        /// the heap when stale entries inside it make up most of it.
+        mutating func settle() {
+            while let top = heap.first, deadlineCounts[top] == nil { popTop() }
+            if heap.count > 2 * deadlineCounts.count + 1024 {
+                heap = []
+                for d in deadlineCounts.keys { push(d) }
             }
         }
-        if rebuild { rebuildDeadlines() }
-        settleDeadlines()
-    }
 
-    /// Forgets the log (the transaction committed) and settles the deadline heap.
-    func commitLog() {
-        log.removeAll(keepingCapacity: log.count <= 4096)
-        let staleTop = deadlines.first.map { leases[$0.1]?.deadline != $0.0 } ?? false
-        guard staleTop || deadlines.count > 2 * leases.count + 1024 else { return }
-        lock.lockExclusive()
-        defer { lock.unlock() }
-        settleDeadlines()
-    }
-
-    // MARK: Deadline heap (caller holds the lock exclusively)
-
-    /// Pops stale entries off the top, so that `earliestDeadline` is exact, and rebuilds the heap when stale
-    /// entries make up most of it (each ended lease leaves one behind until it reaches the top).
-    private func settleDeadlines() {
-        while let top = deadlines.first, leases[top.1]?.deadline != top.0 { popTop() }
-        if deadlines.count > 2 * leases.count + 1024 { rebuildDeadlines() }
-    }
-
-    private func rebuildDeadlines() {
-        deadlines = leases.map { ($0.value.deadline, $0.key) }
-        guard deadlines.count > 1 else { return }
-        for i in stride(from: deadlines.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
-    }
-
-    private func push(_ entry: (Int64, NameKey)) {
-        deadlines.append(entry)
-        var i = deadlines.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard entry.0 < deadlines[parent].0 else { break }
-            deadlines.swapAt(i, parent)
-            i = parent
+        private mutating func countDeadline(_ deadline: Int64, _ delta: Int) {
+            let count = (deadlineCounts[deadline] ?? 0) + delta
+            if count <= 0 {
+                deadlineCounts.removeValue(forKey: deadline)
+            } else {
+                deadlineCounts[deadline] = count
+                if count == 1 && delta > 0 { push(deadline) }
+            }
         }
-    }
 
-    private func popTop() {
-        let last = deadlines.removeLast()
-        guard !deadlines.isEmpty else { return }
-        deadlines[0] = last
-        siftDown(0)
-    }
+        private mutating func push(_ deadline: Int64) {
+            heap.append(deadline)
+            var i = heap.count - 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                guard deadline < heap[parent] else { break }
+                heap.swapAt(i, parent)
+                i = parent
+            }
+        }
 
-    private func siftDown(_ start: Int) {
-        var i = start
-        let n = deadlines.count
-        while true {
-            let l = 2 * i + 1
-            guard l < n else { return }
-            var least = l
-            if l + 1 < n && deadlines[l + 1].0 < deadlines[l].0 { least = l + 1 }
-            guard deadlines[least].0 < deadlines[i].0 else { return }
-            deadlines.swapAt(i, least)
-            i = least
+        private mutating func popTop() {
+            let last = heap.removeLast()
+            guard !heap.isEmpty else { return }
+            heap[0] = last
+            var i = 0
+            let n = heap.count
+            while true {
+                let l = 2 * i + 1
+                guard l < n else { return }
+                var least = l
+                if l + 1 < n && heap[l + 1] < heap[l] { least = l + 1 }
+                guard heap[least] < heap[i] else { return }
+                heap.swapAt(i, least)
+                i = least
+            }
         }
     }
 }

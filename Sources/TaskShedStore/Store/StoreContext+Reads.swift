@@ -259,11 +259,11 @@ extension StoreContext {
                         throw .corrupt("no number for callback \"\(name)\" with scheduled tasks")
                     }
                     var passed: (Int64, String)?
-                    var entry = try firstUnleasedEntry(c, n, passed: &passed)
+                    var entry = try Self.firstUnleasedEntry(c, n, leaseView, passed: &passed)
                     while let (t, _) = entry, t <= now {
                         due += 1
                         let next = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }, n)
-                        entry = try skipLeased(c, n, from: next, passed: &passed)
+                        entry = try Self.skipLeased(c, n, leaseView, from: next, passed: &passed)
                     }
                 }
                 dueTotal += due

@@ -218,6 +218,9 @@ extension StoreContext {
         throws(StoreError) -> [TaskRecord]
     {
         guard max > 0, !callbacks.isEmpty else { return [] }
+        // The walk trusts `callback_wake` (an entry without its record is corruption): apply the deletions
+        // earlier requests of the batch left pending first.
+        try flushIndexes()
         var unique: [String] = []
         var seen = Set<NameKey>()
         for c in callbacks where seen.insert(NameKey(c)).inserted { unique.append(c) }
@@ -234,6 +237,7 @@ extension StoreContext {
         // due and not leased. Phase 2 leases them; nothing changes while cursors walk the index. Each list is
         // walked from its claim frontier, and the frontier moves over what this claim passed: the entries
         // it picked and the leased ones it skipped.
+        let leases = leaseView
         let picked = try withCursor(dbs.callbackWake) { (cursor) throws(StoreError) -> [String] in
             let txn = self.txn
             let db = dbs.callbackWake
@@ -258,7 +262,7 @@ extension StoreContext {
                     c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
                     cursors.append(c)
                 }
-                if let (t, id) = try firstUnleasedEntry(c, n, passed: &passed[i]) {
+                if let (t, id) = try Self.firstUnleasedEntry(c, n, leases, passed: &passed[i]) {
                     times.append(t)
                     ids.append(id)
                     alive.append(true)
@@ -285,7 +289,7 @@ extension StoreContext {
                 let c = cursors[best]
                 let next = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
                 let entry = try Self.decodeCallbackEntry(next, numbers[best])
-                if let (t, id) = try skipLeased(c, numbers[best], from: entry, passed: &passed[best]) {
+                if let (t, id) = try Self.skipLeased(c, numbers[best], leases, from: entry, passed: &passed[best]) {
                     times[best] = t
                     ids[best] = id
                 } else {

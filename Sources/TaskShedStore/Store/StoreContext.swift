@@ -316,9 +316,11 @@ struct StoreContext {
     // MARK: Leases
 
     /// The lease of task `id` (a writer sees its own changes).
-    func lease(of id: String) -> Lease? {
-        isWriter ? leaseTable.writerLease(NameKey(id)) : leaseTable.lease(NameKey(id))
-    }
+    func lease(of id: String) -> Lease? { leaseView.lease(of: id) }
+
+    /// The lease table as this transaction reads it: a small value that the claim's cursor loop captures
+    /// instead of the whole context (capturing `self` there copied the context for every claimed task).
+    var leaseView: LeaseView { LeaseView(table: leaseTable, isWriter: isWriter) }
 
     /// Sets or ends (`nil`) the lease of task `id`; undone if the transaction aborts. Counted as a write: a
     /// request that fails after it cannot be undone alone.
@@ -334,9 +336,7 @@ struct StoreContext {
     }
 
     /// The claim frontier of callback number `n` (see `LeaseTable`).
-    func claimFrontier(_ n: UInt32) -> ClaimFrontier? {
-        isWriter ? leaseTable.writerFrontier(n) : leaseTable.frontier(n)
-    }
+    func claimFrontier(_ n: UInt32) -> ClaimFrontier? { leaseView.frontier(n) }
 
     /// Moves (or drops) the claim frontier of callback number `n`; undone if the transaction aborts.
     mutating func setClaimFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
@@ -658,8 +658,9 @@ struct StoreContext {
 
     /// Runs `body` with a cursor on `db`, closed before returning (cursors must not outlive the transaction).
     func withCursor<R>(_ db: LMDBDatabase, _ body: (LMDBCursor) throws(StoreError) -> R) throws(StoreError) -> R {
-        // Operations read indexes before their first `save`, and every operation flushes at its end.
-        precondition(pending.isEmpty, "an index was read while index changes were pending")
+        // Operations read indexes before their first `save`, and every operation flushes its puts at its end;
+        // deletions may wait (`IndexWriteBuffer.onlyDeletions`): the callers load each entry's record.
+        precondition(pending.onlyDeletions, "an index was read while index puts were pending")
         let txn = self.txn
         let cursor = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
         defer { cursor.close() }
@@ -755,27 +756,27 @@ struct StoreContext {
     /// claim frontier (every entry up to it is leased), past the leased entries after it.
     /// - Returns: That entry's (runAt, id), or `nil` when the callback has none; `passed` is the last leased
     ///   entry skipped after the frontier (unchanged when none was).
-    func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32, passed: inout (Int64, String)?)
-        throws(StoreError) -> (Int64, String)?
+    static func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32, _ leases: LeaseView,
+                                   passed: inout (Int64, String)?) throws(StoreError) -> (Int64, String)?
     {
-        let entry = try Self.callbackEntry(cursor, n, after: claimFrontier(n))
-        return try skipLeased(cursor, n, from: entry, passed: &passed)
+        let entry = try callbackEntry(cursor, n, after: leases.frontier(n))
+        return try skipLeased(cursor, n, leases, from: entry, passed: &passed)
     }
 
-    /// `firstUnleasedEntry(_:_:passed:)` for a caller that does not move the frontier.
+    /// `firstUnleasedEntry(_:_:_:passed:)` for a caller that does not move the frontier.
     func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32) throws(StoreError) -> (Int64, String)? {
         var passed: (Int64, String)?
-        return try firstUnleasedEntry(cursor, n, passed: &passed)
+        return try Self.firstUnleasedEntry(cursor, n, leaseView, passed: &passed)
     }
 
     /// Moves `cursor` (on `callback_wake`, at `entry` of callback number `n`) past leased entries.
     /// - Returns: The first unleased entry from `entry` on, or `nil` when the callback has none; `passed` is
     ///   the last leased entry skipped (unchanged when none was).
-    func skipLeased(_ cursor: LMDBCursor, _ n: UInt32, from entry: (Int64, String)?,
-                            passed: inout (Int64, String)?) throws(StoreError) -> (Int64, String)?
+    static func skipLeased(_ cursor: LMDBCursor, _ n: UInt32, _ leases: LeaseView, from entry: (Int64, String)?,
+                           passed: inout (Int64, String)?) throws(StoreError) -> (Int64, String)?
     {
         var entry = entry
-        while let e = entry, lease(of: e.1) != nil {
+        while let e = entry, leases.lease(of: e.1) != nil {
             passed = e
             entry = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try cursor.move(MDB_NEXT) }, n)
         }
