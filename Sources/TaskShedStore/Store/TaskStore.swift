@@ -79,7 +79,8 @@ public protocol TaskStoreWriteBatch {
     mutating func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord]
 
     /// Puts every leased task back in the schedule without counting the attempt (daemon start-up: the
-    /// previous run's leases are void).
+    /// previous run's leases are void). `LMDBTaskStore` keeps leases in memory, so a store object just opened
+    /// has none; a store whose leases outlive the process (a shared one) releases them here.
     /// - Returns: How many leases were released.
     mutating func releaseAllLeases() throws(StoreError) -> Int
 
