@@ -161,13 +161,13 @@ final class LeaseTable: @unchecked Sendable {
         state.rollback(to: mark)
     }
 
-    /// Forgets the log (the transaction committed) and pops ended deadlines off the heap.
+    /// Forgets the log (the transaction committed) and pops ended deadlines off the heap. Under the lock:
+    /// it changes `state`, which readers read (once per commit, so the lock costs nothing that matters).
     func commitLog() {
-        state.log.removeAll(keepingCapacity: state.log.count <= 4096)
-        guard state.needsSettling else { return }
         lock.lockExclusive()
         defer { lock.unlock() }
-        state.settle()
+        state.log.removeAll(keepingCapacity: state.log.count <= 4096)
+        if state.needsSettling { state.settle() }
     }
 }
 

@@ -238,7 +238,8 @@ extension StoreContext {
         // walked from its claim frontier, and the frontier moves over what this claim passed: the entries
         // it picked and the leased ones it skipped.
         let leases = leaseView
-        let picked = try withCursor(dbs.callbackWake) { (cursor) throws(StoreError) -> [String] in
+        let (picked, passed) = try withCursor(dbs.callbackWake) {
+            (cursor) throws(StoreError) -> ([String], [(Int64, String)?]) in
             let txn = self.txn
             let db = dbs.callbackWake
             var cursors: [LMDBCursor] = [cursor]
@@ -296,10 +297,14 @@ extension StoreContext {
                     alive[best] = false
                 }
             }
+            return (out, passed)
+        }
+        // The frontiers move once the entries they pass are leased: a reader on another thread never sees a
+        // frontier past an unleased entry.
+        defer {
             for (i, p) in passed.enumerated() {
                 if let p { setClaimFrontier(numbers[i], p) }
             }
-            return out
         }
 
         var claimed: [TaskRecord] = []
