@@ -34,7 +34,10 @@ struct IndexConsistencyTests {
                     .sorted { positionPrecedes(($0.runAt, $0.id), ($1.runAt, $1.id)) }.map(\.id), "after round \(round)")
             }
             let stats = try store.stats(now: now)
-            #expect(stats.leased == UInt64(all.filter { $0.state == .leased }.count), "after round \(round)")
+            let leasedTasks = all.filter { $0.state == .leased }
+            #expect(stats.leased == UInt64(leasedTasks.count), "after round \(round)")
+            #expect(try store.earliestLeaseDeadline() == leasedTasks.compactMap(\.leaseDeadline).min(),
+                    "after round \(round)")
             #expect(stats.due == UInt64(due.filter { $0.runAt <= now }.count), "after round \(round)")
         }
         for round in 0..<40 {

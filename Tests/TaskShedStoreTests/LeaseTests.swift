@@ -333,6 +333,39 @@ struct LeaseTests {
         #expect(try store.earliestRunAt(callback: "a") == nil)
     }
 
+    /// The index deletions of acks wait for the commit (or the next request that puts or claims); the
+    /// batch's later requests still see the store as if they were applied: a group read skips the acked
+    /// task, a re-added task with the same index keys keeps them, and a claim does not find the acked entry.
+    @Test func deletionsLeftForTheCommitAreInvisibleToLaterRequests() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add(
+            [spec("a", runAt: t0 - 3, group: "g"), spec("b", runAt: t0 - 2, group: "g"), spec("c", runAt: t0 - 1)],
+            now: t0 - 100)
+        let claimed = try store.claim(callbacks: ["cb"], max: 3, holder: 1, leaseDeadline: t0 + 60, now: t0)
+        #expect(claimed.map(\.id) == ["a", "b", "c"])
+        let results = try store.write { (b: inout LMDBWriteBatch) throws(StoreError) -> [String] in
+            #expect(try b.ack(id: "a", attempt: 1, holder: 1, now: t0) == nil)
+            #expect(try b.ack(id: "b", attempt: 1, holder: 1, now: t0) == nil)
+            var seen: [String] = []
+            seen.append(try b.fetch(.group("g")).map(\.id).joined(separator: ","))
+            // "a" again, with the same callback, time and group: its index keys are put after their deletion.
+            _ = try b.add([spec("a", runAt: t0 - 3, group: "g")], onConflict: .fail, now: t0)
+            seen.append(try b.fetch(.group("g")).map(\.id).joined(separator: ","))
+            #expect(try b.ack(id: "c", attempt: 1, holder: 1, now: t0) == nil)
+            // The claim finds "a" (re-added) and not the acked "b" or "c".
+            seen.append(try b.claim(callbacks: ["cb"], max: 5, holder: 2, leaseDeadline: t0 + 60, now: t0)
+                .map(\.id).joined(separator: ","))
+            #expect(try b.release(id: "a", attempt: 1, holder: 2).state == .scheduled)
+            #expect(try b.remove(.group("g")) == 1)
+            return seen
+        }
+        #expect(results == ["", "a", "a"])
+        #expect(try store.all().isEmpty)
+        #expect(try store.earliestRunAt() == nil)
+        #expect(try store.verifyIndexes() == [])
+    }
+
     /// A batch that aborts takes its lease changes with it: the tasks it claimed are not leased.
     @Test func anAbortedBatchLeavesNoLeases() throws {
         let dir = TempDirectory()
