@@ -5,6 +5,56 @@ import TaskShedProtocol
 
 @Suite("Concurrent claims")
 struct ConcurrencyTests {
+    /// A reader on another thread sees the leases of a write in flight before its commit, with a snapshot
+    /// that lacks what that write added: listing leased tasks and counting them skip a lease whose task the
+    /// snapshot does not have, and count the others as the snapshot has them.
+    @Test func aReaderDuringAWriteSkipsLeasesOfTasksItsSnapshotLacks() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("old", runAt: t0 + 60 * second)], now: t0)
+        final class Seen: @unchecked Sendable {
+            var leasedIDs: [String]?
+            var stats: StoreStats?
+            var error: StoreError?
+        }
+        let seen = Seen()
+        try store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
+            _ = try b.add([spec("new", runAt: t0 - 1)], onConflict: .fail, now: t0)
+            #expect(try b.claim(callbacks: ["cb"], max: 5, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["new"])
+            DispatchQueue.global().sync {
+                do throws(StoreError) {
+                    seen.leasedIDs = try store.list(filter: TaskFilter(state: .leased), limit: 10, now: t0).tasks.map(\.id)
+                    seen.stats = try store.stats(now: t0)
+                } catch {
+                    seen.error = error
+                }
+            }
+        }
+        #expect(seen.error == nil)
+        #expect(seen.leasedIDs == [])
+        #expect(seen.stats?.leased == 0 && seen.stats?.pending == 1 && seen.stats?.due == 0)
+        let after = try store.stats(now: t0)
+        #expect(after.leased == 1 && after.pending == 1)
+    }
+
+    /// A replace that only drops a task's group leaves its `groups` entry to be deleted at the commit; group
+    /// selectors later in the same batch do not select the task any more.
+    @Test func aTaskThatLeftItsGroupIsNotSelectedByItLaterInTheBatch() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("x", group: "g"), spec("y", group: "g")], now: t0)
+        let (fetched, removed) = try store.write { (b: inout LMDBWriteBatch) throws(StoreError) -> ([String], Int) in
+            _ = try b.add([spec("x")], onConflict: .replace, now: t0)
+            let fetched = try b.fetch(.group("g")).map(\.id)
+            #expect(try b.pause(.group("g"), now: t0) == 1)
+            return (fetched, try b.remove(.group("g")))
+        }
+        #expect(fetched == ["y"] && removed == 1)
+        #expect(try store.all().map(\.id) == ["x"])
+        #expect(try store.one("x")?.paused == false)
+        #expect(try store.verifyIndexes() == [])
+    }
+
     @Test func claimersOnSeveralThreadsNeverGetTheSameTask() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

@@ -51,7 +51,7 @@ struct IndexWriteBuffer {
     /// Whether every pending change is a deletion (an empty buffer too). Deletions may wait past the end of
     /// their operation (see `LMDBWriteBatch`): an index entry whose deletion is pending belongs to a task whose
     /// record is already gone or changed, and every reader of an index inside a write transaction loads the
-    /// record before trusting the entry.
+    /// record and checks it against the entry (`StoreContext.loadSelected`) before trusting it.
     private(set) var onlyDeletions = true
 
     /// Bytes queued (keys). `StoreContext.save` applies the queue early past

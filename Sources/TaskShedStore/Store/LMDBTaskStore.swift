@@ -353,8 +353,9 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         return leaseTable.earliestDeadline()
     }
 
-    /// See `TaskStore.stats(now:)`. Reads the `counts` database (one entry per callback) and walks the due
-    /// part of each callback's due list: O(callbacks + due tasks), never a scan of all tasks.
+    /// See `TaskStore.stats(now:)`. Reads the `counts` database (one entry per callback), looks up the record
+    /// of each leased task and walks the due part of each callback's due list: O(callbacks + leased + due
+    /// tasks), never a scan of all tasks.
     public func stats(now: Int64) throws(StoreError) -> StoreStats {
         try read { (ctx, env) throws(StoreError) in try ctx.stats(now: now, environment: env) }
     }

@@ -79,7 +79,7 @@ extension StoreContext {
         }
         var out: [TaskRecord] = []
         for id in try selectedIDs(selector) {
-            if let task = try load(id) { out.append(task.record) }
+            if let task = try loadSelected(id, selector) { out.append(task.record) }
         }
         return out
     }
@@ -189,7 +189,9 @@ extension StoreContext {
                 // Leases are in memory, not in runAt order: collect and sort them (O(leased tasks)).
                 var positions: [(Int64, String)] = []
                 for (id, _) in allLeases() {
-                    guard let t = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
+                    // A reader may see the lease of a task that a write in flight added and claimed: its
+                    // snapshot does not have the task yet.
+                    guard let t = try load(id) else { continue }
                     let p = (t.record.runAt, t.record.id)
                     if inRange(p) { positions.append(p) }
                 }
@@ -229,15 +231,18 @@ extension StoreContext {
                 entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
             }
         }
-        // The counters count leased tasks as scheduled or paused (as their records say): the leases, counted
-        // from the lease table (O(leases)), are taken out.
+        // The counters count leased tasks as scheduled or paused (as their records say): the leases are taken
+        // out, each as the snapshot's record has it (O(leases) lookups). A reader sees the lease table as the
+        // write in flight leaves it, so a lease may name a task its snapshot does not have yet (added and
+        // claimed by that write): it is not counted.
         var leasedUnpaused: [NameKey: Int64] = [:]
         var leasedPaused: [NameKey: Int64] = [:]
-        for (_, lease) in allLeases() {
-            if lease.paused {
-                leasedPaused[NameKey(lease.callback), default: 0] += 1
+        for (id, _) in allLeases() {
+            guard let task = try load(id) else { continue }
+            if task.record.paused {
+                leasedPaused[NameKey(task.record.callback), default: 0] += 1
             } else {
-                leasedUnpaused[NameKey(lease.callback), default: 0] += 1
+                leasedUnpaused[NameKey(task.record.callback), default: 0] += 1
             }
         }
         var totals = CallbackCounts()

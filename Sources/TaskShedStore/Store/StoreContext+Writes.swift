@@ -155,7 +155,7 @@ extension StoreContext {
     mutating func setPaused(_ selector: TaskSelector, paused: Bool, now: Int64) throws(StoreError) -> Int {
         var count = 0
         for id in try selectedIDs(selector) {
-            guard let old = try load(id) else { continue }
+            guard let old = try loadSelected(id, selector) else { continue }
             count += 1
             var new = old
             new.record.paused = paused
@@ -185,7 +185,7 @@ extension StoreContext {
         }
         var count = 0
         for id in try selectedIDs(selector) {
-            guard let old = try load(id) else { continue }
+            guard let old = try loadSelected(id, selector) else { continue }
             try save(old: old, new: nil)
             count += 1
         }
@@ -504,7 +504,7 @@ extension StoreContext {
     mutating func retryDead(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
         var count = 0
         for id in try deadIDs(selector) {
-            guard let old = try load(id), old.record.state == .dead else { continue }
+            guard let old = try loadSelected(id, selector), old.record.state == .dead else { continue }
             var new = old
             new.record.state = .scheduled
             new.record.runAt = now
@@ -518,7 +518,7 @@ extension StoreContext {
     mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int {
         var count = 0
         for id in try deadIDs(selector) {
-            guard let old = try load(id), old.record.state == .dead else { continue }
+            guard let old = try loadSelected(id, selector), old.record.state == .dead else { continue }
             try save(old: old, new: nil)
             count += 1
         }

@@ -714,7 +714,17 @@ struct StoreContext {
         }
     }
 
-    /// The ids a selector names that exist (unknown ids are skipped), without duplicates.
+    /// Loads task `id`, found through `selector`, if it exists and the selector still selects it: a `groups`
+    /// entry whose deletion is pending (`IndexWriteBuffer.onlyDeletions`: a replace that dropped the task's
+    /// group) names a task that has left the group.
+    func loadSelected(_ id: String, _ selector: TaskSelector) throws(StoreError) -> StoredTask? {
+        guard let task = try load(id) else { return nil }
+        if case .group(let g) = selector, !sameBytes(task.record.group, g) { return nil }
+        return task
+    }
+
+    /// The ids a selector names, without duplicates. Ids of a group come from the `groups` index: load them
+    /// with `loadSelected`.
     func selectedIDs(_ selector: TaskSelector) throws(StoreError) -> [String] {
         switch selector {
         case .ids(let ids):
