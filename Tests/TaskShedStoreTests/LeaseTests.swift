@@ -242,6 +242,8 @@ struct LeaseTests {
         #expect(try store.expireLeases(now: t0 + 20).isEmpty)
         let released = try store.release(id: "a", attempt: 1, holder: 4)
         #expect(released.state == .scheduled && released.attempt == 0 && released.runAt == t0 - 5)
+        // The delivery's run time goes with it: the task has never run.
+        #expect(released.lastRunAt == nil && (try store.one("a"))?.lastRunAt == nil)
         #expect(try store.earliestRunAt() == t0 - 5)
         #expect(try store.earliestLeaseDeadline() == nil)
     }

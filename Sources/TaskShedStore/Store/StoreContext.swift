@@ -599,6 +599,9 @@ struct StoreContext {
     /// - Throws: LMDB errors (`MDB_MAP_FULL`, ...) as `StoreError`.
     mutating func flushIndexes() throws(StoreError) {
         guard !pending.isEmpty else { return }
+        // A write of the request that applies the queue (which may hold an earlier request's deletions): if it
+        // fails part-way, the batch cannot go on.
+        writes += 1
         do throws(LMDBError) {
             try pending.apply(txn, dbs)
         } catch {

@@ -63,7 +63,7 @@ public protocol TaskStoreWriteBatch {
     mutating func touch(id: String, attempt: UInt32, holder: UInt64, leaseDeadline: Int64) throws(StoreError) -> Int64
 
     /// Gives a lease back without running the task: it is due again at its `runAt`, and the delivery does not
-    /// count as an attempt.
+    /// count as an attempt (`attempt` and `lastRunAt` are back to what they were before the claim).
     /// - Returns: The record after the change.
     /// - Throws: `taskNotFound`; `leaseLost`.
     mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord
