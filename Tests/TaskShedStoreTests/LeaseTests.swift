@@ -369,6 +369,37 @@ struct LeaseTests {
         #expect(try store.verifyIndexes() == [])
     }
 
+    /// Unleased entries behind a claim frontier are its holes: a claim takes them first, in order and once
+    /// each (also a hole at the frontier's bound itself), then walks on from the bound. Past
+    /// `ClaimFrontier.maxHoles` the frontier is dropped, and claims still find every task.
+    @Test func holesBehindTheFrontierAreClaimedOnceInOrder() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add((1...6).map { spec("t\($0)", callback: "a", runAt: t0 - 10 + Int64($0)) }, now: t0 - 100)
+        func claim(_ max: Int) throws -> [String] {
+            let claimed = try store.claim(callbacks: ["a"], max: max, holder: 1, leaseDeadline: t0 + 60, now: t0)
+            #expect(try store.verifyIndexes() == [])
+            return claimed.map(\.id)
+        }
+        #expect(try claim(3) == ["t1", "t2", "t3"])
+        _ = try store.release(id: "t3", attempt: 1, holder: 1)  // the bound itself
+        _ = try store.release(id: "t1", attempt: 1, holder: 1)
+        _ = try store.add([spec("t0", callback: "a", runAt: t0 - 20)], now: t0)
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.earliestRunAt(callback: "a") == t0 - 20)
+        #expect(try store.stats(now: t0).due == 6)
+        #expect(try claim(2) == ["t0", "t1"])
+        #expect(try claim(10) == ["t3", "t4", "t5", "t6"])
+        #expect(try store.earliestRunAt(callback: "a") == nil)
+
+        // More unleased entries behind the bound than a frontier keeps as holes.
+        let behind = ClaimFrontier.maxHoles + 44
+        _ = try store.add((0..<behind).map { spec(String(format: "b%04d", $0), callback: "a", runAt: t0 - 50) }, now: t0)
+        #expect(try store.verifyIndexes() == [])
+        let all = try claim(1000)
+        #expect(all.count == behind && all == all.sorted() && all.first == "b0000")
+    }
+
     /// A batch that aborts takes its lease changes with it: the tasks it claimed are not leased.
     @Test func anAbortedBatchLeavesNoLeases() throws {
         let dir = TempDirectory()

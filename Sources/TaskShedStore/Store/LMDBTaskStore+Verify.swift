@@ -90,18 +90,32 @@ extension StoreContext {
             }
         }
         for id in leaseOf.keys.map(\.name).sorted() { problems.append("leases: lease of missing task \"\(id)\"") }
-        // Claim frontiers: every `callback_wake` entry of the callback up to its frontier is leased.
+        // Claim frontiers: every `callback_wake` entry of the callback up to its bound is leased or a hole.
         for (n, frontier) in leaseTable.allFrontiers() {
+            // As `callback_wake` keys: compared by bytes, as the index compares them.
+            let holes = Set(frontier.holes.map { (hole) -> [UInt8] in
+                var sink = ByteSink(capacity: 12 + hole.id.utf8.count)
+                sink.u32BE(n)
+                sink.timeKey(hole.runAt)
+                sink.raw(hole.id)
+                return sink.bytes
+            })
+            if holes.count != frontier.holes.count
+                || zip(frontier.holes, frontier.holes.dropFirst()).contains(where: { !positionPrecedes($0, $1) })
+                || frontier.holes.contains(where: { !frontier.covers($0) })
+            {
+                problems.append("frontiers: callback number \(n) has holes out of order or past its bound")
+            }
             for key in expected[.callbackWake]!.keys {
-                let leased: Bool? = key.withUnsafeBytes { b in
+                let covered: Bool? = key.withUnsafeBytes { b in
                     var s = ByteSource(b)
                     guard s.u32BE() == n, let t = s.timeKey() else { return nil }
                     let id = s.restString()
-                    if positionPrecedes(frontier, (t, id)) { return nil }
-                    return lease(of: id) != nil
+                    guard frontier.covers((t, id)) else { return nil }
+                    return lease(of: id) != nil || holes.contains(Array(b))
                 }
-                if leased == false {
-                    problems.append("frontiers: callback number \(n) has an unleased entry at or below its frontier")
+                if covered == false {
+                    problems.append("frontiers: callback number \(n) has an unleased entry at or below its bound that is no hole")
                 }
             }
         }

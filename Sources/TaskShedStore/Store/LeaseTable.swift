@@ -51,8 +51,50 @@ struct LeaseView {
     }
 }
 
-/// A position in one callback's part of `callback_wake` (runAt, id): see `LeaseTable`.
-typealias ClaimFrontier = (runAt: Int64, id: String)
+/// A position in one callback's part of `callback_wake`: (runAt, id).
+typealias WakePosition = (runAt: Int64, id: String)
+
+/// What a claim may skip of one callback's part of `callback_wake`: every entry at or before `bound` is
+/// leased, except perhaps those at `holes`.
+///
+/// An unleased entry that appears at or before the bound (an add or a reschedule behind it, a lease that ends
+/// while its entry stays) becomes a hole instead of dropping the frontier: the next claim checks the holes
+/// (one seek each) and then walks on from the bound, instead of walking every leased entry from the callback's
+/// first. A claim removes the holes it took or found to be leased or gone. Past `maxHoles` the frontier is
+/// dropped, and the next claim walks the callback from its first entry and sets a new one.
+struct ClaimFrontier {
+    var bound: WakePosition
+    /// In (runAt, id) order, each at or before `bound`; a hole may name an entry that is gone or leased by
+    /// now (a claim checks).
+    var holes: [WakePosition] = []
+
+    static let maxHoles = 256
+
+    init(bound: WakePosition, holes: [WakePosition] = []) {
+        self.bound = bound
+        self.holes = holes
+    }
+
+    /// Whether `position` is at or before the bound.
+    func covers(_ position: WakePosition) -> Bool { !positionPrecedes(bound, position) }
+
+    /// The frontier with `position` (at or before the bound) as a hole; `nil` when there are too many holes.
+    func withHole(_ position: WakePosition) -> ClaimFrontier? {
+        var lower = 0
+        var upper = holes.count
+        while lower < upper {
+            let mid = (lower + upper) / 2
+            if positionPrecedes(holes[mid], position) { lower = mid + 1 } else { upper = mid }
+        }
+        if lower < holes.count && holes[lower].runAt == position.runAt && sameBytes(holes[lower].id, position.id) {
+            return self
+        }
+        guard holes.count < Self.maxHoles else { return nil }
+        var next = self
+        next.holes.insert(position, at: lower)
+        return next
+    }
+}
 
 /// The leases of a store: in memory, shared by the writer (which changes them inside its write transactions)
 /// and the readers.

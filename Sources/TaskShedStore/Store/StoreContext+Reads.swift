@@ -263,12 +263,10 @@ extension StoreContext {
                     guard let n = try lookUpCallbackNumber(name) else {
                         throw .corrupt("no number for callback \"\(name)\" with scheduled tasks")
                     }
-                    var passed: (Int64, String)?
-                    var entry = try Self.firstUnleasedEntry(c, n, leaseView, passed: &passed)
-                    while let (t, _) = entry, t <= now {
+                    var entries = try UnleasedEntries(c, n, leaseView)
+                    while let t = entries.head?.runAt, t <= now {
                         due += 1
-                        let next = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }, n)
-                        entry = try Self.skipLeased(c, n, leaseView, from: next, passed: &passed)
+                        try entries.advance()
                     }
                 }
                 dueTotal += due

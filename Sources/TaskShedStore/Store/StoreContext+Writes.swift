@@ -235,26 +235,17 @@ extension StoreContext {
 
         // Phase 1: merge the callbacks' due lists (each sorted by time, id) and pick the earliest `max` that are
         // due and not leased. Phase 2 leases them; nothing changes while cursors walk the index. Each list is
-        // walked from its claim frontier, and the frontier moves over what this claim passed: the entries
-        // it picked and the leased ones it skipped.
+        // read through its claim frontier (`UnleasedEntries`), and the frontier then moves over what this claim
+        // took and skipped.
         let leases = leaseView
-        let (picked, passed) = try withCursor(dbs.callbackWake) {
-            (cursor) throws(StoreError) -> ([String], [(Int64, String)?]) in
+        let (picked, moved) = try withCursor(dbs.callbackWake) {
+            (cursor) throws(StoreError) -> ([String], [ClaimFrontier?]) in
             let txn = self.txn
             let db = dbs.callbackWake
             var cursors: [LMDBCursor] = [cursor]
             defer { for c in cursors.dropFirst() { c.close() } }
-            // The lists' heads as parallel arrays (time, id, whether the list has one left): the merge loop
-            // compares plain integers and touches an id only on a time tie, where copying optional
-            // (time, id, callback) tuples cost about 3,000 instructions of reference counting per claimed task.
-            var times: [Int64] = []
-            var ids: [String] = []
-            var alive: [Bool] = []
-            // The last entry each list passed (picked or skipped as leased): the list's new frontier.
-            var passed: [(Int64, String)?] = Array(repeating: nil, count: numbers.count)
-            times.reserveCapacity(numbers.count)
-            ids.reserveCapacity(numbers.count)
-            alive.reserveCapacity(numbers.count)
+            var lists: [UnleasedEntries] = []
+            lists.reserveCapacity(numbers.count)
             for (i, n) in numbers.enumerated() {
                 let c: LMDBCursor
                 if i == 0 {
@@ -263,47 +254,34 @@ extension StoreContext {
                     c = try lmdb { () throws(LMDBError) in try LMDBCursor(transaction: txn, database: db) }
                     cursors.append(c)
                 }
-                if let (t, id) = try Self.firstUnleasedEntry(c, n, leases, passed: &passed[i]) {
-                    times.append(t)
-                    ids.append(id)
-                    alive.append(true)
-                } else {
-                    times.append(0)
-                    ids.append("")
-                    alive.append(false)
-                }
+                lists.append(try UnleasedEntries(c, n, leases))
             }
             var out: [String] = []
             out.reserveCapacity(Swift.min(max, 1024))
             while out.count < max {
+                // The earliest head; ids are compared only on a time tie.
                 var best = -1
-                for n in 0..<times.count where alive[n] {
-                    if best < 0 || times[n] < times[best]
-                        || (times[n] == times[best] && ids[n].utf8.lexicographicallyPrecedes(ids[best].utf8))
+                var bestTime: Int64 = 0
+                for i in lists.indices {
+                    guard let t = lists[i].head?.runAt else { continue }
+                    if best < 0 || t < bestTime
+                        || (t == bestTime && lists[i].head!.id.utf8.lexicographicallyPrecedes(lists[best].head!.id.utf8))
                     {
-                        best = n
+                        best = i
+                        bestTime = t
                     }
                 }
-                guard best >= 0, times[best] <= dueBy else { break }
-                out.append(ids[best])
-                passed[best] = (times[best], ids[best])
-                let c = cursors[best]
-                let next = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
-                let entry = try Self.decodeCallbackEntry(next, numbers[best])
-                if let (t, id) = try Self.skipLeased(c, numbers[best], leases, from: entry, passed: &passed[best]) {
-                    times[best] = t
-                    ids[best] = id
-                } else {
-                    alive[best] = false
-                }
+                guard best >= 0, bestTime <= dueBy, let id = lists[best].head?.id else { break }
+                out.append(id)
+                try lists[best].advance()
             }
-            return (out, passed)
+            return (out, lists.map(\.movedFrontier))
         }
         // The frontiers move once the entries they pass are leased: a reader on another thread never sees a
         // frontier past an unleased entry.
         defer {
-            for (i, p) in passed.enumerated() {
-                if let p { setClaimFrontier(numbers[i], p) }
+            for (i, frontier) in moved.enumerated() {
+                if let frontier { setClaimFrontier(numbers[i], frontier) }
             }
         }
 

@@ -345,8 +345,9 @@ struct StoreContext {
         frontierMemo = nil
     }
 
-    /// Records that callback number `n` has an unleased `callback_wake` entry at (`t`, `id`): a frontier at or
-    /// after it no longer holds and is dropped.
+    /// Records that callback number `n` has an unleased `callback_wake` entry at (`t`, `id`): if it is at or
+    /// before the callback's claim frontier, it becomes one of its holes (or, past `ClaimFrontier.maxHoles`,
+    /// the frontier is dropped).
     mutating func noteUnleasedEntry(_ n: UInt32, _ t: Int64, _ id: String) {
         let frontier: ClaimFrontier?
         if let memo = frontierMemo, memo.n == n {
@@ -355,8 +356,11 @@ struct StoreContext {
             frontier = claimFrontier(n)
             frontierMemo = (n, frontier)
         }
-        guard let frontier, !positionPrecedes(frontier, (t, id)) else { return }
-        setClaimFrontier(n, nil)
+        guard let frontier, frontier.covers((t, id)) else { return }
+        let next = frontier.withHole((t, id))
+        if let next, next.holes.count == frontier.holes.count { return }  // already a hole
+        setClaimFrontier(n, next)
+        frontierMemo = (n, next)
     }
 
 
@@ -765,35 +769,9 @@ struct StoreContext {
         }
     }
 
-    /// Positions `cursor` (on `callback_wake`) at the first unleased entry of callback number `n`: from its
-    /// claim frontier (every entry up to it is leased), past the leased entries after it.
-    /// - Returns: That entry's (runAt, id), or `nil` when the callback has none; `passed` is the last leased
-    ///   entry skipped after the frontier (unchanged when none was).
-    static func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32, _ leases: LeaseView,
-                                   passed: inout (Int64, String)?) throws(StoreError) -> (Int64, String)?
-    {
-        let entry = try callbackEntry(cursor, n, after: leases.frontier(n))
-        return try skipLeased(cursor, n, leases, from: entry, passed: &passed)
-    }
-
-    /// `firstUnleasedEntry(_:_:_:passed:)` for a caller that does not move the frontier.
-    func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32) throws(StoreError) -> (Int64, String)? {
-        var passed: (Int64, String)?
-        return try Self.firstUnleasedEntry(cursor, n, leaseView, passed: &passed)
-    }
-
-    /// Moves `cursor` (on `callback_wake`, at `entry` of callback number `n`) past leased entries.
-    /// - Returns: The first unleased entry from `entry` on, or `nil` when the callback has none; `passed` is
-    ///   the last leased entry skipped (unchanged when none was).
-    static func skipLeased(_ cursor: LMDBCursor, _ n: UInt32, _ leases: LeaseView, from entry: (Int64, String)?,
-                           passed: inout (Int64, String)?) throws(StoreError) -> (Int64, String)?
-    {
-        var entry = entry
-        while let e = entry, leases.lease(of: e.1) != nil {
-            passed = e
-            entry = try Self.decodeCallbackEntry(try lmdb { () throws(LMDBError) in try cursor.move(MDB_NEXT) }, n)
-        }
-        return entry
+    /// The first unleased entry of callback number `n` (see `UnleasedEntries`).
+    func firstUnleasedEntry(_ cursor: LMDBCursor, _ n: UInt32) throws(StoreError) -> WakePosition? {
+        try UnleasedEntries(cursor, n, leaseView).head
     }
 
     /// Calls `body` with the number and the first time of every callback that has entries in `callback_wake`,
@@ -855,5 +833,108 @@ struct StoreContext {
         guard number == n else { return nil }
         guard let t = s.timeKey() else { throw .corrupt("callback index key") }
         return (t, s.restString())
+    }
+}
+
+/// The unleased entries of one callback's part of `callback_wake`, in (runAt, id) order, found through the
+/// callback's claim frontier: first its holes that are unleased entries (one seek each), then a walk from its
+/// bound past the leased entries. Without a frontier, the walk starts at the callback's first entry.
+///
+/// - Important: Uses `cursor` (on `callback_wake`) for the life of the value.
+struct UnleasedEntries {
+    private let n: UInt32
+    private let cursor: LMDBCursor
+    private let leases: LeaseView
+    private let frontier: ClaimFrontier?
+    /// The holes not yet taken or found to be leased or gone; the first is `head` while `headIsHole`.
+    private(set) var holes: ArraySlice<WakePosition>
+    private var walking = false
+    private var headIsHole = false
+    /// The last entry after the bound that the walk passed (skipped as leased, or taken by `advance()`).
+    private(set) var passed: WakePosition?
+    /// The first unleased entry not taken yet; `nil` when there is none.
+    private(set) var head: WakePosition?
+
+    init(_ cursor: LMDBCursor, _ n: UInt32, _ leases: LeaseView) throws(StoreError) {
+        self.n = n
+        self.cursor = cursor
+        self.leases = leases
+        frontier = leases.frontier(n)
+        holes = frontier?.holes[...] ?? []
+        try settleHead(walkEntry: nil)
+    }
+
+    /// Takes the head (the caller leases it, or counts it) and finds the next unleased entry.
+    mutating func advance() throws(StoreError) {
+        guard let h = head else { return }
+        if headIsHole {
+            holes.removeFirst()
+            try settleHead(walkEntry: nil)
+        } else {
+            passed = h
+            let next = try lmdb { () throws(LMDBError) in try cursor.move(MDB_NEXT) }
+            try settleHead(walkEntry: try StoreContext.decodeCallbackEntry(next, n))
+        }
+    }
+
+    /// The frontier after a claim that took the entries it advanced over: the bound moves over what the walk
+    /// passed, the holes taken or found leased or gone are dropped. `nil` when it is unchanged.
+    var movedFrontier: ClaimFrontier? {
+        let bound = passed ?? frontier?.bound
+        guard let bound else { return nil }
+        if passed == nil, let frontier, frontier.holes.count == holes.count { return nil }
+        return ClaimFrontier(bound: bound, holes: Array(holes))
+    }
+
+    /// Sets `head`: the first hole that is an unleased entry, else (the holes done) the walk's next unleased
+    /// entry from `walkEntry` (where the cursor is) or, when the walk has not begun, from the bound.
+    private mutating func settleHead(walkEntry: WakePosition?) throws(StoreError) {
+        if !walking {
+            while let hole = holes.first {
+                if try isUnleasedEntry(hole) {
+                    head = hole
+                    headIsHole = true
+                    return
+                }
+                holes.removeFirst()
+            }
+            walking = true
+            headIsHole = false
+            var first = try StoreContext.callbackEntry(cursor, n, after: frontier?.bound)
+            // The walk is strictly after the bound: an entry at the bound is leased or one of the holes (which
+            // this claim may have just taken, unleased until the claim leases what it took).
+            if let f = first, let bound = frontier?.bound, f.0 == bound.runAt, sameBytes(f.1, bound.id) {
+                let next = try lmdb { () throws(LMDBError) in try cursor.move(MDB_NEXT) }
+                first = try StoreContext.decodeCallbackEntry(next, n)
+            }
+            head = try skipLeased(from: first)
+            return
+        }
+        head = try skipLeased(from: walkEntry)
+    }
+
+    /// Whether callback `n` has an entry at `position` that is not leased.
+    private func isUnleasedEntry(_ position: WakePosition) throws(StoreError) -> Bool {
+        var key = ByteSink(capacity: 12 + position.id.utf8.count)
+        key.u32BE(n)
+        key.timeKey(position.runAt)
+        key.raw(position.id)
+        let k = key.bytes
+        let cursor = self.cursor
+        let found = k.withUnsafeBytes { kb in
+            Result { () throws(LMDBError) in try cursor.seek(exactRawKey: kb) != nil }
+        }
+        return try lmdb { () throws(LMDBError) in try found.get() } && leases.lease(of: position.id) == nil
+    }
+
+    /// Moves the cursor (at `entry`) past leased entries, noting the last one in `passed`.
+    private mutating func skipLeased(from entry: WakePosition?) throws(StoreError) -> WakePosition? {
+        var entry = entry
+        while let e = entry, leases.lease(of: e.id) != nil {
+            passed = e
+            let next = try lmdb { () throws(LMDBError) in try cursor.move(MDB_NEXT) }
+            entry = try StoreContext.decodeCallbackEntry(next, n)
+        }
+        return entry
     }
 }
