@@ -32,7 +32,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     private let writer = PthreadMutex()
     private let access = PthreadRWLock()
     private var environment: LMDBEnvironment?
-    /// The leases (in memory only: see `Lease`). Changed by the writer when a write commits.
+    /// The leases (in memory only: see `Lease`). The writer changes them in place during a write transaction
+    /// and rolls them back if it aborts (`LeaseTable`).
     let leaseTable = LeaseTable()
     private var directoryLock: DirectoryLock?
     private(set) var dbs: StoreDatabases

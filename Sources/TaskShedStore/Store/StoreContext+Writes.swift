@@ -475,7 +475,7 @@ extension StoreContext {
     // MARK: Dead letters
 
     private func deadIDs(_ selector: TaskSelector) throws(StoreError) -> [String] {
-        if case .all = selector { return try timeIndexIDs(dbs.dead).map(\.id) }
+        if case .all = selector { return try timeIndexIDs(dbs.dead) }
         return try selectedIDs(selector)
     }
 

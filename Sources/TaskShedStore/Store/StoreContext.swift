@@ -363,7 +363,6 @@ struct StoreContext {
         frontierMemo = (n, next)
     }
 
-
     /// Opens a cursor on `tasks` for `load(_:at:)` and `replaceRecord(at:_:)` / `deleteRecord(at:)`.
     /// - Important: Close it before the transaction ends.
     func tasksCursor() throws(StoreError) -> LMDBCursor {
@@ -704,17 +703,14 @@ struct StoreContext {
         }
     }
 
-    /// Ids in a time index with time <= `through` (all when `nil`), in index order.
-    func timeIndexIDs(_ db: LMDBDatabase, through: Int64? = nil) throws(StoreError)
-        -> [(time: Int64, id: String, value: [UInt8])]
-    {
-        try withCursor(db) { (c) throws(StoreError) -> [(time: Int64, id: String, value: [UInt8])] in
-            var out: [(time: Int64, id: String, value: [UInt8])] = []
+    /// The ids of a time-keyed index (`time ++ id` keys), in index order.
+    func timeIndexIDs(_ db: LMDBDatabase) throws(StoreError) -> [String] {
+        try withCursor(db) { (c) throws(StoreError) -> [String] in
+            var out: [String] = []
             var entry = try lmdb { () throws(LMDBError) in try c.move(MDB_FIRST) }
             while let e = entry {
-                guard let (t, id) = Self.decodeTimeID(e.key) else { throw .corrupt("index key") }
-                if let through, t > through { break }
-                out.append((t, id, Array(e.value)))
+                guard let (_, id) = Self.decodeTimeID(e.key) else { throw .corrupt("index key") }
+                out.append(id)
                 entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
             }
             return out
