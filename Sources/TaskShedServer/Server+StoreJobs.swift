@@ -74,9 +74,11 @@ extension Server {
     /// order) or the daemon is stopping (then `finishShutdown` runs what is left on the loop thread). With
     /// `--no-sync` the job runs on the loop thread at once.
     ///
-    /// The loop keeps serving while the job runs: reads are answered from the committed state, due tasks that
-    /// are staged are pushed on time, new requests queue for the next job (group commit: the longer a job
-    /// takes, the more the next one carries).
+    /// The loop keeps serving while the job runs: reads are answered from the committed state (with the
+    /// job's lease changes, which the store makes in memory as the job goes: a task the job claims may read as
+    /// leased a moment before its commit), due tasks that are staged are pushed on time, new requests queue for
+    /// the next job (group commit: the longer a job takes, the more the next one carries). The job's
+    /// completion re-arms the timer from the store as the job left it.
     func startStoreJob() {
         guard !jobInFlight, !isShuttingDown, let store, let loop else { return }
         guard let job = nextStoreJob() else { return }
