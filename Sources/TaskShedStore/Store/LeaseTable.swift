@@ -14,9 +14,8 @@ struct Lease: Equatable {
     var lastRunAt: Int64?
     /// The record's `lastRunAt` before the claim: written back if the record is rewritten while leased.
     var baseLastRunAt: Int64?
-    /// The task's callback, paused flag, run time, group and kind, kept current by `StoreContext.save`: `stats`
-    /// counts leases per callback, and the ack of a one-off task removes it and its index entries, without
-    /// loading (decoding) its record.
+    /// The task's callback, paused flag, run time, group and kind, kept current by `StoreContext.save`: the ack
+    /// of a one-off task removes it and its index entries from these, without decoding its record.
     var callback: String
     var paused: Bool
     var runAt: Int64
