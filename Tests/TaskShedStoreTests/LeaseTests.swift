@@ -301,6 +301,13 @@ struct LeaseTests {
         }
     }
 
+    /// Claims up to `max` tasks of callback "a" for holder 1 and checks the indexes and frontiers after it.
+    private func claimAndVerify(_ store: LMDBTaskStore, _ max: Int) throws -> [String] {
+        let claimed = try store.claim(callbacks: ["a"], max: max, holder: 1, leaseDeadline: t0 + 60, now: t0)
+        #expect(try store.verifyIndexes() == [])
+        return claimed.map(\.id)
+    }
+
     /// Leased tasks keep their `callback_wake` entries: claims and the next wake-up skip them from the claim
     /// frontier, and whatever puts an unleased entry behind the frontier (a release, an add, an expired lease)
     /// is claimable at once.
@@ -308,11 +315,7 @@ struct LeaseTests {
         let dir = TempDirectory()
         let store = try openStore(dir)
         _ = try store.add((1...6).map { spec("t\($0)", callback: "a", runAt: t0 - 10 + Int64($0)) }, now: t0 - 100)
-        func claim(_ max: Int) throws -> [String] {
-            let claimed = try store.claim(callbacks: ["a"], max: max, holder: 1, leaseDeadline: t0 + 60, now: t0)
-            #expect(try store.verifyIndexes() == [])
-            return claimed.map(\.id)
-        }
+        func claim(_ max: Int) throws -> [String] { try claimAndVerify(store, max) }
         #expect(try claim(2) == ["t1", "t2"])
         #expect(try store.earliestRunAt(callback: "a") == t0 - 7)
         #expect(try claim(2) == ["t3", "t4"])
@@ -376,11 +379,7 @@ struct LeaseTests {
         let dir = TempDirectory()
         let store = try openStore(dir)
         _ = try store.add((1...6).map { spec("t\($0)", callback: "a", runAt: t0 - 10 + Int64($0)) }, now: t0 - 100)
-        func claim(_ max: Int) throws -> [String] {
-            let claimed = try store.claim(callbacks: ["a"], max: max, holder: 1, leaseDeadline: t0 + 60, now: t0)
-            #expect(try store.verifyIndexes() == [])
-            return claimed.map(\.id)
-        }
+        func claim(_ max: Int) throws -> [String] { try claimAndVerify(store, max) }
         #expect(try claim(3) == ["t1", "t2", "t3"])
         _ = try store.release(id: "t3", attempt: 1, holder: 1)  // the bound itself
         _ = try store.release(id: "t1", attempt: 1, holder: 1)

@@ -50,6 +50,7 @@ extension StoreContext {
                 throw .corrupt("task \"\(id)\"")
             }
             if let lease = leaseOf.removeValue(forKey: NameKey(id)) {
+                // Checked field by field, not through `currentLease`: the checker must not share the code it checks.
                 let r = task.record
                 if r.state != .scheduled || !sameBytes(lease.callback, r.callback) || lease.paused != r.paused
                     || lease.runAt != r.runAt || !sameBytes(lease.group, r.group)

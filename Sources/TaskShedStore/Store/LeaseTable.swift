@@ -69,11 +69,6 @@ struct ClaimFrontier {
 
     static let maxHoles = 256
 
-    init(bound: WakePosition, holes: [WakePosition] = []) {
-        self.bound = bound
-        self.holes = holes
-    }
-
     /// Whether `position` is at or before the bound.
     func covers(_ position: WakePosition) -> Bool { !positionPrecedes(bound, position) }
 
@@ -98,12 +93,11 @@ struct ClaimFrontier {
 /// The leases of a store: in memory, shared by the writer (which changes them inside its write transactions)
 /// and the readers.
 ///
-/// Besides the leases by id it keeps, per callback number, a **claim frontier**: a `callback_wake` position
-/// such that every entry of that callback at or before it is leased. Leased tasks keep their `callback_wake`
-/// entries, so a claim (and the next wake-up of a callback) must skip them; with the frontier it starts after
-/// the entries it knows are leased instead of walking every outstanding lease. A claim moves the frontier over
-/// the entries it took; anything that puts an unleased entry at or before it (an add, a reschedule, a lease
-/// that ends while its entry stays) drops it, and the next claim walks that callback from its first entry.
+/// Besides the leases by id it keeps, per callback number, a **claim frontier** (`ClaimFrontier`: a
+/// `callback_wake` position up to which every entry of that callback is leased, but for its holes). Leased
+/// tasks keep their `callback_wake` entries, so a claim (and the next wake-up of a callback) must skip them;
+/// with the frontier it checks the holes and starts after the bound instead of walking every outstanding
+/// lease.
 ///
 /// The writer changes the table in place as its operations run and logs what each change replaced: a
 /// transaction that aborts (or a nested one that fails) rolls the table back to where it began

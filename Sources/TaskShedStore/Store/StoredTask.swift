@@ -10,11 +10,6 @@ struct StoredTask {
     /// the record; the rest (holder, the record's `lastRunAt` before the claim) only it has.
     var lease: Lease?
 
-    init(record: TaskRecord, lease: Lease? = nil) {
-        self.record = record
-        self.lease = lease
-    }
-
     /// The lease holder while leased, else 0.
     var holder: UInt64 { lease?.holder ?? 0 }
 
