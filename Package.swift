@@ -138,7 +138,7 @@ let package = Package(
         // dependency on the executable makes `swift build --build-tests` build it).
         .testTarget(
             name: "TaskShedServerTests",
-            dependencies: ["TaskShedServer", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
+            dependencies: ["TaskShedServer", "TaskShedStore", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
                            .product(name: "Logging", package: "swift-log")]
         ),
 

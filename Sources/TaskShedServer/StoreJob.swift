@@ -24,8 +24,10 @@ struct JobRequest: Sendable {
 /// on a thread-pool thread and must not touch server state.
 ///
 /// Order inside the transaction: staged leases given back (uncounted), leases of closed connections released
-/// and expired leases ended (counted), the client requests in arrival order, then claims for the candidates
-/// (so a task added due now by a request of this job is pushed by this job).
+/// (counted), the client requests in arrival order, expired leases ended (counted; after the requests, so a
+/// lease is honoured for every request that reached the daemon before the job began), then claims for the
+/// candidates (so a task added due now by a request of this job, or made due by an expiry, is pushed by this
+/// job).
 struct StoreJob: Sendable {
     var stagedReleases: [StagedRelease] = []
     var releaseHolders: [UInt64] = []
@@ -101,9 +103,6 @@ extension StoreJob {
                 for holder in releaseHolders {
                     result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
                 }
-                if expireLeases {
-                    result.expired = try batch.expireLeases(now: now)
-                }
             } catch {
                 result.dispatchFailure = error
             }
@@ -115,6 +114,17 @@ extension StoreJob {
                         defaultLease: defaultLease, now: now, batch: &batch))
                 } catch {
                     result.replies.append(.error(Server.reply(for: error, to: request.message)))
+                }
+            }
+            // Expiry comes after the requests: an ACK, FAIL, TOUCH or RELEASE that reached the daemon before
+            // this job started was sent in time as far as its worker can tell, even if it waited behind a
+            // slow job (a durable commit) until past the deadline. Ending the lease first would run the task
+            // twice for a worker that did its part.
+            if expireLeases && result.dispatchFailure == nil {
+                do throws(StoreError) {
+                    result.expired = try batch.expireLeases(now: now)
+                } catch {
+                    result.dispatchFailure = error
                 }
             }
             if result.dispatchFailure == nil {

@@ -1,0 +1,75 @@
+import TaskShedProtocol
+import TaskShedStore
+import TaskShedTestSupport
+import Testing
+@testable import TaskShedServer
+
+/// A store job run against a real LMDB store (no daemon): the order of its parts inside the transaction.
+@Suite struct StoreJobTests {
+    private static let second: Int64 = 1_000_000
+    private static let start: Int64 = 1_767_225_600 * second
+    private static let worker: UInt64 = 7
+
+    /// A store in a fresh directory with one task leased to `worker` until `start + 2 s`.
+    private static func storeWithLease(ids: [String]) throws -> (directory: String, store: LMDBTaskStore) {
+        let directory = try TemporaryDirectory.create(prefix: "storejob")
+        let store = try LMDBTaskStore(directory: directory + "/store", options: StoreOptions(durable: false))
+        try store.add(ids.map { TaskSpec(id: $0, callback: "cb", runAt: start) }, now: start)
+        let claimed = try store.claim(callbacks: ["cb"], max: ids.count, holder: worker,
+                                      leaseDeadline: start + 2 * second, now: start)
+        #expect(claimed.map(\.id).sorted() == ids.sorted())
+        return (directory, store)
+    }
+
+    private static func job(now: Int64, requests: [Message]) -> StoreJob {
+        var job = StoreJob()
+        job.now = now
+        job.horizon = now
+        job.defaultLease = 30 * second
+        job.expireLeases = true
+        job.requests = requests.map { JobRequest(holder: worker, subscriptionLease: 2 * second, message: $0) }
+        return job
+    }
+
+    @Test func requestsQueuedPastTheDeadlineKeepTheirLeases() throws {
+        let (directory, store) = try Self.storeWithLease(ids: ["touched", "acked", "idle"])
+        defer {
+            store.close()
+            TemporaryDirectory.remove(directory)
+        }
+        // The job begins 0.5 s after the deadline: the TOUCH and the ACK reached the daemon in time but
+        // waited behind a slow job.
+        let now = Self.start + 2_500_000
+        let job = Self.job(now: now, requests: [
+            .touch(Touch(lease: LeaseRef(id: "touched", attempt: 1))),
+            .ack(LeaseRef(id: "acked", attempt: 1)),
+        ])
+        let result = try job.run(on: store).get()
+        #expect(result.replies == [.leaseExtended(deadline: now + 2 * Self.second), .ok])
+        // Only the lease nobody answered for expires.
+        #expect(result.expired.map(\.id) == ["idle"])
+        let records = try store.fetch(.ids(["touched", "acked", "idle"]))
+        #expect(records.map(\.id).sorted() == ["idle", "touched"])
+        #expect(records.first { $0.id == "touched" }?.leaseDeadline == now + 2 * Self.second)
+        #expect(records.first { $0.id == "idle" }?.state == .scheduled)
+    }
+
+    @Test func aRequestAfterTheExpiryJobFindsTheLeaseLost() throws {
+        let (directory, store) = try Self.storeWithLease(ids: ["late"])
+        defer {
+            store.close()
+            TemporaryDirectory.remove(directory)
+        }
+        let now = Self.start + 2_500_000
+        let expiry = try Self.job(now: now, requests: []).run(on: store).get()
+        #expect(expiry.expired.map(\.id) == ["late"])
+        var touch = Self.job(now: now + 1_000, requests: [.touch(Touch(lease: LeaseRef(id: "late", attempt: 1)))])
+        touch.expireLeases = false
+        let reply = try #require(try touch.run(on: store).get().replies.first)
+        guard case .error(let error) = reply else {
+            Issue.record("expected LEASE_LOST, got \(reply)")
+            return
+        }
+        #expect(error.code == .leaseLost)
+    }
+}
