@@ -43,7 +43,7 @@ struct StoreBench: ParsableCommand {
     @Flag(help: "Skip the large-store scenario.")
     var skipLarge = false
 
-    @Option(help: "Run only these scenarios (comma-separated: batched-add, single-add, claim-ack, large).")
+    @Option(help: "Run only these scenarios (comma-separated: batched-add, single-add, claim-ack, lease-ends, large, lmdb-micro).")
     var only: String?
 
     @Option(help: "Only this runAt order in claim-ack (random or ascending).")
@@ -74,6 +74,9 @@ struct StoreBench: ParsableCommand {
             print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: true).line)
             print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: false).line)
             print(try StoreBenchmarks.pipelinedClaimAck(config, order: order).line)
+        }
+        for how in StoreBenchmarks.LeaseEnd.allCases where wants("lease-ends") {
+            print(try StoreBenchmarks.leaseEnds(config, how: how).line)
         }
         guard wants("large") else { return }
         let path = directory + "/large"

@@ -14,7 +14,7 @@ import Testing
     private static func storeWithLease(ids: [String]) throws -> (directory: String, store: LMDBTaskStore) {
         let directory = try TemporaryDirectory.create(prefix: "storejob")
         let store = try LMDBTaskStore(directory: directory + "/store", options: StoreOptions(durable: false))
-        try store.add(ids.map { TaskSpec(id: $0, callback: "cb", runAt: start) }, now: start)
+        _ = try store.add(ids.map { TaskSpec(id: $0, callback: "cb", runAt: start) }, now: start)
         let claimed = try store.claim(callbacks: ["cb"], max: ids.count, holder: worker,
                                       leaseDeadline: start + 2 * second, now: start)
         #expect(claimed.map(\.id).sorted() == ids.sorted())

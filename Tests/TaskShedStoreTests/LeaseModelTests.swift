@@ -72,7 +72,7 @@ private struct ModelRun {
             let tasksBefore = try store.all(now: now)
             let tableBefore = Self.describeLeaseTable(store)
             let label = "seed \(seed) batch \(batch)"
-            let state = BatchState(leases: leases)
+            let state = BatchState(leases: leases, table: store.leaseTable)
             var committed = false
             do {
                 try store.write(isolatingRequests: isolating) { (b: inout LMDBWriteBatch) throws(StoreError) in
@@ -176,8 +176,19 @@ private struct ModelRun {
 private final class BatchState {
     var leases: [String: (UInt32, UInt64)]
     var problems: [String] = []
+    /// The store's lease table: what expiry and worker-gone must end, read by the writer (the batch body).
+    let table: LeaseTable
 
-    init(leases: [String: (UInt32, UInt64)]) { self.leases = leases }
+    init(leases: [String: (UInt32, UInt64)], table: LeaseTable) {
+        self.leases = leases
+        self.table = table
+    }
+
+    /// The ids of the current leases that `include` selects, by deadline then id (brute force).
+    func leaseIDs(where include: (Lease) -> Bool) -> [String] {
+        table.writerAll().filter { include($0.1) }.map { ($0.1.deadline, $0.0.name) }
+            .sorted { positionPrecedes($0, $1) }.map(\.1)
+    }
 
     func reset(leases: [String: (UInt32, UInt64)]) {
         self.leases = leases
@@ -309,10 +320,22 @@ private struct RandomRequest {
                 for id in ids { state.leases[id] = nil }
             }
         case 90..<93:
-            _ = attempt({ () throws(StoreError) in try b.expireLeases(now: now) })
+            let due = state.leaseIDs { $0.deadline <= now }
+            if let ended = attempt({ () throws(StoreError) in try b.expireLeases(now: now) }) {
+                if ended.map(\.id) != due { state.problems.append("expireLeases ended \(ended.map(\.id)), not \(due)") }
+                let left = state.leaseIDs { $0.deadline <= now }
+                if !left.isEmpty { state.problems.append("expireLeases left \(left)") }
+            }
         case 93..<95:
             let holder = UInt64.random(in: 1...3, using: &random)
-            _ = attempt({ () throws(StoreError) in try b.releaseHolder(holder, reason: "gone", now: now) })
+            let held = state.leaseIDs { $0.holder == holder }
+            if let ended = attempt({ () throws(StoreError) in try b.releaseHolder(holder, reason: "gone", now: now) }) {
+                if ended.map(\.id) != held {
+                    state.problems.append("releaseHolder(\(holder)) ended \(ended.map(\.id)), not \(held)")
+                }
+                let left = state.leaseIDs { $0.holder == holder }
+                if !left.isEmpty { state.problems.append("releaseHolder(\(holder)) left \(left)") }
+            }
         case 95..<97:
             let s: TaskSelector = chance(0.4) ? .all : selector()
             _ = attempt({ () throws(StoreError) in try b.retryDead(s, now: now) })

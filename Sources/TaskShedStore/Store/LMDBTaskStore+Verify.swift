@@ -91,6 +91,7 @@ extension StoreContext {
             }
         }
         for id in leaseOf.keys.map(\.name).sorted() { problems.append("leases: lease of missing task \"\(id)\"") }
+        problems += leaseTable.indexProblems()
         // Claim frontiers: every `callback_wake` entry of the callback up to its bound is leased or a hole.
         for (n, frontier) in leaseTable.allFrontiers() {
             // As `callback_wake` keys: compared by bytes, as the index compares them.

@@ -146,6 +146,20 @@ final class LeaseTable: @unchecked Sendable {
         return state.leases.map { ($0.key, $0.value) }
     }
 
+    /// What is wrong with the deadline and holder buckets and the deadline heap, checked against the leases
+    /// (for `verifyIndexes`; O(leases)).
+    func indexProblems() -> [String] {
+        lock.lockShared()
+        defer { lock.unlock() }
+        var problems = state.byDeadline.mismatches(state.leases, name: "deadline") { $0.deadline }
+            + state.byHolder.mismatches(state.leases, name: "holder") { $0.holder }
+        let heaped = Set(state.heap)
+        for d in state.byDeadline.keys where !heaped.contains(d) {
+            problems.append("leases: deadline \(d) is missing from the deadline heap")
+        }
+        return problems
+    }
+
     /// Every claim frontier, copied (for `verifyIndexes`).
     func allFrontiers() -> [(UInt32, ClaimFrontier)] {
         lock.lockShared()
@@ -163,6 +177,13 @@ final class LeaseTable: @unchecked Sendable {
 
     /// `all()` without the lock (writer only).
     func writerAll() -> [(NameKey, Lease)] { state.leases.map { ($0.key, $0.value) } }
+
+    /// The ids of the leases whose deadline is at or before `now`, by deadline then id (writer only).
+    /// O(expired + stale ids kept for their deadlines), not O(leases).
+    func writerExpired(now: Int64) -> [String] { state.expired(now: now) }
+
+    /// The ids of the leases held by `holder`, by deadline then id (writer only). O(its leases + stale ids).
+    func writerHeld(by holder: UInt64) -> [String] { state.held(by: holder) }
 
     /// Sets or ends (`nil`) the lease of `id`, logging the old one.
     func set(_ id: NameKey, _ lease: Lease?) {
@@ -211,36 +232,81 @@ extension LeaseTable {
     private enum Undo {
         case lease(NameKey, Lease?)
         case frontier(UInt32, ClaimFrontier?)
-        case cleared([NameKey: Lease], [UInt32: ClaimFrontier], [Int64: Int])
+        case cleared([NameKey: Lease], [UInt32: ClaimFrontier], LeaseBuckets<Int64>, LeaseBuckets<UInt64>)
     }
 
     /// The table's data.
     ///
-    /// Deadlines: `heap` is a binary min-heap of deadline values and `deadlineCounts` counts the leases of
-    /// each deadline; a value is pushed when its count leaves 0, and a heap entry whose count is 0 is stale
-    /// and popped when it reaches the top (`settle`). The leases of one claim share a deadline, so a batch of
-    /// them is one heap entry; and the heap holds plain integers (a heap of (deadline, id) pairs retained and
-    /// released an id string at every swap, and cost ~700 instructions per lease).
+    /// Deadlines: `byDeadline` keeps the leases of each deadline (`LeaseBuckets`), and `heap` is a binary
+    /// min-heap of deadline values: a value is pushed when its bucket is made, and a heap entry without a
+    /// bucket is stale and popped when it reaches the top (`settle`). The leases of one claim share a
+    /// deadline, so a batch of them is one heap entry; and the heap holds plain integers (a heap of
+    /// (deadline, id) pairs retained and released an id string at every swap, and cost ~700 instructions per
+    /// lease). `byHolder` keeps the leases of each holder, for `releaseHolder`.
     private struct State {
         var leases: [NameKey: Lease] = [:]
         var frontiers: [UInt32: ClaimFrontier] = [:]
         var heap: [Int64] = []
-        var deadlineCounts: [Int64: Int] = [:]
+        var byDeadline = LeaseBuckets<Int64>()
+        var byHolder = LeaseBuckets<UInt64>()
         var log: [Undo] = []
 
         mutating func set(_ id: NameKey, _ lease: Lease?) {
-            let old: Lease?
-            if let lease {
-                old = leases.updateValue(lease, forKey: id)
-                if old?.deadline != lease.deadline {
-                    if let old { countDeadline(old.deadline, -1) }
-                    countDeadline(lease.deadline, 1)
-                }
-            } else {
-                old = leases.removeValue(forKey: id)
-                if let old { countDeadline(old.deadline, -1) }
-            }
+            let old = lease.map { leases.updateValue($0, forKey: id) } ?? leases.removeValue(forKey: id)
+            reindex(id, from: old, to: lease)
             log.append(.lease(id, old))
+        }
+
+        /// Moves `id` between the deadline and holder buckets: it had lease `old` and has `new` now (already
+        /// in `leases`, which compaction reads).
+        private mutating func reindex(_ id: NameKey, from old: Lease?, to new: Lease?) {
+            if old?.deadline != new?.deadline {
+                if let old { byDeadline.remove(at: old.deadline) }
+                if let new {
+                    let leases = self.leases
+                    if byDeadline.insert(id, at: new.deadline, live: { leases[$0]?.deadline == new.deadline }) {
+                        push(new.deadline)
+                    }
+                }
+            }
+            if old?.holder != new?.holder {
+                if let old { byHolder.remove(at: old.holder) }
+                if let new {
+                    let leases = self.leases
+                    byHolder.insert(id, at: new.holder, live: { leases[$0]?.holder == new.holder })
+                }
+            }
+        }
+
+        /// See `LeaseTable.writerExpired(now:)`.
+        func expired(now: Int64) -> [String] {
+            // The heap's entries at or before `now` form a subtree at its root: walk only that.
+            var deadlines: [Int64] = []
+            var stack = heap.isEmpty ? [] : [0]
+            while let i = stack.popLast() {
+                guard heap[i] <= now else { continue }
+                if byDeadline.contains(heap[i]) { deadlines.append(heap[i]) }
+                if 2 * i + 1 < heap.count { stack.append(2 * i + 1) }
+                if 2 * i + 2 < heap.count { stack.append(2 * i + 2) }
+            }
+            // A deadline pushed again after its bucket went and came back sits in the heap twice.
+            deadlines.sort()
+            var out: [String] = []
+            var previous: Int64?
+            for d in deadlines where d != previous {
+                previous = d
+                out += byDeadline.liveIDs(at: d) { leases[$0]?.deadline == d }.map(\.name)
+                    .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            }
+            return out
+        }
+
+        /// See `LeaseTable.writerHeld(by:)`.
+        func held(by holder: UInt64) -> [String] {
+            byHolder.liveIDs(at: holder) { leases[$0]?.holder == holder }
+                .map { (deadline: leases[$0]!.deadline, id: $0.name) }
+                .sorted { positionPrecedes($0, $1) }
+                .map(\.id)
         }
 
         mutating func setFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
@@ -254,10 +320,11 @@ extension LeaseTable {
         }
 
         mutating func clearAll() {
-            log.append(.cleared(leases, frontiers, deadlineCounts))
+            log.append(.cleared(leases, frontiers, byDeadline, byHolder))
             leases = [:]
             frontiers = [:]
-            deadlineCounts = [:]
+            byDeadline = LeaseBuckets()
+            byHolder = LeaseBuckets()
             heap = []
         }
 
@@ -266,24 +333,17 @@ extension LeaseTable {
                 switch log.removeLast() {
                 case .lease(let id, let old):
                     // The inverse of `set`: put the old lease back (or end the new one).
-                    let current = leases[id]
-                    if let old {
-                        leases[id] = old
-                    } else {
-                        leases.removeValue(forKey: id)
-                    }
-                    if current?.deadline != old?.deadline {
-                        if let current { countDeadline(current.deadline, -1) }
-                        if let old { countDeadline(old.deadline, 1) }
-                    }
+                    let current = old.map { leases.updateValue($0, forKey: id) } ?? leases.removeValue(forKey: id)
+                    reindex(id, from: current, to: old)
                 case .frontier(let n, let old):
                     frontiers[n] = old
-                case .cleared(let oldLeases, let oldFrontiers, let oldCounts):
+                case .cleared(let oldLeases, let oldFrontiers, let oldByDeadline, let oldByHolder):
                     leases = oldLeases
                     frontiers = oldFrontiers
-                    deadlineCounts = oldCounts
+                    byDeadline = oldByDeadline
+                    byHolder = oldByHolder
                     heap = []
-                    for d in oldCounts.keys { push(d) }
+                    for d in byDeadline.keys { push(d) }
                 }
             }
             settle()
@@ -292,26 +352,16 @@ extension LeaseTable {
         /// Whether the heap's top is stale, or stale entries make up most of it.
         var needsSettling: Bool {
             guard let top = heap.first else { return false }
-            return deadlineCounts[top] == nil || heap.count > 2 * deadlineCounts.count + 1024
+            return !byDeadline.contains(top) || heap.count > 2 * byDeadline.count + 1024
         }
 
         /// Pops stale entries off the top, so that the top is the earliest deadline of a lease, and rebuilds
         /// the heap when stale entries inside it make up most of it.
         mutating func settle() {
-            while let top = heap.first, deadlineCounts[top] == nil { popTop() }
-            if heap.count > 2 * deadlineCounts.count + 1024 {
+            while let top = heap.first, !byDeadline.contains(top) { popTop() }
+            if heap.count > 2 * byDeadline.count + 1024 {
                 heap = []
-                for d in deadlineCounts.keys { push(d) }
-            }
-        }
-
-        private mutating func countDeadline(_ deadline: Int64, _ delta: Int) {
-            let count = (deadlineCounts[deadline] ?? 0) + delta
-            if count <= 0 {
-                deadlineCounts.removeValue(forKey: deadline)
-            } else {
-                deadlineCounts[deadline] = count
-                if count == 1 && delta > 0 { push(deadline) }
+                for d in byDeadline.keys { push(d) }
             }
         }
 
@@ -342,5 +392,90 @@ extension LeaseTable {
                 i = least
             }
         }
+    }
+}
+
+/// The leases of each key (a deadline, a holder), kept for the writer's "which leases end" questions.
+///
+/// The ids are kept lazily: an id is appended when a lease with that key begins, and left in place when it
+/// ends or moves; `live` counts the leases that have the key, and the bucket goes when it reaches 0. So the
+/// hot path (a claim, an ack) appends one id or changes one count, and never hashes the id again; a question
+/// checks each id against the lease table (`liveIDs`). A bucket whose stale ids outnumber its live ones is
+/// compacted on its next insert, so a holder that never runs dry (a busy worker) does not grow without end.
+struct LeaseBuckets<Key: Hashable> {
+    private struct Bucket {
+        var live: Int
+        var ids: [NameKey]
+    }
+
+    private var buckets: [Key: Bucket] = [:]
+
+    /// The keys with at least one lease.
+    var keys: [Key] { Array(buckets.keys) }
+
+    /// How many keys have leases.
+    var count: Int { buckets.count }
+
+    /// Whether `key` has leases.
+    func contains(_ key: Key) -> Bool { buckets[key] != nil }
+
+    /// Counts a lease that now has `key`, whose task is `id`. Returns whether the key had none before.
+    /// `isLive` says whether an id has a lease with this key now (for compaction; `id`'s new lease must
+    /// already be in the table).
+    @discardableResult
+    mutating func insert(_ id: NameKey, at key: Key, live isLive: (NameKey) -> Bool) -> Bool {
+        // One hash lookup: the bucket is changed in place through the dictionary's modify accessor.
+        Self.add(id, to: &buckets[key, default: Bucket(live: 0, ids: [])], live: isLive)
+    }
+
+    private static func add(_ id: NameKey, to bucket: inout Bucket, live isLive: (NameKey) -> Bool) -> Bool {
+        bucket.live += 1
+        bucket.ids.append(id)
+        if bucket.ids.count >= 2 * bucket.live + 32 { bucket.ids = unique(bucket.ids.filter(isLive)) }
+        return bucket.live == 1
+    }
+
+    /// Uncounts a lease that had `key` (its id stays until a question or a compaction drops it).
+    mutating func remove(at key: Key) {
+        guard let index = buckets.index(forKey: key) else { return }
+        if buckets.values[index].live <= 1 {
+            buckets.remove(at: index)
+        } else {
+            buckets.values[index].live -= 1
+        }
+    }
+
+    /// The ids of `key`'s leases: its kept ids that `isLive` accepts, each once.
+    func liveIDs(at key: Key, live isLive: (NameKey) -> Bool) -> [NameKey] {
+        guard let bucket = buckets[key] else { return [] }
+        return Self.unique(bucket.ids.filter(isLive))
+    }
+
+    /// What is wrong with the buckets, given the leases they should hold (`key` gives a lease's key): a live
+    /// count that differs from the leases of its key, or a lease whose id is not kept under its key.
+    func mismatches(_ leases: [NameKey: Lease], name: String, key: (Lease) -> Key) -> [String] {
+        var problems: [String] = []
+        var live: [Key: Int] = [:]
+        var kept: [Key: Set<NameKey>] = [:]
+        for (id, lease) in leases {
+            let k = key(lease)
+            live[k, default: 0] += 1
+            if kept[k] == nil { kept[k] = Set(buckets[k]?.ids ?? []) }
+            if !kept[k]!.contains(id) {
+                problems.append("leases: the lease of \"\(id.name)\" is not kept under its \(name) \(k)")
+            }
+        }
+        for (k, bucket) in buckets where live[k] != bucket.live {
+            problems.append("leases: \(name) \(k) counts \(bucket.live) leases, not \(live[k] ?? 0)")
+        }
+        for k in live.keys where buckets[k] == nil {
+            problems.append("leases: \(name) \(k) has leases but no bucket")
+        }
+        return problems
+    }
+
+    private static func unique(_ ids: [NameKey]) -> [NameKey] {
+        var seen = Set<NameKey>(minimumCapacity: ids.count)
+        return ids.filter { seen.insert($0).inserted }
     }
 }

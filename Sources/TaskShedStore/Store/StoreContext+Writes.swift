@@ -437,16 +437,9 @@ extension StoreContext {
         return new.record
     }
 
-    /// The ids of the leases that `include` selects, by deadline then id (O(leases): the table is walked).
-    private func leaseIDs(where include: (Lease) -> Bool) -> [String] {
-        allLeases().filter { include($0.lease) }
-            .sorted { positionPrecedes(($0.lease.deadline, $0.id), ($1.lease.deadline, $1.id)) }
-            .map(\.id)
-    }
-
     mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
         var out: [TaskRecord] = []
-        for id in leaseIDs(where: { $0.holder == holder }) {
+        for id in leaseTable.writerHeld(by: holder) {
             guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
             out.append(try abandon(old, reason: reason, now: now))
         }
@@ -455,7 +448,7 @@ extension StoreContext {
 
     mutating func expireLeases(now: Int64, reason: String) throws(StoreError) -> [TaskRecord] {
         var out: [TaskRecord] = []
-        for id in leaseIDs(where: { $0.deadline <= now }) {
+        for id in leaseTable.writerExpired(now: now) {
             guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
             out.append(try abandon(old, reason: reason, now: now))
         }
@@ -464,7 +457,7 @@ extension StoreContext {
 
     mutating func releaseAllLeases() throws(StoreError) -> Int {
         var count = 0
-        for id in leaseIDs(where: { _ in true }) {
+        for (id, _) in allLeases().sorted(by: { positionPrecedes(($0.lease.deadline, $0.id), ($1.lease.deadline, $1.id)) }) {
             guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
             try save(old: old, new: Self.released(old), writeRecord: false)
             count += 1
