@@ -253,27 +253,43 @@ extension LeaseTable {
 
         mutating func set(_ id: NameKey, _ lease: Lease?) {
             let old = lease.map { leases.updateValue($0, forKey: id) } ?? leases.removeValue(forKey: id)
-            reindex(id, from: old, to: lease)
+            reindex(id, from: BucketKeys(old), to: BucketKeys(lease))
             log.append(.lease(id, old))
         }
 
-        /// Moves `id` between the deadline and holder buckets: it had lease `old` and has `new` now (already
-        /// in `leases`, which compaction reads).
-        private mutating func reindex(_ id: NameKey, from old: Lease?, to new: Lease?) {
+        /// A lease's deadline and holder. `reindex` takes these plain values rather than the leases: optional
+        /// chaining through a `Lease?` (and closures capturing one) copied the whole lease, retaining its
+        /// strings, six times per change.
+        private struct BucketKeys {
+            var deadline: Int64
+            var holder: UInt64
+
+            init?(_ lease: Lease?) {
+                guard let lease else { return nil }
+                deadline = lease.deadline
+                holder = lease.holder
+            }
+        }
+
+        /// Moves `id` between the deadline and holder buckets: it had a lease with keys `old` and has one
+        /// with `new` now (already in `leases`, which compaction reads).
+        private mutating func reindex(_ id: NameKey, from old: BucketKeys?, to new: BucketKeys?) {
             if old?.deadline != new?.deadline {
                 if let old { byDeadline.remove(at: old.deadline) }
-                if let new {
-                    let leases = self.leases
-                    if byDeadline.insert(id, at: new.deadline, live: { leases[$0]?.deadline == new.deadline }) {
-                        push(new.deadline)
+                if let deadline = new?.deadline {
+                    let (made, crowded) = byDeadline.insert(id, at: deadline)
+                    if made { push(deadline) }
+                    if crowded {
+                        let leases = self.leases
+                        byDeadline.compact(at: deadline) { leases[$0]?.deadline == deadline }
                     }
                 }
             }
             if old?.holder != new?.holder {
                 if let old { byHolder.remove(at: old.holder) }
-                if let new {
+                if let holder = new?.holder, byHolder.insert(id, at: holder).crowded {
                     let leases = self.leases
-                    byHolder.insert(id, at: new.holder, live: { leases[$0]?.holder == new.holder })
+                    byHolder.compact(at: holder) { leases[$0]?.holder == holder }
                 }
             }
         }
@@ -334,7 +350,7 @@ extension LeaseTable {
                 case .lease(let id, let old):
                     // The inverse of `set`: put the old lease back (or end the new one).
                     let current = old.map { leases.updateValue($0, forKey: id) } ?? leases.removeValue(forKey: id)
-                    reindex(id, from: current, to: old)
+                    reindex(id, from: BucketKeys(current), to: BucketKeys(old))
                 case .frontier(let n, let old):
                     frontiers[n] = old
                 case .cleared(let oldLeases, let oldFrontiers, let oldByDeadline, let oldByHolder):
@@ -419,29 +435,37 @@ struct LeaseBuckets<Key: Hashable> {
     /// Whether `key` has leases.
     func contains(_ key: Key) -> Bool { buckets[key] != nil }
 
-    /// Counts a lease that now has `key`, whose task is `id`. Returns whether the key had none before.
-    /// `isLive` says whether an id has a lease with this key now (for compaction; `id`'s new lease must
-    /// already be in the table).
-    @discardableResult
-    mutating func insert(_ id: NameKey, at key: Key, live isLive: (NameKey) -> Bool) -> Bool {
+    /// Counts a lease that now has `key`, whose task is `id`. Returns whether the key had none before
+    /// (`made`), and whether its stale ids now outnumber its live ones (`crowded`: the caller compacts it).
+    mutating func insert(_ id: NameKey, at key: Key) -> (made: Bool, crowded: Bool) {
         // One hash lookup: the bucket is changed in place through the dictionary's modify accessor.
-        Self.add(id, to: &buckets[key, default: Bucket(live: 0, ids: [])], live: isLive)
+        Self.add(id, to: &buckets[key, default: Bucket(live: 0, ids: [])])
     }
 
-    private static func add(_ id: NameKey, to bucket: inout Bucket, live isLive: (NameKey) -> Bool) -> Bool {
+    private static func add(_ id: NameKey, to bucket: inout Bucket) -> (made: Bool, crowded: Bool) {
         bucket.live += 1
         bucket.ids.append(id)
-        if bucket.ids.count >= 2 * bucket.live + 32 { bucket.ids = unique(bucket.ids.filter(isLive)) }
-        return bucket.live == 1
+        return (bucket.live == 1, bucket.ids.count >= 2 * bucket.live + 32)
+    }
+
+    /// Drops the ids of `key` that `isLive` rejects, and repeats.
+    mutating func compact(at key: Key, live isLive: (NameKey) -> Bool) {
+        guard let ids = buckets[key]?.ids else { return }
+        buckets[key]!.ids = Self.unique(ids.filter(isLive))
     }
 
     /// Uncounts a lease that had `key` (its id stays until a question or a compaction drops it).
     mutating func remove(at key: Key) {
-        guard let index = buckets.index(forKey: key) else { return }
-        if buckets.values[index].live <= 1 {
-            buckets.remove(at: index)
+        Self.drop(&buckets[key])
+    }
+
+    /// `remove` on the bucket in place (one hash lookup): `nil` when its last lease goes.
+    private static func drop(_ bucket: inout Bucket?) {
+        guard let live = bucket?.live else { return }
+        if live <= 1 {
+            bucket = nil
         } else {
-            buckets.values[index].live -= 1
+            bucket!.live = live - 1
         }
     }
 

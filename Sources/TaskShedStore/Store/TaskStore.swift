@@ -70,12 +70,13 @@ public protocol TaskStoreWriteBatch {
 
     /// Ends every lease of `holder` (its worker is gone). Each counts as a failed attempt with `reason` as the
     /// error: the task is due again at its `runAt`, or, out of attempts, dead-lettered (one-off) or moved to
-    /// its next run (recurring).
-    /// - Returns: The changed records.
+    /// its next run (recurring). Costs O(the holder's leases), not O(all leases), in `LMDBTaskStore`.
+    /// - Returns: The changed records, by lease deadline then id.
     mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord]
 
     /// Ends every lease whose deadline is `<= now`, like `releaseHolder` with the reason "lease expired".
-    /// - Returns: The changed records.
+    /// Costs O(the expired leases), not O(all leases), in `LMDBTaskStore`.
+    /// - Returns: The changed records, by lease deadline then id.
     mutating func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord]
 
     /// Puts every leased task back in the schedule without counting the attempt (daemon start-up: the
