@@ -184,6 +184,9 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
     /// See `TaskStoreWriteBatch.fetch`.
     public func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord] {
         if let poisoned { throw poisoned }
+        // After a request ran out of map the transaction is only waiting to be rerun, and may hold index
+        // changes that were never written: nothing in it can be read.
+        if mapFullHit { throw fullError }
         return try context.fetch(selector)
     }
 }
