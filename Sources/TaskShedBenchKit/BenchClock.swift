@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLibUV
 
 /// Monotonic time and process facts for benchmarks.
 public enum BenchClock {
@@ -38,6 +39,14 @@ public enum BenchClock {
             return Int(digits)
         }
         return nil
+    }
+
+    /// Bytes the C heap has handed out and not had back (`mallinfo2`: in-use arena chunks plus mmapped ones).
+    /// Unlike RSS, it does not count freed memory that `malloc` keeps, so the difference across a step is
+    /// what the step still holds.
+    public static func heapBytesInUse() -> Int {
+        let info = mallinfo2()
+        return Int(info.uordblks) + Int(info.hblkhd)
     }
 
     /// Asks the kernel to drop clean page-cache pages (needs root); returns whether it worked.

@@ -12,8 +12,8 @@ extension StoreBenchmarks {
     /// Lease ends beside many outstanding leases: `claimAckTasks` due tasks are claimed in batches of
     /// `claimBatch`, each batch with its own deadline (expiry) or its own holder (disconnect); then the batches
     /// end one transaction at a time, oldest first, so that the first ends with every lease still outstanding.
-    /// Reports the rate over all ends and the median and slowest single end: what one expiry timer or one
-    /// disconnect costs the writer with that many leases held.
+    /// Reports the rate over all ends and the median and slowest single end (what one expiry timer or one
+    /// disconnect costs the writer with that many leases held), and the heap the leases took.
     public static func leaseEnds(_ config: Config, how: LeaseEnd) throws -> BenchResult {
         let path = config.directory + "/lease-ends"
         defer { removeStore(path) }
@@ -21,12 +21,16 @@ extension StoreBenchmarks {
         let batches = (config.claimAckTasks + config.claimBatch - 1) / config.claimBatch
         func micros(_ nanos: UInt64) -> String { format(Double(nanos) / 1000, 0) }
         func deadline(_ batch: Int) -> Int64 { now + 60_000_000 + Int64(batch) * 1_000 }
+        let heapBefore = BenchClock.heapBytesInUse()
         for batch in 0..<batches {
             let claimed = try store.claim(
                 callbacks: callbacks, max: config.claimBatch, holder: UInt64(batch + 1),
                 leaseDeadline: deadline(batch), now: now)
             precondition(!claimed.isEmpty, "batch \(batch) claimed nothing")
         }
+        // The claimed records are gone by now: what the heap gained is the lease table (entries, frontiers,
+        // deadline and holder buckets, the heap, and the undo log's kept capacity).
+        let leaseBytes = Double(BenchClock.heapBytesInUse() - heapBefore) / Double(config.claimAckTasks)
         var ended = 0
         var latencies: [UInt64] = []
         latencies.reserveCapacity(batches)
@@ -50,6 +54,7 @@ extension StoreBenchmarks {
             name: "\(name), \(batches) ends of \(config.claimBatch) beside up to \(config.claimAckTasks) leases (\(config.durable ? "durable" : "no-sync"))",
             tasks: ended, nanos: elapsed, cpuNanos: cpu,
             notes: ["per end: first \(micros(first)) µs, p50 \(micros(latencies[latencies.count / 2])) µs, "
-                        + "max \(micros(latencies[latencies.count - 1])) µs"])
+                        + "max \(micros(latencies[latencies.count - 1])) µs",
+                    "lease table \(format(leaseBytes, 0)) heap bytes per lease"])
     }
 }
