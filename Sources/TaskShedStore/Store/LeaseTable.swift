@@ -137,7 +137,7 @@ struct ClaimFrontier {
 /// (`rollback(to:)`), one that commits drops its log (`commitLog()`). In place, because staging the changes
 /// and applying them at the commit hashed every id twice more per delivery (BENCHMARKS.md 5.10).
 ///
-/// - Important: The `writer…` methods, `set`, `setFrontier`, `clearAll`, `mark`, `rollback(to:)` and
+/// - Important: The `writer…` methods, `set`, `take`, `setFrontier`, `clearAll`, `mark`, `rollback(to:)` and
 ///   `commitLog()` are for the writer only (under the store's writer lock); the others may be called from any
 ///   thread. Readers see the writer's changes as they are made, before its LMDB commit: a read racing a
 ///   write may pair a lease with the previous snapshot (a task acked a moment ago shows as scheduled, or a
@@ -225,6 +225,14 @@ final class LeaseTable: @unchecked Sendable {
         state.set(id, lease)
     }
 
+    /// Ends the lease of `id` if `accept` accepts it, logging it; returns it. One hash lookup, where a
+    /// `writerLease` followed by `set(id, nil)` took two (the ack of a one-off task).
+    func take(_ id: NameKey, if accept: (Lease) -> Bool) -> Lease? {
+        lock.lockExclusive()
+        defer { lock.unlock() }
+        return state.take(id, if: accept)
+    }
+
     /// Sets or drops (`nil`) the claim frontier of callback number `n`, logging the old one.
     func setFrontier(_ n: UInt32, _ frontier: ClaimFrontier?) {
         lock.lockExclusive()
@@ -288,6 +296,14 @@ extension LeaseTable {
             let old = lease.map { leases.updateValue($0, forKey: id) } ?? leases.removeValue(forKey: id)
             reindex(id, from: BucketKeys(old), to: BucketKeys(lease))
             log.append(.lease(id, old))
+        }
+
+        mutating func take(_ id: NameKey, if accept: (Lease) -> Bool) -> Lease? {
+            guard let index = leases.index(forKey: id), accept(leases.values[index]) else { return nil }
+            let old = leases.remove(at: index).value
+            reindex(id, from: BucketKeys(old), to: nil)
+            log.append(.lease(id, old))
+            return old
         }
 
         /// A lease's deadline and holder. `reindex` takes these plain values rather than the leases: optional

@@ -356,7 +356,7 @@ extension StoreContext {
     mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord? {
         // A one-off task: the lease says where its index entries are, so the record is deleted without being
         // read (decoding it was a quarter of an ack).
-        if let lease = lease(of: id), lease.holder == holder, lease.attempt == attempt, !lease.recurring {
+        if let lease = takeLease(id, if: { $0.holder == holder && $0.attempt == attempt && !$0.recurring }) {
             try deleteLeasedRecord(id)
             try saveLeasedRemoved(id, lease)
             return nil

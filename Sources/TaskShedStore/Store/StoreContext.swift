@@ -330,6 +330,15 @@ struct StoreContext {
         leaseTable.set(NameKey(id), lease)
     }
 
+    /// Ends the lease of task `id` if `accept` accepts it, and returns it (one lookup: see `LeaseTable.take`);
+    /// undone if the transaction aborts. Counted as a write when it ends one.
+    mutating func takeLease(_ id: String, if accept: (Lease) -> Bool) -> Lease? {
+        precondition(isWriter, "a lease changed outside a write transaction")
+        guard let lease = leaseTable.take(NameKey(id), if: accept) else { return nil }
+        writes += 1
+        return lease
+    }
+
     /// Every lease, in no particular order (O(leases)).
     func allLeases() -> [(id: String, lease: Lease)] {
         (isWriter ? leaseTable.writerAll() : leaseTable.all()).map { ($0.0.name, $0.1) }
@@ -522,17 +531,18 @@ struct StoreContext {
         deltas.add(task.record.callback, category: paused ? 1 : 0, 1)
     }
 
-    /// Deletes the record of leased task `id` without reading it (the ack of a one-off task); the caller then
-    /// calls `saveLeasedRemoved`.
+    /// Deletes the record of task `id`, whose lease the caller took, without reading it (the ack of a one-off
+    /// task); the caller then calls `saveLeasedRemoved`.
     /// - Throws: `internalError` when there is no record (a lease of a missing task); LMDB errors.
     mutating func deleteLeasedRecord(_ id: String) throws(StoreError) {
         writes += 1
         guard try deleteKey(dbs.tasks, key: id) else { throw .corrupt("lease of missing task \"\(id)\"") }
     }
 
-    /// `save(old: task, new: nil, writeRecord: false)` for a leased task whose record the caller deleted (the
-    /// ack of a one-off task), from its lease alone: queues the deletion of its `callback_wake` (or `paused`)
-    /// and `groups` entries, ends the lease and drops the count, without the general two-sided `save`.
+    /// `save(old: task, new: nil, writeRecord: false)` for a leased task whose lease the caller took
+    /// (`takeLease`) and whose record it deleted (the ack of a one-off task), from the lease alone: queues the
+    /// deletion of its `callback_wake` (or `paused`) and `groups` entries and drops the count, without the
+    /// general two-sided `save`.
     mutating func saveLeasedRemoved(_ id: String, _ lease: Lease) throws(StoreError) {
         writes += 1
         let callback = lease.callback
@@ -546,7 +556,6 @@ struct StoreContext {
             pending.callback(put: false, n, lease.runAt, id)
         }
         if let g = lease.group { pending.group(put: false, g, id) }
-        setLease(id, nil)
         if pending.queuedBytes > indexQueueLimit { try flushIndexes() }
         deltas.add(callback, category: paused ? 1 : 0, -1)
     }
