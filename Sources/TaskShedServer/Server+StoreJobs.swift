@@ -16,8 +16,9 @@ extension Server {
         job.requests = taken.map { item in
             guard case .write(let message) = item.kind else { preconditionFailure("takeQueuedWrites returns writes") }
             return JobRequest(holder: item.session.id, subscriptionLease: item.session.subscription?.leaseMicros,
-                              message: message)
+                              message: message, holderClosing: item.session.isClosing)
         }
+        job.sparedLeases = heldLeases()
         job.stagedReleases = stagedReleases
         stagedReleases.removeAll()
         if dispatchNeeded || !taken.isEmpty || !holdersToRelease.isEmpty {
@@ -68,6 +69,24 @@ extension Server {
         }
         queue = kept
         return taken
+    }
+
+    /// The leases named by the ACK, FAIL, TOUCH and RELEASE requests still queued (held behind a read of their
+    /// connection for a later job): the next job's expiry spares them (`StoreJob.sparedLeases`).
+    func heldLeases() -> Set<HeldLease> {
+        var held = Set<HeldLease>()
+        for item in queue {
+            guard case .write(let message) = item.kind else { continue }
+            let lease: LeaseRef
+            switch message {
+            case .ack(let ref), .release(let ref): lease = ref
+            case .fail(let request): lease = request.lease
+            case .touch(let request): lease = request.lease
+            default: continue
+            }
+            held.insert(HeldLease(id: lease.id, holder: item.session.id))
+        }
+        return held
     }
 
     /// Starts the next store job on libuv's thread pool, unless one is running (jobs run one at a time, in

@@ -18,20 +18,35 @@ struct JobRequest: Sendable {
     /// The connection's subscription lease (TOUCH's default extension), if it has one.
     let subscriptionLease: Int64?
     let message: Message
+    /// The connection was closing when the job was built: its CLAIM is not applied (nobody would get the
+    /// tasks, and their leases would only be counted against them when the holder is released).
+    var holderClosing = false
+}
+
+/// A lease that a received but not yet applied ACK, FAIL, TOUCH or RELEASE names (held for a later job
+/// behind a read of its connection): the job's expiry spares it, so that the request finds it.
+struct HeldLease: Hashable, Sendable {
+    let id: String
+    let holder: UInt64
 }
 
 /// Everything one write transaction of the daemon does, captured as values on the loop thread: the job runs
 /// on a thread-pool thread and must not touch server state.
 ///
-/// Order inside the transaction: staged leases given back (uncounted), leases of closed connections released
-/// (counted), the client requests in arrival order, expired leases ended (counted; after the requests, so a
-/// lease is honoured for every request that reached the daemon before the job began), then claims for the
-/// candidates (so a task added due now by a request of this job, or made due by an expiry, is pushed by this
-/// job).
+/// Order inside the transaction: staged leases given back (uncounted), the client requests in arrival order,
+/// leases of closed connections released and expired leases ended (counted), then claims for the candidates
+/// (so a task added due now by a request of this job, or made due by a lease's end, is pushed by this job).
+///
+/// Lease ends come after the requests so that a lease is honoured for every request that reached the daemon
+/// before the job began: an ACK or RELEASE that a worker sent just before closing its connection, a TOUCH
+/// that waited past the deadline behind a slow job. Requests held for a later job (behind a read of their
+/// connection) are honoured through `sparedLeases`.
 struct StoreJob: Sendable {
     var stagedReleases: [StagedRelease] = []
     var releaseHolders: [UInt64] = []
     var expireLeases = false
+    /// Leases the expiry leaves alone this time (see `HeldLease`).
+    var sparedLeases: Set<HeldLease> = []
     var requests: [JobRequest] = []
     var candidates: [DispatchCandidate] = []
     /// The clock for the requests and lease ends.
@@ -99,15 +114,12 @@ extension StoreJob {
                 // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
                 _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
             }
-            do throws(StoreError) {
-                for holder in releaseHolders {
-                    result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
-                }
-            } catch {
-                result.dispatchFailure = error
-            }
             result.replies.reserveCapacity(requests.count)
             for request in requests {
+                if request.holderClosing, case .claim = request.message {
+                    result.replies.append(.tasks([]))
+                    continue
+                }
                 do throws(StoreError) {
                     result.replies.append(try Server.apply(
                         request.message, holder: request.holder, subscriptionLease: request.subscriptionLease,
@@ -116,16 +128,21 @@ extension StoreJob {
                     result.replies.append(.error(Server.reply(for: error, to: request.message)))
                 }
             }
-            // Expiry comes after the requests: an ACK, FAIL, TOUCH or RELEASE that reached the daemon before
-            // this job started was sent in time as far as its worker can tell, even if it waited behind a
-            // slow job (a durable commit) until past the deadline. Ending the lease first would run the task
-            // twice for a worker that did its part.
-            if expireLeases && result.dispatchFailure == nil {
-                do throws(StoreError) {
-                    result.expired = try batch.expireLeases(now: now)
-                } catch {
-                    result.dispatchFailure = error
+            // Lease ends after the requests: an ACK, FAIL, TOUCH or RELEASE that reached the daemon before this
+            // job started was sent in time as far as its worker can tell (see the type's doc). Ending the
+            // lease first would run the task twice for a worker that did its part.
+            do throws(StoreError) {
+                for holder in releaseHolders {
+                    result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
                 }
+                if expireLeases {
+                    let spared = sparedLeases
+                    result.expired = try batch.expireLeases(now: now) { id, holder in
+                        !spared.isEmpty && spared.contains(HeldLease(id: id, holder: holder))
+                    }
+                }
+            } catch {
+                result.dispatchFailure = error
             }
             if result.dispatchFailure == nil {
                 do throws(StoreError) {

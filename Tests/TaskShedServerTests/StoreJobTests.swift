@@ -54,6 +54,66 @@ import Testing
         #expect(records.first { $0.id == "idle" }?.state == .scheduled)
     }
 
+    @Test func anAckSentJustBeforeClosingIsApplied() throws {
+        let (directory, store) = try Self.storeWithLease(ids: ["acked", "held"])
+        defer {
+            store.close()
+            TemporaryDirectory.remove(directory)
+        }
+        // The worker acked one task and closed its connection while a job ran: the next job applies the ACK,
+        // then releases what the worker still held.
+        var job = Self.job(now: Self.start + Self.second, requests: [.ack(LeaseRef(id: "acked", attempt: 1))])
+        job.expireLeases = false
+        job.releaseHolders = [Self.worker]
+        let result = try job.run(on: store).get()
+        #expect(result.replies == [.ok])
+        #expect(result.released == 1)
+        let records = try store.fetch(.ids(["acked", "held"]))
+        #expect(records.map(\.id) == ["held"])
+        #expect(records.first?.state == .scheduled)
+        #expect(records.first?.lastError == "worker disconnected")
+    }
+
+    @Test func aClaimOfAClosingConnectionTakesNothing() throws {
+        let directory = try TemporaryDirectory.create(prefix: "storejob")
+        let store = try LMDBTaskStore(directory: directory + "/store", options: StoreOptions(durable: false))
+        defer {
+            store.close()
+            TemporaryDirectory.remove(directory)
+        }
+        _ = try store.add([TaskSpec(id: "due", callback: "cb", runAt: Self.start)], now: Self.start)
+        var job = Self.job(now: Self.start, requests: [])
+        job.expireLeases = false
+        job.requests = [JobRequest(holder: Self.worker, subscriptionLease: nil,
+                                   message: .claim(Claim(callbacks: ["cb"], max: 5, leaseMicros: nil)),
+                                   holderClosing: true)]
+        job.releaseHolders = [Self.worker]
+        let result = try job.run(on: store).get()
+        #expect(result.replies == [.tasks([])])
+        // Not leased to the closed connection, so not counted against the task when the holder is released.
+        #expect(result.released == 0)
+        let record = try #require(try store.fetch(.ids(["due"])).first)
+        #expect(record.state == .scheduled && record.attempt == 0 && record.lastError == nil)
+    }
+
+    @Test func theExpirySparesLeasesThatHeldRequestsName() throws {
+        let (directory, store) = try Self.storeWithLease(ids: ["named", "other", "unnamed"])
+        defer {
+            store.close()
+            TemporaryDirectory.remove(directory)
+        }
+        // A TOUCH of "named" waits behind a read of its connection for the next job; a TOUCH of "other" from
+        // another connection spares nothing (it would get LEASE_LOST anyway).
+        var job = Self.job(now: Self.start + 2_500_000, requests: [])
+        job.sparedLeases = [HeldLease(id: "named", holder: Self.worker), HeldLease(id: "other", holder: Self.worker + 1)]
+        let result = try job.run(on: store).get()
+        #expect(result.expired.map(\.id) == ["other", "unnamed"])
+        #expect(try store.fetch(.ids(["named"])).first?.state == .leased)
+        // The next job applies the TOUCH: the lease is still there.
+        let touch = Self.job(now: Self.start + 2_600_000, requests: [.touch(Touch(lease: LeaseRef(id: "named", attempt: 1)))])
+        #expect(try touch.run(on: store).get().replies == [.leaseExtended(deadline: Self.start + 4_600_000)])
+    }
+
     @Test func aRequestAfterTheExpiryJobFindsTheLeaseLost() throws {
         let (directory, store) = try Self.storeWithLease(ids: ["late"])
         defer {

@@ -162,8 +162,12 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
     }
 
     /// See `TaskStoreWriteBatch.expireLeases`.
-    public mutating func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord] {
-        try run(removal: false) { (c) throws(StoreError) in try c.expireLeases(now: now, reason: "lease expired") }
+    public mutating func expireLeases(now: Int64, sparing spare: (_ id: String, _ holder: UInt64) -> Bool)
+        throws(StoreError) -> [TaskRecord]
+    {
+        try run(removal: false) { (c) throws(StoreError) in
+            try c.expireLeases(now: now, reason: "lease expired", sparing: spare)
+        }
     }
 
     /// See `TaskStoreWriteBatch.releaseAllLeases`.

@@ -446,9 +446,11 @@ extension StoreContext {
         return out
     }
 
-    mutating func expireLeases(now: Int64, reason: String) throws(StoreError) -> [TaskRecord] {
+    mutating func expireLeases(now: Int64, reason: String, sparing spare: (String, UInt64) -> Bool)
+        throws(StoreError) -> [TaskRecord]
+    {
         var out: [TaskRecord] = []
-        for id in leaseTable.writerExpired(now: now) {
+        for (id, holder) in leaseTable.writerExpired(now: now) where !spare(id, holder) {
             guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
             out.append(try abandon(old, reason: reason, now: now))
         }

@@ -74,10 +74,14 @@ public protocol TaskStoreWriteBatch {
     /// - Returns: The changed records, by lease deadline then id.
     mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord]
 
-    /// Ends every lease whose deadline is `<= now`, like `releaseHolder` with the reason "lease expired".
-    /// Costs O(the expired leases), not O(all leases), in `LMDBTaskStore`.
+    /// Ends every lease whose deadline is `<= now`, like `releaseHolder` with the reason "lease expired",
+    /// except those that `spare` keeps: the daemon spares a lease that a request it has received but not yet
+    /// applied names (a TOUCH that came in time must find its lease). Costs O(the expired leases), not O(all
+    /// leases), in `LMDBTaskStore`.
+    /// - Parameter spare: Called with the id and holder of each expired lease; `true` keeps it.
     /// - Returns: The changed records, by lease deadline then id.
-    mutating func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord]
+    mutating func expireLeases(now: Int64, sparing spare: (_ id: String, _ holder: UInt64) -> Bool)
+        throws(StoreError) -> [TaskRecord]
 
     /// Puts every leased task back in the schedule without counting the attempt (daemon start-up: the
     /// previous run's leases are void). `LMDBTaskStore` keeps leases in memory, so a store object just opened
@@ -155,6 +159,13 @@ extension TaskStoreWriteBatch {
         throws(StoreError) -> [TaskRecord]
     {
         try claim(callbacks: callbacks, max: max, holder: holder, leaseDeadline: leaseDeadline, dueBy: now, now: now)
+    }
+
+    /// `expireLeases` sparing none: every lease whose deadline is `<= now` ends.
+    /// - Returns: The changed records, by lease deadline then id.
+    /// - Throws: As the requirement.
+    public mutating func expireLeases(now: Int64) throws(StoreError) -> [TaskRecord] {
+        try expireLeases(now: now, sparing: { _, _ in false })
     }
 }
 
