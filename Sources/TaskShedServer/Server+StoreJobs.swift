@@ -73,18 +73,12 @@ extension Server {
 
     /// The leases named by the ACK, FAIL, TOUCH and RELEASE requests still queued (held behind a read of their
     /// connection for a later job): the next job's expiry spares them (`StoreJob.sparedLeases`).
-    func heldLeases() -> Set<HeldLease> {
-        var held = Set<HeldLease>()
+    func heldLeases() -> Set<RequestedLease> {
+        var held = Set<RequestedLease>()
         for item in queue {
-            guard case .write(let message) = item.kind else { continue }
-            let lease: LeaseRef
-            switch message {
-            case .ack(let ref), .release(let ref): lease = ref
-            case .fail(let request): lease = request.lease
-            case .touch(let request): lease = request.lease
-            default: continue
+            if case .write(let message) = item.kind, let lease = RequestedLease(message, holder: item.session.id) {
+                held.insert(lease)
             }
-            held.insert(HeldLease(id: lease.id, holder: item.session.id))
         }
         return held
     }

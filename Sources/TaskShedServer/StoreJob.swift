@@ -23,30 +23,51 @@ struct JobRequest: Sendable {
     var holderClosing = false
 }
 
-/// A lease that a received but not yet applied ACK, FAIL, TOUCH or RELEASE names (held for a later job
-/// behind a read of its connection): the job's expiry spares it, so that the request finds it.
-struct HeldLease: Hashable, Sendable {
+/// A lease that a received but not yet applied ACK, FAIL, TOUCH or RELEASE names: a job's expiry spares it,
+/// so that the request finds it (the worker sent it in time as far as it can tell).
+struct RequestedLease: Hashable, Sendable {
     let id: String
+    /// The connection that sent the request: only a lease it holds is spared.
     let holder: UInt64
+
+    /// The lease that `message`, sent by connection `holder`, names; `nil` for other requests.
+    init?(_ message: Message, holder: UInt64) {
+        switch message {
+        case .ack(let ref), .release(let ref): id = ref.id
+        case .fail(let request): id = request.lease.id
+        case .touch(let request): id = request.lease.id
+        default: return nil
+        }
+        self.holder = holder
+    }
+
+    init(id: String, holder: UInt64) {
+        self.id = id
+        self.holder = holder
+    }
 }
 
 /// Everything one write transaction of the daemon does, captured as values on the loop thread: the job runs
 /// on a thread-pool thread and must not touch server state.
 ///
-/// Order inside the transaction: staged leases given back (uncounted), the client requests in arrival order,
-/// leases of closed connections released and expired leases ended (counted), then claims for the candidates
-/// (so a task added due now by a request of this job, or made due by a lease's end, is pushed by this job).
+/// Order inside the transaction: staged leases given back (uncounted), expired leases ended (counted), the
+/// client requests in arrival order, leases of closed connections released (counted), then claims for the
+/// candidates (so a task added due now by a request of this job, or made due by a lease's end, is pushed by
+/// this job).
 ///
-/// Lease ends come after the requests so that a lease is honoured for every request that reached the daemon
-/// before the job began: an ACK or RELEASE that a worker sent just before closing its connection, a TOUCH
-/// that waited past the deadline behind a slow job. Requests held for a later job (behind a read of their
-/// connection) are honoured through `sparedLeases`.
+/// A lease is honoured for every request that reached the daemon before the job began (PROTOCOL.md, section
+/// 8): the expiry spares the leases that the job's requests name, and those named by requests held for a
+/// later job behind a read of their connection (`sparedLeases`), so a TOUCH that waited past the deadline
+/// behind a slow job finds its lease; and closed connections' leases end after the requests, so an ACK or
+/// RELEASE that a worker sent just before closing is applied. Expiry still comes first, so that a polling
+/// CLAIM of the job gets the tasks it frees.
 struct StoreJob: Sendable {
     var stagedReleases: [StagedRelease] = []
     var releaseHolders: [UInt64] = []
     var expireLeases = false
-    /// Leases the expiry leaves alone this time (see `HeldLease`).
-    var sparedLeases: Set<HeldLease> = []
+    /// Leases named by requests held for a later job: the expiry leaves them alone this time (with those the
+    /// job's own requests name).
+    var sparedLeases: Set<RequestedLease> = []
     var requests: [JobRequest] = []
     var candidates: [DispatchCandidate] = []
     /// The clock for the requests and lease ends.
@@ -114,6 +135,22 @@ extension StoreJob {
                 // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
                 _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
             }
+            // Expired leases end first, so that a CLAIM of this job gets their tasks; but not the leases that a
+            // request names (see the type's doc): ending them first would run the task twice for a worker that
+            // did its part.
+            if expireLeases {
+                var spared = sparedLeases
+                for request in requests {
+                    if let lease = RequestedLease(request.message, holder: request.holder) { spared.insert(lease) }
+                }
+                do throws(StoreError) {
+                    result.expired = try batch.expireLeases(now: now) { id, holder in
+                        !spared.isEmpty && spared.contains(RequestedLease(id: id, holder: holder))
+                    }
+                } catch {
+                    result.dispatchFailure = error
+                }
+            }
             result.replies.reserveCapacity(requests.count)
             for request in requests {
                 if request.holderClosing, case .claim = request.message {
@@ -128,21 +165,16 @@ extension StoreJob {
                     result.replies.append(.error(Server.reply(for: error, to: request.message)))
                 }
             }
-            // Lease ends after the requests: an ACK, FAIL, TOUCH or RELEASE that reached the daemon before this
-            // job started was sent in time as far as its worker can tell (see the type's doc). Ending the
-            // lease first would run the task twice for a worker that did its part.
-            do throws(StoreError) {
-                for holder in releaseHolders {
-                    result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
-                }
-                if expireLeases {
-                    let spared = sparedLeases
-                    result.expired = try batch.expireLeases(now: now) { id, holder in
-                        !spared.isEmpty && spared.contains(HeldLease(id: id, holder: holder))
+            // Closed connections' leases end after the requests: an ACK or RELEASE sent just before the close
+            // is applied, not counted as a failed attempt.
+            if result.dispatchFailure == nil {
+                do throws(StoreError) {
+                    for holder in releaseHolders {
+                        result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
                     }
+                } catch {
+                    result.dispatchFailure = error
                 }
-            } catch {
-                result.dispatchFailure = error
             }
             if result.dispatchFailure == nil {
                 do throws(StoreError) {

@@ -105,13 +105,32 @@ import Testing
         // A TOUCH of "named" waits behind a read of its connection for the next job; a TOUCH of "other" from
         // another connection spares nothing (it would get LEASE_LOST anyway).
         var job = Self.job(now: Self.start + 2_500_000, requests: [])
-        job.sparedLeases = [HeldLease(id: "named", holder: Self.worker), HeldLease(id: "other", holder: Self.worker + 1)]
+        job.sparedLeases = [RequestedLease(id: "named", holder: Self.worker), RequestedLease(id: "other", holder: Self.worker + 1)]
         let result = try job.run(on: store).get()
         #expect(result.expired.map(\.id) == ["other", "unnamed"])
         #expect(try store.fetch(.ids(["named"])).first?.state == .leased)
         // The next job applies the TOUCH: the lease is still there.
         let touch = Self.job(now: Self.start + 2_600_000, requests: [.touch(Touch(lease: LeaseRef(id: "named", attempt: 1)))])
         #expect(try touch.run(on: store).get().replies == [.leaseExtended(deadline: Self.start + 4_600_000)])
+    }
+
+    @Test func aPollingClaimInTheExpiryJobGetsTheExpiredTask() throws {
+        let (directory, store) = try Self.storeWithLease(ids: ["expired"])
+        defer {
+            store.close()
+            TemporaryDirectory.remove(directory)
+        }
+        var job = Self.job(now: Self.start + 3 * Self.second, requests: [])
+        job.requests = [JobRequest(holder: Self.worker + 1, subscriptionLease: nil,
+                                   message: .claim(Claim(callbacks: ["cb"], max: 10, leaseMicros: nil)))]
+        let result = try job.run(on: store).get()
+        #expect(result.expired.map(\.id) == ["expired"])
+        guard case .tasks(let tasks) = result.replies.first else {
+            Issue.record("expected TASKS, got \(result.replies)")
+            return
+        }
+        #expect(tasks.map(\.id) == ["expired"])
+        #expect(tasks.first?.attempt == 2)
     }
 
     @Test func aRequestAfterTheExpiryJobFindsTheLeaseLost() throws {
