@@ -119,6 +119,19 @@ struct LeaseTableModelTests {
         #expect(p.prefix(10) == [])
     }
 
+    /// A claim's bucket that only shrinks: the kept ids follow the live count down (compaction on removal).
+    @Test func aShrinkingBucketStaysCompact() {
+        let t = LeaseTable()
+        for i in 0..<10_000 { t.set(NameKey("c\(i)"), Self.lease(M(deadline: 5, holder: 3))) }
+        t.commitLog()
+        for i in 10..<10_000 { t.set(NameKey("c\(i)"), nil) }
+        t.commitLog()
+        #expect(t.writerExpired(now: 5).map(\.id) == (0..<10).map { "c\($0)" }.sorted())
+        #expect(t.keptCount(deadline: 5) <= 2 * 10 + 32)
+        #expect(t.keptCount(holder: 3) <= 2 * 10 + 32)
+        #expect(t.indexProblems() == [])
+    }
+
     /// A holder that never runs dry: the kept ids stay bounded by compaction.
     @Test func busyHolderStaysCompact() {
         let t = LeaseTable()
@@ -131,6 +144,7 @@ struct LeaseTableModelTests {
         }
         t.commitLog()
         #expect(t.writerHeld(by: 7).count == 10)
+        #expect(t.keptCount(holder: 7) <= 2 * 10 + 32)
         #expect(t.indexProblems() == [])
     }
 }

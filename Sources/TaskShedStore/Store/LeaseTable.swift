@@ -211,6 +211,12 @@ final class LeaseTable: @unchecked Sendable {
     /// `all()` without the lock (writer only).
     func writerAll() -> [(NameKey, Lease)] { state.leases.map { ($0.key, $0.value) } }
 
+    /// How many ids the bucket of `deadline` keeps, stale ones included (writer only; tests of compaction).
+    func keptCount(deadline: Int64) -> Int { state.byDeadline.keptCount(at: deadline) }
+
+    /// How many ids the bucket of `holder` keeps, stale ones included (writer only; tests of compaction).
+    func keptCount(holder: UInt64) -> Int { state.byHolder.keptCount(at: holder) }
+
     /// The ids and holders of the leases whose deadline is at or before `now`, by deadline then id (writer
     /// only). O(expired + stale ids kept for their deadlines), not O(leases).
     func writerExpired(now: Int64) -> [(id: String, holder: UInt64)] { state.expired(now: now) }
@@ -324,7 +330,10 @@ extension LeaseTable {
         /// with `new` now (already in `leases`, which compaction reads).
         private mutating func reindex(_ id: NameKey, from old: BucketKeys?, to new: BucketKeys?) {
             if old?.deadline != new?.deadline {
-                if let old { byDeadline.remove(at: old.deadline) }
+                if let old, byDeadline.remove(at: old.deadline) {
+                    let leases = self.leases
+                    byDeadline.compact(at: old.deadline) { leases[$0]?.deadline == old.deadline }
+                }
                 if let deadline = new?.deadline {
                     let (made, crowded) = byDeadline.insert(id, at: deadline)
                     if made { push(deadline) }
@@ -335,7 +344,10 @@ extension LeaseTable {
                 }
             }
             if old?.holder != new?.holder {
-                if let old { byHolder.remove(at: old.holder) }
+                if let old, byHolder.remove(at: old.holder) {
+                    let leases = self.leases
+                    byHolder.compact(at: old.holder) { leases[$0]?.holder == old.holder }
+                }
                 if let holder = new?.holder, byHolder.insert(id, at: holder).crowded {
                     let leases = self.leases
                     byHolder.compact(at: holder) { leases[$0]?.holder == holder }
@@ -467,9 +479,9 @@ extension LeaseTable {
 /// ends or moves; `live` counts the leases that have the key, and the bucket goes when it reaches 0. So the
 /// hot path (a claim, an ack) appends one id or changes one count, and never hashes the id again; a question
 /// checks each id against the lease table (`liveIDs`). A bucket whose kept ids reach twice its live count
-/// plus 32 is compacted on its next insert, so a holder that never runs dry (a busy worker) does not grow
-/// without end. A bucket that only shrinks keeps its ids (at most its peak) until its last lease ends: a
-/// 100k-task claim acked but for one lease keeps 1.6 MB until that one ends.
+/// plus 32 (on an insert or a removal) is compacted, so a holder that never runs dry (a busy worker) does not
+/// grow without end, and a 100k-lease claim acked but for one lease does not keep 100k ids for that one.
+/// Each compaction at least halves the ids, so its cost is amortized over the changes that made them stale.
 struct LeaseBuckets<Key: Hashable> {
     private struct Bucket {
         var live: Int
@@ -506,20 +518,25 @@ struct LeaseBuckets<Key: Hashable> {
         buckets[key]!.ids = Self.unique(ids.filter(isLive))
     }
 
-    /// Uncounts a lease that had `key` (its id stays until a question or a compaction drops it).
-    mutating func remove(at key: Key) {
+    /// Uncounts a lease that had `key` (its id stays until a question or a compaction drops it). Returns
+    /// whether the key's stale ids now outnumber its live ones (`crowded`: the caller compacts it).
+    mutating func remove(at key: Key) -> Bool {
         Self.drop(&buckets[key])
     }
 
     /// `remove` on the bucket in place (one hash lookup): `nil` when its last lease goes.
-    private static func drop(_ bucket: inout Bucket?) {
-        guard let live = bucket?.live else { return }
+    private static func drop(_ bucket: inout Bucket?) -> Bool {
+        guard let live = bucket?.live else { return false }
         if live <= 1 {
             bucket = nil
-        } else {
-            bucket!.live = live - 1
+            return false
         }
+        bucket!.live = live - 1
+        return bucket!.ids.count >= 2 * (live - 1) + 32
     }
+
+    /// How many ids `key` keeps, stale ones included (for tests of the compaction).
+    func keptCount(at key: Key) -> Int { buckets[key]?.ids.count ?? 0 }
 
     /// The ids of `key`'s leases: its kept ids that `isLive` accepts, each once.
     func liveIDs(at key: Key, live isLive: (NameKey) -> Bool) -> [NameKey] {
