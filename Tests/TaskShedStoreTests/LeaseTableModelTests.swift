@@ -127,8 +127,8 @@ struct LeaseTableModelTests {
         for i in 10..<10_000 { t.set(NameKey("c\(i)"), nil) }
         t.commitLog()
         #expect(t.writerExpired(now: 5).map(\.id) == (0..<10).map { "c\($0)" }.sorted())
-        #expect(t.keptCount(deadline: 5) <= 2 * 10 + 32)
-        #expect(t.keptCount(holder: 3) <= 2 * 10 + 32)
+        #expect(t.keptCount(deadline: 5) <= 2 * 10 + 4096)
+        #expect(t.keptCount(holder: 3) <= 2 * 10 + 4096)
         #expect(t.indexProblems() == [])
     }
 

@@ -479,9 +479,10 @@ extension LeaseTable {
 /// ends or moves; `live` counts the leases that have the key, and the bucket goes when it reaches 0. So the
 /// hot path (a claim, an ack) appends one id or changes one count, and never hashes the id again; a question
 /// checks each id against the lease table (`liveIDs`). A bucket whose kept ids reach twice its live count
-/// plus 32 (on an insert or a removal) is compacted, so a holder that never runs dry (a busy worker) does not
-/// grow without end, and a 100k-lease claim acked but for one lease does not keep 100k ids for that one.
-/// Each compaction at least halves the ids, so its cost is amortized over the changes that made them stale.
+/// plus 32 on an insert, or plus 4,096 on a removal, is compacted, so a holder that never runs dry (a busy
+/// worker) does not grow without end, and a 100k-lease claim acked but for one lease keeps at most ~4k ids for
+/// that one. Each compaction at least halves the ids, so its cost is amortized over the changes that made
+/// them stale.
 struct LeaseBuckets<Key: Hashable> {
     private struct Bucket {
         var live: Int
@@ -519,7 +520,9 @@ struct LeaseBuckets<Key: Hashable> {
     }
 
     /// Uncounts a lease that had `key` (its id stays until a question or a compaction drops it). Returns
-    /// whether the key's stale ids now outnumber its live ones (`crowded`: the caller compacts it).
+    /// whether the key keeps more than twice its live ids plus 4,096 (`crowded`: the caller compacts it).
+    /// The slack is wider than an insert's: the acks of a claim empty its buckets one removal at a time, and
+    /// compacting them on the way cost ~1,900 instructions per delivery (BENCHMARKS.md 5.11).
     mutating func remove(at key: Key) -> Bool {
         Self.drop(&buckets[key])
     }
@@ -532,7 +535,7 @@ struct LeaseBuckets<Key: Hashable> {
             return false
         }
         bucket!.live = live - 1
-        return bucket!.ids.count >= 2 * (live - 1) + 32
+        return bucket!.ids.count >= 2 * (live - 1) + 4096
     }
 
     /// How many ids `key` keeps, stale ones included (for tests of the compaction).
