@@ -41,6 +41,7 @@ struct RequestedLease: Hashable, Sendable {
         self.holder = holder
     }
 
+    /// The lease of task `id` held by connection `holder` (as the expiry reports an expired one).
     init(id: String, holder: UInt64) {
         self.id = id
         self.holder = holder

@@ -9,7 +9,10 @@ import Testing
 /// and after a commit `earliestDeadline` must be the model's minimum. (Adapted from the review of the buckets.)
 @Suite("LeaseTable against a brute-force model: buckets, heap, rollback")
 struct LeaseTableModelTests {
-    struct M: Equatable { var deadline: Int64; var holder: UInt64 }
+    struct M: Equatable {
+        var deadline: Int64
+        var holder: UInt64
+    }
 
     static func lease(_ m: M) -> Lease {
         Lease(deadline: m.deadline, holder: m.holder, attempt: 1, lastRunAt: nil, baseLastRunAt: nil,
@@ -54,13 +57,23 @@ struct LeaseTableModelTests {
             case 0..<35: // new lease or replace: holder 1 gets most (never runs dry), same deadline often
                 let m = M(deadline: r(3) == 0 ? deadlines.lowerBound : Int64.random(in: deadlines, using: &rng),
                           holder: r(2) == 0 ? 1 : UInt64(r(5)))
-                t.set(k, Self.lease(m)); model[id] = m
+                t.set(k, Self.lease(m))
+                model[id] = m
             case 35..<50: // touch: same holder, new deadline
-                if var m = model[id] { m.deadline = Int64.random(in: deadlines, using: &rng); t.set(k, Self.lease(m)); model[id] = m }
+                if var m = model[id] {
+                    m.deadline = Int64.random(in: deadlines, using: &rng)
+                    t.set(k, Self.lease(m))
+                    model[id] = m
+                }
             case 50..<55: // holder change only
-                if var m = model[id] { m.holder = UInt64(r(5)); t.set(k, Self.lease(m)); model[id] = m }
+                if var m = model[id] {
+                    m.holder = UInt64(r(5))
+                    t.set(k, Self.lease(m))
+                    model[id] = m
+                }
             case 55..<75: // end
-                t.set(k, nil); model[id] = nil
+                t.set(k, nil)
+                model[id] = nil
             case 75..<80: // expire everything due, as expireLeases does
                 let now = Int64.random(in: deadlines, using: &rng)
                 for e in t.writerExpired(now: now) {
@@ -70,9 +83,13 @@ struct LeaseTableModelTests {
                 }
             case 80..<83: // releaseHolder
                 let h = UInt64(r(5))
-                for e in t.writerHeld(by: h) { t.set(NameKey(e), nil); model[e] = nil }
+                for e in t.writerHeld(by: h) {
+                    t.set(NameKey(e), nil)
+                    model[e] = nil
+                }
             case 83..<84:
-                t.clearAll(); model = [:]
+                t.clearAll()
+                model = [:]
             case 84..<88: // take if the holder matches (the one-off ack)
                 let h = UInt64(r(5))
                 let taken = t.take(k) { $0.holder == h }
@@ -89,10 +106,13 @@ struct LeaseTableModelTests {
             case 92..<96:
                 if !marks.isEmpty {
                     let i = r(marks.count)
-                    t.rollback(to: marks[i].0); model = marks[i].1; marks.removeSubrange(i...)
+                    t.rollback(to: marks[i].0)
+                    model = marks[i].1
+                    marks.removeSubrange(i...)
                 }
             default:
-                t.commitLog(); marks = []
+                t.commitLog()
+                marks = []
             }
             let now = Int64.random(in: deadlines, using: &rng)
             problems += check(t, model, now, committed: marks.isEmpty && t.mark == 0, "seed \(seed) step \(step)")
@@ -156,18 +176,26 @@ extension LeaseTableModelTests {
         let t = LeaseTable()
         var model: [String: M] = [:]
         var p: [String] = []
-        func put(_ id: String, _ m: M?) { t.set(NameKey(id), m.map(Self.lease)); model[id] = m }
-        put("pin", M(deadline: 0, holder: 9)); t.commitLog()
+        func put(_ id: String, _ m: M?) {
+            t.set(NameKey(id), m.map(Self.lease))
+            model[id] = m
+        }
+        put("pin", M(deadline: 0, holder: 9))
+        t.commitLog()
         for i in 1...5000 { put("x\(i)", M(deadline: Int64(i), holder: UInt64(i % 3))) }
         t.commitLog()
         for i in 1...5000 where i % 1000 != 0 { put("x\(i)", nil) }
         t.commitLog()
         p += check(t, model, 100_000, committed: true, "after rebuild")
         let mark = t.mark
-        for round in 0..<3000 { put("y", M(deadline: 777, holder: 1)); put("y", nil); _ = round }  // 777 pushed 3000 times
+        for _ in 0..<3000 {  // 777 pushed 3000 times
+            put("y", M(deadline: 777, holder: 1))
+            put("y", nil)
+        }
         for i in 1...5000 { put("x\(i)", M(deadline: Int64(i) + 1, holder: 2)) }
         p += check(t, model, 3000, committed: false, "in txn")
-        t.clearAll(); model = [:]
+        t.clearAll()
+        model = [:]
         put("z", M(deadline: 5, holder: 1))
         p += check(t, model, 10, committed: false, "after clear")
         t.rollback(to: mark)

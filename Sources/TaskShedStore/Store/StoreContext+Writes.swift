@@ -459,7 +459,8 @@ extension StoreContext {
 
     mutating func releaseAllLeases() throws(StoreError) -> Int {
         var count = 0
-        for (id, _) in allLeases().sorted(by: { positionPrecedes(($0.lease.deadline, $0.id), ($1.lease.deadline, $1.id)) }) {
+        let byDeadline = allLeases().sorted { positionPrecedes(($0.lease.deadline, $0.id), ($1.lease.deadline, $1.id)) }
+        for (id, _) in byDeadline {
             guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
             try save(old: old, new: Self.released(old), writeRecord: false)
             count += 1
