@@ -18,12 +18,12 @@ extension Server {
             return JobRequest(holder: item.session.id, subscriptionLease: item.session.subscription?.leaseMicros,
                               message: message, holderClosing: item.session.isClosing)
         }
-        job.sparedLeases = heldLeases()
         job.stagedReleases = stagedReleases
         stagedReleases.removeAll()
         if dispatchNeeded || !taken.isEmpty || !holdersToRelease.isEmpty {
             planDispatch(into: &job, force: !taken.isEmpty)
         }
+        if job.expireLeases { job.sparedLeases = heldLeases() }
         guard !job.isEmpty else { return nil }
         jobRequests = taken
         startedJobs += 1
