@@ -13,7 +13,8 @@ extension StoreBenchmarks {
     /// `claimBatch`, each batch with its own deadline (expiry) or its own holder (disconnect); then the batches
     /// end one transaction at a time, oldest first, so that the first ends with every lease still outstanding.
     /// Reports the rate over all ends and the median and slowest single end (what one expiry timer or one
-    /// disconnect costs the writer with that many leases held), and the heap the leases took.
+    /// disconnect costs the writer with that many leases held), the heap the leases took, and one `stats`
+    /// before the claims (all due) and one after (all leased).
     public static func leaseEnds(_ config: Config, how: LeaseEnd) throws -> BenchResult {
         let path = config.directory + "/lease-ends"
         defer { removeStore(path) }
@@ -21,6 +22,9 @@ extension StoreBenchmarks {
         let batches = (config.claimAckTasks + config.claimBatch - 1) / config.claimBatch
         func micros(_ nanos: UInt64) -> String { format(Double(nanos) / 1000, 0) }
         func deadline(_ batch: Int) -> Int64 { now + 60_000_000 + Int64(batch) * 1_000 }
+        let statsStart = BenchClock.nanos()
+        _ = try store.stats(now: now)
+        let statsDue = BenchClock.nanos() - statsStart
         let heapBefore = BenchClock.heapBytesInUse()
         for batch in 0..<batches {
             let claimed = try store.claim(
@@ -31,6 +35,9 @@ extension StoreBenchmarks {
         // The claimed records are gone by now: what the heap gained is the lease table (entries, frontiers,
         // deadline and holder buckets, the heap, and the undo log's kept capacity).
         let leaseBytes = Double(BenchClock.heapBytesInUse() - heapBefore) / Double(config.claimAckTasks)
+        let leasedStatsStart = BenchClock.nanos()
+        _ = try store.stats(now: now)
+        let statsLeased = BenchClock.nanos() - leasedStatsStart
         var ended = 0
         var latencies: [UInt64] = []
         latencies.reserveCapacity(batches)
@@ -55,6 +62,7 @@ extension StoreBenchmarks {
             tasks: ended, nanos: elapsed, cpuNanos: cpu,
             notes: ["per end: first \(micros(first)) µs, p50 \(micros(latencies[latencies.count / 2])) µs, "
                         + "max \(micros(latencies[latencies.count - 1])) µs",
-                    "lease table \(format(leaseBytes, 0)) heap bytes per lease"])
+                    "lease table \(format(leaseBytes, 0)) heap bytes per lease",
+                    "stats: all \(config.claimAckTasks) due \(micros(statsDue)) µs, all leased \(micros(statsLeased)) µs"])
     }
 }

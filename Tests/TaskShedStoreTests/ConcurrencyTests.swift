@@ -37,6 +37,60 @@ struct ConcurrencyTests {
         #expect(after.leased == 1 && after.pending == 1)
     }
 
+    /// `stats` during a write counts the leases as its snapshot has them, from the lease table with the write's
+    /// changes undone (an ack and a claim in flight): not the lookups of every lease.
+    @Test func statsDuringAWriteCountsTheLeasesOfItsSnapshot() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", callback: "ca", runAt: t0 - 2), spec("b", callback: "cb", runAt: t0 - 1)], now: t0)
+        #expect(try store.claim(callbacks: ["ca"], max: 1, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["a"])
+        final class Seen: @unchecked Sendable {
+            var stats: StoreStats?
+        }
+        let seen = Seen()
+        try store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
+            _ = try b.ack(id: "a", attempt: 1, holder: 1, now: t0)
+            #expect(try b.claim(callbacks: ["cb"], max: 5, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["b"])
+            DispatchQueue.global().sync { seen.stats = try? store.stats(now: t0) }
+        }
+        // (Its due count walks `callback_wake` past the table's current claim frontier, which already covers
+        // "b" and so hides the snapshot's "a" for that moment: due may read 0 until the commit. Known; see
+        // LAYOUT.md, "Leases".)
+        #expect(seen.stats?.leased == 1)
+        // The lease counted is "a"'s, as the snapshot has it, not "b"'s, which the write in flight made.
+        #expect(seen.stats?.callbacks.first { $0.callback == "ca" }?.leased == 1)
+        #expect(seen.stats?.callbacks.first { $0.callback == "cb" }?.leased == 0)
+        let after = try store.stats(now: t0)
+        #expect(after.leased == 1 && after.due == 0)
+        #expect(after.callbacks.first { $0.callback == "cb" }?.leased == 1)
+    }
+
+    /// `stats` on a snapshot older than the lease table (a write committed after the snapshot began) looks
+    /// each lease up in the snapshot instead.
+    @Test func statsOfAnOlderSnapshotLooksTheLeasesUp() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", runAt: t0 - 2), spec("b", runAt: t0 - 1), spec("c", runAt: t0 + 60 * second)],
+                          now: t0)
+        #expect(try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 9, now: t0).map(\.id) == ["a"])
+        let snapshot = try store.read { (ctx, env) throws(StoreError) -> (StoreStats, Bool) in
+            DispatchQueue.global().sync {
+                _ = try? store.write { (b: inout LMDBWriteBatch) throws(StoreError) in
+                    _ = try b.ack(id: "a", attempt: 1, holder: 1, now: t0)
+                    _ = try b.claim(callbacks: ["cb"], max: 5, holder: 1, leaseDeadline: t0 + 9, now: t0)
+                }
+            }
+            let asOf = store.leaseTable.leases(asOfTransaction: ctx.txn.id)
+            return (try ctx.stats(now: t0, environment: env), asOf == nil)
+        }
+        // The table moved on (the fallback ran); of the leases only "b"'s is current, and the snapshot has "b":
+        // one leased. (Due and pending: as in the test above.)
+        #expect(snapshot.1)
+        #expect(snapshot.0.leased == 1)
+        let after = try store.stats(now: t0)
+        #expect(after.leased == 1 && after.due == 0 && after.pending == 1)
+    }
+
     /// A replace that only drops a task's group leaves its `groups` entry to be deleted at the commit; group
     /// selectors later in the same batch do not select the task any more.
     @Test func aTaskThatLeftItsGroupIsNotSelectedByItLaterInTheBatch() throws {

@@ -48,6 +48,8 @@ struct LeaseTableModelTests {
         let t = LeaseTable()
         var model: [String: M] = [:]
         var marks: [(Int, [String: M])] = []
+        // The model as of the last commit: what `leases(asOfTransaction:)` must give a reader meanwhile.
+        var committedModel: [String: M] = [:]
         var problems: [String] = []
         func r(_ n: Int) -> Int { Int.random(in: 0..<n, using: &rng) }
         for step in 0..<steps {
@@ -111,11 +113,17 @@ struct LeaseTableModelTests {
                     marks.removeSubrange(i...)
                 }
             default:
-                t.commitLog()
+                t.commitLog(transactionID: 0)
                 marks = []
+                committedModel = model
             }
             let now = Int64.random(in: deadlines, using: &rng)
             problems += check(t, model, now, committed: marks.isEmpty && t.mark == 0, "seed \(seed) step \(step)")
+            let asOfCommit = t.leases(asOfTransaction: 0).map { leases in
+                Dictionary(uniqueKeysWithValues: leases.map { ($0.key.name, M(deadline: $0.value.deadline, holder: $0.value.holder)) })
+            }
+            if asOfCommit != committedModel { problems.append("seed \(seed) step \(step): leases as of the commit differ") }
+            if t.leases(asOfTransaction: 1) != nil { problems.append("seed \(seed) step \(step): another snapshot was answered") }
             if problems.count > 10 { break }
         }
         return problems
@@ -143,9 +151,9 @@ struct LeaseTableModelTests {
     @Test func aShrinkingBucketStaysCompact() {
         let t = LeaseTable()
         for i in 0..<10_000 { t.set(NameKey("c\(i)"), Self.lease(M(deadline: 5, holder: 3))) }
-        t.commitLog()
+        t.commitLog(transactionID: 0)
         for i in 10..<10_000 { t.set(NameKey("c\(i)"), nil) }
-        t.commitLog()
+        t.commitLog(transactionID: 0)
         #expect(t.writerExpired(now: 5).map(\.id) == (0..<10).map { "c\($0)" }.sorted())
         #expect(t.keptCount(deadline: 5) <= 2 * 10 + 4096)
         #expect(t.keptCount(holder: 3) <= 2 * 10 + 4096)
@@ -160,9 +168,9 @@ struct LeaseTableModelTests {
             let k = NameKey("x\(i % 1000)")
             t.set(k, Self.lease(M(deadline: Int64(i), holder: 7)))
             t.set(k, nil)
-            if i % 100 == 0 { t.commitLog() }
+            if i % 100 == 0 { t.commitLog(transactionID: 0) }
         }
-        t.commitLog()
+        t.commitLog(transactionID: 0)
         #expect(t.writerHeld(by: 7).count == 10)
         #expect(t.keptCount(holder: 7) <= 2 * 10 + 32)
         #expect(t.indexProblems() == [])
@@ -181,11 +189,11 @@ extension LeaseTableModelTests {
             model[id] = m
         }
         put("pin", M(deadline: 0, holder: 9))
-        t.commitLog()
+        t.commitLog(transactionID: 0)
         for i in 1...5000 { put("x\(i)", M(deadline: Int64(i), holder: UInt64(i % 3))) }
-        t.commitLog()
+        t.commitLog(transactionID: 0)
         for i in 1...5000 where i % 1000 != 0 { put("x\(i)", nil) }
-        t.commitLog()
+        t.commitLog(transactionID: 0)
         p += check(t, model, 100_000, committed: true, "after rebuild")
         let mark = t.mark
         for _ in 0..<3000 {  // 777 pushed 3000 times

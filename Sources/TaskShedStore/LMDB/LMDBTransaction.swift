@@ -46,6 +46,9 @@ package final class LMDBTransaction {
         if let handle { mdb_txn_abort(handle) }
     }
 
+    /// The transaction's id (`mdb_txn_id`): for a read-only one, the id of the committed write it sees.
+    var id: Int { Int(mdb_txn_id(live)) }
+
     /// The live handle; using an ended transaction is a programmer error.
     @inline(__always)
     var live: OpaquePointer {

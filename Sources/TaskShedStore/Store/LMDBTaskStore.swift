@@ -118,6 +118,7 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         self.dbs = try Self.openDatabases(env, directory: directory)
         self.environment = env
         self.directoryLock = lock
+        leaseTable.commitLog(transactionID: env.info().lastTransactionID)
     }
 
     /// Whether `directory` is on a copy-on-write filesystem (btrfs, ZFS, bcachefs), where every overwrite of a
@@ -500,7 +501,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
                 try batch.context.flushCounts()
                 try lmdb { () throws(LMDBError) in try top.commit() }
                 committed = true
-                leaseTable.commitLog()
+                // The id of the last commit that wrote (a commit that changed only leases writes nothing).
+                leaseTable.commitLog(transactionID: env.info().lastTransactionID)
                 return .committed(value)
             } catch {
                 if top.handle != nil { top.abort() }

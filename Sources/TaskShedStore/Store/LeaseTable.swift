@@ -134,15 +134,16 @@ struct ClaimFrontier {
 ///
 /// The writer changes the table in place as its operations run and logs what each change replaced: a
 /// transaction that aborts (or a nested one that fails) rolls the table back to where it began
-/// (`rollback(to:)`), one that commits drops its log (`commitLog()`). In place, because staging the changes
-/// and applying them at the commit hashed every id twice more per delivery (BENCHMARKS.md 5.10).
+/// (`rollback(to:)`), one that commits drops its log (`commitLog(transactionID:)`). In place, because staging
+/// the changes and applying them at the commit hashed every id twice more per delivery (BENCHMARKS.md 5.10).
 ///
 /// - Important: The `writer…` methods, `set`, `take`, `setFrontier`, `clearAll`, `mark`, `rollback(to:)` and
-///   `commitLog()` are for the writer only (under the store's writer lock); the others may be called from any
-///   thread. Readers see the writer's changes as they are made, before its LMDB commit: a read racing a
-///   write may pair a lease with the previous snapshot (a task acked a moment ago shows as scheduled, or a
-///   task whose claim is then rolled back shows as leased for that moment), but never leaves a due task
-///   hidden behind a lease that its snapshot has already ended.
+///   `commitLog(transactionID:)` are for the writer only (under the store's writer lock); the others may be
+///   called from any thread. Readers see the writer's changes as they are made, before its LMDB commit: a
+///   read racing a write may pair a lease with the previous snapshot (a task acked a moment ago shows as
+///   scheduled, or a task whose claim is then rolled back shows as leased for that moment), but never leaves
+///   a due task hidden behind a lease that its snapshot has already ended. `leases(asOfTransaction:)` gives
+///   a reader the leases exactly as of its snapshot.
 final class LeaseTable: @unchecked Sendable {
     private let lock = PthreadRWLock()
     /// Everything the lock guards, in one stored property: each method makes one (dynamically checked)
@@ -177,6 +178,21 @@ final class LeaseTable: @unchecked Sendable {
         lock.lockShared()
         defer { lock.unlock() }
         return state.leases.map { ($0.key, $0.value) }
+    }
+
+    /// The leases exactly as a reader whose snapshot is LMDB transaction `id` should see them: the table
+    /// without the changes of a write in flight (undone on a copy: O(leases + the write's changes)), or `nil`
+    /// when a commit came between that snapshot and this call (the caller then checks each lease against its
+    /// snapshot). A lease's cached fields (callback, paused flag, run time, group) are then those of the
+    /// snapshot's record.
+    func leases(asOfTransaction id: Int) -> [NameKey: Lease]? {
+        lock.lockShared()
+        defer { lock.unlock() }
+        guard state.committedTransactionID == id else { return nil }
+        guard !state.log.isEmpty else { return state.leases }
+        var before = state
+        before.rollback(to: 0)
+        return before.leases
     }
 
     /// What is wrong with the deadline and holder buckets and the deadline heap, checked against the leases
@@ -264,11 +280,14 @@ final class LeaseTable: @unchecked Sendable {
         state.rollback(to: mark)
     }
 
-    /// Forgets the log (the transaction committed) and pops ended deadlines off the heap. Under the lock:
-    /// it changes `state`, which readers read (once per commit, so the lock costs nothing that matters).
-    func commitLog() {
+    /// Forgets the log (the transaction committed) and pops ended deadlines off the heap; records that the
+    /// table now goes with LMDB's committed transaction `transactionID` (for `leases(asOfTransaction:)`).
+    /// Under the lock: it changes `state`, which readers read (once per commit, so the lock costs nothing that
+    /// matters).
+    func commitLog(transactionID: Int) {
         lock.lockExclusive()
         defer { lock.unlock() }
+        state.committedTransactionID = transactionID
         state.log.removeAll(keepingCapacity: state.log.count <= 4096)
         if state.needsSettling { state.settle() }
     }
@@ -297,6 +316,9 @@ extension LeaseTable {
         var byDeadline = LeaseBuckets<Int64>()
         var byHolder = LeaseBuckets<UInt64>()
         var log: [Undo] = []
+        /// The LMDB transaction the table (without `log`) goes with: the last commit that wrote when the
+        /// table's last change committed.
+        var committedTransactionID = 0
 
         mutating func set(_ id: NameKey, _ lease: Lease?) {
             let old = lease.map { leases.updateValue($0, forKey: id) } ?? leases.removeValue(forKey: id)
