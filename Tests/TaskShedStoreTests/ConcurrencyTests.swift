@@ -80,7 +80,7 @@ struct ConcurrencyTests {
                     _ = try b.claim(callbacks: ["cb"], max: 5, holder: 1, leaseDeadline: t0 + 9, now: t0)
                 }
             }
-            let asOf = store.leaseTable.leases(asOfTransaction: ctx.txn.id)
+            let asOf = store.leaseTable.leaseCounts(asOfTransaction: ctx.txn.id)
             return (try ctx.stats(now: t0, environment: env), asOf == nil)
         }
         // The table moved on (the fallback ran); of the leases only "b"'s is current, and the snapshot has "b":

@@ -14,9 +14,20 @@ struct LeaseTableModelTests {
         var holder: UInt64
     }
 
+    /// The callback and paused flag a model lease stands for (derived, so that counts per callback vary).
+    static func callback(_ m: M) -> String { "c\(m.holder % 2)" }
+    static func paused(_ m: M) -> Bool { m.deadline % 3 == 0 }
+
+    /// What `leaseCounts(asOfTransaction:)` should answer for `model`.
+    static func counts(_ model: [String: M]) -> [String: [Int64]] {
+        var out: [String: [Int64]] = [:]
+        for m in model.values { out[callback(m), default: [0, 0]][paused(m) ? 1 : 0] += 1 }
+        return out
+    }
+
     static func lease(_ m: M) -> Lease {
         Lease(deadline: m.deadline, holder: m.holder, attempt: 1, lastRunAt: nil, baseLastRunAt: nil,
-              callback: "cb", paused: false, runAt: 0, group: nil, recurring: false)
+              callback: callback(m), paused: paused(m), runAt: 0, group: nil, recurring: false)
     }
 
     static func expected(_ model: [String: M], _ include: (M) -> Bool) -> [String] {
@@ -47,9 +58,11 @@ struct LeaseTableModelTests {
         var rng = SeededRandom(seed: seed)
         let t = LeaseTable()
         var model: [String: M] = [:]
-        var marks: [(Int, [String: M])] = []
-        // The model as of the last commit: what `leases(asOfTransaction:)` must give a reader meanwhile.
+        var marks: [(Int, [String: M], Bool)] = []
+        // The model as of the last commit: what `leaseCounts(asOfTransaction:)` must count for a reader
+        // meanwhile, unless the write in flight cleared the table (then it answers nil).
         var committedModel: [String: M] = [:]
+        var clearedInWrite = false
         var problems: [String] = []
         func r(_ n: Int) -> Int { Int.random(in: 0..<n, using: &rng) }
         for step in 0..<steps {
@@ -92,6 +105,7 @@ struct LeaseTableModelTests {
             case 83..<84:
                 t.clearAll()
                 model = [:]
+                clearedInWrite = true
             case 84..<88: // take if the holder matches (the one-off ack)
                 let h = UInt64(r(5))
                 let taken = t.take(k) { $0.holder == h }
@@ -104,26 +118,33 @@ struct LeaseTableModelTests {
                     problems.append("seed \(seed) step \(step): take(\(id)) took a lease it should not")
                 }
             case 88..<92:
-                marks.append((t.mark, model))
+                marks.append((t.mark, model, clearedInWrite))
             case 92..<96:
                 if !marks.isEmpty {
                     let i = r(marks.count)
                     t.rollback(to: marks[i].0)
                     model = marks[i].1
+                    clearedInWrite = marks[i].2
                     marks.removeSubrange(i...)
                 }
             default:
                 t.commitLog(transactionID: 0)
                 marks = []
                 committedModel = model
+                clearedInWrite = false
             }
             let now = Int64.random(in: deadlines, using: &rng)
             problems += check(t, model, now, committed: marks.isEmpty && t.mark == 0, "seed \(seed) step \(step)")
-            let asOfCommit = t.leases(asOfTransaction: 0).map { leases in
-                Dictionary(uniqueKeysWithValues: leases.map { ($0.key.name, M(deadline: $0.value.deadline, holder: $0.value.holder)) })
+            let asOfCommit = t.leaseCounts(asOfTransaction: 0).map { counts in
+                Dictionary(uniqueKeysWithValues: counts.map { ($0.key.name, [$0.value.unpaused, $0.value.paused]) })
             }
-            if asOfCommit != committedModel { problems.append("seed \(seed) step \(step): leases as of the commit differ") }
-            if t.leases(asOfTransaction: 1) != nil { problems.append("seed \(seed) step \(step): another snapshot was answered") }
+            let expected = clearedInWrite ? nil : Self.counts(committedModel)
+            if asOfCommit != expected {
+                problems.append("seed \(seed) step \(step): counts as of the commit \(String(describing: asOfCommit)), not \(String(describing: expected))")
+            }
+            if t.leaseCounts(asOfTransaction: 1) != nil {
+                problems.append("seed \(seed) step \(step): another snapshot was answered")
+            }
             if problems.count > 10 { break }
         }
         return problems

@@ -142,8 +142,8 @@ struct ClaimFrontier {
 ///   called from any thread. Readers see the writer's changes as they are made, before its LMDB commit: a
 ///   read racing a write may pair a lease with the previous snapshot (a task acked a moment ago shows as
 ///   scheduled, or a task whose claim is then rolled back shows as leased for that moment), but never leaves
-///   a due task hidden behind a lease that its snapshot has already ended. `leases(asOfTransaction:)` gives
-///   a reader the leases exactly as of its snapshot.
+///   a due task hidden behind a lease that its snapshot has already ended. `leaseCounts(asOfTransaction:)`
+///   gives a reader the leases' counts exactly as of its snapshot.
 final class LeaseTable: @unchecked Sendable {
     private let lock = PthreadRWLock()
     /// Everything the lock guards, in one stored property: each method makes one (dynamically checked)
@@ -180,19 +180,40 @@ final class LeaseTable: @unchecked Sendable {
         return state.leases.map { ($0.key, $0.value) }
     }
 
-    /// The leases exactly as a reader whose snapshot is LMDB transaction `id` should see them: the table
-    /// without the changes of a write in flight (undone on a copy: O(leases + the write's changes)), or `nil`
-    /// when a commit came between that snapshot and this call (the caller then checks each lease against its
-    /// snapshot). A lease's cached fields (callback, paused flag, run time, group) are then those of the
-    /// snapshot's record.
-    func leases(asOfTransaction id: Int) -> [NameKey: Lease]? {
+    /// How many leases each callback has (unpaused and paused tasks) exactly as a reader whose snapshot is
+    /// LMDB transaction `id` should count them: the table without the changes of a write in flight (each id
+    /// that write changed counts with the lease its log says it had before). `nil` when a commit came between
+    /// that snapshot and this call, or when the write in flight cleared the table (`remove(.all)`): the caller
+    /// then checks each lease against its snapshot. The leases' cached callback and paused flag are those of
+    /// the snapshot's records.
+    ///
+    /// O(leases + the write's changes) under the shared lock, with nothing copied: a copy of the table (or a
+    /// dictionary shared with it, which the writer's next change would then copy under the exclusive lock)
+    /// cost up to ~200 ms beside a large write in flight.
+    func leaseCounts(asOfTransaction id: Int) -> [NameKey: (unpaused: Int64, paused: Int64)]? {
         lock.lockShared()
         defer { lock.unlock() }
         guard state.committedTransactionID == id else { return nil }
-        guard !state.log.isEmpty else { return state.leases }
-        var before = state
-        before.rollback(to: 0)
-        return before.leases
+        // The lease each id changed by the write in flight had before it: its oldest logged value.
+        var before: [NameKey: Lease?] = [:]
+        for entry in state.log {
+            switch entry {
+            case .lease(let key, let old):
+                if before.index(forKey: key) == nil { before[key] = .some(old) }
+            case .frontier:
+                continue
+            case .cleared:
+                return nil
+            }
+        }
+        var counts: [NameKey: (unpaused: Int64, paused: Int64)] = [:]
+        func count(_ lease: Lease) {
+            let key = NameKey(lease.callback)
+            if lease.paused { counts[key, default: (0, 0)].paused += 1 } else { counts[key, default: (0, 0)].unpaused += 1 }
+        }
+        for (key, lease) in state.leases where before.isEmpty || before.index(forKey: key) == nil { count(lease) }
+        for case let old? in before.values { count(old) }
+        return counts
     }
 
     /// What is wrong with the deadline and holder buckets and the deadline heap, checked against the leases
@@ -281,7 +302,7 @@ final class LeaseTable: @unchecked Sendable {
     }
 
     /// Forgets the log (the transaction committed) and pops ended deadlines off the heap; records that the
-    /// table now goes with LMDB's committed transaction `transactionID` (for `leases(asOfTransaction:)`).
+    /// table now goes with LMDB's committed transaction `transactionID` (for `leaseCounts(asOfTransaction:)`).
     /// Under the lock: it changes `state`, which readers read (once per commit, so the lock costs nothing that
     /// matters).
     func commitLog(transactionID: Int) {

@@ -232,20 +232,17 @@ extension StoreContext {
             }
         }
         // The counters count leased tasks as scheduled or paused (as their records say): the leases are taken
-        // out, each as the snapshot's record has it. Usually from the leases as of this snapshot, whose cached
-        // callback and paused flag are the record's (O(leases), in memory). When a commit came between the
-        // snapshot and the lease table's answer, each lease is looked up in the snapshot instead (O(leases)
-        // lookups: ~2 µs each, 200 ms at 100k leases): a lease may then name a task the snapshot does not have
-        // yet (added and claimed by a later write), which is not counted.
+        // out, each as the snapshot's record has it. Usually the lease table counts them as of this snapshot
+        // (O(leases), in memory). When a commit came between the snapshot and the table's answer, each lease
+        // is looked up in the snapshot instead (O(leases) lookups: ~2 µs each, 200 ms at 100k leases): a lease
+        // may then name a task the snapshot does not have yet (added and claimed by a later write), which is
+        // not counted.
         var leasedUnpaused: [NameKey: Int64] = [:]
         var leasedPaused: [NameKey: Int64] = [:]
-        if let leases = leaseTable.leases(asOfTransaction: txn.id) {
-            for lease in leases.values {
-                if lease.paused {
-                    leasedPaused[NameKey(lease.callback), default: 0] += 1
-                } else {
-                    leasedUnpaused[NameKey(lease.callback), default: 0] += 1
-                }
+        if let counts = leaseTable.leaseCounts(asOfTransaction: txn.id) {
+            for (callback, count) in counts {
+                leasedUnpaused[callback] = count.unpaused
+                leasedPaused[callback] = count.paused
             }
         } else {
             for (id, _) in allLeases() {
