@@ -544,7 +544,7 @@ struct LeaseBuckets<Key: Hashable> {
     func contains(_ key: Key) -> Bool { buckets[key] != nil }
 
     /// Counts a lease that now has `key`, whose task is `id`. Returns whether the key had none before
-    /// (`made`), and whether its stale ids now outnumber its live ones (`crowded`: the caller compacts it).
+    /// (`made`), and whether it keeps twice its live ids plus 32 (`crowded`: the caller compacts it).
     mutating func insert(_ id: NameKey, at key: Key) -> (made: Bool, crowded: Bool) {
         // One hash lookup: the bucket is changed in place through the dictionary's modify accessor.
         Self.add(id, to: &buckets[key, default: Bucket(live: 0, ids: [])])
