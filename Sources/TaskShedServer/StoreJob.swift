@@ -166,19 +166,13 @@ extension StoreJob {
                     result.replies.append(.error(Server.reply(for: error, to: request.message)))
                 }
             }
-            // Closed connections' leases end after the requests: an ACK or RELEASE sent just before the close
-            // is applied, not counted as a failed attempt.
             if result.dispatchFailure == nil {
                 do throws(StoreError) {
+                    // Closed connections' leases end after the requests: an ACK or RELEASE sent just before the
+                    // close is applied, not counted as a failed attempt.
                     for holder in releaseHolders {
                         result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
                     }
-                } catch {
-                    result.dispatchFailure = error
-                }
-            }
-            if result.dispatchFailure == nil {
-                do throws(StoreError) {
                     result.pushes = try claims(&batch)
                 } catch {
                     result.dispatchFailure = error

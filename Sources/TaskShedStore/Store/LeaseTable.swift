@@ -372,30 +372,10 @@ extension LeaseTable {
         /// Moves `id` between the deadline and holder buckets: it had a lease with keys `old` and has one
         /// with `new` now (already in `leases`, which compaction reads).
         private mutating func reindex(_ id: NameKey, from old: BucketKeys?, to new: BucketKeys?) {
-            if old?.deadline != new?.deadline {
-                if let old, byDeadline.remove(at: old.deadline) {
-                    let leases = self.leases
-                    byDeadline.compact(at: old.deadline) { leases[$0]?.deadline == old.deadline }
-                }
-                if let deadline = new?.deadline {
-                    let (made, crowded) = byDeadline.insert(id, at: deadline)
-                    if made { push(deadline) }
-                    if crowded {
-                        let leases = self.leases
-                        byDeadline.compact(at: deadline) { leases[$0]?.deadline == deadline }
-                    }
-                }
+            if byDeadline.move(id, from: old?.deadline, to: new?.deadline, leases: leases, key: { $0.deadline }) {
+                push(new!.deadline)
             }
-            if old?.holder != new?.holder {
-                if let old, byHolder.remove(at: old.holder) {
-                    let leases = self.leases
-                    byHolder.compact(at: old.holder) { leases[$0]?.holder == old.holder }
-                }
-                if let holder = new?.holder, byHolder.insert(id, at: holder).crowded {
-                    let leases = self.leases
-                    byHolder.compact(at: holder) { leases[$0]?.holder == holder }
-                }
-            }
+            byHolder.move(id, from: old?.holder, to: new?.holder, leases: leases, key: { $0.holder })
         }
 
         /// See `LeaseTable.writerExpired(now:)`.
@@ -543,9 +523,24 @@ struct LeaseBuckets<Key: Hashable> {
     /// Whether `key` has leases.
     func contains(_ key: Key) -> Bool { buckets[key] != nil }
 
+    /// Moves the lease of task `id` from key `old` to key `new` (`nil`: it begins, or ends), compacting a
+    /// bucket it leaves crowded. `leases` (the table, already changed) and `key` tell compaction which kept ids
+    /// are live. Returns whether `new`'s bucket was made (its key had no lease before).
+    @discardableResult
+    mutating func move(
+        _ id: NameKey, from old: Key?, to new: Key?, leases: [NameKey: Lease], key: (Lease) -> Key
+    ) -> Bool {
+        guard old != new else { return false }
+        if let old, remove(at: old) { compact(at: old) { leases[$0].map(key) == old } }
+        guard let new else { return false }
+        let (made, crowded) = insert(id, at: new)
+        if crowded { compact(at: new) { leases[$0].map(key) == new } }
+        return made
+    }
+
     /// Counts a lease that now has `key`, whose task is `id`. Returns whether the key had none before
     /// (`made`), and whether it keeps twice its live ids plus 32 (`crowded`: the caller compacts it).
-    mutating func insert(_ id: NameKey, at key: Key) -> (made: Bool, crowded: Bool) {
+    private mutating func insert(_ id: NameKey, at key: Key) -> (made: Bool, crowded: Bool) {
         // One hash lookup: the bucket is changed in place through the dictionary's modify accessor.
         Self.add(id, to: &buckets[key, default: Bucket(live: 0, ids: [])])
     }
@@ -557,7 +552,7 @@ struct LeaseBuckets<Key: Hashable> {
     }
 
     /// Drops the ids of `key` that `isLive` rejects, and repeats.
-    mutating func compact(at key: Key, live isLive: (NameKey) -> Bool) {
+    private mutating func compact(at key: Key, live isLive: (NameKey) -> Bool) {
         guard let ids = buckets[key]?.ids else { return }
         buckets[key]!.ids = Self.unique(ids.filter(isLive))
     }
@@ -566,7 +561,7 @@ struct LeaseBuckets<Key: Hashable> {
     /// whether the key keeps more than twice its live ids plus 4,096 (`crowded`: the caller compacts it).
     /// The slack is wider than an insert's: the acks of a claim empty its buckets one removal at a time, and
     /// compacting them on the way cost ~1,900 instructions per delivery (BENCHMARKS.md 5.11).
-    mutating func remove(at key: Key) -> Bool {
+    private mutating func remove(at key: Key) -> Bool {
         Self.drop(&buckets[key])
     }
 
