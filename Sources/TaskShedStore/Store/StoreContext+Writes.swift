@@ -437,11 +437,16 @@ extension StoreContext {
         return new.record
     }
 
+    /// The task of a lease in the table (its record must exist: a lease of a missing task is corruption).
+    private func leasedTask(_ id: String) throws(StoreError) -> StoredTask {
+        guard let task = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
+        return task
+    }
+
     mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
         var out: [TaskRecord] = []
         for id in leaseTable.writerHeld(by: holder) {
-            guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
-            out.append(try abandon(old, reason: reason, now: now))
+            out.append(try abandon(try leasedTask(id), reason: reason, now: now))
         }
         return out
     }
@@ -451,8 +456,7 @@ extension StoreContext {
     {
         var out: [TaskRecord] = []
         for (id, holder) in leaseTable.writerExpired(now: now) where !spare(id, holder) {
-            guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
-            out.append(try abandon(old, reason: reason, now: now))
+            out.append(try abandon(try leasedTask(id), reason: reason, now: now))
         }
         return out
     }
@@ -461,7 +465,7 @@ extension StoreContext {
         var count = 0
         let byDeadline = allLeases().sorted { positionPrecedes(($0.lease.deadline, $0.id), ($1.lease.deadline, $1.id)) }
         for (id, _) in byDeadline {
-            guard let old = try load(id) else { throw .corrupt("lease of missing task \"\(id)\"") }
+            let old = try leasedTask(id)
             try save(old: old, new: Self.released(old), writeRecord: false)
             count += 1
         }
