@@ -513,6 +513,12 @@ struct LeaseBuckets<Key: Hashable> {
     }
 
     private var buckets: [Key: Bucket] = [:]
+    /// The bucket changed last and where it is in `buckets`: the leases of one claim share a deadline and a
+    /// holder, so a claim's inserts and its acks' removals find their bucket here without hashing the key
+    /// (four hash lookups per delivery otherwise). A dictionary index stays valid while no key is added or
+    /// removed (its values may change, and copies of the dictionary keep it); every path that adds or removes
+    /// a key resets this.
+    private var recent: (key: Key, index: Dictionary<Key, Bucket>.Index)?
 
     /// The keys with at least one lease.
     var keys: [Key] { Array(buckets.keys) }
@@ -541,8 +547,19 @@ struct LeaseBuckets<Key: Hashable> {
     /// Counts a lease that now has `key`, whose task is `id`. Returns whether the key had none before
     /// (`made`), and whether it keeps twice its live ids plus 32 (`crowded`: the caller compacts it).
     private mutating func insert(_ id: NameKey, at key: Key) -> (made: Bool, crowded: Bool) {
-        // One hash lookup: the bucket is changed in place through the dictionary's modify accessor.
-        Self.add(id, to: &buckets[key, default: Bucket(live: 0, ids: [])])
+        if let index = index(of: key) { return Self.add(id, to: &buckets.values[index]) }
+        buckets[key] = Bucket(live: 1, ids: [id])
+        recent = (key, buckets.index(forKey: key)!)
+        return (true, false)
+    }
+
+    /// Where `key`'s bucket is in `buckets` (`recent`, or one hash lookup that then becomes `recent`).
+    @inline(__always)
+    private mutating func index(of key: Key) -> Dictionary<Key, Bucket>.Index? {
+        if let recent, recent.key == key { return recent.index }
+        guard let index = buckets.index(forKey: key) else { return nil }
+        recent = (key, index)
+        return index
     }
 
     private static func add(_ id: NameKey, to bucket: inout Bucket) -> (made: Bool, crowded: Bool) {
@@ -553,8 +570,8 @@ struct LeaseBuckets<Key: Hashable> {
 
     /// Drops the ids of `key` that `isLive` rejects, and repeats.
     private mutating func compact(at key: Key, live isLive: (NameKey) -> Bool) {
-        guard let ids = buckets[key]?.ids else { return }
-        buckets[key]!.ids = Self.unique(ids.filter(isLive))
+        guard let index = index(of: key) else { return }
+        buckets.values[index].ids = Self.unique(buckets.values[index].ids.filter(isLive))
     }
 
     /// Uncounts a lease that had `key` (its id stays until a question or a compaction drops it). Returns
@@ -562,18 +579,15 @@ struct LeaseBuckets<Key: Hashable> {
     /// The slack is wider than an insert's: the acks of a claim empty its buckets one removal at a time, and
     /// compacting them on the way cost ~1,900 instructions per delivery (BENCHMARKS.md 5.11).
     private mutating func remove(at key: Key) -> Bool {
-        Self.drop(&buckets[key])
-    }
-
-    /// `remove` on the bucket in place (one hash lookup): `nil` when its last lease goes.
-    private static func drop(_ bucket: inout Bucket?) -> Bool {
-        guard let live = bucket?.live else { return false }
+        guard let index = index(of: key) else { return false }
+        let live = buckets.values[index].live
         if live <= 1 {
-            bucket = nil
+            buckets.remove(at: index)
+            recent = nil
             return false
         }
-        bucket!.live = live - 1
-        return bucket!.ids.count >= 2 * (live - 1) + 4096
+        buckets.values[index].live = live - 1
+        return buckets.values[index].ids.count >= 2 * (live - 1) + 4096
     }
 
     /// How many ids `key` keeps, stale ones included (for tests of the compaction).
