@@ -580,14 +580,18 @@ struct LeaseBuckets<Key: Hashable> {
     /// compacting them on the way cost ~1,900 instructions per delivery (BENCHMARKS.md 5.11).
     private mutating func remove(at key: Key) -> Bool {
         guard let index = index(of: key) else { return false }
-        let live = buckets.values[index].live
-        if live <= 1 {
+        let (emptied, crowded) = Self.drop(&buckets.values[index])
+        if emptied {
             buckets.remove(at: index)
             recent = nil
-            return false
         }
-        buckets.values[index].live = live - 1
-        return buckets.values[index].ids.count >= 2 * (live - 1) + 4096
+        return crowded
+    }
+
+    /// `remove` on the bucket in place (one access): whether its last lease went, and whether it is crowded.
+    private static func drop(_ bucket: inout Bucket) -> (emptied: Bool, crowded: Bool) {
+        bucket.live -= 1
+        return (bucket.live == 0, bucket.ids.count >= 2 * bucket.live + 4096)
     }
 
     /// How many ids `key` keeps, stale ones included (for tests of the compaction).

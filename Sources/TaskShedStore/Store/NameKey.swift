@@ -8,10 +8,19 @@
 /// pattern; only canonically equal strings with different bits compare their bytes.
 @inline(__always)
 func sameBytes(_ a: String, _ b: String) -> Bool {
-    // A `String` is two words; equal words mean the same inline bytes or the same storage object.
-    if unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self) { return true }
+    if sameBits(a, b) { return true }
     guard a == b else { return false }
     return a.utf8.elementsEqual(b.utf8)
+}
+
+/// Whether two strings are one value bit for bit: a `String` is two words, and equal words mean the same inline
+/// bytes or the same storage object. `true` implies `sameBytes`; `false` decides nothing (two storage objects
+/// can hold the same bytes). A search of a short list of names tries this on every entry before `sameBytes`:
+/// the name searched for usually came from where the list's did (the same small-string bits), and Swift's
+/// comparison of two different names, the `==` inside `sameBytes`, is a call into the runtime.
+@inline(__always)
+func sameBits(_ a: String, _ b: String) -> Bool {
+    unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self)
 }
 
 /// `sameBytes` for optional names: both absent, or both present and the same bytes.

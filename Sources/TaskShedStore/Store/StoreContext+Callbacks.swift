@@ -3,13 +3,14 @@
 /// nested transaction) has its own.
 struct CallbackNumberCache {
     /// A short list searched linearly while few names are used (comparing small strings is cheaper than
-    /// hashing them); past 16 names a dictionary.
+    /// hashing them; bit patterns first, see `sameBits`); past 16 names a dictionary.
     private var list: [(String, UInt32)] = []
     private var map: [NameKey: UInt32]?
 
     @inline(__always)
     func number(_ name: String) -> UInt32? {
         if let map { return map[NameKey(name)] }
+        for (n, number) in list where sameBits(n, name) { return number }
         for (n, number) in list where sameBytes(n, name) { return number }
         return nil
     }
