@@ -188,6 +188,15 @@ struct ByteSource {
         return String(decoding: b, as: UTF8.self)
     }
 
+    /// The next `count` bytes as a string: `known` itself when it has exactly those bytes (no validation or
+    /// new string), else decoded.
+    @inline(__always) mutating func string(_ count: Int, matching known: String) -> String? {
+        guard let b = bytes(count) else { return nil }
+        var known = known
+        if known.withUTF8({ bytesEqual(UnsafeRawBufferPointer($0), b) }) { return known }
+        return String(decoding: b, as: UTF8.self)
+    }
+
     /// The rest of the buffer as a string.
     @inline(__always) mutating func restString() -> String {
         string(remaining) ?? ""

@@ -227,9 +227,14 @@ extension StoreContext {
 
         // A callback without a number has never had a scheduled task: nothing to claim.
         var numbers: [UInt32] = []
+        var names: [String] = []
         numbers.reserveCapacity(unique.count)
+        names.reserveCapacity(unique.count)
         for name in unique {
-            if let n = try callbackNumber(name, create: false) { numbers.append(n) }
+            if let n = try callbackNumber(name, create: false) {
+                numbers.append(n)
+                names.append(name)
+            }
         }
         guard !numbers.isEmpty else { return [] }
 
@@ -239,7 +244,7 @@ extension StoreContext {
         // took and skipped.
         let leases = leaseView
         let (picked, moved) = try withCursor(dbs.callbackWake) {
-            (cursor) throws(StoreError) -> ([String], [ClaimFrontier?]) in
+            (cursor) throws(StoreError) -> ([(id: String, list: Int)], [ClaimFrontier?]) in
             let txn = self.txn
             let db = dbs.callbackWake
             var cursors: [LMDBCursor] = [cursor]
@@ -256,7 +261,7 @@ extension StoreContext {
                 }
                 lists.append(try UnleasedEntries(c, n, leases))
             }
-            var out: [String] = []
+            var out: [(id: String, list: Int)] = []
             out.reserveCapacity(Swift.min(max, 1024))
             while out.count < max {
                 // The earliest head; ids are compared only on a time tie.
@@ -272,7 +277,7 @@ extension StoreContext {
                     }
                 }
                 guard best >= 0, bestTime <= dueBy, let id = lists[best].head?.id else { break }
-                out.append(id)
+                out.append((id, best))
                 try lists[best].advance()
             }
             return (out, lists.map(\.movedFrontier))
@@ -292,8 +297,8 @@ extension StoreContext {
         // nothing to LMDB.
         let records = try tasksCursor()
         defer { records.close() }
-        for (i, id) in picked.enumerated() {
-            guard var task = try load(id, at: records, tryNext: i > 0, unleased: true) else {
+        for (i, (id, list)) in picked.enumerated() {
+            guard var task = try load(id, at: records, tryNext: i > 0, unleased: true, callback: names[list]) else {
                 throw .corrupt("due index entry for missing task \"\(id)\"")
             }
             guard task.record.state == .scheduled, !task.record.paused else {

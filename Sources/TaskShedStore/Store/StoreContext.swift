@@ -390,9 +390,10 @@ struct StoreContext {
     ///     ascending ids): check the next entry before searching the tree.
     ///   - unleased: The caller knows that the task is not leased (a claim checked its `callback_wake` entry):
     ///     skip the lease lookup.
-    func load(_ id: String, at cursor: LMDBCursor, tryNext: Bool = false, unleased: Bool = false)
-        throws(StoreError) -> StoredTask?
-    {
+    ///   - callback: The callback the caller expects the task to have (see `StoredTask.decode`).
+    func load(
+        _ id: String, at cursor: LMDBCursor, tryNext: Bool = false, unleased: Bool = false, callback: String? = nil
+    ) throws(StoreError) -> StoredTask? {
         let found = withUTF8Bytes(id) { k in
             Result { () throws(LMDBError) -> LMDBCursor.Entry? in
                 if tryNext, let next = try cursor.move(MDB_NEXT), bytesEqual(next.key, k) { return next }
@@ -400,7 +401,9 @@ struct StoreContext {
             }
         }
         guard let entry = try lmdb({ () throws(LMDBError) in try found.get() }) else { return nil }
-        guard var task = StoredTask.decode(id: id, entry.value) else { throw .corrupt("task \"\(id)\"") }
+        guard var task = StoredTask.decode(id: id, entry.value, callback: callback) else {
+            throw .corrupt("task \"\(id)\"")
+        }
         if !unleased { applyLease(to: &task) }
         return task
     }

@@ -103,8 +103,10 @@ struct StoredTask {
     }
 
     /// Decodes a value written by `encode`; `nil` if the bytes are not a valid value of this format (which
-    /// includes a record that says leased, or has the lease flag of schema 3 and earlier).
-    static func decode(id: String, _ buffer: UnsafeRawBufferPointer) -> StoredTask? {
+    /// includes a record that says leased, or has the lease flag of schema 3 and earlier). `callback`: the
+    /// name the caller expects (a claim knows it from the index entry), used as the record's callback when the
+    /// bytes match instead of decoding and validating them again.
+    static func decode(id: String, _ buffer: UnsafeRawBufferPointer, callback known: String? = nil) -> StoredTask? {
         var s = ByteSource(buffer)
         guard s.u8() == valueFormat, let flags = s.u8(), let stateRaw = s.u8(),
             let state = TaskState(rawValue: stateRaw), state != .leased, flags & Flag.lease == 0, let kindRaw = s.u8(),
@@ -133,7 +135,9 @@ struct StoredTask {
             guard let v = s.i64LE() else { return nil }
             lastFailureAt = v
         }
-        guard let cbLen = s.u16LE(), let callback = s.string(Int(cbLen)) else { return nil }
+        guard let cbLen = s.u16LE(),
+            let callback = known.map({ s.string(Int(cbLen), matching: $0) }) ?? s.string(Int(cbLen))
+        else { return nil }
         var group: String?
         if flags & Flag.group != 0 {
             guard let len = s.u16LE(), let g = s.string(Int(len)) else { return nil }
