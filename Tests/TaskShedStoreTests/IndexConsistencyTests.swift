@@ -289,6 +289,66 @@ struct IndexConsistencyTests {
         #expect(try store.verifyIndexes() == [] && store.all().isEmpty)
     }
 
+    /// The index queue applies each index's changes in (key bytes, arrival) order, as LMDB orders keys: checked
+    /// against a brute-force sort for `callback_wake` changes of 1 to 24 callback numbers (the grouped sort and
+    /// its fallback past 16), with tied times, ids that share long prefixes or are prefixes of others, and puts
+    /// and deletions of one key.
+    @Test func indexQueueOrdersChangesByKeyThenArrival() {
+        var rng = SeededRandom(seed: 99)
+        for round in 0..<200 {
+            var buffer = IndexWriteBuffer()
+            var want: [(key: [UInt8], isPut: Bool, arrival: Int)] = []
+            let numbers = 1 + Int(rng.next() % 24)
+            for arrival in 0..<(1 + Int(rng.next() % 120)) {
+                let n = UInt32(rng.next() % UInt64(numbers)) * 7
+                let t = t0 + Int64(rng.next() % 4)
+                let id = String(repeating: "v", count: Int(rng.next() % 20)) + (rng.next() % 2 == 0 ? "" : "\(rng.next() % 3)")
+                let put = rng.next() % 2 == 0
+                buffer.callback(put: put, n, t, id)
+                var key = ByteSink(capacity: 12 + id.utf8.count)
+                key.u32BE(n)
+                key.timeKey(t)
+                key.raw(id)
+                want.append((key.bytes, put, arrival))
+            }
+            want.sort { x, y in
+                x.key == y.key ? x.arrival < y.arrival : x.key.lexicographicallyPrecedes(y.key)
+            }
+            let got = buffer.applyOrder(.callbackWake)
+            #expect(got.map(\.key) == want.map(\.key), "round \(round)")
+            #expect(got.map(\.isPut) == want.map(\.isPut), "round \(round)")
+        }
+    }
+
+    /// The index queue sorts `callback_wake` changes by callback number first (a counting sort while at most 16
+    /// numbers occur, a comparison sort past that), then each number's changes if they arrived out of order.
+    /// Acks in one write batch, shuffled, delete entries of 5 and of 20 callbacks; random adds put them.
+    @Test(arguments: [5, 20]) func callbackWakeChangesOfManyCallbacksInOneBatchLandExactly(callbacks: Int) throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        var rng = SeededRandom(seed: UInt64(callbacks))
+        let names = (0..<callbacks).map { "cb\($0)" }
+        let specs = (0..<600).map { i in
+            spec(nil, callback: names[i % callbacks], runAt: t0 - Int64(rng.next() % 400) * second,
+                 group: i % 6 == 0 ? "g" : nil)
+        }
+        _ = try store.add(specs, now: t0)
+        #expect(try store.verifyIndexes() == [])
+        let claimed = try store.claim(callbacks: names, max: 400, holder: 1, leaseDeadline: t0 + 60 * second, now: t0)
+        #expect(claimed.count == 400)
+        var order = claimed
+        for i in order.indices.reversed() { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        _ = try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> Int in
+            for r in order { _ = try batch.ack(id: r.id, attempt: r.attempt, holder: 1, now: t0) }
+            return order.count
+        }
+        #expect(try store.verifyIndexes() == [])
+        let left = try store.claim(callbacks: names, max: 1000, holder: 2, leaseDeadline: t0 + 60 * second, now: t0)
+        #expect(Set(left.map(\.id)) == Set(try store.all().map(\.id)))
+        #expect(left.count == 200)
+        #expect(left.map(\.runAt) == left.map(\.runAt).sorted())
+    }
+
     /// With a tiny queue limit, `save` applies the index queue many times within one operation (as a huge
     /// removal or batch does past 32 MiB of keys): the indexes stay exact.
     @Test func indexQueueAppliedInChunksKeepsIndexesExact() throws {
