@@ -1,3 +1,5 @@
+import TaskShedProtocol
+
 /// A lease: a claimed task's delivery, held in memory only (`LeaseTable`), never in the store's files.
 ///
 /// A claim writes nothing to LMDB: the task's record and its `callback_wake` (or `paused`) entry stay as they
@@ -58,11 +60,17 @@ struct Lease: Equatable {
     /// Lays the lease over a task decoded from its record: leased, with this attempt, run time, deadline and
     /// holder.
     func apply(to task: inout StoredTask) {
-        task.record.state = .leased
-        task.record.attempt = attempt
-        task.record.lastRunAt = lastRunAt
-        task.record.leaseDeadline = deadline
+        apply(to: &task.record)
         task.lease = self
+    }
+
+    /// Lays the lease over a record alone: leased, with this attempt, run time and deadline (a claim, which
+    /// returns the record and keeps the lease only in the table).
+    func apply(to record: inout TaskRecord) {
+        record.state = .leased
+        record.attempt = attempt
+        record.lastRunAt = lastRunAt
+        record.leaseDeadline = deadline
     }
 }
 
@@ -75,6 +83,12 @@ struct LeaseView {
     /// The lease of task `id`.
     func lease(of id: String) -> Lease? {
         isWriter ? table.writerLease(NameKey(id)) : table.lease(NameKey(id))
+    }
+
+    /// Whether task `id` is leased: `lease(of:) != nil` without copying the lease out (retaining its strings),
+    /// for the claim's walk past leased entries.
+    func isLeased(_ id: String) -> Bool {
+        isWriter ? table.writerIsLeased(NameKey(id)) : table.isLeased(NameKey(id))
     }
 
     /// The claim frontier of callback number `n`.
@@ -159,6 +173,13 @@ final class LeaseTable: @unchecked Sendable {
         return state.leases[id]
     }
 
+    /// Whether task `id` is leased.
+    func isLeased(_ id: NameKey) -> Bool {
+        lock.lockShared()
+        defer { lock.unlock() }
+        return state.leases.index(forKey: id) != nil
+    }
+
     /// The claim frontier of callback number `n`.
     func frontier(_ n: UInt32) -> ClaimFrontier? {
         lock.lockShared()
@@ -241,6 +262,9 @@ final class LeaseTable: @unchecked Sendable {
 
     /// `lease(_:)` without the lock: only the writer changes the table, so its own reads need none.
     func writerLease(_ id: NameKey) -> Lease? { state.leases[id] }
+
+    /// `isLeased(_:)` without the lock (writer only).
+    func writerIsLeased(_ id: NameKey) -> Bool { state.leases.index(forKey: id) != nil }
 
     /// `frontier(_:)` without the lock (writer only).
     func writerFrontier(_ n: UInt32) -> ClaimFrontier? { state.frontiers[n] }

@@ -310,7 +310,8 @@ extension StoreContext {
                 lastRunAt: Swift.max(task.record.runAt, now), baseLastRunAt: task.record.lastRunAt,
                 callback: task.record.callback, paused: false, runAt: task.record.runAt, group: task.record.group,
                 recurring: task.record.schedule.intervalMicros != nil)
-            lease.apply(to: &task)
+            // Only the record is returned: the lease goes into the table, not into `task` too (a copy).
+            lease.apply(to: &task.record)
             setLease(id, lease)
             claimed.append(task.record)
         }

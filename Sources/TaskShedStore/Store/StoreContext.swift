@@ -934,13 +934,13 @@ struct UnleasedEntries {
         let found = k.withUnsafeBytes { kb in
             Result { () throws(LMDBError) in try cursor.seek(exactRawKey: kb) != nil }
         }
-        return try lmdb { () throws(LMDBError) in try found.get() } && leases.lease(of: position.id) == nil
+        return try lmdb { () throws(LMDBError) in try found.get() } && !leases.isLeased(position.id)
     }
 
     /// Moves the cursor (at `entry`) past leased entries, noting the last one in `passed`.
     private mutating func skipLeased(from entry: WakePosition?) throws(StoreError) -> WakePosition? {
         var entry = entry
-        while let e = entry, leases.lease(of: e.id) != nil {
+        while let e = entry, leases.isLeased(e.id) {
             passed = e
             let next = try lmdb { () throws(LMDBError) in try cursor.move(MDB_NEXT) }
             entry = try StoreContext.decodeCallbackEntry(next, n)
