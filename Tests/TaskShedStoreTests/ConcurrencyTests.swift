@@ -109,6 +109,58 @@ struct ConcurrencyTests {
         #expect(try store.verifyIndexes() == [])
     }
 
+    /// Readers that never pause (three threads calling `stats` in a loop, each call a walk of 20k due tasks)
+    /// do not keep a write from growing the map, which takes the store's lock exclusively: the lock lets a
+    /// waiting writer in before new readers. With glibc's default (reader-preferring) lock a review saw such a
+    /// write wait 117 s. The bound below is a liveness bound (the writes take well under a second), not a
+    /// speed target: past it the readers are stopped, so the test fails instead of hanging.
+    @Test func readersCallingStatsInALoopDoNotStarveAGrowingWrite() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add((0..<20_000).map { spec("due-\($0)", runAt: t0 - Int64($0)) }, now: t0)
+        let startMap = try store.stats(now: t0).mapBytes
+        final class Flag: @unchecked Sendable {
+            private let lock = NSLock()
+            private var value = false
+            var isSet: Bool { lock.withLock { value } }
+            func set() { lock.withLock { value = true } }
+        }
+        let stop = Flag()
+        let readersDone = DispatchGroup()
+        for _ in 0..<3 {
+            readersDone.enter()
+            Thread.detachNewThread {
+                while !stop.isSet { _ = try? store.stats(now: t0) }
+                readersDone.leave()
+            }
+        }
+        let writesDone = DispatchSemaphore(value: 0)
+        final class Outcome: @unchecked Sendable { var error: (any Error)? }
+        let outcome = Outcome()
+        Thread.detachNewThread {
+            do {
+                // About 3 MiB of kwargs per batch: the 1 MiB map doubles several times.
+                let kwargs = "{\"pad\": \"" + String(repeating: "x", count: 3000) + "\"}"
+                for batch in 0..<8 {
+                    _ = try store.add(
+                        (0..<1000).map { spec("big-\(batch)-\($0)", runAt: t0 + 3600 * second, kwargs: kwargs) },
+                        now: t0)
+                }
+            } catch {
+                outcome.error = error
+            }
+            writesDone.signal()
+        }
+        let finished = writesDone.wait(timeout: .now() + 60) == .success
+        stop.set()
+        if !finished { writesDone.wait() }
+        readersDone.wait()
+        #expect(finished, "the growing write waited more than 60 s for readers")
+        #expect(outcome.error == nil)
+        #expect(try store.stats(now: t0).mapBytes > startMap)
+        #expect(try store.verifyIndexes() == [])
+    }
+
     @Test func claimersOnSeveralThreadsNeverGetTheSameTask() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)

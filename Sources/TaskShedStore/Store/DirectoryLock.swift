@@ -101,14 +101,26 @@ final class PthreadMutex {
     func unlock() { pthread_mutex_unlock(mutex) }
 }
 
-/// A `pthread_rwlock_t` on the heap: many readers or one exclusive holder.
+/// A `pthread_rwlock_t` on the heap: many readers or one exclusive holder, and a waiting exclusive holder
+/// goes before readers that come after it.
+///
+/// Why writer-preferring: glibc's default lock lets a new reader in whenever another reader holds the lock,
+/// so readers that overlap without pause (threads calling `stats` in a loop) kept a map resize, which takes
+/// the store's lock exclusively, waiting for as long as they ran (117 s in a review's stress test;
+/// `ConcurrencyTests`). The price of glibc's writer-preferring kind: a thread that takes the lock shared while
+/// it already holds it waits for itself if an exclusive holder began waiting in between (see the store's
+/// `access` and `LeaseTable`, whose readers and writer each take it once per call).
 final class PthreadRWLock {
     private let rwlock: UnsafeMutablePointer<pthread_rwlock_t>
 
     init() {
         rwlock = .allocate(capacity: 1)
         rwlock.initialize(to: pthread_rwlock_t())
-        pthread_rwlock_init(rwlock, nil)
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(rwlock, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
     }
 
     deinit {

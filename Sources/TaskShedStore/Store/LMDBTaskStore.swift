@@ -28,7 +28,10 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     // size: reads and writes hold it shared for the life of their transaction; resizing the map
     // (`mdb_env_set_mapsize` requires that no transaction of this process is active) and `close()` hold it
     // exclusively. A write therefore never makes a read wait, except for a resize. Leaving the writable map
-    // (`leaveWriteMap`) replaces `environment` and `dbs` under `access` held exclusively.
+    // (`leaveWriteMap`) replaces `environment` and `dbs` under `access` held exclusively. `access` lets a
+    // waiting exclusive holder in before new readers (`PthreadRWLock`), so no thread may take it shared twice
+    // while an exclusive holder could be waiting: the only ones are the writer between attempts and `close()`,
+    // which takes `writer` first, so a read inside a `write` body (a second shared hold) cannot meet one.
     private let writer = PthreadMutex()
     private let access = PthreadRWLock()
     private var environment: LMDBEnvironment?
