@@ -41,6 +41,9 @@ final class ClientSession {
     /// Requests of this connection waiting for the iteration's commit: while non-zero, this connection's reads
     /// wait too, so that a reply never describes a state older than a change the same client made before it.
     var queuedRequests = 0
+    /// Set while a read of this connection runs on (or waits for) the thread pool (`Server.startBackgroundRead`):
+    /// its later requests stay queued until it is answered.
+    var readInFlight = false
     /// Set once the session was disconnected for not reading its output; nothing more is sent to it.
     var isSlowConsumer = false
     /// Whether the connection has output waiting for the end-of-iteration flush.

@@ -113,8 +113,14 @@ extension Server {
         }
     }
 
-    /// Answers a request that does not change the store (or only this connection's subscription).
+    /// Answers a request that does not change the store (or only this connection's subscription): on the thread
+    /// pool when it may read much of the store (`readsInBackground`), else at once. While shutting down, at once
+    /// (everything read so far is answered before the goodbye).
     func answerRead(_ message: Message, requestID: UInt32, on session: ClientSession) {
+        if Self.readsInBackground(message) && !isShuttingDown {
+            startBackgroundRead(message, requestID: requestID, on: session)
+            return
+        }
         send(Frame(requestID: requestID, message: readAnswer(message, requestID: requestID, on: session)), to: session)
     }
 
@@ -124,12 +130,9 @@ extension Server {
             switch message {
             case .ping:
                 return .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
-            case .getStats:
-                return .stats(try statistics())
-            case .fetchTasks(let selector):
-                return .tasks(try storeFetch(selector))
-            case .listTasks(let request):
-                return .taskPage(try storeList(request))
+            case .getStats, .fetchTasks, .listTasks:
+                let now = WallClock.nowMicros()
+                return readReply(Self.storeRead(message, store: try liveStore(), now: now), now: now)
             case .subscribe(let request):
                 if session.subscription != nil {
                     throw RequestError(.invalidArgument, field: nil,
@@ -193,10 +196,10 @@ extension Server {
         }
     }
 
-    /// The `STATS` reply: the store's counts plus the server's connections, workers and lag.
-    func statistics() throws(RequestError) -> Stats {
-        let now = WallClock.nowMicros()
-        var stats = try storeStatistics(now: now)
+    /// The `STATS` reply: the store's counts (`storePart`, read at `now`) plus the server's connections, workers
+    /// and lag.
+    func statistics(_ storePart: Stats, now: Int64) -> Stats {
+        var stats = storePart
         stats.serverVersion = Self.serverVersion
         stats.serverTime = now
         stats.startedAt = startedAt

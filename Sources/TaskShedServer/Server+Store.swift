@@ -200,34 +200,8 @@ extension Server {
         }
     }
 
-    func storeFetch(_ selector: TaskSelector) throws(RequestError) -> [TaskRecord] {
-        let store = try liveStore()
-        do {
-            return try store.fetch(selector)
-        } catch {
-            throw RequestError(error)
-        }
-    }
-
-    func storeList(_ request: ListTasks) throws(RequestError) -> TaskPage {
-        let store = try liveStore()
-        do {
-            return try store.list(filter: request.filter, limit: Int(request.limit), cursor: request.cursor,
-                                  now: WallClock.nowMicros())
-        } catch {
-            throw RequestError(error)
-        }
-    }
-
-    /// The store's part of `STATS`; the server fills in its own fields.
-    func storeStatistics(now: Int64) throws(RequestError) -> Stats {
-        let store = try liveStore()
-        let stats: StoreStats
-        do {
-            stats = try store.stats(now: now)
-        } catch {
-            throw RequestError(error)
-        }
+    /// The store's part of `STATS` (the server fills in its own fields: `statistics(_:now:)`).
+    static func storeStatistics(_ stats: StoreStats, now: Int64) -> Stats {
         let callbacks = stats.callbacks.map {
             CallbackStats(callback: $0.callback, scheduled: $0.scheduled, due: $0.due, leased: $0.leased, dead: $0.dead,
                           workers: 0)

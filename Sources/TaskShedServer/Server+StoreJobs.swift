@@ -44,6 +44,9 @@ extension Server {
         var waiting = Set<UInt64>()
         for item in queue {
             let id = item.session.id
+            // A read of this connection is on the thread pool: what it sent after waits for the reply (unless
+            // it is closing, when the read goes unanswered and its writes, acks above all, must not wait).
+            if item.session.readInFlight && !item.session.isClosing { waiting.insert(id) }
             switch item.kind {
             case .write:
                 if waiting.contains(id) {

@@ -76,6 +76,9 @@ public final class Server {
     var queue: [QueuedRequest] = []
     /// Whether a store job is running (at most one at a time).
     var jobInFlight = false
+    /// Reads running on the thread pool (`Server+BackgroundReads`), and those waiting for their turn.
+    var readsInFlight = 0
+    var waitingReads: [BackgroundRead] = []
     /// The requests the running job applies, in order.
     var jobRequests: [QueuedRequest] = []
     /// Set once the stopping daemon has answered everything and said goodbye.
@@ -303,8 +306,10 @@ public final class Server {
     /// The rest of a shutdown, once no store job runs (else the job's completion calls it): answer everything
     /// read so far with its durable result, then say goodbye and close.
     func finishShutdown() {
-        guard isShuttingDown, !shutdownFinished, !jobInFlight else { return }
+        guard isShuttingDown, !shutdownFinished, !jobInFlight, readsInFlight == 0 else { return }
         shutdownFinished = true
+        // The waiting reads first: each connection's requests queued after one wait for its reply.
+        answerWaitingReadsNow()
         runStoreJobsNow()
         finishFlushesNow()
         let goodbye = Frame(requestID: 0, message: .error(ErrorReply(code: .shuttingDown,

@@ -41,6 +41,87 @@ import Testing
         #expect(try daemon.stop() == 0)
     }
 
+    /// STATS, LIST_TASKS and FETCH_TASKS run on the thread pool, one at a time: a connection's requests still
+    /// take effect in the order sent. Reads pipelined before an add do not see it, those after do, and two
+    /// connections reading at once each get their own answers.
+    @Test func readsAnsweredOffTheLoopKeepTheirConnectionsOrder() throws {
+        let daemon = try DaemonProcess()
+        let setup = try Client(daemon)
+        _ = try setup.add((0..<2000).map { task("old-\($0)", runAt: nowMicros() - 1_000_000, group: "g") })
+        let connection = try daemon.connect()
+        let other = try daemon.connect()
+        let list = ListTasks(filter: TaskFilter(group: "g"), limit: 5000, cursor: nil)
+        try connection.send(
+            Frame(requestID: 1, message: .getStats),
+            Frame(requestID: 2, message: .listTasks(list)),
+            Frame(requestID: 3, message: .fetchTasks(.group("g"))),
+            Frame(requestID: 4, message: .addTasks(AddTasks(tasks: [task("new", runAt: nowMicros() - 1, group: "g")]))),
+            Frame(requestID: 5, message: .fetchTasks(.group("g"))),
+            Frame(requestID: 6, message: .listTasks(list)),
+            Frame(requestID: 7, message: .getStats))
+        try other.send(Frame(requestID: 1, message: .fetchTasks(.ids(["old-7", "new"]))),
+                       Frame(requestID: 2, message: .getStats))
+        var replies: [UInt32: Message] = [:]
+        while replies.count < 7 {
+            guard let frame = try connection.receive() else {
+                Issue.record("closed after \(replies.count) replies")
+                return
+            }
+            #expect(replies[frame.requestID] == nil, "two replies to request \(frame.requestID)")
+            replies[frame.requestID] = frame.message
+        }
+        guard case .stats(let statsBefore) = replies[1], case .taskPage(let pageBefore) = replies[2],
+              case .tasks(let fetchedBefore) = replies[3], case .tasks(let fetchedAfter) = replies[5],
+              case .taskPage(let pageAfter) = replies[6], case .stats(let statsAfter) = replies[7] else {
+            Issue.record("unexpected replies: \(replies.mapValues(\.type))")
+            return
+        }
+        #expect(replies[4]?.type == .added)
+        #expect(statsBefore.due == 2000 && statsAfter.due == 2001)
+        #expect(pageBefore.tasks.count == 2000 && pageAfter.tasks.count == 2001)
+        #expect(fetchedBefore.count == 2000 && fetchedAfter.count == 2001)
+        #expect(!fetchedBefore.contains { $0.id == "new" } && fetchedAfter.contains { $0.id == "new" })
+        var otherReplies: [UInt32: Message] = [:]
+        while otherReplies.count < 2, let frame = try other.receive() { otherReplies[frame.requestID] = frame.message }
+        guard case .tasks(let otherFetched) = otherReplies[1] else {
+            Issue.record("unexpected replies on the other connection: \(otherReplies.mapValues(\.type))")
+            return
+        }
+        #expect(otherFetched.map(\.id).contains("old-7"))
+        #expect(otherReplies[2]?.type == .stats)
+        #expect(try daemon.stop() == 0)
+    }
+
+    /// A SIGTERM while reads are on the thread pool (or waiting for it) answers them all before the goodbye.
+    @Test func sigtermAnswersTheReadsInFlightBeforeTheGoodbye() throws {
+        let daemon = try DaemonProcess()
+        let setup = try Client(daemon)
+        _ = try setup.add((0..<20_000).map { task("t-\($0)", runAt: nowMicros() - 1_000_000) })
+        let connection = try daemon.connect()
+        // Each read takes the debug daemon tens of milliseconds: the stop comes while one runs and the others
+        // wait (or, if the daemon handles the signal first, before any was read).
+        let page = ListTasks(filter: TaskFilter(), limit: 5000, cursor: nil)
+        try connection.send(
+            Frame(requestID: 1, message: .listTasks(page)),
+            Frame(requestID: 2, message: .getStats),
+            Frame(requestID: 3, message: .listTasks(page)),
+            Frame(requestID: 4, message: .listTasks(page)))
+        pause(0.005)
+        #expect(Glibc.kill(daemon.pid, SIGTERM) == 0)
+        let frames = try connection.readUntilClosed(timeoutSeconds: 30)
+        #expect(try daemon.stop() == 0)
+        let replies = frames.filter { $0.requestID != 0 }.map(\.message.type)
+        let goodbye = frames.firstIndex { $0.requestID == 0 }
+        // Each request read before the stop is answered, and before the goodbye; one not read yet gets nothing.
+        #expect(replies.allSatisfy { $0 == .stats || $0 == .taskPage })
+        #expect(goodbye == frames.count - 1)
+        if case .error(let error)? = goodbye.map({ frames[$0].message }) {
+            #expect(error.code == .shuttingDown)
+        } else {
+            Issue.record("no goodbye: \(frames.map(\.message.type))")
+        }
+    }
+
     @Test func manyClientsAddingAtOnceAreAllAcknowledged() throws {
         let daemon = try DaemonProcess()
         let clients = try (0..<8).map { _ in try daemon.connect() }

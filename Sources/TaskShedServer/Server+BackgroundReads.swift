@@ -1,0 +1,150 @@
+import Logging
+import TaskShedEventLoop
+import TaskShedProtocol
+import TaskShedStore
+
+/// A read answered on a thread-pool thread (see `Server.readsInBackground(_:)`), waiting for its turn or
+/// running.
+struct BackgroundRead {
+    let session: ClientSession
+    let requestID: UInt32
+    let message: Message
+}
+
+/// What the store answered to a read (`Server.storeRead(_:store:now:)`). Computed on a pool thread or on the
+/// loop thread; turned into the reply on the loop thread (`Server.readReply(_:now:)`).
+enum StoreReadResult: Sendable {
+    /// `STATS`: the store's part (the server fills in its own fields).
+    case stats(Stats)
+    /// `FETCH_TASKS`.
+    case tasks([TaskRecord])
+    /// `LIST_TASKS`.
+    case page(TaskPage)
+    /// The error reply.
+    case failed(ErrorReply)
+}
+
+/// The result of a background read, handed from the pool thread to the loop thread (libuv orders the two: the
+/// work happens before its completion runs).
+private final class StoreReadBox: @unchecked Sendable {
+    var result: StoreReadResult?
+}
+
+extension Server {
+    /// Most reads on the thread pool at once. libuv's pool has 4 threads, shared with the store job, the flush
+    /// and the heap trim: one read at a time never keeps a write from a thread.
+    static let maxBackgroundReads = 1
+
+    /// Whether `message` is a read whose cost grows with the store (`STATS` walks every due task, `LIST_TASKS`
+    /// and `FETCH_TASKS` decode up to a page or a batch of records): it is answered on the thread pool, so that
+    /// the loop keeps pushing due tasks meanwhile (a `STATS` beside 1M due tasks took ~150 ms). `PING` reads one
+    /// key per callback and stays on the loop.
+    static func readsInBackground(_ message: Message) -> Bool {
+        switch message {
+        case .getStats, .fetchTasks, .listTasks: return true
+        default: return false
+        }
+    }
+
+    /// Answers `message` on the thread pool, in turn with the other background reads. The connection's later
+    /// requests wait for its reply (`queuedRequests`, `ClientSession.readInFlight`), so that a write sent after
+    /// it never shows in it, and everything the connection sent before it is in it (the caller starts it only
+    /// once those were applied).
+    func startBackgroundRead(_ message: Message, requestID: UInt32, on session: ClientSession) {
+        session.queuedRequests += 1
+        session.readInFlight = true
+        waitingReads.append(BackgroundRead(session: session, requestID: requestID, message: message))
+        startWaitingReads()
+    }
+
+    /// Starts waiting reads while fewer than `maxBackgroundReads` run (none once shutting down: `finishShutdown`
+    /// answers the rest on the loop thread).
+    func startWaitingReads() {
+        while readsInFlight < Self.maxBackgroundReads, !isShuttingDown, !waitingReads.isEmpty, let loop {
+            let read = waitingReads.removeFirst()
+            readsInFlight += 1
+            let now = WallClock.nowMicros()
+            guard let store else {
+                backgroundReadFinished(read, .failed(ErrorReply(code: .shuttingDown, message: "the store is closed")),
+                                       now: now)
+                continue
+            }
+            let message = read.message
+            let box = StoreReadBox()
+            do {
+                try BackgroundWork.run(on: loop, { box.result = Self.storeRead(message, store: store, now: now) },
+                                       completion: { [unowned self] in
+                                           self.backgroundReadFinished(read, box.result!, now: now)
+                                       })
+            } catch {
+                logger.warning("no thread-pool thread for a read; answering it on the loop thread: \(error)")
+                backgroundReadFinished(read, Self.storeRead(message, store: store, now: now), now: now)
+            }
+        }
+    }
+
+    /// A background read ended (loop thread): replies, lets the connection's queued requests go (the
+    /// end-of-iteration store job takes them), and starts the next waiting read.
+    func backgroundReadFinished(_ read: BackgroundRead, _ result: StoreReadResult, now: Int64) {
+        readsInFlight -= 1
+        finishRead(read, result, now: now)
+        if isShuttingDown {
+            finishShutdown()
+        } else {
+            startWaitingReads()
+        }
+    }
+
+    /// Answers the waiting reads on the loop thread (shutdown: everything read so far is answered before the
+    /// goodbye). The caller made sure that none runs.
+    func answerWaitingReadsNow() {
+        while !waitingReads.isEmpty {
+            let read = waitingReads.removeFirst()
+            let now = WallClock.nowMicros()
+            let result: StoreReadResult
+            if let store {
+                result = Self.storeRead(read.message, store: store, now: now)
+            } else {
+                result = .failed(ErrorReply(code: .shuttingDown, message: "the store is closed"))
+            }
+            finishRead(read, result, now: now)
+        }
+    }
+
+    private func finishRead(_ read: BackgroundRead, _ result: StoreReadResult, now: Int64) {
+        read.session.readInFlight = false
+        read.session.queuedRequests -= 1
+        guard !read.session.isClosing else { return }
+        send(Frame(requestID: read.requestID, message: readReply(result, now: now)), to: read.session)
+    }
+
+    /// The store's answer to `STATS`, `FETCH_TASKS` or `LIST_TASKS` (any thread: it touches only `store`).
+    static func storeRead(_ message: Message, store: LMDBTaskStore, now: Int64) -> StoreReadResult {
+        do {
+            switch message {
+            case .getStats:
+                return .stats(storeStatistics(try store.stats(now: now), now: now))
+            case .fetchTasks(let selector):
+                return .tasks(try store.fetch(selector))
+            case .listTasks(let request):
+                return .page(try store.list(filter: request.filter, limit: Int(request.limit), cursor: request.cursor,
+                                            now: now))
+            default:
+                return .failed(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not a store read"))
+            }
+        } catch {
+            return .failed(RequestError(error).reply)
+        }
+    }
+
+    /// The reply to a store read (loop thread): for `STATS`, the store's part with the server's own fields
+    /// (connections, workers per callback, lag) as they are now.
+    func readReply(_ result: StoreReadResult, now: Int64) -> Message {
+        switch result {
+        case .stats(let storePart): return .stats(statistics(storePart, now: now))
+        case .tasks(let tasks): return .tasks(tasks)
+        case .page(let page): return .taskPage(page)
+        case .failed(let reply): return .error(reply)
+        }
+    }
+}
