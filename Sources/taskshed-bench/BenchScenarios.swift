@@ -10,7 +10,7 @@ enum BenchScenarios {
     static let subcommands: [ParsableCommand.Type] = [
         FloorCommand.self, FloorSenderCommand.self, LagCommand.self, LagWorkerCommand.self,
         AddCommand.self, AddClientCommand.self, DrainCommand.self, DrainWorkerCommand.self, ScaleCommand.self,
-        AllCommand.self,
+        AllCommand.self, ReadStallCommand.self,
     ]
 }
 
@@ -84,5 +84,38 @@ struct FloorSenderCommand: ParsableCommand {
     func run() throws {
         try FloorBenchmark.runSender(
             config: .init(count: count, seconds: seconds, seed: seed, startMicros: startMicros), socketFD: 3)
+    }
+}
+
+/// `taskshed-bench read-stall`: `PING` round trips alone and while another connection polls `STATS` beside
+/// many due tasks (`ReadStallBenchmark`).
+struct ReadStallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read-stall",
+        abstract: "PING round trips on one connection, alone and while another polls STATS beside many due tasks: "
+            + "how long a heavy read holds the daemon up.")
+
+    @Option(help: "Due tasks in the daemon's store.")
+    var dueTasks: Int = 200_000
+
+    @Option(help: "PING round trips timed in each phase.")
+    var pings: Int = 20_000
+
+    @Option(help: "Longest time spent pinging while STATS is polled.")
+    var seconds: Double = 3
+
+    func validate() throws {
+        guard dueTasks >= 0 else { throw ValidationError("--due-tasks must not be negative") }
+        guard pings > 0 else { throw ValidationError("--pings must be positive") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+    }
+
+    func run() throws {
+        InterruptCleanup.install()
+        let daemon = try BenchDaemon()
+        defer { daemon.close() }
+        let result = try ReadStallBenchmark.run(daemon: daemon, dueTasks: dueTasks, pings: pings, seconds: seconds)
+        print("read-stall (\(dueTasks) due tasks)")
+        for line in result.lines { print("  " + line) }
     }
 }

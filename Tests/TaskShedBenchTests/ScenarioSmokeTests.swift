@@ -122,4 +122,24 @@ import Testing
         #expect(figures(object).count == 4)
         expectRates(object, rows: 4)
     }
+
+    /// `read-stall` prints its three distributions as text (it has no JSON form): each with its count.
+    @Test func readStallReportsPingsAloneAndBesideStats() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.benchExecutable())
+        process.arguments = ["read-stall", "--due-tasks", "3000", "--pings", "200", "--seconds", "2"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        func count(_ label: String) -> Int? {
+            guard let line = text.split(separator: "\n").first(where: { $0.contains(label + ":") }) else { return nil }
+            return Int(line.split(separator: ":")[1].split(separator: " ")[0])
+        }
+        #expect(count("PING alone") == 200, "\(text)")
+        #expect((count("PING while STATS is polled") ?? 0) > 0, "\(text)")
+        #expect((count("STATS") ?? 0) >= 1, "\(text)")
+    }
 }
