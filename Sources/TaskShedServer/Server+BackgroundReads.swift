@@ -9,6 +9,19 @@ struct BackgroundRead {
     let session: ClientSession
     let requestID: UInt32
     let message: Message
+    /// When its connection's turn came: the store part is read as of this instant.
+    let now: Int64
+    /// `STATS`: the server's part, taken when its connection's turn came.
+    let server: ServerStatistics?
+}
+
+/// The server's own fields of a `STATS` reply (`Server.serverStatistics(for:)`).
+struct ServerStatistics {
+    var startedAt: Int64
+    var connections: UInt32
+    var lag: LagSummary
+    /// Subscribed connections per callback.
+    var workers: [String: UInt32]
 }
 
 /// What the store answered to a read (`Server.storeRead(_:store:now:)`). Computed on a pool thread or on the
@@ -53,7 +66,8 @@ extension Server {
     func startBackgroundRead(_ message: Message, requestID: UInt32, on session: ClientSession) {
         session.queuedRequests += 1
         session.readInFlight = true
-        waitingReads.append(BackgroundRead(session: session, requestID: requestID, message: message))
+        waitingReads.append(BackgroundRead(session: session, requestID: requestID, message: message,
+                                           now: WallClock.nowMicros(), server: serverStatistics(for: message)))
         startWaitingReads()
     }
 
@@ -62,32 +76,34 @@ extension Server {
     func startWaitingReads() {
         while readsInFlight < Self.maxBackgroundReads, !isShuttingDown, !waitingReads.isEmpty, let loop {
             let read = waitingReads.removeFirst()
+            if read.session.isClosing {
+                // Its reply would not be sent: do not read for it.
+                finishRead(read, .failed(ErrorReply(code: .shuttingDown, message: "the connection is closing")))
+                continue
+            }
             readsInFlight += 1
-            let now = WallClock.nowMicros()
             guard let store else {
-                backgroundReadFinished(read, .failed(ErrorReply(code: .shuttingDown, message: "the store is closed")),
-                                       now: now)
+                backgroundReadFinished(read, .failed(ErrorReply(code: .shuttingDown, message: "the store is closed")))
                 continue
             }
             let message = read.message
+            let now = read.now
             let box = StoreReadBox()
             do {
                 try BackgroundWork.run(on: loop, { box.result = Self.storeRead(message, store: store, now: now) },
-                                       completion: { [unowned self] in
-                                           self.backgroundReadFinished(read, box.result!, now: now)
-                                       })
+                                       completion: { [unowned self] in self.backgroundReadFinished(read, box.result!) })
             } catch {
                 logger.warning("no thread-pool thread for a read; answering it on the loop thread: \(error)")
-                backgroundReadFinished(read, Self.storeRead(message, store: store, now: now), now: now)
+                backgroundReadFinished(read, Self.storeRead(message, store: store, now: now))
             }
         }
     }
 
     /// A background read ended (loop thread): replies, lets the connection's queued requests go (the
     /// end-of-iteration store job takes them), and starts the next waiting read.
-    func backgroundReadFinished(_ read: BackgroundRead, _ result: StoreReadResult, now: Int64) {
+    func backgroundReadFinished(_ read: BackgroundRead, _ result: StoreReadResult) {
         readsInFlight -= 1
-        finishRead(read, result, now: now)
+        finishRead(read, result)
         if isShuttingDown {
             finishShutdown()
         } else {
@@ -100,22 +116,22 @@ extension Server {
     func answerWaitingReadsNow() {
         while !waitingReads.isEmpty {
             let read = waitingReads.removeFirst()
-            let now = WallClock.nowMicros()
             let result: StoreReadResult
-            if let store {
-                result = Self.storeRead(read.message, store: store, now: now)
+            if let store, !read.session.isClosing {
+                result = Self.storeRead(read.message, store: store, now: read.now)
             } else {
                 result = .failed(ErrorReply(code: .shuttingDown, message: "the store is closed"))
             }
-            finishRead(read, result, now: now)
+            finishRead(read, result)
         }
     }
 
-    private func finishRead(_ read: BackgroundRead, _ result: StoreReadResult, now: Int64) {
+    private func finishRead(_ read: BackgroundRead, _ result: StoreReadResult) {
         read.session.readInFlight = false
         read.session.queuedRequests -= 1
         guard !read.session.isClosing else { return }
-        send(Frame(requestID: read.requestID, message: readReply(result, now: now)), to: read.session)
+        let reply = Self.readReply(result, server: read.server, now: read.now)
+        send(Frame(requestID: read.requestID, message: reply), to: read.session)
     }
 
     /// The store's answer to `STATS`, `FETCH_TASKS` or `LIST_TASKS` (any thread: it touches only `store`).
@@ -137,11 +153,13 @@ extension Server {
         }
     }
 
-    /// The reply to a store read (loop thread): for `STATS`, the store's part with the server's own fields
-    /// (connections, workers per callback, lag) as they are now.
-    func readReply(_ result: StoreReadResult, now: Int64) -> Message {
+    /// The reply to a store read: for `STATS`, the store's part with the server's own fields (`server`:
+    /// connections, workers per callback, lag).
+    static func readReply(_ result: StoreReadResult, server: ServerStatistics?, now: Int64) -> Message {
         switch result {
-        case .stats(let storePart): return .stats(statistics(storePart, now: now))
+        case .stats(let storePart):
+            guard let server else { preconditionFailure("a STATS read without the server's part") }
+            return .stats(statistics(storePart, server: server, now: now))
         case .tasks(let tasks): return .tasks(tasks)
         case .page(let page): return .taskPage(page)
         case .failed(let reply): return .error(reply)

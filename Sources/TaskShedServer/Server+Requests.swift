@@ -132,7 +132,8 @@ extension Server {
                 return .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
             case .getStats, .fetchTasks, .listTasks:
                 let now = WallClock.nowMicros()
-                return readReply(Self.storeRead(message, store: try liveStore(), now: now), now: now)
+                let server = serverStatistics(for: message)
+                return Self.readReply(Self.storeRead(message, store: try liveStore(), now: now), server: server, now: now)
             case .subscribe(let request):
                 if session.subscription != nil {
                     throw RequestError(.invalidArgument, field: nil,
@@ -196,21 +197,30 @@ extension Server {
         }
     }
 
+    /// The server's own part of a `STATS` reply as it is now (`nil` for other requests). Taken when the
+    /// request's turn comes, before the store part is read on the thread pool: an `UNSUBSCRIBE` the connection
+    /// sent after its `STATS` (applied as soon as it is read) must not show in it.
+    func serverStatistics(for message: Message) -> ServerStatistics? {
+        guard case .getStats = message else { return nil }
+        return ServerStatistics(startedAt: startedAt, connections: UInt32(clamping: sessions.count), lag: lag.summary(),
+                                workers: subscribers.mapValues { UInt32(clamping: $0.count) })
+    }
+
     /// The `STATS` reply: the store's counts (`storePart`, read at `now`) plus the server's connections, workers
-    /// and lag.
-    func statistics(_ storePart: Stats, now: Int64) -> Stats {
+    /// and lag (`server`).
+    static func statistics(_ storePart: Stats, server: ServerStatistics, now: Int64) -> Stats {
         var stats = storePart
         stats.serverVersion = Self.serverVersion
         stats.serverTime = now
-        stats.startedAt = startedAt
-        stats.connections = UInt32(clamping: sessions.count)
-        stats.lag = lag.summary()
+        stats.startedAt = server.startedAt
+        stats.connections = server.connections
+        stats.lag = server.lag
         var byName: [String: CallbackStats] = [:]
         for entry in stats.callbacks { byName[entry.callback] = entry }
-        for (callback, ids) in subscribers {
+        for (callback, workers) in server.workers {
             var entry = byName[callback] ?? CallbackStats(callback: callback, scheduled: 0, due: 0, leased: 0, dead: 0,
                                                           workers: 0)
-            entry.workers = UInt32(clamping: ids.count)
+            entry.workers = workers
             byName[callback] = entry
         }
         stats.callbacks = byName.values.sorted { $0.callback < $1.callback }

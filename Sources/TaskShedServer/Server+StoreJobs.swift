@@ -56,13 +56,19 @@ extension Server {
                     writing.insert(id)
                 }
             case .read, .reply:
+                // A closing connection's reads and replies are never sent: dropped here, they do not hold back
+                // its writes (an ACK or RELEASE sent before the close must be applied before its leases are
+                // released, PROTOCOL.md section 8).
+                if item.session.isClosing {
+                    item.session.queuedRequests -= 1
+                    continue
+                }
                 if waiting.contains(id) || writing.contains(id) {
                     kept.append(item)
                     waiting.insert(id)
                     continue
                 }
                 item.session.queuedRequests -= 1
-                guard !item.session.isClosing else { continue }
                 if case .read(let message) = item.kind {
                     answerRead(message, requestID: item.requestID, on: item.session)
                 } else if case .reply(let message) = item.kind {
