@@ -76,8 +76,9 @@ public final class Server {
     var queue: [QueuedRequest] = []
     /// Whether a store job is running (at most one at a time).
     var jobInFlight = false
-    /// Reads running on the thread pool (`Server+BackgroundReads`), and those waiting for their turn.
+    /// Reads running on the thread pool (`Server+BackgroundReads`).
     var readsInFlight = 0
+    /// Reads waiting for their turn on the thread pool, oldest first.
     var waitingReads: [BackgroundRead] = []
     /// The requests the running job applies, in order.
     var jobRequests: [QueuedRequest] = []
@@ -303,8 +304,8 @@ public final class Server {
         finishShutdown()
     }
 
-    /// The rest of a shutdown, once no store job runs (else the job's completion calls it): answer everything
-    /// read so far with its durable result, then say goodbye and close.
+    /// The rest of a shutdown, once no store job and no background read runs (else its completion calls it):
+    /// answer everything read so far with its durable result, then say goodbye and close.
     func finishShutdown() {
         guard isShuttingDown, !shutdownFinished, !jobInFlight, readsInFlight == 0 else { return }
         shutdownFinished = true
