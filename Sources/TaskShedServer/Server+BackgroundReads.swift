@@ -25,7 +25,7 @@ struct ServerStatistics {
 }
 
 /// What the store answered to a read (`Server.storeRead(_:store:now:)`). Computed on a pool thread or on the
-/// loop thread; turned into the reply on the loop thread (`Server.readReply(_:now:)`).
+/// loop thread; turned into the reply on the loop thread (`Server.readReply(_:server:now:)`).
 enum StoreReadResult: Sendable {
     /// `STATS`: the store's part (the server fills in its own fields).
     case stats(Stats)
