@@ -158,16 +158,7 @@ import Testing
             Frame(requestID: 901, message: .ack(LeaseRef(id: acked.id, attempt: acked.attempt))),
             Frame(requestID: 902, message: .release(LeaseRef(id: released.id, attempt: released.attempt))))
         worker.raw.close()
-        let deadline = monotonic() + 10
-        var records: [TaskRecord] = []
-        repeat {
-            records = try scheduler.fetch(["b1", "b2"])
-            // Settled: b1 gone (its ACK committed) and b2 no longer leased. "Nothing leased" alone is not enough:
-            // a read racing the job that applies them sees their leases end before the commit removes b1
-            // (LAYOUT.md, "Leases"). If the close won, b1 stays and the expectations below fail after the deadline.
-            if !records.contains(where: { $0.id == "b1" }) && records.allSatisfy({ $0.state != .leased }) { break }
-            pause(0.02)
-        } while monotonic() < deadline
+        let records = try settledAckAndRelease(scheduler)
         // Acked: gone. Released: due again, the attempt not counted. Neither "worker disconnected".
         #expect(records.map(\.id) == ["b2"])
         #expect(records.first?.attempt == 0)

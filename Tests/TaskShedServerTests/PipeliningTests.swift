@@ -16,15 +16,7 @@ import Testing
             Frame(requestID: 5, message: .ping),
             Frame(requestID: 6, message: .removeTasks(.ids(["p1"]))),
             Frame(requestID: 7, message: .fetchTasks(.ids(["p1"]))))
-        var replies: [UInt32: Message] = [:]
-        while replies.count < 7 {
-            guard let frame = try connection.receive() else {
-                Issue.record("closed after \(replies.count) replies")
-                return
-            }
-            #expect(replies[frame.requestID] == nil, "two replies to request \(frame.requestID)")
-            replies[frame.requestID] = frame.message
-        }
+        guard let replies = try replies(7, from: connection) else { return }
         #expect(replies[1]?.type == .added)
         guard case .tasks(let first) = replies[2], case .tasks(let second) = replies[4],
               case .tasks(let third) = replies[7] else {
@@ -61,15 +53,7 @@ import Testing
             Frame(requestID: 7, message: .getStats))
         try other.send(Frame(requestID: 1, message: .fetchTasks(.ids(["old-7", "new"]))),
                        Frame(requestID: 2, message: .getStats))
-        var replies: [UInt32: Message] = [:]
-        while replies.count < 7 {
-            guard let frame = try connection.receive() else {
-                Issue.record("closed after \(replies.count) replies")
-                return
-            }
-            #expect(replies[frame.requestID] == nil, "two replies to request \(frame.requestID)")
-            replies[frame.requestID] = frame.message
-        }
+        guard let replies = try replies(7, from: connection) else { return }
         guard case .stats(let statsBefore) = replies[1], case .taskPage(let pageBefore) = replies[2],
               case .tasks(let fetchedBefore) = replies[3], case .tasks(let fetchedAfter) = replies[5],
               case .taskPage(let pageAfter) = replies[6], case .stats(let statsAfter) = replies[7] else {
@@ -141,16 +125,7 @@ import Testing
             Frame(requestID: 902, message: .ping),
             Frame(requestID: 903, message: .release(LeaseRef(id: released.id, attempt: released.attempt))))
         worker.raw.close()
-        let deadline = monotonic() + 10
-        var records: [TaskRecord] = []
-        repeat {
-            records = try scheduler.fetch(["b1", "b2"])
-            // Settled: b1 gone (its ACK committed) and b2 no longer leased. "Nothing leased" alone is not enough:
-            // a read racing the job that applies them sees their leases end before the commit removes b1
-            // (LAYOUT.md, "Leases"). If the close won, b1 stays and the expectations below fail after the deadline.
-            if !records.contains(where: { $0.id == "b1" }) && records.allSatisfy({ $0.state != .leased }) { break }
-            pause(0.02)
-        } while monotonic() < deadline
+        let records = try settledAckAndRelease(scheduler)
         #expect(records.map(\.id) == ["b2"])
         #expect(records.first?.attempt == 0)
         #expect(records.first?.lastError == nil)

@@ -168,3 +168,34 @@ func task(_ id: String?, callback: String = "cb", runAt: Int64? = nil, schedule:
     TaskSpec(id: id, callback: callback, runAt: runAt, schedule: schedule, kwargs: Array(kwargs.utf8), group: group,
              paused: paused, coalesce: coalesce, maxAttempts: maxAttempts)
 }
+
+/// Reads `count` replies from `connection`, by request id, recording an issue for a second reply to one request.
+/// - Returns: The replies, or `nil` (with an issue recorded) if the connection closed first.
+func replies(_ count: Int, from connection: RawConnection) throws -> [UInt32: Message]? {
+    var replies: [UInt32: Message] = [:]
+    while replies.count < count {
+        guard let frame = try connection.receive() else {
+            Issue.record("closed after \(replies.count) replies")
+            return nil
+        }
+        #expect(replies[frame.requestID] == nil, "two replies to request \(frame.requestID)")
+        replies[frame.requestID] = frame.message
+    }
+    return replies
+}
+
+/// Polls `scheduler` (up to 10 s) until a worker's ACK of "b1" and RELEASE of "b2" sent just before it closed
+/// have settled: b1 gone (its ACK committed) and b2 no longer leased. "Nothing leased" alone is not enough: a read
+/// racing the job that applies them sees their leases end before the commit removes b1 (LAYOUT.md, "Leases").
+/// If the close won, b1 stays and the caller's expectations fail after the deadline.
+/// - Returns: The records of "b1" and "b2" that are left.
+func settledAckAndRelease(_ scheduler: Client) throws -> [TaskRecord] {
+    let deadline = monotonic() + 10
+    var records: [TaskRecord] = []
+    repeat {
+        records = try scheduler.fetch(["b1", "b2"])
+        if !records.contains(where: { $0.id == "b1" }) && records.allSatisfy({ $0.state != .leased }) { break }
+        pause(0.02)
+    } while monotonic() < deadline
+    return records
+}
