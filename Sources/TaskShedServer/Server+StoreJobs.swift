@@ -18,8 +18,14 @@ extension Server {
             return JobRequest(holder: item.session.id, subscriptionLease: item.session.subscription?.leaseMicros,
                               message: message, holderClosing: item.session.isClosing)
         }
-        job.stagedReleases = stagedReleases
-        stagedReleases.removeAll()
+        // Staged tasks an UNSUBSCRIBE gave back wait while a read its connection sent before is on the thread
+        // pool: that read must still see them leased (a closing connection's reads go unanswered).
+        let waitForRead = { (release: StagedRelease) -> Bool in
+            guard let session = self.sessions[release.holder] else { return false }
+            return session.readInFlight && !session.isClosing
+        }
+        job.stagedReleases = stagedReleases.filter { !waitForRead($0) }
+        stagedReleases.removeAll { !waitForRead($0) }
         if dispatchNeeded || !taken.isEmpty || !holdersToRelease.isEmpty {
             planDispatch(into: &job, force: !taken.isEmpty)
         }
