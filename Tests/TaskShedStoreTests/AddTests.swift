@@ -175,6 +175,59 @@ struct AddTests {
         #expect(try store.stats(now: t0).due == 1000)
     }
 
+    /// Generated ids sort by the task's run time (then by creation within a millisecond), so a batch with
+    /// scattered run times is written out of request order; each result must still be its own task's.
+    @Test func generatedIdsFollowRunTimesAndEachResultIsItsTasks() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        var rng = SeededRandom(seed: 11)
+        _ = try store.add([spec("m-existing", runAt: t0 + 500 * second)], now: t0)
+        var specs: [TaskSpec] = []
+        for i in 0..<400 {
+            // Some run times tie (one millisecond), a third of the tasks bring their own id.
+            let runAt = t0 + Int64(rng.next() % 300) * second + (i % 5 == 0 ? 0 : Int64(rng.next() % 1000))
+            specs.append(spec(i % 3 == 0 ? "caller-\(i)" : nil, callback: "cb\(i % 4)", runAt: runAt, kwargs: "{\"i\":\(i)}"))
+        }
+        let results = try store.add(specs, now: t0)
+        #expect(results.count == specs.count)
+        for (i, r) in results.enumerated() {
+            #expect(r.outcome == .inserted)
+            if let id = specs[i].id { #expect(r.id == id) }
+            let task = try #require(try store.one(r.id))
+            #expect(task.kwargs == Array("{\"i\":\(i)}".utf8), "result \(i)")
+            #expect(task.runAt == specs[i].runAt && task.callback == specs[i].callback)
+        }
+        // In id order, the generated ids' run times ascend (in milliseconds), and ids of one millisecond ascend
+        // in request order.
+        let generated = results.indices.filter { specs[$0].id == nil }
+        let byID = generated.sorted { results[$0].id.utf8.lexicographicallyPrecedes(results[$1].id.utf8) }
+        let millis = { (i: Int) in specs[i].runAt! / 1000 }
+        for (a, b) in zip(byID, byID.dropFirst()) {
+            #expect(millis(a) < millis(b) || (millis(a) == millis(b) && a < b), "\(results[a].id) before \(results[b].id)")
+        }
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.stats(now: t0 + 400 * second).due == 400)
+    }
+
+    /// A run time outside the 47 bits the id has for it is clamped: the id stays valid and keeps its place at the
+    /// start or the end of the order.
+    @Test func generatedIdsOfRunTimesOutsideTheirRangeAreClamped() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        let results = try store.add(
+            [spec(nil, runAt: Int64.max / 2), spec(nil, runAt: t0), spec(nil, runAt: -5 * second), spec(nil, runAt: 0)],
+            now: t0)
+        let ids = results.map(\.id)
+        #expect(ids.allSatisfy { $0.utf8.count == 15 })
+        // Bit 47 set, the rest of the time part all ones: the last 8-character prefix.
+        #expect(ids[0].hasPrefix("zzzzzzzz"))
+        #expect(ids[1].hasPrefix("V"))
+        // Before 1970 and at 1970: time part 0, bit 47 only.
+        #expect(ids[2].hasPrefix("V-------") && ids[3].hasPrefix("V-------"))
+        #expect(ids[2] < ids[3] && ids[3] < ids[1] && ids[1] < ids[0])
+        #expect(try store.verifyIndexes() == [])
+    }
+
     @Test func generatedIdsBelowAnExistingIdAreStillInserted() throws {
         let dir = TempDirectory()
         let store = try openStore(dir)
@@ -206,5 +259,38 @@ struct AddTests {
         #expect(Set(second.map(\.id)).count == 3)
         for id in first { #expect(try store.one(id)?.callback == "a") }
         #expect(try store.all().count == 6)
+    }
+
+    /// A generated id found taken when the record is written, after the task's index keys were queued under it:
+    /// the keys the other task has too (same callback, run time, group) stay, the others go, and the counts hold.
+    @Test(arguments: [false, true])
+    func aCollidingGeneratedIdLeavesTheOtherTasksIndexKeys(paused: Bool) throws {
+        let dir = TempDirectory()
+        func batch(_ callback: String, group: String?, paused: Bool) -> [TaskSpec] {
+            (0..<3).map { i in spec(nil, callback: callback, runAt: t0 + Int64(i), group: group, paused: paused) }
+        }
+        var first: [String] = []
+        do {
+            let store = try openStore(dir, seed: 42)
+            first = try store.add(batch("a", group: "g", paused: paused), now: t0).map(\.id)
+            store.close()
+        }
+        // Each reopen with the seed draws the first tasks' ids again: first for tasks with the same keys in every
+        // index (callback, run time, group, paused state), then for tasks with other keys in each.
+        var same: [AddResult] = []
+        do {
+            let store = try openStore(dir, seed: 42)
+            same = try store.add(batch("a", group: "g", paused: paused), now: t0)
+            store.close()
+        }
+        let store = try openStore(dir, seed: 42)
+        let other = try store.add(batch("b", group: "h", paused: !paused), now: t0)
+        #expect(Set(same.map(\.id)).isDisjoint(with: first) && Set(other.map(\.id)).isDisjoint(with: first))
+        #expect(try store.verifyIndexes() == [])
+        #expect(try store.all().count == 9)
+        #expect(try store.fetch(.group("g")).count == 6)
+        #expect(try store.fetch(.group("h")).map(\.id).sorted() == other.map(\.id).sorted())
+        for id in first { #expect(try store.one(id)?.callback == "a") }
+        #expect(try store.stats(now: t0 + second).due == (paused ? 3 : 6))
     }
 }

@@ -4,8 +4,8 @@
 /// in the server; the codec only checks that the bytes are well formed.
 public struct TaskSpec: Sendable, Hashable {
     /// The task's unique id, or `nil` to let the server generate one (15 characters of `-0-9A-Z_a-z`, starting
-    /// with `V` until 2109; taskshedd puts a millisecond time prefix first so that generated ids sort, and
-    /// append cheaply, in creation order).
+    /// with `V` until 2109; taskshedd puts the task's first run time in milliseconds first, so that generated ids
+    /// sort by when the tasks fall due and the store keeps their records in that order).
     public var id: String?
     /// The callback name a worker looks up in its callback map.
     public var callback: String

@@ -26,9 +26,9 @@ enum IndexKind: Int, CaseIterable {
 struct IndexWriteBuffer {
     /// One pending change. The key lives in `arena` at `start`; `high`/`low`/`tail` are the key's first 24
     /// bytes (big-endian, zero padded) so that most comparisons are integer compares. Why 24: a
-    /// `callback_wake` key is a callback number, a time and an id, and the generated ids of one batch share
-    /// their first 8 bytes (the creation time), so keys of one callback and time tie on 20 bytes. `start` grows
-    /// with arrival, so it also orders equal keys.
+    /// `callback_wake` key is a callback number, a time and an id, and the generated ids of tasks due in one
+    /// millisecond share their first 8 bytes (that millisecond), so keys of one callback and time tie on 20
+    /// bytes. `start` grows with arrival, so it also orders equal keys.
     struct Change {
         var high: UInt64
         var low: UInt64

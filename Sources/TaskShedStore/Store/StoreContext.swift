@@ -133,13 +133,13 @@ struct CountDeltas {
 }
 
 /// The random source for generated ids and retry jitter, shared by the store's transactions, plus the
-/// sequence that makes generated ids ascend.
+/// sequence that orders generated ids of one millisecond.
 final class RandomSource {
     var generator: any RandomNumberGenerator
-    /// Counts generated ids (the middle 30 bits of an id), so ids generated in one batch (one `now`) ascend.
-    /// It starts at a random value below 2^29, so the 30-bit field wraps only after 2^29 to 2^30 ids since the
-    /// store was opened; only a batch that straddles the wrap loses the ascending order (and with it the append
-    /// fast path of `add`, nothing else).
+    /// Counts generated ids (the middle 30 bits of an id), so ids generated for one run time (one millisecond)
+    /// ascend in creation order. It starts at a random value below 2^29, so the 30-bit field wraps only after
+    /// 2^29 to 2^30 ids since the store was opened; ids of one millisecond drawn across the wrap sort out of
+    /// creation order, nothing else.
     private var sequence: UInt32
 
     init(_ generator: any RandomNumberGenerator) {
@@ -152,22 +152,48 @@ final class RandomSource {
     /// A uniform draw in 0...1.
     func unit() -> Double { Double(next() >> 11) / Double((UInt64(1) << 53) - 1) }
 
-    /// A new task id: 15 characters of the URL-safe base64 alphabet in ASCII order (`-`, digits, upper case,
-    /// `_`, lower case), so that ids sort by creation like a UUIDv7 and bulk inserts append to the `tasks`
-    /// B-tree instead of landing on random pages. 8 characters of `now` in milliseconds with bit 47 set (48
-    /// bits; the set bit makes ids start with `V` until 2109, then `W` and so on, and never with `-`, which a
-    /// command line would read as an option; the time part ascends until the year 6429), 5 of a per-store
-    /// sequence (30 bits), 2 random (12 bits).
-    ///
-    /// Why 15: it is the longest string Swift stores inline, so a generated id costs no allocation here or
-    /// wherever it is copied, decoded or compared later (a 32-character id cost ~450 instructions to create).
-    /// Uniqueness within the store is checked at insert (`add` draws again on a collision).
-    func taskID(now: Int64) -> String {
+    /// A new task id for a task first due at `runAt` (see `GeneratedID`), as the string `add` stores.
+    func taskID(runAt: Int64) -> String { nextID(runAt: runAt).string }
+
+    /// The numbers of a new task id for a task first due at `runAt`: the run time in milliseconds, this
+    /// source's next sequence number and 12 random bits.
+    func nextID(runAt: Int64) -> GeneratedID {
         sequence &+= 1
-        let millis = (UInt64(bitPattern: now / 1000) & 0x7FFF_FFFF_FFFF) | 1 << 47
-        let low = UInt64(sequence & 0x3FFF_FFFF) << 12 | (next() & 0xFFF)
-        return String(unsafeUninitializedCapacity: 15) { buffer in
-            for i in 0..<8 { buffer[7 - i] = Self.symbol(millis >> (UInt64(i) * 6)) }
+        // Clamped into the 47 bits the id has for it: a time before 1970 or after the year 6429 loses only
+        // its place in the order.
+        let millis = UInt64(Swift.min(Swift.max(runAt / 1000, 0), (1 << 47) - 1)) | 1 << 47
+        return GeneratedID(time: millis, low: UInt64(sequence & 0x3FFF_FFFF) << 12 | (next() & 0xFFF))
+    }
+}
+
+/// A generated task id as its two numbers, which sort as the id's string does.
+///
+/// The string is 15 characters of the URL-safe base64 alphabet in ASCII order (`-`, digits, upper case, `_`,
+/// lower case): 8 characters of `time` (the task's first run time in milliseconds with bit 47 set: ids start
+/// with `V` until 2109, then `W` and so on, and never with `-`, which a command line would read as an option),
+/// then 7 of `low` (a per-store sequence of 30 bits and 12 random bits).
+///
+/// Why the run time and not the creation time (as a UUIDv7 has): a one-off task's record is read at its claim
+/// and deleted at its ack, both at its run time. Keyed by run time, the tasks a claim takes are neighbours in
+/// `tasks`, so a batch of claims and acks reads and dirties a few pages instead of one random page per task, and
+/// pages empty from the left as time passes instead of thinning everywhere (BENCHMARKS.md 5.15). Tasks added
+/// with ascending run times still append. A batch with scattered run times is written in id order (`add`).
+///
+/// Why 15: it is the longest string Swift stores inline, so a generated id costs no allocation here or wherever
+/// it is copied, decoded or compared later (a 32-character id cost ~450 instructions to create). Uniqueness
+/// within the store is checked at insert (`add` draws again on a collision).
+struct GeneratedID: Comparable {
+    /// Bit 47 and the run time in milliseconds (48 bits).
+    var time: UInt64
+    /// The sequence number (30 bits) and the random bits (12).
+    var low: UInt64
+
+    static func < (a: GeneratedID, b: GeneratedID) -> Bool { (a.time, a.low) < (b.time, b.low) }
+
+    /// The id as stored and returned.
+    var string: String {
+        String(unsafeUninitializedCapacity: 15) { buffer in
+            for i in 0..<8 { buffer[7 - i] = Self.symbol(time >> (UInt64(i) * 6)) }
             for i in 0..<7 { buffer[14 - i] = Self.symbol(low >> (UInt64(i) * 6)) }
             return 15
         }
