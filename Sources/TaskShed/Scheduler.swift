@@ -71,7 +71,7 @@ public final class Scheduler: Sendable {
     ///   - kwargs: Keyword arguments, a JSON object (`["to": "ada@example.com"]`, or
     ///     `try Kwargs(encoding: value)`).
     ///   - schedule: `.once` (default) or `.every(interval)`.
-    ///   - id: The task id (default: a random UUID in hex).
+    ///   - id: The task id (default: `ScheduledTask.randomID(runAt:)`, a UUIDv7 of `runAt` in hex).
     ///   - group: A group for bulk operations.
     ///   - paused: Create it paused.
     ///   - coalesce: Recurring only: catch up with one run (default) or one run per missed interval.
@@ -87,7 +87,7 @@ public final class Scheduler: Sendable {
         runAt: Date = Date(),
         kwargs: Kwargs = Kwargs(),
         schedule: TaskSchedule = .once,
-        id: String = ScheduledTask.randomID(),
+        id: String? = nil,
         group: String? = nil,
         paused: Bool = false,
         coalesce: Bool = true,

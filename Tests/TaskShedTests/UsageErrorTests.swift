@@ -140,6 +140,26 @@ struct ErrorAndValueTests {
         #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy { "0123456789abcdef".contains($0) } })
     }
 
+    /// The default id is a version 7 UUID of the first run time: it sorts by run time, which keeps the tasks a
+    /// worker receives together in the daemon's store.
+    @Test func defaultIdsAreUUIDv7OfTheRunTime() throws {
+        let runAt = Date(timeIntervalSince1970: 1_800_000_000.123_9)
+        let id = ScheduledTask(callback: "cb", runAt: runAt).id
+        #expect(id.count == 32 && id.allSatisfy { "0123456789abcdef".contains($0) })
+        // 48 bits of milliseconds, the version nibble, then the variant bits 0b10.
+        #expect(id.prefix(12) == String(1_800_000_000_123, radix: 16).leftPadded(to: 12))
+        #expect(Array(id)[12] == "7")
+        #expect("89ab".contains(Array(id)[16]))
+        let times = (0..<50).map { Date(timeIntervalSince1970: 1_700_000_000 + Double($0 * 7 % 50) * 0.01) }
+        let ids = times.map { ScheduledTask.randomID(runAt: $0) }
+        #expect(Set(ids).count == 50)
+        #expect(ids.sorted() == zip(times, ids).sorted { $0.0 < $1.0 }.map(\.1))
+        // Outside 1970 ... 10889: clamped, still well formed.
+        #expect(ScheduledTask.randomID(runAt: Date(timeIntervalSince1970: -5)).hasPrefix("000000000000"))
+        #expect(ScheduledTask.randomID(runAt: .distantFuture).count == 32)
+        #expect(ScheduledTask(callback: "cb", id: "mine").id == "mine")
+    }
+
     @Test func taskDefaultsFollowTheOriginal() {
         let before = Date()
         let task = ScheduledTask(callback: "cb")
@@ -164,4 +184,9 @@ struct ErrorAndValueTests {
         #expect(error.description.contains("\"nope\""))
         #expect(error.description.contains("t1"))
     }
+}
+
+private extension String {
+    /// The string with zeros in front, up to `count` characters.
+    func leftPadded(to count: Int) -> String { String(repeating: "0", count: Swift.max(0, count - self.count)) + self }
 }

@@ -54,7 +54,9 @@ public struct Add: ClientCommand {
     public var kwargs: String?
 
     /// The task id.
-    @Option(name: .long, help: ArgumentHelp("The task id (default: a random 32-digit hex id).", valueName: "id"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The task id (default: a 32-digit hex UUIDv7 of the first run time).", valueName: "id"))
     public var id: String?
 
     /// The group.
@@ -132,7 +134,7 @@ public struct Add: ClientCommand {
         }
         return ScheduledTask(
             callback: callback, runAt: Date(cliMicros: runAt), kwargs: taskKwargs, schedule: schedule,
-            id: id ?? ScheduledTask.randomID(), group: group, paused: paused, coalesce: !noCoalesce,
+            id: id, group: group, paused: paused, coalesce: !noCoalesce,
             maxAttempts: maxAttempts)
     }
 
