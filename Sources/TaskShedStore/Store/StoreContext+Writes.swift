@@ -184,7 +184,11 @@ extension StoreContext {
         }
         prepared.withUnsafeBufferPointer { p in
             taskshed_prefetch(p.baseAddress! + i)
-            p[k].kwargs.withUnsafeBufferPointer { if let bytes = $0.baseAddress { taskshed_prefetch(bytes) } }
+            // The kwargs' bytes, found without copying the array (a retain and a release, both atomic): an
+            // array is one reference to its storage, whose elements follow a 32-byte header. A hint only, so a
+            // layout that differed would cost a useless prefetch, never a wrong read.
+            let storage = UnsafeRawPointer(p.baseAddress! + k).load(as: UnsafeRawPointer?.self)
+            if let storage { taskshed_prefetch(storage + 32) }
         }
         results.withUnsafeBufferPointer { taskshed_prefetch($0.baseAddress! + i) }
     }
