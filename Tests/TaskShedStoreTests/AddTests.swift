@@ -261,8 +261,9 @@ struct AddTests {
         #expect(try store.all().count == 6)
     }
 
-    /// A generated id found taken when the record is written, after the task's index keys were queued under it:
-    /// the keys the other task has too (same callback, run time, group) stay, the others go, and the counts hold.
+    /// A generated id found taken at insert, by a task with the same index keys (callback, run time, group,
+    /// paused state) or with other ones: the new task is stored under a redrawn id with its own keys, the other
+    /// task keeps its keys, and the counts hold.
     @Test(arguments: [false, true])
     func aCollidingGeneratedIdLeavesTheOtherTasksIndexKeys(paused: Bool) throws {
         let dir = TempDirectory()

@@ -160,6 +160,19 @@ struct ErrorAndValueTests {
         #expect(ScheduledTask(callback: "cb", id: "mine").id == "mine")
     }
 
+    /// Run times outside what 48 bits of milliseconds hold (and NaN) are clamped; the id stays well formed.
+    @Test func defaultIdsClampRunTimesOutsideTheirRange() {
+        let edges: [(Double, String)] = [
+            (0, "000000000000"), (-0.0005, "000000000000"), (-1e300, "000000000000"), (.nan, "000000000000"),
+            (-.infinity, "000000000000"), (1e15, "ffffffffffff"), (.infinity, "ffffffffffff"), (0.001, "000000000001"),
+        ]
+        for (seconds, prefix) in edges {
+            let id = ScheduledTask.randomID(runAt: Date(timeIntervalSince1970: seconds))
+            #expect(id.count == 32 && Array(id)[12] == "7" && "89ab".contains(Array(id)[16]), "\(seconds): \(id)")
+            #expect(id.hasPrefix(prefix), "\(seconds): \(id)")
+        }
+    }
+
     @Test func taskDefaultsFollowTheOriginal() {
         let before = Date()
         let task = ScheduledTask(callback: "cb")

@@ -81,7 +81,8 @@ extension StoreContext {
         // Generated ids follow the tasks' run times (`GeneratedID`), so tasks with scattered run times get ids
         // out of request order. They are written in id order, in the places of the request's tasks without an
         // id (tasks with a caller's id keep theirs): appended to `tasks` (no search, full pages) while they sort
-        // after its last key, then inserted left to right, so each page they land on is dirtied once.
+        // after its last key, then inserted left to right, so that consecutive inserts land on the page the one
+        // before touched (LMDB copies a page once per transaction whatever the order; the order buys locality).
         let (generated, inRequestOrder) = generatedIDs(specs, now: now)
         var nextGenerated = 0
         let records = try tasksCursor()
@@ -178,19 +179,21 @@ extension StoreContext {
         _ specs: [TaskSpec], _ prepared: [PreparedTask], _ results: [AddResult], task i: Int, kwargsOf k: Int
     ) {
         specs.withUnsafeBufferPointer { s in
-            // A spec is about 100 bytes: both of its cache lines.
-            taskshed_prefetch(s.baseAddress! + i)
-            taskshed_prefetch(UnsafeRawPointer(s.baseAddress! + i) + 64)
+            // Every cache line of the spec (96 bytes: two lines, or three when it starts late in one).
+            let spec = UnsafeRawPointer(s.baseAddress! + i)
+            clmdb_prefetch(spec)
+            clmdb_prefetch(spec + 64)
+            clmdb_prefetch(spec + MemoryLayout<TaskSpec>.stride - 1)
         }
         prepared.withUnsafeBufferPointer { p in
-            taskshed_prefetch(p.baseAddress! + i)
+            clmdb_prefetch(p.baseAddress! + i)
             // The kwargs' bytes, found without copying the array (a retain and a release, both atomic): an
             // array is one reference to its storage, whose elements follow a 32-byte header. A hint only, so a
             // layout that differed would cost a useless prefetch, never a wrong read.
             let storage = UnsafeRawPointer(p.baseAddress! + k).load(as: UnsafeRawPointer?.self)
-            if let storage { taskshed_prefetch(storage + 32) }
+            if let storage { clmdb_prefetch(storage + 32) }
         }
-        results.withUnsafeBufferPointer { taskshed_prefetch($0.baseAddress! + i) }
+        results.withUnsafeBufferPointer { clmdb_prefetch_for_write($0.baseAddress! + i) }
     }
 
     /// New ids for the tasks of `specs` without one, in id order, each with its task's index: drawn in request

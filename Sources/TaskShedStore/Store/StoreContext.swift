@@ -137,9 +137,11 @@ struct CountDeltas {
 final class RandomSource {
     var generator: any RandomNumberGenerator
     /// Counts generated ids (the middle 30 bits of an id), so ids generated for one run time (one millisecond)
-    /// ascend in creation order. It starts at a random value below 2^29, so the 30-bit field wraps only after
-    /// 2^29 to 2^30 ids since the store was opened; ids of one millisecond drawn across the wrap sort out of
-    /// creation order, nothing else.
+    /// ascend in creation order while the store is open. It starts at a random value below 2^29 at each open, so
+    /// ids of one millisecond drawn before and after a reopen are in no set order (with creation-time ids they
+    /// were; ties of run time are claimed in id order, which the protocol does not promise to be creation
+    /// order), and the 30-bit field wraps only after 2^29 to 2^30 ids since the open (ids of one millisecond
+    /// drawn across the wrap sort out of creation order, nothing else).
     private var sequence: UInt32
 
     init(_ generator: any RandomNumberGenerator) {
