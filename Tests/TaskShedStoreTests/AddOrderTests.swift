@@ -180,6 +180,7 @@ struct AddOrderTests {
         do {
             let store = try openStore(dir, seed: 42)
             first = try store.add(batch, now: t0)
+            try store.forgetIDSequence()
             store.close()
         }
         let store = try openStore(dir, seed: 42)

@@ -57,6 +57,16 @@ func spec(
 }
 
 extension LMDBTaskStore {
+    /// Deletes the id sequence the store keeps in `meta`, so that the next opening with the same seed draws the
+    /// ids this one drew (the tests force collisions of generated ids with it).
+    func forgetIDSequence() throws {
+        try write { (batch: inout LMDBWriteBatch) throws(StoreError) in
+            let txn = batch.context.txn
+            let meta = batch.context.dbs.meta
+            _ = try lmdb { () throws(LMDBError) in try txn.delete(meta, key: StoreContext.idSequenceKey) }
+        }
+    }
+
     /// The one task with this id (fails the test's expectation by returning nil if absent).
     func one(_ id: String) throws -> TaskRecord? {
         try fetch(.ids([id])).first

@@ -122,6 +122,11 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         self.environment = env
         self.directoryLock = lock
         leaseTable.commitLog(transactionID: env.info().lastTransactionID)
+        // Generated ids of one run time follow creation across reopens too: the sequence goes on from the last
+        // value an add committed (a store without one starts at random).
+        if let last = try read({ (context, _) throws(StoreError) in try context.storedIDSequence() }) {
+            self.random.resume(after: last)
+        }
     }
 
     /// Whether `directory` is on a copy-on-write filesystem (btrfs, ZFS, bcachefs), where every overwrite of a

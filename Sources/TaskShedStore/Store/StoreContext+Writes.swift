@@ -166,7 +166,33 @@ extension StoreContext {
                 results[i] = AddResult(id: id, outcome: .replaced)
             }
         }
+        if !generated.isEmpty { try storeIDSequence() }
         return results
+    }
+
+    /// The `meta` key of the id sequence (`RandomSource.sequence`) as of the last add that generated ids.
+    static let idSequenceKey: [UInt8] = Array("id_sequence".utf8)
+
+    /// The id sequence the last add that generated ids committed, if any (u32 LE).
+    func storedIDSequence() throws(StoreError) -> UInt32? {
+        let txn = self.txn
+        let meta = dbs.meta
+        guard let raw = try lmdb({ () throws(LMDBError) in try txn.get(meta, key: Self.idSequenceKey) }) else {
+            return nil
+        }
+        var s = ByteSource(raw)
+        return s.u32LE()
+    }
+
+    /// Stores the id sequence with the ids this transaction generated, for the next opening to resume from.
+    private mutating func storeIDSequence() throws(StoreError) {
+        var sink = ByteSink(capacity: 4)
+        sink.u32LE(random.sequence)
+        let value = sink.bytes
+        let txn = self.txn
+        let meta = dbs.meta
+        writes += 1
+        try lmdb { () throws(LMDBError) in try txn.put(meta, key: Self.idSequenceKey, value: value) }
     }
 
     /// Asks the CPU for what `add` will read of task `i` (its spec, its prepared kwargs, its result's slot) and

@@ -137,12 +137,11 @@ struct CountDeltas {
 final class RandomSource {
     var generator: any RandomNumberGenerator
     /// Counts generated ids (the middle 30 bits of an id), so ids generated for one run time (one millisecond)
-    /// ascend in creation order while the store is open. It starts at a random value below 2^29 at each open, so
-    /// ids of one millisecond drawn before and after a reopen are in no set order (with creation-time ids they
-    /// were; ties of run time are claimed in id order, which the protocol does not promise to be creation
-    /// order), and the 30-bit field wraps only after 2^29 to 2^30 ids since the open (ids of one millisecond
-    /// drawn across the wrap sort out of creation order, nothing else).
-    private var sequence: UInt32
+    /// ascend in creation order. `add` stores it in `meta` with the ids it generated and the store resumes
+    /// from it at open (`resume(after:)`), so the order holds across reopens: ties of run time are claimed in id
+    /// order. A new store starts at a random value below 2^29, so the 30-bit field wraps after 2^29 to 2^30
+    /// generated ids; ids of one millisecond drawn across the wrap sort out of creation order, nothing else.
+    private(set) var sequence: UInt32
 
     init(_ generator: any RandomNumberGenerator) {
         self.generator = generator
@@ -150,6 +149,9 @@ final class RandomSource {
     }
 
     func next() -> UInt64 { generator.next() }
+
+    /// Goes on from `last`, the sequence an earlier opening of the store committed with its last generated id.
+    func resume(after last: UInt32) { sequence = last & 0x3FFF_FFFF }
 
     /// A uniform draw in 0...1.
     func unit() -> Double { Double(next() >> 11) / Double((UInt64(1) << 53) - 1) }
