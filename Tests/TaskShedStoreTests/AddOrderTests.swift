@@ -215,4 +215,33 @@ struct AddOrderTests {
 
 @Suite("Review: order of generated ids of one millisecond")
 struct ReviewTieOrderTests {
+
+    /// At the maximum map size, with freed pages not yet reusable, an isolating batch of a small add, an add too
+    /// big to fit and another small add: only the big one fails, with generated ids as with the caller's (the
+    /// id sequence is not stored then: one more database written made the batch's commit fail whole). Written
+    /// by the review of `899b154`.
+    @Test(arguments: [false, true], [3, 6, 10])
+    func aFullStoreFailsOnlyTheAddThatDoesNotFit(generated: Bool, removed: Int) throws {
+        let dueAt = t0 + 86_400 * second
+        let pad = #"{"pad":""# + String(repeating: "x", count: 400) + #""}"#
+        let dir = TempDirectory()
+        let options = StoreOptions(
+            initialMapBytes: 1 << 20, maxMapBytes: 2 << 20, removalHeadroomBytes: 1 << 20, durable: false)
+        let store = try openStore(dir, options: options, seed: 3)
+        var n = 0
+        while (try? store.add((0..<50).map { spec("f\(n)-\($0)", runAt: t0, kwargs: pad) }, now: t0)) != nil { n += 1 }
+        _ = try store.remove(.ids((0..<removed).flatMap { k in (0..<50).map { "f\(k)-\($0)" } }))
+        var k = 0
+        func sp(_ p: String = "") -> TaskSpec {
+            k += 1
+            return spec(generated ? nil : "g\(k)", runAt: dueAt, kwargs: p)
+        }
+        let results: [Int] = try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> [Int] in
+            [(try? batch.add([sp()], onConflict: .replace, now: t0).count) ?? 0,
+             (try? batch.add((0..<500).map { _ in sp(pad) }, onConflict: .replace, now: t0).count) ?? 0,
+             (try? batch.add([sp()], onConflict: .replace, now: t0).count) ?? 0]
+        }
+        #expect(results == [1, 0, 1])
+        #expect(try store.verifyIndexes() == [])
+    }
 }

@@ -490,11 +490,12 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         // The operations change the lease table in place; unless the transaction commits, it is rolled back.
         var committed = false
         defer { if !committed { leaseTable.rollback(to: 0) } }
+        var context = StoreContext(
+            txn: top, dbs: dbs, options: options, random: random, leaseTable: leaseTable,
+            indexQueueLimit: indexQueueLimit)
+        context.recordsIDSequence = mode == .normal
         var batch = LMDBWriteBatch(
-            environment: env, top: top, isolating: isolatingRequests, mode: mode,
-            context: StoreContext(
-                txn: top, dbs: dbs, options: options, random: random, leaseTable: leaseTable,
-                indexQueueLimit: indexQueueLimit))
+            environment: env, top: top, isolating: isolatingRequests, mode: mode, context: context)
         let outcome: Result<R, StoreError>
         do throws(StoreError) {
             outcome = .success(try body(&batch))

@@ -73,6 +73,7 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
         var ctx = StoreContext(
             txn: child, dbs: context.dbs, options: context.options, random: context.random,
             leaseTable: context.leaseTable, indexQueueLimit: context.indexQueueLimit)
+        ctx.recordsIDSequence = context.recordsIDSequence
         do throws(StoreError) {
             let result = try op(&ctx)
             try ctx.flushIndexes()

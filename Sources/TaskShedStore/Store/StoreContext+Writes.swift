@@ -166,7 +166,7 @@ extension StoreContext {
                 results[i] = AddResult(id: id, outcome: .replaced)
             }
         }
-        if !generated.isEmpty { try storeIDSequence() }
+        if !generated.isEmpty && recordsIDSequence { try storeIDSequence() }
         return results
     }
 

@@ -299,6 +299,11 @@ struct StoreContext {
     /// Queued index bytes past which `save` applies the queue at once: bounds the memory of one operation over
     /// millions of tasks (a removal of a huge group) at the cost of sorting in chunks.
     let indexQueueLimit: Int
+    /// Whether `add` stores the id sequence in `meta` with the ids it generates. Not when the map is at its
+    /// maximum: one more database written could be the page that fails the batch's commit (the review of
+    /// `899b154` made an isolating batch fail whole that way); ids generated then may sort out of creation
+    /// order after a reopen, nothing else.
+    var recordsIDSequence = true
 
     init(
         txn: LMDBTransaction, dbs: StoreDatabases, options: StoreOptions, random: RandomSource,
