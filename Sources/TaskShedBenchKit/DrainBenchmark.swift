@@ -36,19 +36,23 @@ public enum DrainBenchmark {
     ///   - workers: Worker processes.
     ///   - concurrency: Each subscription's concurrency limit.
     ///   - idleSeconds: The workers' end-of-drain silence (raise it when the daemon runs under a profiler).
+    ///   - order: Whether the run times ascend with the order the tasks are added (the default) or are
+    ///     shuffled: the same distinct times in random order, so that due order and add order differ.
     /// - Returns: The result.
     /// - Throws: `BenchError` when adding or a worker fails, or not every task was acknowledged.
     public static func run(daemon: BenchDaemon, count: Int, workers: Int, concurrency: Int,
-                           idleSeconds: Double = 2) throws -> Result {
+                           idleSeconds: Double = 2, order: TimeOrder = .ascending) throws -> Result {
         let connection = try daemon.connect(name: "taskshed-bench drain scheduler")
         let batch = Int(connection.serverLimits?.maxBatch ?? 100_000)
         let now = BenchTime.realtimeNanos() / 1000
         let kwargs = Array(#"{"user_id": 12345, "kind": "reminder"}"#.utf8)
+        // Due between 60 s and 0 s ago, spread so that every run_at is distinct and in the past.
+        var slots = Array(0..<count)
+        if order == .random { slots.shuffle() }
         let fillStart = BenchTime.monotonicNanos()
         for chunk in stride(from: 0, to: count, by: batch) {
-            // Due between 60 s and 0 s ago, spread so that every run_at is distinct and in the past.
-            let specs = (chunk..<min(chunk + batch, count)).map { index in
-                TaskSpec(callback: callback, runAt: now - 60_000_000 + Int64(index) * 60_000_000 / Int64(max(count, 1)),
+            let specs = slots[chunk..<min(chunk + batch, count)].map { slot in
+                TaskSpec(callback: callback, runAt: now - 60_000_000 + Int64(slot) * 60_000_000 / Int64(max(count, 1)),
                          kwargs: kwargs)
             }
             try connection.expectSuccess(.addTasks(AddTasks(tasks: specs)))
@@ -100,7 +104,9 @@ public enum DrainBenchmark {
         guard acked == count else {
             throw BenchError("drain: \(acked) of \(count) tasks acknowledged (\(delivered) deliveries)")
         }
-        let figure = RateFigure(name: "drain \(formatGrouped(Double(count))) due, \(workers) workers", tasks: count,
+        let name = "drain \(formatGrouped(Double(count))) due, \(workers) workers"
+            + (order == .random ? ", random run_at order" : "")
+        let figure = RateFigure(name: name, tasks: count,
                                 nanos: last - first,
                                 detail: "concurrency \(concurrency) per worker; \(delivered) deliveries")
         return Result(tasks: count, delivered: delivered, acked: acked, figure: figure,

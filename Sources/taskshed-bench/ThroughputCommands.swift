@@ -120,6 +120,9 @@ struct DrainCommand: ParsableCommand {
     @Option(help: "Seconds of silence after which a worker considers the drain done (raise under a profiler).")
     var idleSeconds: Double = 2
 
+    @Option(help: "Run times in the order the tasks are added (ascending) or shuffled (random).")
+    var order: TimeOrder = .ascending
+
     @OptionGroup var daemon: DaemonOptions
     @OptionGroup var report: ReportOptions
 
@@ -132,7 +135,8 @@ struct DrainCommand: ParsableCommand {
         let daemon = try BenchDaemon(arguments: self.daemon.arguments)
         defer { daemon.close() }
         report.emit(DrainBenchmark.table(try DrainBenchmark.run(daemon: daemon, count: tasks, workers: workers,
-                                                                concurrency: concurrency, idleSeconds: idleSeconds)))
+                                                                concurrency: concurrency, idleSeconds: idleSeconds,
+                                                                order: order)))
     }
 }
 

@@ -112,6 +112,13 @@ import Testing
         expectRates(object, rows: 2)
     }
 
+    @Test func drainOfShuffledRunTimesAcknowledgesEveryTask() throws {
+        let objects = try run(["drain", "-m", "300", "-k", "2", "--order", "random"])
+        let object = try #require(objects.first)
+        #expect(object["acked"] as? Int == 300)
+        expectRates(object, rows: 2)
+    }
+
     @Test func scaleReportsSizeMemoryAndRestart() throws {
         let objects = try run(["scale", "-p", "2000", "--drain-tasks", "100", "--batch-add", "200",
                                "--single-adds", "10", "--restarts", "1"])
