@@ -146,23 +146,13 @@ import Testing
     @Test func anAckAndAReleaseSentJustBeforeAWorkerClosesAreApplied() throws {
         let daemon = try DaemonProcess()
         let scheduler = try Client(daemon)
-        let worker = try Client(daemon)
-        try scheduler.add([task("b1", callback: "bye"), task("b2", callback: "bye")])
-        let held = try worker.claim(["bye"], max: 2)
-        let acked = try #require(held.first { $0.id == "b1" })
-        let released = try #require(held.first { $0.id == "b2" })
         // One write carries the ACK and the RELEASE, and the close follows at once. Whether the close lands in
         // the same store job as the two requests depends on timing (`StoreJobTests` pins that case down); in
         // either case the requests must win over the close.
-        try worker.raw.send(
-            Frame(requestID: 901, message: .ack(LeaseRef(id: acked.id, attempt: acked.attempt))),
-            Frame(requestID: 902, message: .release(LeaseRef(id: released.id, attempt: released.attempt))))
-        worker.raw.close()
-        let records = try settledAckAndRelease(scheduler)
-        // Acked: gone. Released: due again, the attempt not counted. Neither "worker disconnected".
-        #expect(records.map(\.id) == ["b2"])
-        #expect(records.first?.attempt == 0)
-        #expect(records.first?.lastError == nil)
+        try expectAckAndReleaseWinOverTheClose(daemon, scheduler) { connection, acked, released in
+            try connection.send(
+                Frame(requestID: 901, message: .ack(acked)), Frame(requestID: 902, message: .release(released)))
+        }
         #expect(try daemon.stop() == 0)
     }
 

@@ -114,21 +114,11 @@ import Testing
         let daemon = try DaemonProcess()
         let scheduler = try Client(daemon)
         _ = try scheduler.add((0..<20_000).map { task("s-\($0)", callback: "other", runAt: nowMicros() - 1_000_000) })
-        try scheduler.add([task("b1", callback: "bye"), task("b2", callback: "bye")])
-        let worker = try Client(daemon)
-        let held = try worker.claim(["bye"], max: 2)
-        let acked = try #require(held.first { $0.id == "b1" })
-        let released = try #require(held.first { $0.id == "b2" })
-        try worker.raw.send(
-            Frame(requestID: 900, message: .getStats),
-            Frame(requestID: 901, message: .ack(LeaseRef(id: acked.id, attempt: acked.attempt))),
-            Frame(requestID: 902, message: .ping),
-            Frame(requestID: 903, message: .release(LeaseRef(id: released.id, attempt: released.attempt))))
-        worker.raw.close()
-        let records = try settledAckAndRelease(scheduler)
-        #expect(records.map(\.id) == ["b2"])
-        #expect(records.first?.attempt == 0)
-        #expect(records.first?.lastError == nil)
+        try expectAckAndReleaseWinOverTheClose(daemon, scheduler) { connection, acked, released in
+            try connection.send(
+                Frame(requestID: 900, message: .getStats), Frame(requestID: 901, message: .ack(acked)),
+                Frame(requestID: 902, message: .ping), Frame(requestID: 903, message: .release(released)))
+        }
         #expect(try daemon.stop() == 0)
     }
 

@@ -184,12 +184,27 @@ func replies(_ count: Int, from connection: RawConnection) throws -> [UInt32: Me
     return replies
 }
 
-/// Polls `scheduler` (up to 10 s) until a worker's ACK of "b1" and RELEASE of "b2" sent just before it closed
-/// have settled: b1 gone (its ACK committed) and b2 no longer leased. "Nothing leased" alone is not enough: a read
-/// racing the job that applies them sees their leases end before the commit removes b1 (LAYOUT.md, "Leases").
-/// If the close won, b1 stays and the caller's expectations fail after the deadline.
-/// - Returns: The records of "b1" and "b2" that are left.
-func settledAckAndRelease(_ scheduler: Client) throws -> [TaskRecord] {
+/// The case of PROTOCOL.md section 8 that several tests build in their own way: a worker connection claims due
+/// tasks "b1" and "b2" (callback "bye"), `send` writes on it requests about the two leases (an ACK of b1 and a
+/// RELEASE of b2, among others), and the connection closes at once. The requests must win over the close: b1
+/// gone, b2 due again with the attempt not counted, neither "worker disconnected".
+///
+/// It waits until both have settled, not only until nothing is leased: a read racing the job that applies them
+/// sees their leases end before the commit removes b1 (LAYOUT.md, "Leases"). If the close won, b1 stays and the
+/// expectations fail after the deadline.
+func expectAckAndReleaseWinOverTheClose(
+    _ daemon: DaemonProcess, _ scheduler: Client,
+    sending send: (_ connection: RawConnection, _ acked: LeaseRef, _ released: LeaseRef) throws -> Void
+) throws {
+    try scheduler.add([task("b1", callback: "bye"), task("b2", callback: "bye")])
+    let worker = try Client(daemon)
+    let held = try worker.claim(["bye"], max: 2)
+    let acked = try #require(held.first { $0.id == "b1" })
+    let released = try #require(held.first { $0.id == "b2" })
+    try send(
+        worker.raw, LeaseRef(id: acked.id, attempt: acked.attempt),
+        LeaseRef(id: released.id, attempt: released.attempt))
+    worker.raw.close()
     let deadline = monotonic() + 10
     var records: [TaskRecord] = []
     repeat {
@@ -197,5 +212,7 @@ func settledAckAndRelease(_ scheduler: Client) throws -> [TaskRecord] {
         if !records.contains(where: { $0.id == "b1" }) && records.allSatisfy({ $0.state != .leased }) { break }
         pause(0.02)
     } while monotonic() < deadline
-    return records
+    #expect(records.map(\.id) == ["b2"])
+    #expect(records.first?.attempt == 0)
+    #expect(records.first?.lastError == nil)
 }
