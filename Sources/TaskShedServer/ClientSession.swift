@@ -44,6 +44,10 @@ final class ClientSession {
     /// Set while a read of this connection runs on (or waits for) the thread pool (`Server.startBackgroundRead`):
     /// its later requests stay queued until it is answered.
     var readInFlight = false
+    /// Whether this connection's later requests (and the staged tasks its UNSUBSCRIBE gave back) wait for the
+    /// reply to a read on the thread pool. Not while closing: that read goes unanswered, and the connection's
+    /// writes (acks above all) must not wait for it.
+    var awaitsReadReply: Bool { readInFlight && !isClosing }
     /// Set once the session was disconnected for not reading its output; nothing more is sent to it.
     var isSlowConsumer = false
     /// Whether the connection has output waiting for the end-of-iteration flush.

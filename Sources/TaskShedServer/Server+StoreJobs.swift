@@ -19,11 +19,8 @@ extension Server {
                               message: message, holderClosing: item.session.isClosing)
         }
         // Staged tasks an UNSUBSCRIBE gave back wait while a read its connection sent before is on the thread
-        // pool: that read must still see them leased (a closing connection's reads go unanswered).
-        let waitForRead = { (release: StagedRelease) -> Bool in
-            guard let session = self.sessions[release.holder] else { return false }
-            return session.readInFlight && !session.isClosing
-        }
+        // pool: that read must still see them leased.
+        let waitForRead = { (release: StagedRelease) -> Bool in self.sessions[release.holder]?.awaitsReadReply ?? false }
         job.stagedReleases = stagedReleases.filter { !waitForRead($0) }
         stagedReleases.removeAll { !waitForRead($0) }
         if dispatchNeeded || !taken.isEmpty || !holdersToRelease.isEmpty {
@@ -50,9 +47,8 @@ extension Server {
         var waiting = Set<UInt64>()
         for item in queue {
             let id = item.session.id
-            // A read of this connection is on the thread pool: what it sent after waits for the reply (unless
-            // it is closing, when the read goes unanswered and its writes, acks above all, must not wait).
-            if item.session.readInFlight && !item.session.isClosing { waiting.insert(id) }
+            // A read of this connection is on the thread pool: what it sent after waits for the reply.
+            if item.session.awaitsReadReply { waiting.insert(id) }
             switch item.kind {
             case .write:
                 if waiting.contains(id) {
