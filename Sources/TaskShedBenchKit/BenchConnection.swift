@@ -141,4 +141,22 @@ public final class BenchConnection {
         }
         return reply
     }
+
+    /// Adds `count` tasks, `spec(i)` for i in 0..<count, in `ADD_TASKS` requests of the server's largest batch
+    /// (100,000 when the handshake did not say), each waited for.
+    /// - Parameters:
+    ///   - count: Tasks.
+    ///   - afterBatch: Called after each request with the tasks added so far.
+    ///   - spec: The i-th task.
+    /// - Throws: `BenchError` for an `ERROR` reply or I/O failure.
+    public func addInBatches(
+        _ count: Int, afterBatch: (Int) -> Void = { _ in }, _ spec: (Int) throws -> TaskSpec
+    ) throws {
+        let batch = Int(serverLimits?.maxBatch ?? 100_000)
+        for chunk in stride(from: 0, to: count, by: batch) {
+            let specs = try (chunk..<min(chunk + batch, count)).map(spec)
+            try expectSuccess(.addTasks(AddTasks(tasks: specs)))
+            afterBatch(chunk + specs.count)
+        }
+    }
 }

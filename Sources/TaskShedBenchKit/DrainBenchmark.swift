@@ -50,12 +50,9 @@ public enum DrainBenchmark {
         var slots = Array(0..<count)
         if order == .random { slots.shuffle() }
         let fillStart = BenchTime.monotonicNanos()
-        for chunk in stride(from: 0, to: count, by: batch) {
-            let specs = slots[chunk..<min(chunk + batch, count)].map { slot in
-                TaskSpec(callback: callback, runAt: now - 60_000_000 + Int64(slot) * 60_000_000 / Int64(max(count, 1)),
-                         kwargs: kwargs)
-            }
-            try connection.expectSuccess(.addTasks(AddTasks(tasks: specs)))
+        try connection.addInBatches(count) { i in
+            TaskSpec(callback: callback, runAt: now - 60_000_000 + Int64(slots[i]) * 60_000_000 / Int64(max(count, 1)),
+                     kwargs: kwargs)
         }
         let fill = RateFigure(name: "fill (due tasks, batches of \(batch))", tasks: count,
                               nanos: BenchTime.monotonicNanos() - fillStart)

@@ -31,13 +31,9 @@ public enum ReadStallBenchmark {
     /// - Throws: `BenchError` when a request fails.
     public static func run(daemon: BenchDaemon, dueTasks: Int, pings: Int, seconds: Double) throws -> Result {
         let filler = try daemon.connect(name: "taskshed-bench read-stall filler")
-        let batch = Int(filler.serverLimits?.maxBatch ?? 100_000)
         let now = BenchTime.realtimeNanos() / 1000
-        for chunk in stride(from: 0, to: dueTasks, by: batch) {
-            let specs = (chunk..<min(chunk + batch, dueTasks)).map { index in
-                TaskSpec(callback: "callback-\(index % 10)", runAt: now - 3_600_000_000 + Int64(index), kwargs: Array("{}".utf8))
-            }
-            try filler.expectSuccess(.addTasks(AddTasks(tasks: specs)))
+        try filler.addInBatches(dueTasks) { index in
+            TaskSpec(callback: "callback-\(index % 10)", runAt: now - 3_600_000_000 + Int64(index), kwargs: Array("{}".utf8))
         }
         let pinger = try daemon.connect(name: "taskshed-bench read-stall pinger")
         func ping() throws -> Double {

@@ -20,7 +20,9 @@ extension Server {
         }
         // Staged tasks an UNSUBSCRIBE gave back wait while a read its connection sent before is on the thread
         // pool: that read must still see them leased.
-        let waitForRead = { (release: StagedRelease) -> Bool in self.sessions[release.holder]?.awaitsReadReply ?? false }
+        let waitForRead = { (release: StagedRelease) -> Bool in
+            self.sessions[release.holder]?.awaitsReadReply ?? false
+        }
         job.stagedReleases = stagedReleases.filter { !waitForRead($0) }
         stagedReleases.removeAll { !waitForRead($0) }
         if dispatchNeeded || !taken.isEmpty || !holdersToRelease.isEmpty {
