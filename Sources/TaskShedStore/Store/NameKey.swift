@@ -23,6 +23,15 @@ func sameBits(_ a: String, _ b: String) -> Bool {
     unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self)
 }
 
+/// Where `name` is in a short list of (name, value) pairs: bit patterns first (`sameBits`: the name searched for
+/// usually came from where the list's did), then bytes (`sameBytes`).
+@inline(__always)
+func indexOfName<Value>(_ name: String, in list: [(String, Value)]) -> Int? {
+    for i in list.indices where sameBits(list[i].0, name) { return i }
+    for i in list.indices where sameBytes(list[i].0, name) { return i }
+    return nil
+}
+
 /// `sameBytes` for optional names: both absent, or both present and the same bytes.
 @inline(__always)
 func sameBytes(_ a: String?, _ b: String?) -> Bool {

@@ -10,9 +10,7 @@ struct CallbackNumberCache {
     @inline(__always)
     func number(_ name: String) -> UInt32? {
         if let map { return map[NameKey(name)] }
-        for (n, number) in list where sameBits(n, name) { return number }
-        for (n, number) in list where sameBytes(n, name) { return number }
-        return nil
+        return indexOfName(name, in: list).map { list[$0].1 }
     }
 
     mutating func remember(_ name: String, _ number: UInt32) {

@@ -104,9 +104,7 @@ struct CountDeltas {
             list[last].1.add(category: category, sign)
             return
         }
-        if let i = list.firstIndex(where: { sameBits($0.0, callback) })
-            ?? list.firstIndex(where: { sameBytes($0.0, callback) })
-        {
+        if let i = indexOfName(callback, in: list) {
             last = i
             list[i].1.add(category: category, sign)
             return
