@@ -133,6 +133,10 @@ public struct TaskShedError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let slowConsumer = Code(.slowConsumer)
         /// See `ErrorCode.internalError`.
         public static let internalError = Code(.internalError)
+        /// See `ErrorCode.overloaded`.
+        public static let overloaded = Code(.overloaded)
+        /// See `ErrorCode.frameTimeout`.
+        public static let frameTimeout = Code(.frameTimeout)
 
         /// The name: the protocol's ("INVALID_ARGUMENT") or the client's ("CONNECTION_FAILED").
         public var name: String {

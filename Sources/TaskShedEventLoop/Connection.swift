@@ -5,8 +5,12 @@ import Glibc
 ///
 /// Output is gathered: `write(_:)` (or appending to `outputBuffer` directly, which the frame encoder does)
 /// only stores bytes; `flush()` hands everything gathered since the last flush to the kernel in one
-/// `uv_try_write`, and whatever the socket does not take at once goes to one `uv_write` request that owns a copy.
-/// The owner flushes once per loop iteration, so a burst of replies costs one system call.
+/// `uv_try_write`, and whatever the socket does not take at once goes to `uv_write` requests (of at most
+/// `maxWriteRequestBytes` each) that own a copy. The owner flushes once per loop iteration, so a burst of
+/// replies costs one system call.
+///
+/// Flow control: `onDrained` says when the kernel took every queued byte (the owner can produce more), and
+/// `outputWaitingSinceNanos` how long the queued bytes have waited without the peer reading any of them.
 ///
 /// - Important: Loop-thread only (see `LoopHandle`). The bytes passed to `onData` are valid only during the
 ///   callback.
@@ -21,9 +25,22 @@ public final class Connection: LoopHandle {
     public private(set) var queuedOutputBytes = 0
     /// Total bytes written to the socket (for statistics and tests).
     public private(set) var bytesWritten: UInt64 = 0
+    /// Runs when the write requests queued by `flush()` have all completed (the kernel took every byte): the
+    /// owner may gather more output.
+    public var onDrained: () -> Void = {}
     /// Set by `closeAfterFlush()`: stop reading, close when the last byte is written.
     public private(set) var isClosingAfterFlush = false
+    /// Set by `closeAfterFlush(awaitingPeerClose: true)`: input is read and discarded, and once the output is
+    /// written the write side is shut down and the connection closes when the peer closes its end.
+    public private(set) var awaitsPeerClose = false
+    /// When (monotonic ns) output began waiting in write requests, or the peer last read some of it; `nil`
+    /// while no write request is queued.
+    public private(set) var outputWaitingSinceNanos: UInt64?
+    /// The largest single `uv_write` request: each completion is a sign of progress (a peer that reads slowly
+    /// but steadily keeps completing requests), and each request's copy stays small.
+    public static let maxWriteRequestBytes = 1 << 20
     private var isReading = false
+    private var isShutDown = false
 
     private var pipe: UnsafeMutablePointer<uv_pipe_t> { rawHandle.assumingMemoryBound(to: uv_pipe_t.self) }
 
@@ -81,6 +98,11 @@ public final class Connection: LoopHandle {
     }
 
     private func didRead(count: Int) {
+        if awaitsPeerClose {
+            // Closing: what the peer still sends is dropped; its end (or a read error) completes the close.
+            if count < 0 { close() }
+            return
+        }
         if count > 0 {
             onData(UnsafeRawBufferPointer(start: loop.readBuffer.baseAddress, count: count))
         } else if count < 0 {
@@ -122,17 +144,22 @@ public final class Connection: LoopHandle {
             outputBuffer.removeAll(keepingCapacity: true)
             return
         }
-        let rest = outputBuffer.count - written
-        let request = WriteRequest(count: rest)
-        outputBuffer.withUnsafeBytes { bytes in
-            request.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[written...]))
-        }
-        outputBuffer.removeAll(keepingCapacity: true)
-        queuedOutputBytes += rest
-        let status = request.submit(on: stream)
-        if status < 0 {
-            queuedOutputBytes -= rest
-            throw UVError(code: status, operation: "uv_write")
+        if queuedOutputBytes == 0 { outputWaitingSinceNanos = WallClock.monotonicNanos() }
+        var start = written
+        defer { outputBuffer.removeAll(keepingCapacity: true) }
+        while start < outputBuffer.count {
+            let end = min(outputBuffer.count, start + Self.maxWriteRequestBytes)
+            let request = WriteRequest(count: end - start)
+            outputBuffer.withUnsafeBytes { bytes in
+                request.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            }
+            queuedOutputBytes += end - start
+            let status = request.submit(on: stream)
+            if status < 0 {
+                queuedOutputBytes -= end - start
+                throw UVError(code: status, operation: "uv_write")
+            }
+            start = end
         }
     }
 
@@ -140,20 +167,38 @@ public final class Connection: LoopHandle {
         queuedOutputBytes -= count
         if status == 0 {
             bytesWritten += UInt64(count)
+            outputWaitingSinceNanos = queuedOutputBytes == 0 ? nil : WallClock.monotonicNanos()
         }
         if isClosingAfterFlush && queuedOutputBytes == 0 {
-            close()
+            finishClosing()
         } else if status < 0 && !isClosing {
             onEnd(UVError(code: status, operation: "write"))
+        } else if queuedOutputBytes == 0 && !isClosing {
+            onDrained()
         }
     }
 
     /// Stops reading, flushes what is gathered, and closes once every byte is written (or at once if nothing is
     /// pending or the socket is broken). Used after a fatal protocol error and at shutdown.
-    public func closeAfterFlush() {
-        guard !isClosing else { return }
+    ///
+    /// With `awaitingPeerClose`, the connection keeps reading (and discarding) instead, and once every byte is
+    /// written it shuts its write side down (`uv_shutdown`) and closes when the peer closes its end. Closing a
+    /// Unix socket whose receive queue still holds bytes makes the peer's next read fail with `ECONNRESET`, so a
+    /// client that had already sent requests would see a reset instead of the error frame and the end of the
+    /// stream. The owner bounds the wait with a timer that calls `close()`.
+    /// - Parameter awaitingPeerClose: Wait for the peer's end before closing.
+    public func closeAfterFlush(awaitingPeerClose: Bool = false) {
+        guard !isClosing, !isClosingAfterFlush else { return }
         isClosingAfterFlush = true
-        stopReading()
+        if awaitingPeerClose {
+            awaitsPeerClose = true
+            do {
+                try startReading()
+            } catch {
+                awaitsPeerClose = false
+            }
+        }
+        if !awaitsPeerClose { stopReading() }
         do {
             try flush()
         } catch {
@@ -161,8 +206,18 @@ public final class Connection: LoopHandle {
             return
         }
         if queuedOutputBytes == 0 {
-            close()
+            finishClosing()
         }
+    }
+
+    /// Every byte of a closing connection is written: close, or half-close and wait for the peer's end.
+    private func finishClosing() {
+        guard awaitsPeerClose, !isShutDown, !isClosing else {
+            if !awaitsPeerClose { close() }
+            return
+        }
+        isShutDown = true
+        if ShutdownRequest().submit(on: stream) < 0 { close() }
     }
 
     /// Discards unsent output, makes one non-blocking attempt to send `finalBytes` (an error frame), and closes
@@ -185,6 +240,30 @@ public final class Connection: LoopHandle {
     override func willClose() {
         isReading = false
     }
+}
+
+/// A `uv_shutdown_t`, freed in its callback. A failed shutdown closes the connection; a successful one leaves
+/// it open until the peer's end arrives (`Connection.didRead`).
+private final class ShutdownRequest {
+    let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+
+    /// Submits the shutdown; on success the request retains itself until the callback.
+    func submit(on stream: UnsafeMutablePointer<uv_stream_t>) -> Int32 {
+        request.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        let status = uv_shutdown(request, stream) { request, status in
+            guard let request, let data = request.pointee.data else { return }
+            _ = Unmanaged<ShutdownRequest>.fromOpaque(data).takeRetainedValue()
+            if status < 0, status != UV_ECANCELED.rawValue,
+               let connection = LoopHandle.owner(of: UnsafeMutableRawPointer(request.pointee.handle),
+                                                 as: Connection.self) {
+                connection.close()
+            }
+        }
+        if status < 0 { Unmanaged.passUnretained(self).release() }
+        return status
+    }
+
+    deinit { request.deallocate() }
 }
 
 /// A `uv_write_t` with the bytes it writes; both freed in the write callback.

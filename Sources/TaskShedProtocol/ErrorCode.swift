@@ -41,16 +41,24 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     public static let shuttingDown = ErrorCode(rawValue: 14)
     /// No HELLO within the handshake deadline. The server closes.
     public static let handshakeTimeout = ErrorCode(rawValue: 15)
-    /// The client stopped reading and its output buffer passed the limit. The server closes.
+    /// The client stopped reading: its queued output made no progress for the server's stall timeout. The
+    /// server closes; retriable.
     public static let slowConsumer = ErrorCode(rawValue: 16)
     /// A server-side failure (for example an I/O error from the store). Retriable.
     public static let internalError = ErrorCode(rawValue: 17)
+    /// The server's memory for partly received frames is used up and this connection held the largest one. The
+    /// server closes; retriable (send the frame again later).
+    public static let overloaded = ErrorCode(rawValue: 18)
+    /// A frame began arriving and then stopped: none of its bytes came for the server's frame timeout. The
+    /// server closes; retriable.
+    public static let frameTimeout = ErrorCode(rawValue: 19)
 
     /// Every code defined by protocol version 1.
     public static let allKnown: [ErrorCode] = [
         .malformedFrame, .frameTooLarge, .unsupportedVersion, .unknownMessageType, .malformedMessage,
         .handshakeRequired, .invalidArgument, .taskNotFound, .taskExists, .leaseLost, .storeFull,
         .permissionDenied, .tooManyConnections, .shuttingDown, .handshakeTimeout, .slowConsumer, .internalError,
+        .overloaded, .frameTimeout,
     ]
 
     /// The upper-snake-case name used in the specification ("INVALID_ARGUMENT"), or "UNKNOWN_<n>".
@@ -73,6 +81,8 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
         case .handshakeTimeout: return "HANDSHAKE_TIMEOUT"
         case .slowConsumer: return "SLOW_CONSUMER"
         case .internalError: return "INTERNAL"
+        case .overloaded: return "OVERLOADED"
+        case .frameTimeout: return "FRAME_TIMEOUT"
         default: return "UNKNOWN_\(rawValue)"
         }
     }
@@ -80,7 +90,9 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     /// Whether the same request may succeed if sent again later.
     public var isRetriable: Bool {
         switch self {
-        case .storeFull, .tooManyConnections, .shuttingDown, .internalError, .slowConsumer: return true
+        case .storeFull, .tooManyConnections, .shuttingDown, .internalError, .slowConsumer, .overloaded,
+            .frameTimeout:
+            return true
         default: return false
         }
     }
@@ -89,7 +101,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     public var closesConnection: Bool {
         switch self {
         case .malformedFrame, .frameTooLarge, .unsupportedVersion, .handshakeRequired, .permissionDenied,
-            .tooManyConnections, .shuttingDown, .handshakeTimeout, .slowConsumer:
+            .tooManyConnections, .shuttingDown, .handshakeTimeout, .slowConsumer, .overloaded, .frameTimeout:
             return true
         default:
             return false

@@ -40,6 +40,9 @@ public enum ProtocolLimits {
     public static let maxCursorBytes: Int = 1024
     /// Most delivery attempts a task may ask for (`maxAttempts`; 0 means the default).
     public static let maxAttemptsLimit: UInt32 = 1000
+    /// Largest frame a server accepts before `HELLO` (a `HELLO` with a 255-byte client name takes 273 bytes):
+    /// a connection that has not said who it is cannot make the server buffer more.
+    public static let maxHandshakeFrameBytes: UInt32 = 4096
     /// How long a server waits for `HELLO` after accepting a connection, by default (10 s).
     public static let defaultHandshakeTimeoutMicros: Int64 = 10_000_000
 }

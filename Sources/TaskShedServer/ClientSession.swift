@@ -27,6 +27,8 @@ final class ClientSession {
     var decoder: FrameDecoder
     /// Whether HELLO succeeded.
     var isReady = false
+    /// Whether the session counts against `Configuration.maxConnections` (ready and not closing).
+    var countsAsConnection = false
     /// The client's name from HELLO, for logs.
     var clientName = ""
     /// The connection's deadline: HELLO must arrive before it fires; later, once the connection is closing
@@ -50,14 +52,36 @@ final class ClientSession {
     var awaitsReadReply: Bool { readInFlight && !isClosing }
     /// Set once the session was disconnected for not reading its output; nothing more is sent to it.
     var isSlowConsumer = false
+    /// Leased, due deliveries not yet written because the connection's output was past the push window
+    /// (`Server.pushWindowBytes`), oldest first from `heldHead`: written as the peer reads, given back
+    /// uncounted if the connection goes away first.
+    var heldDeliveries: [TaskRecord] = []
+    /// The first delivery of `heldDeliveries` still held (those before it were written or given back).
+    var heldHead = 0
+    /// Whether deliveries are held.
+    var holdsDeliveries: Bool { heldHead < heldDeliveries.count }
+    /// Average encoded size of this connection's deliveries (bytes): how many tasks one claim may take for it
+    /// without overfilling its push window.
+    var deliveryBytesEstimate = 1024
+    /// Set while the daemon reads no more requests of this connection because the peer has not read its
+    /// replies (`Configuration.maxOutputBytes`); decoded frames wait in the decoder.
+    var inputPaused = false
+    /// Set when the peer closed its end: the frames left in the decoder are handled, whatever the output.
+    var peerEnded = false
+    /// When (monotonic ns) bytes last arrived: bounds how long a partial frame may stall.
+    var lastInputNanos: UInt64 = 0
+    /// Bytes of this connection's decoder buffer counted in the daemon-wide input budget.
+    var bufferedInputBytes = 0
     /// Whether the connection has output waiting for the end-of-iteration flush.
     var needsFlush = false
 
-    init(id: UInt64, connection: Connection, peer: PeerCredentials, maxFrameBytes: UInt32) {
+    /// Creates the state of a connection that has not sent `HELLO` yet: its frames are limited to
+    /// `ProtocolLimits.maxHandshakeFrameBytes` until the handshake raises the limit.
+    init(id: UInt64, connection: Connection, peer: PeerCredentials) {
         self.id = id
         self.connection = connection
         self.peer = peer
-        decoder = FrameDecoder(maxFrameBytes: maxFrameBytes)
+        decoder = FrameDecoder(maxFrameBytes: ProtocolLimits.maxHandshakeFrameBytes)
     }
 
     /// Free delivery slots of the subscription (0 without one).

@@ -18,8 +18,13 @@ public struct Configuration: Sendable, Hashable {
     public var allowedGIDs: Set<UInt32> = []
     /// Lease length for a pushed or claimed task when the worker does not ask for one (µs).
     public var leaseTimeoutMicros: Int64 = 30_000_000
-    /// Most open client connections; one more gets `TOO_MANY_CONNECTIONS` and is closed.
+    /// Most client connections past the handshake (`HELLO` accepted); one more gets `TOO_MANY_CONNECTIONS` and
+    /// is closed. Connections still waiting for their `HELLO` count against `maxHandshakingConnections` instead.
     public var maxConnections: Int = 1024
+    /// Most connections waiting for their `HELLO` at once. At the limit a new connection makes the daemon close
+    /// the oldest one still waiting (`TOO_MANY_CONNECTIONS`): a flood of silent connections then cannot lock real
+    /// clients out, which send `HELLO` at once.
+    public var maxHandshakingConnections: Int = 64
     /// Largest frame accepted and announced in `HELLO_OK` (the length prefix's value).
     public var maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes
     /// Most tasks, ids or updates per request.
@@ -28,9 +33,19 @@ public struct Configuration: Sendable, Hashable {
     public var maxKwargsBytes: UInt32 = ProtocolLimits.defaultMaxKwargsBytes
     /// Time a new connection has to send `HELLO` (µs).
     public var handshakeTimeoutMicros: Int64 = 10_000_000
-    /// Most bytes buffered for one connection that the peer has not read; past it the connection is closed with
-    /// `SLOW_CONSUMER` and its leases are redelivered. Must hold at least one frame of `maxFrameBytes`.
+    /// Most reply bytes buffered for one connection that the peer has not read; past it the daemon stops reading
+    /// that connection's requests until the peer has read them (pushes are flow-controlled separately, see
+    /// `Server.pushWindowBytes`). Must hold at least one frame of `maxFrameBytes`.
     public var maxOutputBytes: Int = 160 << 20
+    /// How long output queued for a connection may wait without the peer reading any of it before the daemon
+    /// closes the connection with `SLOW_CONSUMER` and redelivers its tasks (µs).
+    public var slowConsumerTimeoutMicros: Int64 = 30_000_000
+    /// How long a frame that began arriving may go without a byte more before the daemon closes the connection
+    /// with `FRAME_TIMEOUT` (µs): a half-sent frame holds memory.
+    public var frameTimeoutMicros: Int64 = 30_000_000
+    /// Most bytes of partly received frames the daemon holds for all connections together; past it the
+    /// connection holding the largest partial frame is closed with `OVERLOADED` (and the next, until under).
+    public var maxInputBytes: Int = 512 << 20
     /// Whether acknowledged writes are synced to disk (`false` trades durability for speed).
     public var sync: Bool = true
     /// Whether the store writes through a writable map (`StoreOptions.writeMap`; `--no-write-map` turns it off).
@@ -114,6 +129,15 @@ public struct Configuration: Sendable, Hashable {
         if maxConnections < 1 || maxConnections > 1_000_000 {
             throw fail("--max-connections", "must be between 1 and 1000000")
         }
+        if maxHandshakingConnections < 1 || maxHandshakingConnections > 1_000_000 {
+            throw fail("--max-handshaking", "must be between 1 and 1000000")
+        }
+        if slowConsumerTimeoutMicros < 10_000 || slowConsumerTimeoutMicros > 86_400_000_000 {
+            throw fail("--slow-consumer-timeout", "must be between 10ms and 24h")
+        }
+        if frameTimeoutMicros < 10_000 || frameTimeoutMicros > 86_400_000_000 {
+            throw fail("--frame-timeout", "must be between 10ms and 24h")
+        }
         if maxFrameBytes < 4096 || maxFrameBytes > ProtocolLimits.defaultMaxFrameBytes * 16 {
             throw fail("--max-frame-bytes", "must be between 4096 and \(ProtocolLimits.defaultMaxFrameBytes * 16)")
         }
@@ -125,6 +149,9 @@ public struct Configuration: Sendable, Hashable {
         }
         if maxOutputBytes < Int(maxFrameBytes) + ProtocolLimits.headerBytes {
             throw fail("--max-output-bytes", "\(maxOutputBytes) cannot hold one frame of --max-frame-bytes \(maxFrameBytes)")
+        }
+        if maxInputBytes < Int(maxFrameBytes) + ProtocolLimits.headerBytes {
+            throw fail("--max-input-bytes", "\(maxInputBytes) cannot hold one frame of --max-frame-bytes \(maxFrameBytes)")
         }
         if mapSizeMaxBytes < 1 << 20 {
             throw fail("--map-size-max", "must be at least 1MiB")

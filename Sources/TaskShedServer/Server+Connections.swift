@@ -38,7 +38,7 @@ extension Server {
                    message: "uid \(peer.uid) gid \(peer.gid) is not allowed to use this daemon")
             return
         }
-        if sessions.count >= configuration.maxConnections || isShuttingDown {
+        if connectedSessions >= configuration.maxConnections || isShuttingDown {
             logger.warning("connection refused: limit reached", metadata: [
                 "taskshed.conn": "\(id)", "taskshed.max_connections": "\(configuration.maxConnections)",
             ])
@@ -47,15 +47,20 @@ extension Server {
                        : "the daemon serves at most \(configuration.maxConnections) connections; retry later")
             return
         }
-        let session = ClientSession(id: id, connection: connection, peer: peer,
-                                    maxFrameBytes: configuration.maxFrameBytes)
+        let session = ClientSession(id: id, connection: connection, peer: peer)
+        session.lastInputNanos = WallClock.monotonicNanos()
+        admitHandshaking(session)
         sessions[id] = session
         sessionOrder.append(id)
         connection.onData = { [unowned self, unowned session] bytes in self.received(bytes, on: session) }
+        connection.onDrained = { [unowned self, unowned session] in self.outputDrained(session) }
         connection.onEnd = { [unowned self, unowned session] error in
             if let error, !error.isEndOfFile {
                 self.logger.info("connection error", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
             }
+            // Requests that waited in the decoder for unread replies were sent before the end: apply them.
+            session.peerEnded = true
+            if session.inputPaused { self.resumeInput(session) }
             session.connection.close()
         }
         connection.onClose = { [unowned self] in self.sessionClosed(id: id) }
@@ -86,12 +91,20 @@ extension Server {
             || configuration.socketGroup.map({ $0 == peer.gid }) == true
     }
 
-    /// Sends one closing error on a connection that never became a session, then closes it.
+    /// Sends one closing error on a connection that never became a session, then closes it once the peer has
+    /// closed its end (what it sent meanwhile, its HELLO, is read and dropped, so that it sees the error and the
+    /// end of the stream rather than a reset), or after `closeGraceMillis`.
     func refuse(_ connection: Connection, code: ErrorCode, message: String) {
         var bytes: [UInt8] = []
         FrameEncoder.encode(Frame(requestID: 0, message: .error(ErrorReply(code: code, message: message))), into: &bytes)
         connection.outputBuffer = bytes
-        connection.closeAfterFlush()
+        if let grace = try? CoarseTimer(loop: loop, onFire: { [unowned connection] in connection.close() }) {
+            connection.onClose = { grace.close() }
+            grace.start(afterMillis: Self.closeGraceMillis)
+            connection.closeAfterFlush(awaitingPeerClose: true)
+        } else {
+            connection.closeAfterFlush()
+        }
     }
 
     /// How long a closing connection may take to read its last error before the socket is closed anyway.
@@ -105,9 +118,13 @@ extension Server {
         closeAfterFlush(session)
     }
 
-    /// Stops reading and closes the session once its output is written, within `closeGraceMillis`.
+    /// Stops handling requests and closes the session once its output is written and the peer has closed its
+    /// end (see `refuse`), within `closeGraceMillis`.
     func closeAfterFlush(_ session: ClientSession) {
         session.isClosing = true
+        leaveHandshaking(session)
+        leaveConnected(session)
+        releaseInput(of: session)
         if let timer = session.deadlineTimer {
             timer.onFire = { [unowned session] in session.connection.close() }
             timer.start(afterMillis: Self.closeGraceMillis)
@@ -118,19 +135,15 @@ extension Server {
             session.connection.close()
             return
         }
-        session.connection.closeAfterFlush()
+        session.connection.closeAfterFlush(awaitingPeerClose: true)
     }
 
-    /// Appends a frame to a session's output; it goes out at the end of the iteration. Output past the cap
-    /// disconnects the session as a slow consumer (and is dropped), so a peer that does not read cannot make
-    /// the daemon buffer without bound.
+    /// Appends a frame to a session's output; it goes out at the end of the iteration. What a peer can make
+    /// the daemon buffer is bounded elsewhere: deliveries by the push window, replies by reading no more
+    /// requests past `maxOutputBytes` (`Server+FlowControl`).
     func send(_ frame: Frame, to session: ClientSession) {
         let connection = session.connection
         guard !session.isSlowConsumer else { return }
-        if connection.pendingOutputBytes > configuration.maxOutputBytes {
-            disconnectSlowConsumer(session)
-            return
-        }
         let before = connection.outputBuffer.count
         FrameEncoder.encode(frame, into: &connection.outputBuffer)
         let length = connection.outputBuffer.count - before - 4
@@ -151,7 +164,7 @@ extension Server {
         }
     }
 
-    /// Writes every session's gathered output; disconnects sessions whose unread output passed the cap.
+    /// Writes every session's gathered output.
     func flushDirtySessions() {
         guard !dirtySessions.isEmpty else { return }
         let sessionsToFlush = dirtySessions
@@ -167,14 +180,12 @@ extension Server {
                 connection.close()
                 continue
             }
-            if connection.pendingOutputBytes > configuration.maxOutputBytes {
-                disconnectSlowConsumer(session)
-            }
         }
     }
 
-    /// The peer stopped reading and its unread output passed the cap: drop what is not yet handed to the
-    /// kernel (whole frames), queue `SLOW_CONSUMER` after what is, redeliver its tasks now, and close.
+    /// The peer read nothing of its waiting output for the slow-consumer timeout: drop what is not yet handed
+    /// to the kernel (whole frames), queue `SLOW_CONSUMER` after what is, redeliver its tasks now (those never
+    /// written uncounted), and close.
     func disconnectSlowConsumer(_ session: ClientSession) {
         guard !session.isSlowConsumer else { return }
         session.isSlowConsumer = true
@@ -190,26 +201,42 @@ extension Server {
         dispatchNeeded = true
         rearmNeeded = true
         let reply = ErrorReply(code: .slowConsumer,
-            message: "over \(configuration.maxOutputBytes) bytes of replies are unread; the connection is closed and its tasks redelivered")
+            message: "\(connection.pendingOutputBytes) bytes of output waited \(configuration.slowConsumerTimeoutMicros / 1000) ms without being read; the connection is closed and its tasks redelivered")
         FrameEncoder.encode(Frame(requestID: 0, message: .error(reply)), into: &connection.outputBuffer)
         closeAfterFlush(session)
     }
 
-    /// Decodes and handles every complete frame in `bytes`.
+    /// Buffers `bytes` and handles every complete frame.
     func received(_ bytes: UnsafeRawBufferPointer, on session: ClientSession) {
         guard !session.isClosing else { return }
         session.decoder.append(bytes)
+        session.lastInputNanos = WallClock.monotonicNanos()
+        handleBufferedFrames(of: session)
+    }
+
+    /// Decodes and handles the session's complete frames, until its input is paused (its peer leaves replies
+    /// unread) or it closes; then counts what stays buffered in the input budget.
+    func handleBufferedFrames(of session: ClientSession) {
+        defer { accountInput(of: session) }
         while !session.isClosing {
+            if repliesHoldBack(session) {
+                pauseInput(session)
+                return
+            }
             let frame: Frame?
             do {
                 frame = try session.decoder.next()
             } catch {
                 logger.info("bad frame", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
+                var reply = error.errorReply
+                if error.code == .frameTooLarge && !session.isReady {
+                    reply.message += " (before HELLO, frames are limited to \(ProtocolLimits.maxHandshakeFrameBytes) bytes)"
+                }
                 if error.isFatal {
-                    fail(session, requestID: error.requestID ?? 0, error.errorReply)
+                    fail(session, requestID: error.requestID ?? 0, reply)
                     return
                 }
-                send(Frame(requestID: error.requestID ?? 0, message: .error(error.errorReply)), to: session)
+                send(Frame(requestID: error.requestID ?? 0, message: .error(reply)), to: session)
                 continue
             }
             guard let frame else { return }
@@ -222,6 +249,9 @@ extension Server {
         guard let session = sessions.removeValue(forKey: id) else { return }
         if let index = sessionOrder.firstIndex(of: id) { sessionOrder.remove(at: index) }
         session.isClosing = true
+        leaveHandshaking(session)
+        leaveConnected(session)
+        releaseInput(of: session)
         session.deadlineTimer?.close()
         session.deadlineTimer = nil
         removeSubscription(of: session)
@@ -240,10 +270,11 @@ extension Server {
         endOfIteration()
     }
 
-    /// Removes a session from the subscriber rings.
+    /// Removes a session from the subscriber rings; its staged and held deliveries go back uncounted.
     func removeSubscription(of session: ClientSession) {
         guard let subscription = session.subscription else { return }
         unstage(sessionID: session.id)
+        returnHeldDeliveries(of: session)
         for callback in subscription.callbacks {
             subscribers[callback]?.removeAll { $0 == session.id }
             if subscribers[callback]?.isEmpty == true { subscribers[callback] = nil }

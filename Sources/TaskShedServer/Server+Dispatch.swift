@@ -54,8 +54,10 @@ extension Server {
             guard let session = sessions[ordered[(start + index) % ordered.count]], session.freeCapacity > 0,
                   let subscription = session.subscription, subscription.callbacks.contains(where: isDue)
             else { continue }
+            let allowance = claimAllowance(for: session)
+            guard allowance > 0 else { continue }
             job.candidates.append(DispatchCandidate(sessionID: session.id, callbacks: subscription.callbacks,
-                                                    free: session.freeCapacity, leaseMicros: subscription.leaseMicros))
+                                                    free: allowance, leaseMicros: subscription.leaseMicros))
         }
         dispatchRound &+= 1
     }
@@ -82,7 +84,9 @@ extension Server {
             holdersToRelease.append(contentsOf: job.releaseHolders)
         }
         let now = WallClock.nowMicros()
+        var claimed: [UInt64: Int] = [:]
         for (sessionID, task) in result.pushes {
+            claimed[sessionID, default: 0] += 1
             guard let session = sessions[sessionID], session.subscription != nil, !session.isClosing else {
                 // The connection closed or unsubscribed while the job ran: give the lease back uncounted (the
                 // worker never saw the task).
@@ -98,10 +102,14 @@ extension Server {
                 stage(StagedDelivery(sessionID: session.id, task: task))
             }
         }
+        // A candidate that got all it was allowed may have more due: claim again (its allowance was cut to what
+        // its socket can soon take, see `claimAllowance`).
+        if job.candidates.contains(where: { claimed[$0.sessionID, default: 0] >= $0.free }) { dispatchNeeded = true }
         rearmNeeded = true
     }
 
-    /// Sends one leased task to its worker as a DELIVERY carrying the subscription's request id.
+    /// Sends one leased task to its worker as a DELIVERY carrying the subscription's request id (or holds it
+    /// until the worker's socket takes more: `writeOrHold`).
     func push(_ task: TaskRecord, to session: ClientSession, at pushedAt: Int64) {
         guard let subscription = session.subscription, !session.isClosing else {
             // The worker unsubscribed or is going away before the push: give the lease back uncounted.
@@ -109,8 +117,7 @@ extension Server {
             dispatchNeeded = true
             return
         }
-        if task.attempt <= 1 { lag.record(pushedAt - task.runAt) }
-        send(Frame(requestID: subscription.requestID, message: .delivery(task)), to: session)
+        writeOrHold(task, to: session, subscription: subscription, at: pushedAt)
     }
 
     /// Keeps a claimed task until its due time (in due order).
@@ -152,10 +159,15 @@ extension Server {
     /// staged deliveries whose record is no longer exactly what was claimed; those still leased to their
     /// session are given back.
     func revalidateStaged() {
-        guard !staged.isEmpty, let store else { return }
+        guard !staged.isEmpty || !holdingSessions.isEmpty, let store else { return }
         let records: [TaskRecord]
+        var ids = staged.map(\.task.id)
+        for id in holdingSessions {
+            guard let session = sessions[id] else { continue }
+            ids.append(contentsOf: session.heldDeliveries[session.heldHead...].map(\.id))
+        }
         do {
-            records = try store.fetch(.ids(staged.map(\.task.id)))
+            records = try store.fetch(.ids(ids))
         } catch {
             logger.error("cannot re-check staged deliveries: \(error)")
             return
@@ -182,6 +194,27 @@ extension Server {
             }
         }
         staged = kept
+        for id in holdingSessions {
+            guard let session = sessions[id] else { continue }
+            var held: [TaskRecord] = []
+            for claimed in session.heldDeliveries[session.heldHead...] where session.pushed[claimed.id] == claimed.attempt {
+                let now = current[claimed.id]
+                let stillOurs = now?.state == .leased && now?.attempt == claimed.attempt
+                    && now?.leaseDeadline == claimed.leaseDeadline
+                if stillOurs && now?.paused == false && now?.runAt == claimed.runAt {
+                    held.append(claimed)
+                } else if stillOurs {
+                    giveBack(claimed, from: session)
+                } else {
+                    forgetPush(claimed.id, sessionID: session.id)
+                }
+            }
+            session.heldDeliveries = held
+            session.heldHead = 0
+        }
+        for id in Array(holdingSessions) {
+            if let session = sessions[id] { compactHeldDeliveries(of: session) } else { holdingSessions.remove(id) }
+        }
         rearmNeeded = true
     }
 

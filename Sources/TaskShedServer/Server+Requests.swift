@@ -11,6 +11,12 @@ struct QueuedRequest {
         case read(Message)
         /// A reply already decided (an error) that must not overtake earlier queued replies.
         case reply(Message)
+
+        /// Whether this is a read.
+        var isRead: Bool {
+            if case .read = self { return true }
+            return false
+        }
     }
 
     let session: ClientSession
@@ -79,8 +85,21 @@ extension Server {
                 message: "server speaks \(ProtocolLimits.version)...\(ProtocolLimits.version); the client offered \(hello.minVersion)...\(hello.maxVersion)"))
             return
         }
+        leaveHandshaking(session)
+        if connectedSessions >= configuration.maxConnections {
+            // Counted as it completes its handshake: connections still waiting for HELLO have their own allowance.
+            logger.warning("connection refused at HELLO: limit reached", metadata: [
+                "taskshed.conn": "\(session.id)", "taskshed.max_connections": "\(configuration.maxConnections)",
+            ])
+            fail(session, requestID: requestID, ErrorReply(code: .tooManyConnections,
+                message: "the daemon serves at most \(configuration.maxConnections) connections; retry later"))
+            return
+        }
         session.isReady = true
+        session.countsAsConnection = true
+        connectedSessions += 1
         session.clientName = hello.clientName
+        session.decoder.maxFrameBytes = configuration.maxFrameBytes
         session.deadlineTimer?.stop()
         let ok = HelloOK(version: ProtocolLimits.version, serverName: Self.serverName, serverVersion: Self.serverVersion,
                          maxFrameBytes: configuration.maxFrameBytes, maxBatch: configuration.maxBatch,

@@ -270,9 +270,32 @@ extension Server {
         }
     }
 
+    /// The claimed tasks whose records fit in one TASKS frame of at most `maxReplyBytes` (earliest first, as
+    /// claimed); the leases of the rest are given back uncounted in the same transaction, so they are as they
+    /// were before the claim (PROTOCOL.md, CLAIM). The first task is always kept: a record alone is at most a
+    /// request's largest task, which fit in a frame when it was added.
+    static func fitting(_ claimed: [TaskRecord], into maxReplyBytes: Int, holder: UInt64,
+                        batch: inout LMDBWriteBatch) throws(StoreError) -> [TaskRecord] {
+        // The frame's length counts type, flags and request id (8 bytes) and the list's count (4).
+        var room = maxReplyBytes - ProtocolLimits.headerBytesAfterLength - 4
+        var kept = 0
+        for task in claimed {
+            room -= task.encodedByteCount
+            if room < 0 && kept > 0 { break }
+            kept += 1
+        }
+        guard kept < claimed.count else { return claimed }
+        for task in claimed[kept...] {
+            _ = try batch.release(id: task.id, attempt: task.attempt, holder: holder)
+        }
+        return Array(claimed[..<kept])
+    }
+
     /// One write request against the batch. Static and free of side effects: the store may rerun the batch.
+    /// - Parameter maxReplyBytes: The largest frame the client accepts (`max_frame_bytes`): a CLAIM leases only
+    ///   the tasks whose records fit in its reply.
     static func apply(_ message: Message, holder: UInt64, subscriptionLease: Int64?, defaultLease: Int64,
-                      now: Int64, batch: inout LMDBWriteBatch) throws(StoreError) -> Message {
+                      now: Int64, maxReplyBytes: Int, batch: inout LMDBWriteBatch) throws(StoreError) -> Message {
         switch message {
         case .addTasks(let request):
             return .added(try batch.add(request.tasks, onConflict: request.onConflict, now: now))
@@ -291,8 +314,9 @@ extension Server {
             return .affected(UInt64(try batch.purgeDead(selector)))
         case .claim(let request):
             let lease = request.leaseMicros ?? defaultLease
-            return .tasks(try batch.claim(callbacks: request.callbacks, max: Int(request.max), holder: holder,
-                                          leaseDeadline: now + lease, now: now))
+            let claimed = try batch.claim(callbacks: request.callbacks, max: Int(request.max), holder: holder,
+                                          leaseDeadline: now + lease, now: now)
+            return .tasks(try fitting(claimed, into: maxReplyBytes, holder: holder, batch: &batch))
         case .ack(let lease):
             _ = try batch.ack(id: lease.id, attempt: lease.attempt, holder: holder, now: now)
             return .ok

@@ -12,12 +12,14 @@ extension Server {
         job.now = WallClock.nowMicros()
         job.horizon = job.now + configuration.dispatchLeadMicros
         job.defaultLease = configuration.leaseTimeoutMicros
+        job.maxReplyBytes = Int(configuration.maxFrameBytes)
         let taken = takeQueuedWrites()
         job.requests = taken.map { item in
             guard case .write(let message) = item.kind else { preconditionFailure("takeQueuedWrites returns writes") }
             return JobRequest(holder: item.session.id, subscriptionLease: item.session.subscription?.leaseMicros,
                               message: message, holderClosing: item.session.isClosing)
         }
+        returnExpiringHeldDeliveries(now: job.now)
         // Staged tasks an UNSUBSCRIBE gave back wait while a read its connection sent before is on the thread
         // pool: that read must still see them leased.
         let waitForRead = { (release: StagedRelease) -> Bool in
@@ -67,7 +69,10 @@ extension Server {
                     item.session.queuedRequests -= 1
                     continue
                 }
-                if waiting.contains(id) || writing.contains(id) {
+                // A read also waits while its connection leaves replies unread (`maxOutputBytes`): its reply
+                // could be one more maximum frame.
+                if waiting.contains(id) || writing.contains(id)
+                    || (item.kind.isRead && repliesHoldBack(item.session)) {
                     kept.append(item)
                     waiting.insert(id)
                     continue
@@ -265,7 +270,7 @@ extension Server {
             if configuration.sync && Self.isDurable(message) { hold = true }
             if Self.mayChangeOtherLeases(message) { revalidate = true }
         }
-        if revalidate && !staged.isEmpty {
+        if revalidate && (!staged.isEmpty || !holdingSessions.isEmpty) {
             revalidateStaged()
         }
         for (index, item) in items.enumerated() {

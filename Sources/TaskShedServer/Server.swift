@@ -102,6 +102,16 @@ public final class Server {
     var stagedReleases: [StagedRelease] = []
     /// Pushed, unsettled task id → the session it was pushed to (to free the slot when its lease expires).
     var pushedHolders: [String: UInt64] = [:]
+    /// Sessions with deliveries held for their socket (`Server+FlowControl`).
+    var holdingSessions = Set<UInt64>()
+    /// Bytes buffered in every session's decoder: partly received frames (`Configuration.maxInputBytes`).
+    var bufferedInputBytes = 0
+    /// Sessions past their HELLO and not closing: what `Configuration.maxConnections` limits.
+    var connectedSessions = 0
+    /// Sessions waiting for their HELLO, oldest first (`Configuration.maxHandshakingConnections`).
+    var handshaking: [UInt64] = []
+    /// Closes stalled connections (`sweepStalledConnections`).
+    var sweepTimer: CoarseTimer?
     var lag = LagRecorder()
     var startedAt: Int64 = 0
     var isShuttingDown = false
@@ -264,6 +274,10 @@ public final class Server {
         syncTimer.unreference()
         syncTimer.start(afterMillis: 1000, repeatMillis: 1000)
         self.syncTimer = syncTimer
+        let sweepTimer = try CoarseTimer(loop: loop) { [unowned self] in self.sweepStalledConnections() }
+        sweepTimer.unreference()
+        sweepTimer.start(afterMillis: sweepIntervalMillis, repeatMillis: sweepIntervalMillis)
+        self.sweepTimer = sweepTimer
         if let interval = notifier.watchdogPingIntervalMicros {
             let watchdog = try CoarseTimer(loop: loop) { [unowned self] in self.notifier.notify("WATCHDOG=1") }
             watchdog.unreference()
@@ -286,6 +300,8 @@ public final class Server {
         watchdog = nil
         syncTimer?.close()
         syncTimer = nil
+        sweepTimer?.close()
+        sweepTimer = nil
     }
 
     /// SIGTERM/SIGINT: stop accepting, commit and answer what is queued, tell every client, close after the
@@ -309,6 +325,8 @@ public final class Server {
     func finishShutdown() {
         guard isShuttingDown, !shutdownFinished, !jobInFlight, readsInFlight == 0 else { return }
         shutdownFinished = true
+        // Requests that waited in a decoder for their connection's unread replies were read: answer them too.
+        for session in Array(sessions.values) where session.inputPaused && !session.isClosing { resumeInput(session) }
         // The waiting reads first: each connection's requests queued after one wait for its reply.
         answerWaitingReadsNow()
         runStoreJobsNow()

@@ -77,6 +77,8 @@ struct StoreJob: Sendable {
     var horizon: Int64 = 0
     /// The daemon's default lease (µs).
     var defaultLease: Int64 = 0
+    /// The largest reply frame a client accepts (`max_frame_bytes`).
+    var maxReplyBytes = Int(ProtocolLimits.defaultMaxFrameBytes)
     /// The job's number: jobs run one at a time, in this order.
     var sequence: UInt64 = 0
 
@@ -161,7 +163,7 @@ extension StoreJob {
                 do throws(StoreError) {
                     result.replies.append(try Server.apply(
                         request.message, holder: request.holder, subscriptionLease: request.subscriptionLease,
-                        defaultLease: defaultLease, now: now, batch: &batch))
+                        defaultLease: defaultLease, now: now, maxReplyBytes: maxReplyBytes, batch: &batch))
                 } catch {
                     result.replies.append(.error(Server.reply(for: error, to: request.message)))
                 }

@@ -11,6 +11,8 @@ public final class RawConnection: @unchecked Sendable {
     private var decoder: FrameDecoder
     private var isClosed = false
     private var sawEndOfFile = false
+    /// Whether `readUntilClosed` ended on a reset (`ECONNRESET`) rather than the end of the stream.
+    public private(set) var wasReset = false
 
     /// Connects to a Unix socket.
     /// - Parameters:
@@ -159,6 +161,7 @@ public final class RawConnection: @unchecked Sendable {
                 frames.append(frame)
             } catch let error as TestSupportError where error.message.hasPrefix("read:") {
                 // ECONNRESET: the server closed with unread input; that is a close too.
+                wasReset = true
                 return frames
             }
         }

@@ -56,8 +56,13 @@ struct TaskSheddCommand: ParsableCommand {
     var leaseTimeout: String = "30s"
 
     @Option(name: .customLong("max-connections"), help: ArgumentHelp(
-        "Most client connections at once; one more gets TOO_MANY_CONNECTIONS.", valueName: "n"))
+        "Most client connections past their HELLO at once; one more gets TOO_MANY_CONNECTIONS.", valueName: "n"))
     var maxConnections: Int = 1024
+
+    @Option(name: .customLong("max-handshaking"), help: ArgumentHelp(
+        "Most connections waiting for their HELLO at once; at the limit a new connection closes the oldest one "
+            + "still waiting.", valueName: "n"))
+    var maxHandshaking: Int = 64
 
     @Option(name: .customLong("max-frame-bytes"), help: ArgumentHelp(
         "Largest frame accepted and announced to clients.", valueName: "size"))
@@ -76,9 +81,24 @@ struct TaskSheddCommand: ParsableCommand {
     var handshakeTimeout: String = "10s"
 
     @Option(name: .customLong("max-output-bytes"), help: ArgumentHelp(
-        "Most unread reply bytes buffered for one client; past it the client is disconnected with SLOW_CONSUMER and "
-            + "its tasks are redelivered. At least one maximum frame.", valueName: "size"))
+        "Most unread reply bytes buffered for one client; past it the daemon reads no more of its requests until "
+            + "it has read its replies. At least one maximum frame.", valueName: "size"))
     var maxOutputBytes: String = "160MiB"
+
+    @Option(name: .customLong("slow-consumer-timeout"), help: ArgumentHelp(
+        "How long output for a client may wait without the client reading any of it; then the client is "
+            + "disconnected with SLOW_CONSUMER and its tasks are redelivered.", valueName: "duration"))
+    var slowConsumerTimeout: String = "30s"
+
+    @Option(name: .customLong("frame-timeout"), help: ArgumentHelp(
+        "How long a frame that began arriving may go without a byte more before the connection is closed with "
+            + "FRAME_TIMEOUT.", valueName: "duration"))
+    var frameTimeout: String = "30s"
+
+    @Option(name: .customLong("max-input-bytes"), help: ArgumentHelp(
+        "Most bytes of partly received frames held for all clients together; past it the client with the "
+            + "largest is disconnected with OVERLOADED. At least one maximum frame.", valueName: "size"))
+    var maxInputBytes: String = "512MiB"
 
     @Flag(name: .customLong("no-sync"), help: ArgumentHelp(
         "Do not fsync commits: faster, but a power failure or kernel crash may lose acknowledged changes or "
@@ -164,7 +184,10 @@ struct TaskSheddCommand: ParsableCommand {
         configuration.handshakeTimeoutMicros = try duration(handshakeTimeout, "--handshake-timeout")
         configuration.shutdownGraceMicros = try duration(shutdownGrace, "--shutdown-grace")
         configuration.dispatchLeadMicros = try duration(dispatchLead, "--dispatch-lead")
+        configuration.slowConsumerTimeoutMicros = try duration(slowConsumerTimeout, "--slow-consumer-timeout")
+        configuration.frameTimeoutMicros = try duration(frameTimeout, "--frame-timeout")
         configuration.maxConnections = maxConnections
+        configuration.maxHandshakingConnections = maxHandshaking
         let frame = try size(maxFrameBytes, "--max-frame-bytes")
         guard frame <= UInt64(UInt32.max) else {
             throw ConfigurationError(option: "--max-frame-bytes", message: "must fit in 32 bits")
@@ -175,6 +198,8 @@ struct TaskSheddCommand: ParsableCommand {
         configuration.maxKwargsBytes = UInt32(min(kwargs, UInt64(UInt32.max)))
         let output = try size(maxOutputBytes, "--max-output-bytes")
         configuration.maxOutputBytes = Int(min(output, UInt64(Int.max)))
+        let input = try size(maxInputBytes, "--max-input-bytes")
+        configuration.maxInputBytes = Int(min(input, UInt64(Int.max)))
         configuration.mapSizeMaxBytes = try size(mapSizeMax, "--map-size-max")
         configuration.sync = !noSync
         configuration.writeMap = !noWriteMap

@@ -154,7 +154,7 @@ import Testing
 
     @Test func slowReaderIsDisconnectedAndItsTasksRedelivered() throws {
         let daemon = try DaemonProcess(arguments: ["--max-frame-bytes", "256KiB", "--max-kwargs-bytes", "32KiB",
-                                                   "--max-output-bytes", "300KiB"])
+                                                   "--max-output-bytes", "300KiB", "--slow-consumer-timeout", "500ms"])
         let scheduler = try Client(daemon)
         let big = "{\"pad\":\"" + String(repeating: "x", count: 30_000) + "\"}"
         try scheduler.add([task("held", callback: "slow")] + (0..<4).map { task("big\($0)", callback: "other", kwargs: big) })
@@ -170,16 +170,15 @@ import Testing
                                 into: &requests)
         }
         try slow.raw.send(bytes: requests)
-        // The daemon answers FETCH on its thread pool, one at a time, so the replies pile up over some
-        // milliseconds: the client reads nothing until the daemon has dropped it (a client that read meanwhile
-        // would keep up, and rightly not be dropped). The task it held goes to the next worker then.
+        // The daemon answers until 300 KiB are unread, then reads no more of its requests; once the client has
+        // read nothing for 500 ms, the daemon drops it. The task it held goes to the next worker then.
         let heir = try Client(daemon)
         try heir.subscribe(["slow"], concurrency: 1)
         let redelivered = try heir.nextDelivery()
         #expect(redelivered?.id == "held")
         #expect(redelivered?.attempt == 2)
-        // The daemon stopped at its 300 KiB cap: reading now, the client finds some replies, then SLOW_CONSUMER,
-        // then the end of the stream.
+        // The daemon stopped answering at its 300 KiB cap: reading now, the client finds some replies, then
+        // SLOW_CONSUMER, then the end of the stream.
         let frames = try slow.raw.readUntilClosed(timeoutSeconds: 30)
         let replies = frames.filter { $0.message.type == .tasks }
         #expect(replies.count < 60, "all \(replies.count) replies were buffered")

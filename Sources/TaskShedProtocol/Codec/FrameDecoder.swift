@@ -17,8 +17,9 @@
 ///
 /// - Important: A value type with no shared state; one decoder per connection, used from one thread.
 public struct FrameDecoder: Sendable {
-    /// The largest accepted value of the length prefix.
-    public let maxFrameBytes: UInt32
+    /// The largest accepted value of the length prefix. A server raises it once the handshake is done (frames
+    /// before `HELLO` are kept small); a frame whose length was already accepted is not checked again.
+    public var maxFrameBytes: UInt32
 
     /// Buffered bytes; `buffer[readIndex...]` are not yet consumed.
     var buffer: [UInt8] = []

@@ -169,4 +169,20 @@ extension TaskRecord: WireCodable {
 
     /// 2 + 2 + 8 + 5 + 4 + 1 + 1 + 1 + 1 + 1 + 4 + 4 + 1 + 1 + 8 + 1 + 1.
     public static var minimumEncodedBytes: Int { 46 }
+
+    /// The bytes `encode(to:)` writes, computed without encoding: a server sizes replies with it (a reply
+    /// must fit in `max_frame_bytes`).
+    public var encodedByteCount: Int {
+        func string(_ value: String) -> Int { 2 + min(value.utf8.count, ProtocolLimits.maxStringBytes) }
+        var count = Self.minimumEncodedBytes - 4
+        count += string(id) + string(callback) + kwargs.count
+        if case .interval = schedule { count += 8 }
+        if let group { count += string(group) }
+        if pausedAt != nil { count += 8 }
+        if leaseDeadline != nil { count += 8 }
+        if let lastError { count += string(lastError) }
+        if lastRunAt != nil { count += 8 }
+        if lastFailureAt != nil { count += 8 }
+        return count
+    }
 }
