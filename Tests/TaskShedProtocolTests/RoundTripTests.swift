@@ -53,6 +53,18 @@ struct RoundTripTests {
         }
     }
 
+    @Test func aRecordsEncodedByteCountIsWhatItsEncodingWrites() {
+        var generator = MessageGenerator(seed: 7)
+        for _ in 0..<500 {
+            var record = generator.record()
+            // Strings past the u16 prefix are cut when written: the count must say the same.
+            if generator.int(0...9) == 0 { record.lastError = String(repeating: "é", count: 40_000) }
+            var writer = ByteWriter()
+            writer.write(record)
+            #expect(record.encodedByteCount == writer.bytes.count)
+        }
+    }
+
     @Test func stringsLongerThanTheLengthPrefixAreCutOnAScalarBoundary() throws {
         // 21,845 three-byte scalars = 65,535 bytes fit; one more does not and must be dropped whole.
         let fits = String(repeating: "€", count: 21_845)

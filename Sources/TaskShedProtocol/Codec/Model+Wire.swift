@@ -173,7 +173,14 @@ extension TaskRecord: WireCodable {
     /// The bytes `encode(to:)` writes, computed without encoding: a server sizes replies with it (a reply
     /// must fit in `max_frame_bytes`).
     public var encodedByteCount: Int {
-        func string(_ value: String) -> Int { 2 + min(value.utf8.count, ProtocolLimits.maxStringBytes) }
+        func string(_ value: String) -> Int {
+            let count = value.utf8.count
+            guard count > ProtocolLimits.maxStringBytes else { return 2 + count }
+            // Cut at a scalar boundary when written: ask the writer (rare: only FAIL errors get this long).
+            var writer = ByteWriter()
+            writer.writeString(value)
+            return writer.bytes.count
+        }
         var count = Self.minimumEncodedBytes - 4
         count += string(id) + string(callback) + kwargs.count
         if case .interval = schedule { count += 8 }
