@@ -68,6 +68,9 @@ final class ClientSession {
     var inputPaused = false
     /// Set when the peer closed its end: the frames left in the decoder are handled, whatever the output.
     var peerEnded = false
+    /// Set while a large frame of this connection is decoded off the loop (`Server+LargeFrames`): its later
+    /// frames wait in the decoder, and its close waits for the frame to be handled.
+    var decodeInFlight = false
     /// When (monotonic ns) bytes last arrived: bounds how long a partial frame may stall.
     var lastInputNanos: UInt64 = 0
     /// Bytes of this connection's decoder buffer counted in the daemon-wide input budget.

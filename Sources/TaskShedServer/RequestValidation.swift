@@ -16,7 +16,7 @@ struct RequestError: Error {
 
 /// Field checks the codec does not make (it only checks that bytes are well formed): lengths, counts, ranges,
 /// JSON kwargs. Each failure names the field with the specification's path (`tasks[3].callback`).
-struct RequestValidation {
+struct RequestValidation: Sendable {
     /// 9999-12-31T23:59:59.999999Z, the last instant a request may carry (PROTOCOL.md, Limits).
     static let maxInstant: Int64 = 253_402_300_799_999_999
     /// 100 years, the longest interval.
@@ -26,6 +26,30 @@ struct RequestValidation {
 
     let maxBatch: UInt32
     let maxKwargsBytes: UInt32
+
+    /// Field checks of a request before it is read or queued (any thread: a large request is checked where it
+    /// was decoded, off the loop).
+    func request(_ message: Message) throws(RequestError) {
+        switch message {
+        case .hello:
+            throw RequestError(.invalidArgument, field: nil, "HELLO was already accepted on this connection")
+        case .addTasks(let request): try self.addTasks(request)
+        case .fetchTasks(let selector): try self.selector(selector, "selector", allowAll: false)
+        case .listTasks(let request): try self.list(request)
+        case .pauseTasks(let selector), .resumeTasks(let selector), .removeTasks(let selector),
+             .retryDead(let selector), .purgeDead(let selector):
+            try self.selector(selector, "selector", allowAll: true)
+        case .updateRunTimes(let updates): try self.updates(updates)
+        case .subscribe(let request): try self.subscribe(request)
+        case .claim(let request): try self.claim(request)
+        case .ack(let lease), .release(let lease): try self.lease(lease, "")
+        case .fail(let request): try self.lease(request.lease, "lease")
+        case .touch(let request):
+            try self.lease(request.lease, "lease")
+            try self.leaseDuration(request.extendMicros, "extend_us")
+        default: break
+        }
+    }
 
     func name(_ value: String, _ field: String) throws(RequestError) {
         let length = value.utf8.count

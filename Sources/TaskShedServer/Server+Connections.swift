@@ -58,10 +58,11 @@ extension Server {
             if let error, !error.isEndOfFile {
                 self.logger.info("connection error", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
             }
-            // Requests that waited in the decoder for unread replies were sent before the end: apply them.
+            // Requests that waited in the decoder for unread replies were sent before the end: apply them, after
+            // the large frame being decoded, if any (its completion closes the connection).
             session.peerEnded = true
             if session.inputPaused { self.resumeInput(session) }
-            session.connection.close()
+            if !session.decodeInFlight { session.connection.close() }
         }
         connection.onClose = { [unowned self] in self.sessionClosed(id: id) }
         do {
@@ -218,11 +219,12 @@ extension Server {
     /// unread) or it closes; then counts what stays buffered in the input budget.
     func handleBufferedFrames(of session: ClientSession) {
         defer { accountInput(of: session) }
-        while !session.isClosing {
+        while !session.isClosing && !session.decodeInFlight {
             if repliesHoldBack(session) {
                 pauseInput(session)
                 return
             }
+            if decodeLargeFrameOffLoop(of: session) { return }
             let frame: Frame?
             do {
                 frame = try session.decoder.next()

@@ -26,7 +26,9 @@ struct QueuedRequest {
 
 extension Server {
     /// Routes one decoded frame.
-    func handle(_ frame: Frame, on session: ClientSession) {
+    /// - Parameter checked: The outcome of the field checks when they were made already (off the loop, with
+    ///   the decoding of a large frame), else `nil`.
+    func handle(_ frame: Frame, on session: ClientSession, checked: RequestError?? = nil) {
         let message = frame.message
         guard session.isReady else {
             if case .hello(let hello) = message {
@@ -42,11 +44,18 @@ extension Server {
                 message: "\(message.type.name) is a server-to-client type, not a request")), on: session)
             return
         }
-        do throws(RequestError) {
-            try validate(message)
-        } catch {
-            reply(frame.requestID, .error(error.reply), on: session)
-            return
+        if let checked {
+            if let error = checked {
+                reply(frame.requestID, .error(error.reply), on: session)
+                return
+            }
+        } else {
+            do throws(RequestError) {
+                try validation.request(message)
+            } catch {
+                reply(frame.requestID, .error(error.reply), on: session)
+                return
+            }
         }
         switch message {
         case .addTasks, .pauseTasks, .resumeTasks, .removeTasks, .updateRunTimes, .retryDead, .purgeDead,
@@ -107,29 +116,6 @@ extension Server {
                          defaultLeaseMicros: configuration.leaseTimeoutMicros, connectionID: session.id)
         send(Frame(requestID: requestID, message: .helloOK(ok)), to: session)
         logger.debug("handshake", metadata: ["taskshed.conn": "\(session.id)", "taskshed.client": "\(hello.clientName)"])
-    }
-
-    /// Field checks before a request is read or queued.
-    func validate(_ message: Message) throws(RequestError) {
-        switch message {
-        case .hello:
-            throw RequestError(.invalidArgument, field: nil, "HELLO was already accepted on this connection")
-        case .addTasks(let request): try validation.addTasks(request)
-        case .fetchTasks(let selector): try validation.selector(selector, "selector", allowAll: false)
-        case .listTasks(let request): try validation.list(request)
-        case .pauseTasks(let selector), .resumeTasks(let selector), .removeTasks(let selector),
-             .retryDead(let selector), .purgeDead(let selector):
-            try validation.selector(selector, "selector", allowAll: true)
-        case .updateRunTimes(let updates): try validation.updates(updates)
-        case .subscribe(let request): try validation.subscribe(request)
-        case .claim(let request): try validation.claim(request)
-        case .ack(let lease), .release(let lease): try validation.lease(lease, "")
-        case .fail(let request): try validation.lease(request.lease, "lease")
-        case .touch(let request):
-            try validation.lease(request.lease, "lease")
-            try validation.leaseDuration(request.extendMicros, "extend_us")
-        default: break
-        }
     }
 
     /// Answers a request that does not change the store (or only this connection's subscription): on the thread

@@ -1,3 +1,4 @@
+import Glibc
 import CLibUV
 import Logging
 import TaskShedEventLoop
@@ -254,6 +255,13 @@ extension Server {
     static func configureHeap() {
         // mallopt returns 0 only for an unknown parameter; glibc knows this one.
         _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    }
+
+    /// Sizes libuv's thread pool (read once, at its first job) unless the environment does: the daemon can
+    /// have a store job, a flush, a background read, a heap trim and a large-frame decode on it at once, and
+    /// libuv's default of 4 threads would make one of them wait for another. Process-wide: called by `run()`.
+    static func configureThreadPool() {
+        setenv("UV_THREADPOOL_SIZE", "8", 0)
     }
 
     /// Tasks added by one job from which `trimHeapAfterLargeAdds` trims the heap.

@@ -110,6 +110,9 @@ public final class Server {
     var connectedSessions = 0
     /// Sessions waiting for their HELLO, oldest first (`Configuration.maxHandshakingConnections`).
     var handshaking: [UInt64] = []
+    /// Large frames waiting to be decoded off the loop, oldest first, and how many are being decoded.
+    var waitingDecodes: [LargeFrameDecode] = []
+    var decodesInFlight = 0
     /// Closes stalled connections (`sweepStalledConnections`).
     var sweepTimer: CoarseTimer?
     var lag = LagRecorder()
@@ -138,6 +141,7 @@ public final class Server {
     ///   socket...) or the loop cannot be closed cleanly.
     public func run() throws {
         Self.configureHeap()
+        Self.configureThreadPool()
         startedAt = WallClock.nowMicros()
         let activation: SocketActivation.Outcome
         do {
@@ -320,10 +324,12 @@ public final class Server {
         finishShutdown()
     }
 
-    /// The rest of a shutdown, once no store job and no background read runs (else its completion calls it):
+    /// The rest of a shutdown, once no store job, background read or large-frame decode runs (else its completion
+    /// calls it):
     /// answer everything read so far with its durable result, then say goodbye and close.
     func finishShutdown() {
-        guard isShuttingDown, !shutdownFinished, !jobInFlight, readsInFlight == 0 else { return }
+        guard isShuttingDown, !shutdownFinished, !jobInFlight, readsInFlight == 0, decodesInFlight == 0,
+              waitingDecodes.isEmpty else { return }
         shutdownFinished = true
         // Requests that waited in a decoder for their connection's unread replies were read: answer them too.
         for session in Array(sessions.values) where session.inputPaused && !session.isClosing { resumeInput(session) }

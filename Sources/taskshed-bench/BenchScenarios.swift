@@ -10,7 +10,7 @@ enum BenchScenarios {
     static let subcommands: [ParsableCommand.Type] = [
         FloorCommand.self, FloorSenderCommand.self, LagCommand.self, LagWorkerCommand.self,
         AddCommand.self, AddClientCommand.self, DrainCommand.self, DrainWorkerCommand.self, ScaleCommand.self,
-        AllCommand.self, ReadStallCommand.self,
+        AllCommand.self, ReadStallCommand.self, AttackCommand.self,
     ]
 }
 
@@ -117,5 +117,52 @@ struct ReadStallCommand: ParsableCommand {
         let result = try ReadStallBenchmark.run(daemon: daemon, dueTasks: dueTasks, pings: pings, seconds: seconds)
         print("read-stall (\(dueTasks) due tasks)")
         for line in result.lines { print("  " + line) }
+    }
+}
+
+/// `taskshed-bench attack`: a healthy worker's lateness and a healthy client's `PING` round trips alone and beside
+/// each heavy or hostile client (`AttackBenchmark`).
+struct AttackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attack",
+        abstract: "Healthy delivery lateness and PING round trips alone, then beside back-to-back 100k-task "
+            + "batches, a 50,000-concurrency subscriber to 50,000 4 KiB tasks, and half-sent maximum frames.")
+
+    @Option(help: "Seconds each phase is measured.")
+    var seconds: Double = 5
+
+    @Option(help: "Tasks per ADD_TASKS of the batches attack.")
+    var batchTasks: Int = 100_000
+
+    @Option(help: "Due tasks and subscription concurrency of the flood attack.")
+    var floodTasks: Int = 50_000
+
+    @Option(help: "Connections of the half-frames attack (as many again try before HELLO).")
+    var halfFrames: Int = 40
+
+    @Option(help: "Attacks to run, comma-separated: batches, flood, half-frames.")
+    var attacks: String = "batches,flood,half-frames"
+
+    @OptionGroup var daemon: DaemonOptions
+
+    func validate() throws {
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        guard batchTasks > 0, floodTasks > 0, halfFrames >= 0 else {
+            throw ValidationError("--batch-tasks and --flood-tasks must be positive, --half-frames not negative")
+        }
+    }
+
+    func run() throws {
+        InterruptCleanup.install()
+        let bench = try BenchDaemon(arguments: daemon.arguments)
+        defer { bench.close() }
+        var config = AttackBenchmark.Config()
+        config.seconds = seconds
+        config.batchTasks = batchTasks
+        config.floodTasks = floodTasks
+        config.halfFrames = halfFrames
+        config.attacks = attacks.split(separator: ",").map(String.init)
+        print("attack (healthy task every \(AttackBenchmark.healthySpacingMicros) µs, PING every 1 ms)")
+        _ = try AttackBenchmark.run(daemon: bench, config: config) { line in print("  " + line) }
     }
 }

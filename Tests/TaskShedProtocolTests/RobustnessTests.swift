@@ -243,3 +243,68 @@ struct FuzzCorpusTests {
         }
     }
 }
+
+/// Frames of `FrameDecoder.largeFrameBytes` and more are gathered in chunks as they arrive and can be taken out
+/// undecoded (a server decodes them off its loop): both paths must give what a whole-buffer decode gives.
+@Suite("Large frames")
+struct LargeFrameDecodingTests {
+    /// A stream of a PING, an ADD_TASKS of about `bytes` bytes, and another PING.
+    static func stream(bytes: Int) -> (bytes: [UInt8], add: Frame) {
+        let kwargs = Array(("{\"pad\":\"" + String(repeating: "k", count: 1000) + "\"}").utf8)
+        let specs = (0..<(bytes / 1050)).map { TaskSpec(id: "t\($0)", callback: "c", runAt: 1, kwargs: kwargs) }
+        let add = Frame(requestID: 2, message: .addTasks(AddTasks(tasks: specs)))
+        let bytes = FrameEncoder.encode(Frame(requestID: 1, message: .ping)) + FrameEncoder.encode(add)
+            + FrameEncoder.encode(Frame(requestID: 3, message: .ping))
+        return (bytes, add)
+    }
+
+    @Test(arguments: [1, 4_096, 65_536, 262_144, 3_000_000])
+    func aLargeFrameDecodesTheSameInChunksOfAnySize(chunkSize: Int) {
+        let (bytes, add) = Self.stream(bytes: 2_500_000)
+        let chunks = stride(from: 0, to: bytes.count, by: chunkSize).map { Array(bytes[$0..<min(bytes.count, $0 + chunkSize)]) }
+        let outcomes = decodeStream(chunks)
+        #expect(outcomes == [.frame(Frame(requestID: 1, message: .ping)), .frame(add),
+                             .frame(Frame(requestID: 3, message: .ping)), .pending(0)])
+    }
+
+    @Test func aTakenFrameDecodesLikeNextAndLeavesTheRest() throws {
+        for size in [300_000, 2_500_000] {
+            let (bytes, add) = Self.stream(bytes: size)
+            var decoder = FrameDecoder()
+            var seen: [Frame] = []
+            var taken = 0
+            for start in stride(from: 0, to: bytes.count, by: 100_000) {
+                decoder.append(contentsOf: bytes[start..<min(bytes.count, start + 100_000)])
+                while true {
+                    if let raw = decoder.takeFrame(ifAtLeast: 200_000) {
+                        #expect(raw.byteCount == FrameEncoder.encode(add).count)
+                        seen.append(try raw.decode())
+                        taken += 1
+                        continue
+                    }
+                    guard let frame = try decoder.next() else { break }
+                    seen.append(frame)
+                }
+            }
+            #expect(taken == 1)
+            #expect(seen == [Frame(requestID: 1, message: .ping), add, Frame(requestID: 3, message: .ping)])
+            #expect(decoder.bufferedByteCount == 0)
+        }
+    }
+
+    @Test func aSmallFrameIsNotTaken() {
+        var decoder = FrameDecoder()
+        decoder.append(contentsOf: FrameEncoder.encode(Frame(requestID: 1, message: .ping)))
+        #expect(decoder.takeFrame(ifAtLeast: 1_000) == nil)
+        #expect(decoder.bufferedByteCount == 12)
+    }
+
+    @Test func aPartlyReceivedLargeFrameCountsItsBytes() {
+        let (bytes, _) = Self.stream(bytes: 2_500_000)
+        var decoder = FrameDecoder()
+        decoder.append(contentsOf: bytes[0..<1_500_000])
+        while (try? decoder.next()) != nil {}
+        #expect(decoder.bufferedByteCount == 1_500_000 - 12)
+        #expect(decoder.takeFrame(ifAtLeast: 1) == nil)
+    }
+}
