@@ -41,6 +41,10 @@ public final class Connection: LoopHandle {
     public static let maxWriteRequestBytes = 1 << 20
     private var isReading = false
     private var isShutDown = false
+    /// Bytes read and dropped while awaiting the peer's close.
+    private var discardedBytes = 0
+    /// Most bytes a closing connection reads and drops before it closes without waiting any more.
+    static let maxDiscardedBytes = 1 << 20
 
     private var pipe: UnsafeMutablePointer<uv_pipe_t> { rawHandle.assumingMemoryBound(to: uv_pipe_t.self) }
 
@@ -99,8 +103,10 @@ public final class Connection: LoopHandle {
 
     private func didRead(count: Int) {
         if awaitsPeerClose {
-            // Closing: what the peer still sends is dropped; its end (or a read error) completes the close.
-            if count < 0 { close() }
+            // Closing: what the peer still sends is dropped; its end (or a read error) completes the close. A peer
+            // that goes on streaming gets the reset it asks for.
+            discardedBytes += max(0, count)
+            if count < 0 || discardedBytes > Self.maxDiscardedBytes { close() }
             return
         }
         if count > 0 {

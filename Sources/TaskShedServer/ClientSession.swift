@@ -66,6 +66,8 @@ final class ClientSession {
     /// Set while the daemon reads no more requests of this connection because the peer has not read its
     /// replies (`Configuration.maxOutputBytes`); decoded frames wait in the decoder.
     var inputPaused = false
+    /// Set while reading is stopped until the end of the loop iteration (the connection filled a read buffer).
+    var readThrottled = false
     /// Set when the peer closed its end: the frames left in the decoder are handled, whatever the output.
     var peerEnded = false
     /// Set while a large frame of this connection is decoded off the loop (`Server+LargeFrames`): its later

@@ -165,7 +165,30 @@ extension Server {
         }
     }
 
-    /// Writes every session's gathered output.
+    /// Bytes read from all connections in one loop iteration past which each connection that reads more stops
+    /// until the iteration's end (copying received bytes costs ~1 ms per 2 MiB here).
+    static let readBytesPerIteration = 2 << 20
+
+    /// Reads again from the connections that filled a read buffer in this iteration (see `received`).
+    func resumeThrottledReads() {
+        bytesReadThisIteration = 0
+        guard !throttledSessions.isEmpty else { return }
+        let throttled = throttledSessions
+        throttledSessions.removeAll(keepingCapacity: true)
+        for session in throttled {
+            session.readThrottled = false
+            guard !session.isClosing, !session.peerEnded else { continue }
+            do {
+                try session.connection.startReading()
+            } catch {
+                logger.info("cannot read again; closing", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
+                session.connection.close()
+            }
+        }
+    }
+
+    /// Writes every session's gathered output, and the deliveries held for a session whose socket took all of it
+    /// at once (no write completion will come to say so).
     func flushDirtySessions() {
         guard !dirtySessions.isEmpty else { return }
         let sessionsToFlush = dirtySessions
@@ -176,6 +199,11 @@ extension Server {
             guard !connection.isClosing else { continue }
             do {
                 try connection.flush()
+                while session.holdsDeliveries && !session.isClosing && !connection.isClosing
+                        && connection.pendingOutputBytes < Self.pushWindowBytes {
+                    writeHeldDeliveries(of: session)
+                    try connection.flush()
+                }
             } catch {
                 logger.info("write failed; closing", metadata: ["taskshed.conn": "\(session.id)", "error": "\(error)"])
                 connection.close()
@@ -212,6 +240,17 @@ extension Server {
         guard !session.isClosing else { return }
         session.decoder.append(bytes)
         session.lastInputNanos = WallClock.monotonicNanos()
+        bytesReadThisIteration += bytes.count
+        if (bytes.count >= EventLoop.readBufferBytes || bytesReadThisIteration > Self.readBytesPerIteration)
+            && !session.readThrottled {
+            // A full read buffer: more is likely waiting, and libuv would read on (up to 32 times) before the
+            // loop does anything else. One buffer per connection per iteration, and a few MiB for all, keep
+            // clients that stream megabytes from holding up everyone else's pushes and replies; reading resumes
+            // at the iteration's end.
+            session.readThrottled = true
+            session.connection.stopReading()
+            throttledSessions.append(session)
+        }
         handleBufferedFrames(of: session)
     }
 

@@ -223,6 +223,29 @@ extension Server {
         pushedHolders[taskID] = nil
     }
 
+    /// How long before its due time a task is claimed: the configured lead, or, while store jobs take long
+    /// (a 100,000-task batch holds the writer for hundreds of milliseconds), twice the longest job of the last
+    /// five seconds, at most 2 s. A task that falls due during a long job is then claimed by an earlier one and
+    /// pushed from memory on time, instead of waiting for the long job's commit. A configured lead of 0 stays 0.
+    var dispatchLeadMicros: Int64 {
+        let configured = configuration.dispatchLeadMicros
+        guard configured > 0 else { return 0 }
+        return max(configured, min(Self.maxAdaptiveLeadMicros, 2 * longJobMicros))
+    }
+
+    /// The longest lead `dispatchLeadMicros` takes for long store jobs.
+    static let maxAdaptiveLeadMicros: Int64 = 2_000_000
+
+    /// Keeps the longest store job of the last five seconds (`dispatchLeadMicros`).
+    func recordJobDuration(_ nanos: UInt64) {
+        let micros = Int64(clamping: nanos / 1_000)
+        let now = WallClock.monotonicNanos()
+        if micros >= longJobMicros || now &- longJobAtNanos > 5_000_000_000 {
+            longJobMicros = micros
+            longJobAtNanos = now
+        }
+    }
+
     /// Arms the timer for the next moment something can happen: a staged delivery's due time, the dispatch
     /// lead before the earliest due time among callbacks that have a worker with free capacity, or the
     /// earliest lease deadline. A due task nobody can take does not arm the timer (it waits for a subscribe or
@@ -248,7 +271,7 @@ extension Server {
         }
         for callback in callbacks {
             if let runAt = storeEarliestRunAt(callback: callback) {
-                consider(runAt - configuration.dispatchLeadMicros, fromStore: true)
+                consider(runAt - dispatchLeadMicros, fromStore: true)
             }
         }
         guard let next = deadline else {

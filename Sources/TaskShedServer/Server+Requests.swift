@@ -173,6 +173,7 @@ extension Server {
     /// commit of the queued requests plus the dispatch work) unless one is running, re-arm the timer, write
     /// every connection's output.
     func endOfIteration() {
+        resumeThrottledReads()
         if pushStagedDeliveries(now: WallClock.nowMicros()) {
             // These are the deliveries whose due time woke the loop: out before anything else is done.
             flushDirtySessions()

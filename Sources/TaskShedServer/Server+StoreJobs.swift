@@ -11,7 +11,7 @@ extension Server {
     func nextStoreJob() -> StoreJob? {
         var job = StoreJob()
         job.now = WallClock.nowMicros()
-        job.horizon = job.now + configuration.dispatchLeadMicros
+        job.horizon = job.now + dispatchLeadMicros
         job.defaultLease = configuration.leaseTimeoutMicros
         job.maxReplyBytes = Int(configuration.maxFrameBytes)
         let taken = takeQueuedWrites()
@@ -115,6 +115,7 @@ extension Server {
         guard !jobInFlight, !isShuttingDown, let store, let loop else { return }
         guard let job = nextStoreJob() else { return }
         jobInFlight = true
+        jobStartedNanos = WallClock.monotonicNanos()
         if !configuration.sync {
             // Without syncing, a commit only copies pages into the page cache: run it here and save the two
             // thread hops (tens of microseconds each on a busy machine) of every request's round trip.
@@ -146,6 +147,7 @@ extension Server {
     /// work.
     func storeJobFinished(_ job: StoreJob, _ result: Result<StoreJobResult, StoreError>) {
         jobInFlight = false
+        recordJobDuration(WallClock.monotonicNanos() &- jobStartedNanos)
         completedJobs = job.sequence
         let items = jobRequests
         jobRequests.removeAll()

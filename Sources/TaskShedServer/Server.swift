@@ -110,6 +110,15 @@ public final class Server {
     var connectedSessions = 0
     /// Sessions waiting for their HELLO, oldest first (`Configuration.maxHandshakingConnections`).
     var handshaking: [UInt64] = []
+    /// When the running store job started (monotonic ns), and the longest job of the last five seconds
+    /// (`dispatchLeadMicros`).
+    var jobStartedNanos: UInt64 = 0
+    var longJobMicros: Int64 = 0
+    var longJobAtNanos: UInt64 = 0
+    /// Bytes read in this loop iteration (`received`).
+    var bytesReadThisIteration = 0
+    /// Sessions whose reading stopped until the end of the iteration (`resumeThrottledReads`).
+    var throttledSessions: [ClientSession] = []
     /// Large frames waiting to be decoded off the loop, oldest first, and how many are being decoded.
     var waitingDecodes: [LargeFrameDecode] = []
     var decodesInFlight = 0

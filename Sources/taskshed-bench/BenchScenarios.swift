@@ -154,6 +154,8 @@ struct AttackCommand: ParsableCommand {
 
     func run() throws {
         InterruptCleanup.install()
+        // The daemon closes attackers' connections while they write: that must be an error, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         let bench = try BenchDaemon(arguments: daemon.arguments)
         defer { bench.close() }
         var config = AttackBenchmark.Config()

@@ -130,6 +130,26 @@ import Testing
         expectRates(object, rows: 4)
     }
 
+    /// `attack` prints one line per phase (text only): the healthy side's figures and what the attacker did.
+    @Test func attackReportsEveryPhase() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.benchExecutable())
+        process.arguments = ["attack", "--seconds", "0.5", "--batch-tasks", "500", "--flood-tasks", "300",
+                             "--half-frames", "2"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        for phase in ["quiet", "batches", "flood", "half-frames"] {
+            let line = text.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(phase + ":") }
+            #expect(line?.contains("(250 tasks,") == true, "\(phase): \(text)")
+            #expect(line?.contains("PING p50/p99/max") == true, "\(phase): \(text)")
+        }
+        #expect(text.contains("300 of 300 delivered"), "\(text)")
+    }
+
     /// `read-stall` prints its three distributions as text (it has no JSON form): each with its count.
     @Test func readStallReportsPingsAloneAndBesideStats() throws {
         let process = Process()
