@@ -87,10 +87,11 @@ let package = Package(
             dependencies: ["CLMDB", "TaskShedProtocol"],
             exclude: ["LAYOUT.md"]
         ),
-        // The crash test runs taskshed-store-crasher (a child that commits batches until SIGKILLed).
+        // The crash test runs taskshed-store-crasher (a child that commits batches until SIGKILLed); the full-disk
+        // tests mount a small tmpfs through TaskShedTestSupport.
         .testTarget(
             name: "TaskShedStoreTests",
-            dependencies: ["TaskShedStore", "TaskShedProtocol", "taskshed-store-crasher"]
+            dependencies: ["TaskShedStore", "TaskShedProtocol", "TaskShedTestSupport", "taskshed-store-crasher"]
         ),
         .executableTarget(
             name: "taskshed-store-crasher",

@@ -50,7 +50,8 @@ public struct Configuration: Sendable, Hashable {
     public var sync: Bool = true
     /// Whether the store writes through a writable map (`StoreOptions.writeMap`; `--no-write-map` turns it off).
     public var writeMap: Bool = true
-    /// Largest size the store's map may grow to, in bytes (past it adds get `STORE_FULL`).
+    /// Largest size the store's map (and data file) may grow to, in bytes: past it, less the reserve kept for
+    /// finishing and removing tasks (`StoreOptions.reserveBytes`), adds get `STORE_FULL`.
     public var mapSizeMaxBytes: UInt64 = 64 << 30
     /// How long shutdown waits for clients to take their last replies before closing them anyway (µs).
     public var shutdownGraceMicros: Int64 = 5_000_000

@@ -111,7 +111,8 @@ struct TaskSheddCommand: ParsableCommand {
     var noWriteMap = false
 
     @Option(name: .customLong("map-size-max"), help: ArgumentHelp(
-        "Largest size the store may grow to; past it adding tasks fails with STORE_FULL.", valueName: "size"))
+        "Largest size the store may grow to; past it, less a reserve for finishing and removing tasks, "
+            + "adding tasks fails with STORE_FULL.", valueName: "size"))
     var mapSizeMax: String = "64GiB"
 
     @Option(name: .customLong("shutdown-grace"), help: ArgumentHelp(

@@ -28,7 +28,6 @@ struct LeaseModelTests {
             var options = testOptions()
             options.initialMapBytes = 64 << 10
             options.maxMapBytes = 256 << 10
-            options.removalHeadroomBytes = 128 << 10
             options.writeMap = seed % 2 == 0
             problems += try ModelRun(seed: 1000 + seed, options: options, kwargsBytes: 30_000).run(batches: 100)
         }

@@ -19,6 +19,14 @@ package struct LMDBDatabase: Sendable, Hashable {
     /// The raw `MDB_dbi`.
     package let dbi: MDB_dbi
 
+    /// LMDB's free-page database (`FREE_DBI`, handle 0 in every environment): its records list the pages that
+    /// commits freed. Not named in `lmdb.h`; LMDB's own `mdb_stat -f` reads it through this handle. Only for
+    /// `LMDBTransaction.pageCount`: the store never reads or writes its records.
+    package static let freePages = LMDBDatabase(dbi: 0)
+    /// The main database (`MAIN_DBI`, handle 1, what `mdb_dbi_open` returns for no name): it holds the named
+    /// databases' roots.
+    package static let main = LMDBDatabase(dbi: 1)
+
     /// Wraps an opened handle.
     package init(dbi: MDB_dbi) {
         self.dbi = dbi

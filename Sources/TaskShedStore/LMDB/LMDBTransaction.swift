@@ -182,6 +182,15 @@ package final class LMDBTransaction {
         return stat.ms_entries
     }
 
+    /// Pages of a database's B-tree in this transaction's view: branch, leaf and overflow pages (pages freed
+    /// by copy-on-write are not in a tree, so they do not count). Corresponds to `mdb_stat`.
+    /// - Throws: `LMDBError` (`EINVAL` for a handle this transaction does not know).
+    package func pageCount(_ db: LMDBDatabase) throws(LMDBError) -> Int {
+        var stat = MDB_stat()
+        try lmdbCheck(mdb_stat(live, db.dbi, &stat), "mdb_stat")
+        return stat.ms_branch_pages + stat.ms_leaf_pages + stat.ms_overflow_pages
+    }
+
     // MARK: Raw-pointer variants (no array needed for keys that already live in contiguous memory)
 
     /// `get` with a key given as raw bytes. Corresponds to `mdb_get`.

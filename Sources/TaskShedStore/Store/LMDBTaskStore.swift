@@ -43,10 +43,16 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The environment's flags without `writeMap`.
     private let environmentFlags: LMDBEnvironment.Flags
     /// Whether the store writes through a writable map now (`StoreOptions.writeMap`): `false` when the option
-    /// is off, when the data file could not be allocated for the map, or after the map reached its maximum.
+    /// is off, when the data file could not be allocated for the map, or after an isolating write found the
+    /// store full.
     ///
     /// - Important: Changes only inside `write` (under the writer lock); read it from the thread that writes.
     public private(set) var usesWriteMap: Bool
+    /// The room the data file may take now: `options.maxMapBytes`, or less on a disk without that much space
+    /// (`measureRoom`). The map never passes it. Changes only inside `write` (under the writer lock) and `init`.
+    private var roomBytes = 0
+    /// Whether the last commit was a bump (`bump`): a second one in a row would free next to nothing.
+    private var lastCommitWasBump = false
     let random: RandomSource
     /// See `StoreContext.indexQueueLimit` (tests lower it to exercise applying the queue in chunks). Set it
     /// before the store is shared between threads.
@@ -118,6 +124,13 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         }
         usesWriteMap = writable
         try lmdb { () throws(LMDBError) in _ = try env.readerCheck() }
+        let room = Self.measureRoom(env, directory: directory, maxBytes: options.maxMapBytes)
+        if env.info().mapSize > room {
+            // A map the disk cannot hold (an initial map larger than the disk's room, or a store reopened with a
+            // smaller maximum): LMDB must stop at the room, not write past it.
+            try lmdb { () throws(LMDBError) in try env.setMapSize(room) }
+        }
+        roomBytes = room
         self.dbs = try Self.openDatabases(env, directory: directory)
         self.environment = env
         self.directoryLock = lock
@@ -400,14 +413,63 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     // MARK: Writes
 
-    /// How a rerun batch treats a map that cannot grow any more.
+    /// How a rerun batch treats a store without room.
     enum FullMode {
-        /// Map full: grow and rerun.
+        /// Out of map below the room: grow and rerun.
         case normal
-        /// The map is at its maximum: each request that needs more room fails alone with `storeFull`.
+        /// The store is full: each request runs in a nested transaction, and one that does not fit (or that
+        /// grows the store into its reserve) fails alone with `storeFull`.
         case full
-        /// The map was grown past the maximum for removals: every other request fails with `storeFull`.
-        case removalsOnly
+    }
+
+    /// Why a run of a write batch was aborted for want of room.
+    enum Shortage {
+        /// LMDB found no free page within the map (`MDB_MAP_FULL`).
+        case mapFull
+        /// A request that grows the store passed the room less the reserve.
+        case growthLimit
+        /// The disk had no room for the pages a commit wrote (see `StoreError.isOutOfDiskSpace`).
+        case disk
+    }
+
+    /// The reserve of a room: `options.reserveBytes`, at most a quarter of it (see `StoreOptions.reserveBytes`).
+    private func reserve(ofRoom room: Int) -> Int {
+        min(options.reserveBytes, room / 4)
+    }
+
+    /// The room the data file may take: `options.maxMapBytes`, or, when that is less, the blocks the file holds
+    /// plus what the disk has free (`statvfs`'s `f_bavail`); in whole pages, and never below the pages in use.
+    ///
+    /// The store never sets the map past it, so on a full disk LMDB stops with `MDB_MAP_FULL` at the last page
+    /// the disk can hold, instead of failing a commit with `ENOSPC` or, for a short write, `EIO`. With the
+    /// writable map the file already holds the map's blocks, so the map can grow by what the disk has free.
+    private static func measureRoom(_ env: LMDBEnvironment, directory: String, maxBytes: Int) -> Int {
+        let info = env.info()
+        var room = maxBytes
+        var st = stat()
+        var fs = statvfs()
+        if let fd = env.fileDescriptor, fstat(fd, &st) == 0, statvfs(directory, &fs) == 0 {
+            let held = Int(st.st_blocks) * 512
+            let (free, overflow) = Int(fs.f_bavail).multipliedReportingOverflow(by: Int(fs.f_frsize))
+            if !overflow { room = min(room, held &+ free) }
+        }
+        room -= room % info.pageSize
+        return max(room, info.usedBytes)
+    }
+
+    /// Measures the room again (see `measureRoom`); the caller holds `writer`.
+    private func remeasureRoom() throws(StoreError) {
+        roomBytes = Self.measureRoom(try sharedEnvironment(), directory: directory, maxBytes: options.maxMapBytes)
+    }
+
+    /// The room a run of a batch may use, from the current room and map size.
+    private func writeRoom(mapSize: Int, pageSize: Int, mayBump: Bool) -> LMDBWriteBatch.Room {
+        let reserve = reserve(ofRoom: roomBytes)
+        let growable = roomBytes - reserve
+        return LMDBWriteBatch.Room(
+            growthLimitPages: mapSize > growable ? growable / pageSize : nil,
+            roomBytes: roomBytes, maxBytes: options.maxMapBytes, reserveBytes: reserve,
+            mayRerunAfterBump: mayBump)
     }
 
     /// See `TaskStore.write(isolatingRequests:_:)`.
@@ -415,77 +477,133 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// Requests run directly in the one write transaction (each operation detects its request errors before
     /// writing, so a failed request has changed nothing); the counters are written once at the end.
     ///
-    /// On `MDB_MAP_FULL` the transaction is aborted, the map doubled (up to `options.maxMapBytes`) and the
-    /// whole batch rerun. At the maximum: a batch of removals may use `options.removalHeadroomBytes` more (the
-    /// map is shrunk back to the maximum afterwards, as far as the data allows); in other batches, with
-    /// `isolatingRequests`, the batch is rerun with each request in a nested transaction (`mdb_txn_begin` with
-    /// a parent) so that the requests that need room fail alone with `storeFull` while the rest commit;
-    /// without it the write fails with `storeFull`. A store using the writable map leaves it first (LMDB
-    /// refuses nested transactions with it; see `StoreOptions.writeMap`).
+    /// The store's room is `options.maxMapBytes`, or less when the disk cannot give the data file that much
+    /// (see `measureRoom`); its last `reserve` bytes are kept for the requests that finish or remove tasks
+    /// (`StoreOptions.reserveBytes`). When a run of the batch finds no room, the transaction is aborted and:
+    /// - below the room, the map doubles (up to the room) and the batch reruns;
+    /// - at the room, the room is measured again (space the disk got back is used at once), and one bump
+    ///   (`bump`) is committed before a rerun: LMDB reuses the pages a commit freed only from the next commit
+    ///   but one, and a store whose last commit freed them would otherwise never get them while every write
+    ///   fails and commits nothing;
+    /// - then, with `isolatingRequests`, the batch reruns with each request in a nested transaction
+    ///   (`mdb_txn_begin` with a parent) so that the requests that do not fit fail alone with `storeFull` while
+    ///   the rest commit; without it, the write fails with `storeFull`. A store using the writable map leaves it
+    ///   first (LMDB refuses nested transactions with it; see `StoreOptions.writeMap`).
+    ///
+    /// A commit that fails for want of disk space (`ENOSPC`, `EDQUOT`, `EFBIG`, or the `EIO` of a short write on
+    /// a full disk) shrinks the map to the room measured afterwards and reruns, so that its requests get
+    /// `storeFull` and the next runs stop at `MDB_MAP_FULL` instead.
     public func write<R>(
         isolatingRequests: Bool = true, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
     ) throws(StoreError) -> R {
         writer.lock()
         defer { writer.unlock() }
         var mode = FullMode.normal
-        var usedHeadroom = false
+        var bumped = false
+        var diskShortages = 0
         while true {
-            let attempt = try attemptWrite(isolatingRequests: isolatingRequests, mode: mode, body)
-            let removalStarved: Bool
-            let removalOnly: Bool
+            let mayBump = !bumped && !lastCommitWasBump
+            let attempt = try attemptWrite(isolatingRequests: isolatingRequests, mode: mode, mayBump: mayBump, body)
+            let shortage: Shortage
+            let settling: Bool
             switch attempt {
             case .committed(let value):
-                if usedHeadroom {
-                    // Give back the headroom the removals did not need.
-                    let used = try sharedEnvironment().info().usedBytes
-                    try? setMapSize(max(options.maxMapBytes, used))
-                }
+                lastCommitWasBump = false
                 return value
-            case .needsRoom(let starved, let onlyRemovals):
-                removalStarved = starved
-                removalOnly = onlyRemovals
+            case .needsRoom(let why, let settles):
+                shortage = why
+                settling = settles
             }
+            let roomBefore = roomBytes
+            try remeasureRoom()
             let size = try sharedEnvironment().info().mapSize
-            if size < options.maxMapBytes {
-                let grown = size > options.maxMapBytes / 2 ? options.maxMapBytes : size * 2
-                // No blocks for the bigger map (a full disk): without the writable map, a write that finds no
-                // room fails with an error instead of a SIGBUS.
-                if usesWriteMap && !preallocateMap(grown) { try leaveWriteMap() }
-                try lmdb { () throws(LMDBError) in try setMapSize(grown) }
-                continue
-            }
-            // The modes below isolate requests in nested transactions.
-            if usesWriteMap { try leaveWriteMap() }
-            if (removalStarved || removalOnly) && !usedHeadroom {
-                try lmdb { () throws(LMDBError) in try setMapSize(size + options.removalHeadroomBytes) }
-                usedHeadroom = true
-                mode = .removalsOnly
-                continue
+            switch shortage {
+            case .mapFull:
+                if size < roomBytes {
+                    try growMap(from: size)
+                    continue
+                }
+                if mayBump {
+                    bumped = true
+                    if bump() { continue }
+                }
+            case .growthLimit:
+                // The disk got space back: the request may fit now.
+                if roomBytes > roomBefore { continue }
+            case .disk:
+                diskShortages += 1
+                // The map allowed more than the disk holds (another program took the space): from now on LMDB
+                // stops at the disk's room with `MDB_MAP_FULL`.
+                if size > roomBytes && !usesWriteMap { try? setMapSize(roomBytes) }
+                if diskShortages <= 2 { continue }
             }
             if isolatingRequests && mode == .normal {
+                // The modes below isolate requests in nested transactions.
+                if usesWriteMap { try leaveWriteMap() }
                 mode = .full
                 continue
             }
-            throw .full(mapBytes: size, maxBytes: options.maxMapBytes)
+            let reserve = reserve(ofRoom: roomBytes)
+            if settling { throw .fullEvenForSettling(reserveBytes: reserve) }
+            throw .full(roomBytes: roomBytes, maxBytes: options.maxMapBytes, reserveBytes: reserve)
         }
+    }
+
+    /// Doubles the map (to `maxMapBytes` past its half), up to the room; the caller holds `writer` and no
+    /// transaction. With the writable map the file's blocks are allocated first: where that fails (a full
+    /// disk), the store goes on without the writable map, so that a write that finds no room fails with an
+    /// error instead of a `SIGBUS`.
+    private func growMap(from size: Int) throws(StoreError) {
+        let grown = min(size > options.maxMapBytes / 2 ? options.maxMapBytes : size * 2, roomBytes)
+        if usesWriteMap && !preallocateMap(grown) { try leaveWriteMap() }
+        try lmdb { () throws(LMDBError) in try setMapSize(grown) }
+    }
+
+    /// Commits a write transaction that changes nothing a reader can see (it writes `schema_version` again,
+    /// with its value), so that the pages the last commit freed become usable; the caller holds `writer` and
+    /// no transaction. `false` if it could not commit (no room even for that: the batch fails as full).
+    ///
+    /// LMDB gives a write the pages freed by commits older than the one before it (a reader may still use the
+    /// pages of the snapshot the last commit replaced, `mdb_find_oldest`), and a write that fails commits
+    /// nothing. So after a large removal, every add that needed the freed pages failed and the pages stayed
+    /// out of reach until some other write committed. Costs one commit (and its flush), only at the room.
+    private func bump() -> Bool {
+        access.lockShared()
+        defer { access.unlock() }
+        guard let env = environment else { return false }
+        guard let txn = try? LMDBTransaction(environment: env, readOnly: false) else { return false }
+        var sink = ByteSink(capacity: 4)
+        sink.u32LE(Self.schemaVersion)
+        let version = sink.bytes
+        do throws(LMDBError) {
+            try txn.put(dbs.meta, key: Self.schemaKey, value: version)
+            try txn.commit()
+        } catch {
+            if txn.handle != nil { txn.abort() }
+            return false
+        }
+        lastCommitWasBump = true
+        leaseTable.commitLog(transactionID: env.info().lastTransactionID)
+        return true
     }
 
     /// What one run of a write batch came to.
     private enum WriteAttempt<R> {
         /// Committed; the body's value.
         case committed(R)
-        /// Aborted for want of map space: whether a removal ran out of room, whether only removals ran.
-        case needsRoom(removalStarved: Bool, removalOnly: Bool)
+        /// Aborted for want of room; `settling`: the request that found none settles or removes tasks.
+        case needsRoom(Shortage, settling: Bool)
     }
 
     /// Runs `body` once in a new write transaction and commits it, holding `access` shared for the life of the
     /// transaction only (the caller resizes the map between attempts, which needs it exclusively).
     private func attemptWrite<R>(
-        isolatingRequests: Bool, mode: FullMode, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
+        isolatingRequests: Bool, mode: FullMode, mayBump: Bool, _ body: (inout LMDBWriteBatch) throws(StoreError) -> R
     ) throws(StoreError) -> WriteAttempt<R> {
         access.lockShared()
         defer { access.unlock() }
         let env = try liveEnvironment()
+        let info = env.info()
         let top = try beginTransaction(env, readOnly: false)
         // The operations change the lease table in place; unless the transaction commits, it is rolled back.
         var committed = false
@@ -495,32 +613,39 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             indexQueueLimit: indexQueueLimit)
         context.recordsIDSequence = mode == .normal
         var batch = LMDBWriteBatch(
-            environment: env, top: top, isolating: isolatingRequests, mode: mode, context: context)
+            environment: env, top: top, isolating: isolatingRequests, mode: mode,
+            room: writeRoom(mapSize: info.mapSize, pageSize: info.pageSize, mayBump: mayBump), context: context)
         let outcome: Result<R, StoreError>
         do throws(StoreError) {
             outcome = .success(try body(&batch))
         } catch {
             outcome = .failure(error)
         }
-        if !(batch.mapFullHit || batch.removalStarved) {
-            do throws(StoreError) {
-                let value = try outcome.get()
-                if let poison = batch.poisoned { throw poison }
-                try batch.context.flushIndexes()
-                try batch.context.flushCounts()
-                try lmdb { () throws(LMDBError) in try top.commit() }
-                committed = true
-                // The id of the last commit that wrote (a commit that changed only leases writes nothing).
-                leaseTable.commitLog(transactionID: env.info().lastTransactionID)
-                return .committed(value)
-            } catch {
-                if top.handle != nil { top.abort() }
-                guard error.isMapFull else { throw error }
-            }
-        } else {
+        if batch.mapFullHit {
             top.abort()
+            return .needsRoom(.mapFull, settling: batch.settlingHitMapFull)
         }
-        return .needsRoom(removalStarved: batch.removalStarved,
-                          removalOnly: batch.otherRequests == 0 && batch.removalRequests > 0)
+        if batch.overLimit {
+            top.abort()
+            return .needsRoom(.growthLimit, settling: false)
+        }
+        do throws(StoreError) {
+            let value = try outcome.get()
+            if let poison = batch.poisoned { throw poison }
+            try batch.context.flushIndexes()
+            try batch.context.flushCounts()
+            try lmdb { () throws(LMDBError) in try top.commit() }
+            committed = true
+            // The id of the last commit that wrote (a commit that changed only leases writes nothing).
+            leaseTable.commitLog(transactionID: env.info().lastTransactionID)
+            return .committed(value)
+        } catch {
+            if top.handle != nil { top.abort() }
+            if error.isMapFull { return .needsRoom(.mapFull, settling: false) }
+            if let code = error.lmdbCode, StoreError.isOutOfDiskSpace(code, directory: directory) {
+                return .needsRoom(.disk, settling: false)
+            }
+            throw error
+        }
     }
 }

@@ -297,8 +297,8 @@ struct StoreContext {
     /// Queued index bytes past which `save` applies the queue at once: bounds the memory of one operation over
     /// millions of tasks (a removal of a huge group) at the cost of sorting in chunks.
     let indexQueueLimit: Int
-    /// Whether `add` stores the id sequence in `meta` with the ids it generates. Not when the map is at its
-    /// maximum: one more database written could be the page that fails the batch's commit (the review of
+    /// Whether `add` stores the id sequence in `meta` with the ids it generates. Not when the store is full
+    /// (its requests isolated): one more database written could be the page that fails the batch's commit (the review of
     /// `899b154` made an isolating batch fail whole that way); ids generated then may sort out of creation
     /// order after a reopen, nothing else.
     var recordsIDSequence = true
@@ -314,6 +314,19 @@ struct StoreContext {
         self.random = random
         self.leaseTable = leaseTable
         self.indexQueueLimit = indexQueueLimit
+    }
+
+    /// Pages in the store's B-trees as this transaction sees them, LMDB's own (the main database and the
+    /// free-page database) and the two meta pages included. Every other page of the data file is free (listed
+    /// in the free-page database, or past the high-water mark), so the room a store may fill is measured in
+    /// these (see `StoreOptions.reserveBytes`). Nine `mdb_stat` calls: no page is read.
+    func treePages() throws(StoreError) -> Int {
+        let txn = self.txn
+        var pages = 2
+        for db in [dbs.meta, LMDBDatabase.main, LMDBDatabase.freePages] + dbs.taskDatabases {
+            pages += try lmdb { () throws(LMDBError) in try txn.pageCount(db) }
+        }
+        return pages
     }
 
     // MARK: Keys

@@ -49,11 +49,44 @@ public struct StoreError: Error, Hashable, CustomStringConvertible {
             message: "task \"\(id)\" attempt \(attempt) is not leased to this holder any more")
     }
 
-    static func full(mapBytes: Int, maxBytes: Int) -> StoreError {
+    /// The store has no room for a request: the request changed nothing.
+    /// - Parameters:
+    ///   - roomBytes: The room the data file may take now (`maxBytes`, or less on a disk without more space).
+    ///   - maxBytes: `StoreOptions.maxMapBytes`.
+    ///   - reserveBytes: The end of the room kept for the requests that finish or remove tasks.
+    static func full(roomBytes: Int, maxBytes: Int, reserveBytes: Int) -> StoreError {
+        let kept = "of which the last \(reserveBytes) are kept for finishing and removing tasks"
+        let message = roomBytes < maxBytes
+            ? "the disk holding the store is full: its data file can take \(roomBytes) bytes (maximum \(maxBytes)), "
+                + "\(kept); free disk space or remove tasks"
+            : "the store reached its maximum size (\(maxBytes) bytes, \(kept)); remove tasks or raise the maximum"
+        return StoreError(code: .storeFull, message: message)
+    }
+
+    /// A request that finishes or removes tasks did not fit even in the reserve: LMDB copies every page it
+    /// changes, and this request changes more pages than the store has free (a removal of many tasks
+    /// scattered over the store can). It changed nothing.
+    static func fullEvenForSettling(reserveBytes: Int) -> StoreError {
         StoreError(
             code: .storeFull,
-            message: "the store reached its maximum size (\(maxBytes) bytes, map \(mapBytes) bytes); "
-                + "remove tasks or raise the maximum")
+            message: "the store is full and this request changes more pages than it has free, its reserve of "
+                + "\(reserveBytes) bytes included; remove fewer tasks per request, free disk space or raise the maximum")
+    }
+
+    /// Whether an LMDB failure means that the disk has no room for the data file: `ENOSPC`, `EDQUOT`, `EFBIG`,
+    /// or `EIO` while the disk is (nearly) full, which is what LMDB returns for a short write (`mdb_page_flush`:
+    /// "short write, filesystem full?").
+    /// - Parameter directory: The store's directory, whose filesystem `statvfs` asks for its free space.
+    static func isOutOfDiskSpace(_ code: Int32, directory: String) -> Bool {
+        switch code {
+        case ENOSPC, EDQUOT, EFBIG: return true
+        case EIO:
+            // A short write leaves the disk with (almost) nothing free; a failing disk usually has room.
+            var fs = statvfs()
+            guard statvfs(directory, &fs) == 0 else { return false }
+            return Int(fs.f_bavail) * Int(fs.f_frsize) < 1 << 20
+        default: return false
+        }
     }
 
     /// An LMDB failure as a store error: `storeFull` when the disk (or the file size limit, or the user's disk

@@ -37,11 +37,20 @@ public struct RetryPolicy: Sendable, Hashable {
 public struct StoreOptions: Sendable, Hashable {
     /// Map size when a store is created (default 64 MiB). The map doubles when full, up to `maxMapBytes`.
     public var initialMapBytes: Int
-    /// Largest map size writes may grow to (default 8 GiB). Past it, writes fail with `storeFull`.
+    /// Largest map size writes may grow to (default 8 GiB), and so the largest the data file gets. Past it
+    /// (less its reserve, `reserveBytes`), requests that add data fail with `storeFull`.
     public var maxMapBytes: Int
-    /// Extra map space a write made only of removals may use beyond `maxMapBytes` (deleting also needs free
-    /// pages in LMDB), so that a full store can always be emptied (default 64 MiB).
-    public var removalHeadroomBytes: Int
+    /// The end of the store's room kept for the requests that finish or remove tasks (default 64 MiB; at most
+    /// a quarter of the room).
+    ///
+    /// The room is `maxMapBytes`, or less when the disk cannot give the data file that much. LMDB copies every
+    /// page it changes, deletions included, so a store filled to its last page could not remove a task or
+    /// finish a delivery. Requests that add data (ADD, PAUSE, RESUME, UPDATE_RUN_TIMES, RETRY_DEAD) therefore
+    /// fail with `storeFull` once the pages in the store's trees would pass the room less this reserve; the
+    /// others (claims, acks, fails, touches, releases, lease ends, removals, purges) may use the reserve. A
+    /// single removal still needs as many free pages as it changes: one of thousands of tasks scattered over
+    /// the store may not fit in the reserve, where the same tasks removed a few hundred at a time do.
+    public var reserveBytes: Int
     /// `true` (default): every commit is durable (fsync). `false` opens with `MDB_NOSYNC`: much faster, but a
     /// system crash (not a process crash) may lose recent commits, or corrupt the store, because the kernel may
     /// write the meta page before the pages it points to (with or without `writeMap`).
@@ -67,8 +76,8 @@ public struct StoreOptions: Sendable, Hashable {
     /// that a full disk is an error when the map grows, never a `SIGBUS` when a page is first written. Where
     /// that allocation fails (a full disk), the store opens or continues without the writable map; on a
     /// copy-on-write filesystem (btrfs, ZFS, bcachefs), where allocated blocks do not cover overwrites, it never
-    /// uses it. It also leaves it when the map reaches `maxMapBytes`, because the per-request isolation of a
-    /// full store needs nested transactions, which LMDB refuses with a writable map. Turn it off for a store much
+    /// uses it. It also leaves it when the store becomes full, because the per-request isolation of a full
+    /// store needs nested transactions, which LMDB refuses with a writable map. Turn it off for a store much
     /// larger than memory: writing a page that is not in memory then reads it from disk first.
     public var writeMap: Bool = true
     /// Largest kwargs object in bytes (default `ProtocolLimits.defaultMaxKwargsBytes`).
@@ -86,7 +95,7 @@ public struct StoreOptions: Sendable, Hashable {
     public init(
         initialMapBytes: Int = 64 << 20,
         maxMapBytes: Int = 8 << 30,
-        removalHeadroomBytes: Int = 64 << 20,
+        reserveBytes: Int = 64 << 20,
         durable: Bool = true,
         deferMetaSync: Bool = false,
         noReadAhead: Bool = true,
@@ -96,7 +105,7 @@ public struct StoreOptions: Sendable, Hashable {
     ) {
         self.initialMapBytes = initialMapBytes
         self.maxMapBytes = maxMapBytes
-        self.removalHeadroomBytes = removalHeadroomBytes
+        self.reserveBytes = reserveBytes
         self.durable = durable
         self.deferMetaSync = deferMetaSync
         self.noReadAhead = noReadAhead
