@@ -308,6 +308,12 @@ public final class Server {
         hook?.close()
         hook = nil
         signalWatchers.forEach { $0.close() }
+        if !signalWatchers.isEmpty {
+            // Closing the last watcher restores the default action, which would kill a daemon that is only
+            // finishing its stop with status 143 if a second SIGTERM came now.
+            signal(SIGTERM, SIG_IGN)
+            signal(SIGINT, SIG_IGN)
+        }
         signalWatchers = []
         watchdog?.close()
         watchdog = nil
