@@ -133,7 +133,9 @@ extension Server {
             case .getStats, .fetchTasks, .listTasks:
                 let now = WallClock.nowMicros()
                 let server = serverStatistics(for: message)
-                return Self.readReply(Self.storeRead(message, store: try liveStore(), now: now), server: server, now: now)
+                return Self.readReply(Self.storeRead(message, store: try liveStore(), now: now,
+                                                     maxBatch: Int(configuration.maxBatch)),
+                                      server: server, now: now)
             case .subscribe(let request):
                 if session.subscription != nil {
                     throw RequestError(.invalidArgument, field: nil,
