@@ -57,7 +57,7 @@ final class ClientSession {
         self.id = id
         self.connection = connection
         self.peer = peer
-        decoder = FrameDecoder(maxFrameBytes: maxFrameBytes)
+        decoder = FrameDecoder(maxFrameBytes: maxFrameBytes, accepting: .requests)
     }
 
     /// Free delivery slots of the subscription (0 without one).

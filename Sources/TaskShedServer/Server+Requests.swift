@@ -31,6 +31,8 @@ extension Server {
             }
             return
         }
+        // The session's decoder already refuses these (`FrameDecoder(accepting: .requests)`); this keeps a
+        // reply type from being served whatever decoder fed the frame.
         guard message.type.isRequest else {
             reply(frame.requestID, .error(ErrorReply(code: .unknownMessageType,
                 message: "\(message.type.name) is a server-to-client type, not a request")), on: session)

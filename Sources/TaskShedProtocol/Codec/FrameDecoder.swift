@@ -10,15 +10,27 @@
 /// - 4 bytes: `length < 8` → `MALFORMED_FRAME`, `length > maxFrameBytes` → `FRAME_TOO_LARGE` (both fatal; the
 ///   length is rejected before any buffer is sized for it: the decoder only ever holds bytes it was given).
 /// - 12 bytes: nonzero `flags` → `MALFORMED_FRAME` (fatal).
-/// - `4 + length` bytes: the frame is consumed; an unknown type → `UNKNOWN_MESSAGE_TYPE`, a payload that does
-///   not match its type's layout (including trailing bytes) → `MALFORMED_MESSAGE`. Both are not fatal.
+/// - `4 + length` bytes: the frame is consumed; an unknown type (or, for a decoder `accepting: .requests`, a
+///   reply or push type) → `UNKNOWN_MESSAGE_TYPE` without reading the payload; a payload that does not match
+///   its type's layout (including trailing bytes) → `MALFORMED_MESSAGE`. Both are not fatal.
 ///
 /// After a fatal error every later `next()` throws the same error.
 ///
 /// - Important: A value type with no shared state; one decoder per connection, used from one thread.
 public struct FrameDecoder: Sendable {
+    /// Which message types a decoder decodes.
+    public enum AcceptedTypes: Sendable, Hashable {
+        /// Every type of this version (clients, which read replies and pushes; tools).
+        case all
+        /// Requests only (a server): a client must not send a reply or push type at all, so such a frame is
+        /// `UNKNOWN_MESSAGE_TYPE` by its type, whatever its payload holds (PROTOCOL.md section 2).
+        case requests
+    }
+
     /// The largest accepted value of the length prefix.
     public let maxFrameBytes: UInt32
+    /// Which types are decoded; the others are `UNKNOWN_MESSAGE_TYPE`.
+    public let acceptedTypes: AcceptedTypes
 
     /// Buffered bytes; `buffer[readIndex...]` are not yet consumed.
     var buffer: [UInt8] = []
@@ -32,9 +44,12 @@ public struct FrameDecoder: Sendable {
     static let retainedCapacity = 1 << 20
 
     /// Creates a decoder.
-    /// - Parameter maxFrameBytes: The largest accepted length prefix (announced in `HELLO_OK`).
-    public init(maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes) {
+    /// - Parameters:
+    ///   - maxFrameBytes: The largest accepted length prefix (announced in `HELLO_OK`).
+    ///   - acceptedTypes: `.requests` for a server's decoder; `.all` (the default) decodes every type.
+    public init(maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes, accepting acceptedTypes: AcceptedTypes = .all) {
         self.maxFrameBytes = maxFrameBytes
+        self.acceptedTypes = acceptedTypes
     }
 
     /// Bytes received but not yet consumed by `next()`.
@@ -123,6 +138,12 @@ public struct FrameDecoder: Sendable {
             throw ProtocolError(
                 code: .unknownMessageType, requestID: requestID, messageType: rawType, offset: 4,
                 message: "unknown message type 0x" + String(rawType, radix: 16) + " (frame of \(total) bytes skipped)")
+        }
+        if acceptedTypes == .requests && !type.isRequest {
+            throw ProtocolError(
+                code: .unknownMessageType, requestID: requestID, messageType: rawType, offset: 4,
+                message: "\(type.name) (0x" + String(rawType, radix: 16)
+                    + ") is a server-to-client type, not a request (frame of \(total) bytes skipped)")
         }
         do {
             var reader = ByteReader(
