@@ -137,9 +137,10 @@ public final class Scheduler: Sendable {
     /// - Parameters:
     ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
-    /// - Returns: The tasks found (in the daemon's order).
+    /// - Returns: The tasks found: in the order of `ids` (each once), or a group's by run time, then id.
     /// - Throws: `TaskShedError` `.invalidUsage` when neither or both of `ids` and `group` are given (nothing is
-    ///   sent); daemon and connection errors; `CancellationError`.
+    ///   sent); `.invalidArgument` for a group of more tasks than the daemon's batch limit (list it with a
+    ///   group filter instead); daemon and connection errors; `CancellationError`.
     public func fetchTasks(ids: [String]? = nil, group: String? = nil) async throws -> [ScheduledTask] {
         let selector = try Scheduler.selector(ids: ids, group: group, operation: "fetchTasks")
         if ids?.isEmpty == true { return [] }
@@ -152,7 +153,7 @@ public final class Scheduler: Sendable {
     /// - Parameters:
     ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
-    /// - Returns: How many tasks were paused.
+    /// - Returns: How many tasks were paused (dead-lettered tasks are left alone and not counted).
     /// - Throws: As `fetchTasks(ids:group:)`.
     @discardableResult
     public func pauseTasks(ids: [String]? = nil, group: String? = nil) async throws -> Int {
@@ -165,7 +166,7 @@ public final class Scheduler: Sendable {
     /// - Parameters:
     ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
-    /// - Returns: How many tasks were resumed.
+    /// - Returns: How many tasks were resumed (dead-lettered tasks are left alone and not counted).
     /// - Throws: As `fetchTasks(ids:group:)`.
     @discardableResult
     public func resumeTasks(ids: [String]? = nil, group: String? = nil) async throws -> Int {

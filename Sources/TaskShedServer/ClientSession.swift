@@ -86,7 +86,7 @@ final class ClientSession {
         self.id = id
         self.connection = connection
         self.peer = peer
-        decoder = FrameDecoder(maxFrameBytes: ProtocolLimits.maxHandshakeFrameBytes)
+        decoder = FrameDecoder(maxFrameBytes: ProtocolLimits.maxHandshakeFrameBytes, accepting: .requests)
     }
 
     /// Free delivery slots of the subscription (0 without one).

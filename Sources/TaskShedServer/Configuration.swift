@@ -165,30 +165,21 @@ public struct Configuration: Sendable, Hashable {
         }
     }
 
-    /// Parses a duration such as `250us`, `500ms`, `30s`, `5m` or `1h` (a bare number means seconds).
+    /// Parses a duration in the syntax `taskshedctl` reads too (`DurationSyntax`): `250us`, `500ms`, `0.2s`,
+    /// `30s`, `1.5m`, `2h30m`, `1d`; a bare number means seconds (`30`, `0.5`), as in systemd.
     /// - Parameter text: The duration.
-    /// - Returns: Microseconds, or `nil` if the text is not a positive-or-zero duration.
+    /// - Returns: Microseconds, or `nil` if the text is not a positive-or-zero duration in whole microseconds.
     public static func parseDuration(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [("us", 1), ("µs", 1), ("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000),
-                                        ("h", 3_600_000_000)]
-        var number = Substring(text)
-        var scale: Int64 = 1_000_000
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            let candidate = text.dropLast(suffix.count)
-            // "ms" also ends in "s": take the unit whose prefix is a number.
-            if !candidate.isEmpty && candidate.allSatisfy({ $0.isNumber || $0 == "." }) {
-                number = candidate
-                scale = factor
-                break
-            }
-        }
-        guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }),
-              number.filter({ $0 == "." }).count <= 1, let value = Double(number), value.isFinite else {
-            return nil
-        }
-        let micros = value * Double(scale)
-        guard micros < 9.2e18 else { return nil }
-        return Int64(micros.rounded())
+        try? parseDurationMicros(text)
+    }
+
+    /// Parses a duration like `parseDuration(_:)`.
+    /// - Parameter text: The duration.
+    /// - Returns: Microseconds (>= 0).
+    /// - Throws: `DurationSyntaxError` saying what is wrong ("unknown unit 'x'", "'1.5us' is not a whole number
+    ///   of microseconds …").
+    public static func parseDurationMicros(_ text: String) throws(DurationSyntaxError) -> Int64 {
+        try DurationSyntax.parseMicros(text, bareNumberMicros: 1_000_000)
     }
 
     /// Parses a byte size such as `4096`, `64KiB`, `512MiB`, `8GiB`, `1TiB` (also `K`, `M`, `G`, `T`, `KB`...,

@@ -90,7 +90,7 @@ struct RequestValidation: Sendable {
             try name(group, "\(field).group")
         case .all:
             if !allowAll {
-                throw .invalid(field, "ALL is not accepted here; use LIST_TASKS with pagination")
+                throw .invalid(field + ".kind", "ALL is not accepted here; use LIST_TASKS with pagination")
             }
         }
     }
@@ -134,6 +134,14 @@ struct RequestValidation: Sendable {
         }
         if let group = request.filter.group { try name(group, "filter.group") }
         if let callback = request.filter.callback { try name(callback, "filter.callback") }
+        try instant(request.filter.dueAfter, "filter.due_after")
+        try instant(request.filter.dueBefore, "filter.due_before")
+    }
+
+    /// An instant in a request: 1970 … 9999 (PROTOCOL.md section 3, "Out-of-range times").
+    func instant(_ micros: Int64?, _ field: String) throws(RequestError) {
+        guard let micros, micros < 0 || micros > Self.maxInstant else { return }
+        throw .invalid(field, "must be between 1970 and 9999 (0 … \(Self.maxInstant) µs), got \(micros)")
     }
 
     func updates(_ updates: [RunTimeUpdate]) throws(RequestError) {

@@ -24,7 +24,7 @@ struct ServerStatistics {
     var workers: [String: UInt32]
 }
 
-/// What the store answered to a read (`Server.storeRead(_:store:now:)`). Computed on a pool thread or on the
+/// What the store answered to a read (`Server.storeRead(_:store:now:maxBatch:)`). Computed on a pool thread or on the
 /// loop thread; turned into the reply on the loop thread (`Server.readReply(_:server:now:)`).
 enum StoreReadResult: Sendable {
     /// `STATS`: the store's part (the server fills in its own fields).
@@ -88,13 +88,15 @@ extension Server {
             }
             let message = read.message
             let now = read.now
+            let maxBatch = Int(configuration.maxBatch)
             let box = StoreReadBox()
             do {
-                try BackgroundWork.run(on: loop, { box.result = Self.storeRead(message, store: store, now: now) },
-                                       completion: { [unowned self] in self.backgroundReadFinished(read, box.result!) })
+                try BackgroundWork.run(on: loop, {
+                    box.result = Self.storeRead(message, store: store, now: now, maxBatch: maxBatch)
+                }, completion: { [unowned self] in self.backgroundReadFinished(read, box.result!) })
             } catch {
                 logger.warning("no thread-pool thread for a read; answering it on the loop thread: \(error)")
-                backgroundReadFinished(read, Self.storeRead(message, store: store, now: now))
+                backgroundReadFinished(read, Self.storeRead(message, store: store, now: now, maxBatch: maxBatch))
             }
         }
     }
@@ -118,7 +120,7 @@ extension Server {
             let read = waitingReads.removeFirst()
             let result: StoreReadResult
             if let store, !read.session.isClosing {
-                result = Self.storeRead(read.message, store: store, now: read.now)
+                result = Self.storeRead(read.message, store: store, now: read.now, maxBatch: Int(configuration.maxBatch))
             } else {
                 result = .failed(ErrorReply(code: .shuttingDown, message: "the store is closed"))
             }
@@ -135,13 +137,14 @@ extension Server {
     }
 
     /// The store's answer to `STATS`, `FETCH_TASKS` or `LIST_TASKS` (any thread: it touches only `store`).
-    static func storeRead(_ message: Message, store: LMDBTaskStore, now: Int64) -> StoreReadResult {
+    /// `maxBatch` bounds a FETCH_TASKS group (PROTOCOL.md 6.5: a larger one is `INVALID_ARGUMENT`).
+    static func storeRead(_ message: Message, store: LMDBTaskStore, now: Int64, maxBatch: Int) -> StoreReadResult {
         do {
             switch message {
             case .getStats:
                 return .stats(storeStatistics(try store.stats(now: now), now: now))
             case .fetchTasks(let selector):
-                return .tasks(try store.fetch(selector))
+                return .tasks(try store.fetch(selector, maxGroupTasks: maxBatch))
             case .listTasks(let request):
                 return .page(try store.list(filter: request.filter, limit: Int(request.limit), cursor: request.cursor,
                                             now: now))

@@ -39,6 +39,8 @@ extension Server {
             }
             return
         }
+        // The session's decoder already refuses these (`FrameDecoder(accepting: .requests)`); this keeps a
+        // reply type from being served whatever decoder fed the frame.
         guard message.type.isRequest else {
             reply(frame.requestID, .error(ErrorReply(code: .unknownMessageType,
                 message: "\(message.type.name) is a server-to-client type, not a request")), on: session)
@@ -138,7 +140,9 @@ extension Server {
             case .getStats, .fetchTasks, .listTasks:
                 let now = WallClock.nowMicros()
                 let server = serverStatistics(for: message)
-                return Self.readReply(Self.storeRead(message, store: try liveStore(), now: now), server: server, now: now)
+                return Self.readReply(Self.storeRead(message, store: try liveStore(), now: now,
+                                                     maxBatch: Int(configuration.maxBatch)),
+                                      server: server, now: now)
             case .subscribe(let request):
                 if session.subscription != nil {
                     throw RequestError(.invalidArgument, field: nil,

@@ -20,7 +20,9 @@ struct TaskSheddCommand: ParsableCommand {
             Under systemd it adopts a socket passed by socket activation (LISTEN_FDS), reports readiness and \
             watchdog pings through NOTIFY_SOCKET, and writes journald priority prefixes on its log lines.
 
-            Durations take a unit: 250us, 500ms, 30s, 5m, 1h. Sizes take KiB, MiB, GiB (or K, M, G). \
+            Durations take a unit (250us, 500ms, 30s, 5m, 1h, 1d), may combine units largest first (2h30m) and \
+            may have a decimal part down to 1us (0.2s, 1.5m); a bare number is seconds. Sizes take KiB, MiB, GiB \
+            (or K, M, G). \
             Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on invalid configuration.
             """)
 
@@ -214,10 +216,13 @@ struct TaskSheddCommand: ParsableCommand {
     }
 
     private func duration(_ text: String, _ option: String) throws(ConfigurationError) -> Int64 {
-        guard let micros = Configuration.parseDuration(text) else {
-            throw ConfigurationError(option: option, message: "'\(text)' is not a duration such as 500ms, 30s or 5m")
+        do {
+            return try Configuration.parseDurationMicros(text)
+        } catch {
+            throw ConfigurationError(
+                option: option,
+                message: "'\(text)' is not a duration: \(error.problem) (write e.g. 500ms, 0.2s, 30s, 1.5m or 2h30m; a bare number is seconds)")
         }
-        return micros
     }
 
     private func size(_ text: String, _ option: String) throws(ConfigurationError) -> UInt64 {

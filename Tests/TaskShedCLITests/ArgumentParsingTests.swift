@@ -149,6 +149,17 @@ struct ArgumentParsingTests {
         #expect(worker.poll == "500ms")
     }
 
+    @Test func workerDurationsTakeDecimals() throws {
+        let worker = try parse(
+            ["worker", "--run", "a=x", "--poll", "0.2s", "--timeout", "1.5m", "--lease", "2.5s", "--shutdown-timeout", "0.5s"],
+            as: Worker.self)
+        #expect(worker.poll == "0.2s")
+        let add = try parse(["add", "x", "--every", "1.5h", "--in", "0.5s"], as: Add.self)
+        let task = try add.makeTask(context: context) { [] }
+        #expect(task.runAt.micros == context.nowMicros + 500_000)
+        #expect(task.schedule == .every(.seconds(5400)))
+    }
+
     @Test func globalOptionsWorkBeforeAndAfterTheSubcommand() throws {
         let before = try parse(["--socket", "/x.sock", "--json", "list", "--limit", "3"], as: List.self)
         #expect(before.global.socketPath == "/x.sock")

@@ -36,8 +36,9 @@ enum Outcome: Equatable, CustomStringConvertible {
 }
 
 /// Feeds `chunks` one after the other, draining the decoder after each, and stops at a fatal error.
-func decodeStream(_ chunks: [[UInt8]], maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes) -> [Outcome] {
-    var decoder = FrameDecoder(maxFrameBytes: maxFrameBytes)
+func decodeStream(_ chunks: [[UInt8]], maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes,
+                  accepting accepted: FrameDecoder.AcceptedTypes = .all) -> [Outcome] {
+    var decoder = FrameDecoder(maxFrameBytes: maxFrameBytes, accepting: accepted)
     var outcomes: [Outcome] = []
     for chunk in chunks {
         decoder.append(contentsOf: chunk)
@@ -56,10 +57,19 @@ func decodeStream(_ chunks: [[UInt8]], maxFrameBytes: UInt32 = ProtocolLimits.de
 }
 
 /// The same bytes, whole.
-func decodeWhole(_ bytes: [UInt8]) -> [Outcome] { decodeStream([bytes]) }
+func decodeWhole(_ bytes: [UInt8], accepting accepted: FrameDecoder.AcceptedTypes = .all) -> [Outcome] {
+    decodeStream([bytes], accepting: accepted)
+}
 
 /// The same bytes, one at a time.
-func decodeByteByByte(_ bytes: [UInt8]) -> [Outcome] { decodeStream(bytes.map { [$0] }) }
+func decodeByteByByte(_ bytes: [UInt8], accepting accepted: FrameDecoder.AcceptedTypes = .all) -> [Outcome] {
+    decodeStream(bytes.map { [$0] }, accepting: accepted)
+}
+
+/// The decoder a vector's receiver uses: a server's (requests only) for client-to-server vectors.
+func receiverTypes(_ vector: ProtocolVector) -> FrameDecoder.AcceptedTypes {
+    vector.direction == .clientToServer ? .requests : .all
+}
 
 /// A small, fast, seedable PRNG (SplitMix64) so that every random test is reproducible.
 struct SplitMix64: RandomNumberGenerator {

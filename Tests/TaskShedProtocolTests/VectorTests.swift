@@ -48,7 +48,7 @@ struct VectorTests {
     func errorVectorThrowsItsError(name: String) throws {
         let vector = try #require(allVectors.first { $0.name == name })
         guard case .error(let code, let fatal) = vector.expectation else { return }
-        let outcomes = decodeWhole(vector.bytes)
+        let outcomes = decodeWhole(vector.bytes, accepting: receiverTypes(vector))
         guard case .error(let error) = outcomes.first else {
             Issue.record("\(name): expected \(code.name), got \(outcomes)")
             return
@@ -80,6 +80,27 @@ struct VectorTests {
     @Test func decodingIsTheSameByteByByteAndWhole() {
         for vector in allVectors {
             #expect(decodeByteByByte(vector.bytes) == decodeWhole(vector.bytes), "\(vector.name)")
+            let types = receiverTypes(vector)
+            #expect(decodeByteByByte(vector.bytes, accepting: types) == decodeWhole(vector.bytes, accepting: types),
+                    "\(vector.name)")
+        }
+    }
+
+    /// A server's decoder decodes every request vector as any decoder does, and refuses every reply and push
+    /// vector by its type (PROTOCOL.md section 2: a client must not send them).
+    @Test func aRequestOnlyDecoderRefusesReplyTypesByTheirType() {
+        for vector in validVectors {
+            let outcomes = decodeWhole(vector.bytes, accepting: .requests)
+            if vector.direction == .clientToServer {
+                #expect(outcomes == decodeWhole(vector.bytes), "\(vector.name)")
+                continue
+            }
+            guard case .error(let error) = outcomes.first else {
+                Issue.record("\(vector.name): decoded by a server's decoder: \(outcomes)")
+                continue
+            }
+            #expect(error.code == .unknownMessageType && !error.isFatal && error.offset == 4, "\(vector.name)")
+            #expect(outcomes.dropFirst() == [.pending(0)], "\(vector.name)")
         }
     }
 

@@ -100,7 +100,7 @@ import Testing
                     .invalidArgument, field: "tasks[0].id")
         expectError(try client.call(.addTasks(AddTasks(tasks: (0..<11).map { task("m\($0)") }))), .invalidArgument,
                     field: "tasks")
-        expectError(try client.call(.fetchTasks(.all)), .invalidArgument, field: "selector")
+        expectError(try client.call(.fetchTasks(.all)), .invalidArgument, field: "selector.kind")
         expectError(try client.call(.claim(Claim(callbacks: ["cb"], max: 0))), .invalidArgument, field: "max")
         expectError(try client.call(.claim(Claim(callbacks: [], max: 1))), .invalidArgument, field: "callbacks")
         expectError(try client.call(.subscribe(Subscribe(callbacks: ["cb"], concurrency: 0))), .invalidArgument,

@@ -11,9 +11,29 @@ import Testing
         #expect(Configuration.parseDuration(text) == micros)
     }
 
+    @Test(arguments: [("2h30m", 9_000_000_000), ("1d", 86_400_000_000), ("0.2s", 200_000), ("2.5ms", 2_500),
+                      ("1.5m", 90_000_000), ("0.000001s", 1), ("1.500000s", 1_500_000), ("0", 0)] as [(String, Int64)])
+    func durationsTakeTheCommonSyntaxWithDecimals(text: String, micros: Int64) {
+        #expect(Configuration.parseDuration(text) == micros)
+    }
+
+    /// Below a microsecond (the resolution) a duration is refused, not rounded (issue 17).
+    @Test(arguments: ["1.5us", "0.0000005s", "0.0000001s", "1.2.3s", "5.s", ".5s", "1e3s", "٣s", "+5s"])
+    func durationsThatCannotBeRepresentedAreRejected(text: String) {
+        #expect(Configuration.parseDuration(text) == nil)
+    }
+
     @Test(arguments: ["", "s", "abc", "10x", "-5s", "1.2.3s", "ms"])
     func badDurationsAreRejected(text: String) {
         #expect(Configuration.parseDuration(text) == nil)
+    }
+
+    @Test func durationErrorsSayWhatIsWrong() {
+        #expect(throws: DurationSyntaxError(problem: "unknown unit 'x'")) { try Configuration.parseDurationMicros("10x") }
+        #expect(throws: DurationSyntaxError(problem: "'1.5us' is not a whole number of microseconds (the resolution is 1us)")) {
+            try Configuration.parseDurationMicros("1.5us")
+        }
+        #expect(throws: DurationSyntaxError(problem: "'5' has no unit")) { try Configuration.parseDurationMicros("1m5") }
     }
 
     @Test func sizesAndModesParse() {

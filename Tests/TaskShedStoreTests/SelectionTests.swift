@@ -12,7 +12,7 @@ struct SelectionTests {
         #expect(try store.fetch(.group("g")).map(\.id) == ["a", "c"])
         #expect(try store.fetch(.group("nope")).isEmpty)
         let error = storeError { _ = try store.fetch(.all) }
-        #expect(error?.code == .invalidArgument && error?.field == "selector")
+        #expect(error?.code == .invalidArgument && error?.field == "selector.kind")
     }
 
     @Test func pauseKeepsPausedAtOnRepeatAndResumeClearsIt() throws {
@@ -231,5 +231,47 @@ struct SelectionTests {
         #expect(s.callbacks.allSatisfy { $0.scheduled + $0.leased == 3 })
         #expect(try store.remove(.all) == 120)
         #expect(try store.stats(now: t0).callbacks.isEmpty)
+    }
+}
+
+/// PROTOCOL.md sections 6.5 and 6.7 (issue 17).
+@Suite struct SelectionSpecificationTests {
+    @Test func pauseAndResumeSkipDeadTasksAndDoNotCountThem() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("dead", group: "g", maxAttempts: 1), spec("live", runAt: t0 + 50, group: "g")], now: t0)
+        _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 100, now: t0)
+        _ = try store.fail(id: "dead", attempt: 1, holder: 1, error: "e", retry: false, now: t0)
+        #expect(try store.pause(.group("g"), now: t0 + 1) == 1)
+        #expect(try store.pause(.ids(["dead"]), now: t0 + 1) == 0)
+        let dead = try #require(try store.one("dead"))
+        #expect(dead.state == .dead && !dead.paused && dead.pausedAt == nil)
+        #expect(try store.one("live")?.paused == true)
+        #expect(try store.resume(.all) == 1)
+        // Retried, it is due at once: it was never paused.
+        #expect(try store.retryDead(.all, now: t0 + 2) == 1)
+        #expect(try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 100, now: t0 + 2).map(\.id) == ["dead"])
+    }
+
+    @Test func groupFetchIsInRunAtThenIDOrder() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add([spec("a", runAt: t0 + 3, group: "g"), spec("z", runAt: t0 + 1, group: "g"),
+                           spec("m", runAt: t0 + 1, group: "g"), spec("b", runAt: t0 + 2, group: "g")], now: t0)
+        #expect(try store.fetch(.group("g")).map(\.id) == ["m", "z", "b", "a"])
+        // The ids selector keeps the request's order.
+        #expect(try store.fetch(.ids(["a", "z"])).map(\.id) == ["a", "z"])
+    }
+
+    @Test func groupFetchRefusesAGroupLargerThanTheBound() throws {
+        let dir = TempDirectory()
+        let store = try openStore(dir)
+        _ = try store.add((0..<5).map { spec("t\($0)", group: "g") }, now: t0)
+        #expect(try store.fetch(.group("g"), maxGroupTasks: 5).count == 5)
+        let error = storeError { _ = try store.fetch(.group("g"), maxGroupTasks: 4) }
+        #expect(error?.code == .invalidArgument && error?.field == "selector.group")
+        #expect(error?.message.contains("more than 4 tasks") == true)
+        // The bound is on the group: ids are bounded by the request's own size.
+        #expect(try store.fetch(.ids((0..<5).map { "t\($0)" }), maxGroupTasks: 1).count == 5)
     }
 }

@@ -385,6 +385,10 @@ def main():
     v("bad.unknown_type", C2S, "PING", 32, "Type 0x0077 is not defined; the frame is skipped, the stream goes on.",
       lambda w: w.raw(b"\x01\x02\x03", "three payload bytes of an unknown layout"),
       expect="error UNKNOWN_MESSAGE_TYPE", type_code=0x0077)
+    v("bad.reply_type", C2S, "HELLO_OK", 46,
+      "A client sent a server-to-client type: refused by its type before the payload (no HELLO_OK layout) is read.",
+      lambda w: w.raw(b"\x01\x02\x03", "three bytes that are no HELLO_OK payload"),
+      expect="error UNKNOWN_MESSAGE_TYPE")
     v("bad.bool", C2S, "FAIL", 33, "A bool must be 0 or 1.", lambda w: (
         lease_ref(w, "lease", "t2", 1), w.string("error", "boom"), w.u8("retry", 2, "2 (invalid bool)")),
       expect="error MALFORMED_MESSAGE", field="retry")

@@ -16,7 +16,8 @@ public struct Add: ClientCommand {
             TIME: RFC 3339 with an offset (2026-03-08T14:30:00Z, 2026-03-08T14:30:00+01:00), local \
             'YYYY-MM-DD HH:MM[:SS]', local 'HH:MM[:SS]' (the next such time), 'now', or '+DURATION'. A local time \
             skipped by a daylight-saving change moves forward by the gap; a repeated one means its first occurrence.
-            DURATION: whole numbers with units d, h, m, s, ms, us, largest first: 500ms, 90s, 5m, 2h30m, 1d.
+            DURATION: numbers with units d, h, m, s, ms, us, largest first, decimals down to 1us: 500ms, 0.2s, 90s, \
+            1.5m, 2h30m, 1d.
 
             Examples:
               taskshedctl add say-hello

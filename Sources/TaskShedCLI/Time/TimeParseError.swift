@@ -31,7 +31,7 @@ public struct TimeParseError: Error, Sendable, Hashable, CustomStringConvertible
 
     /// The accepted duration format, as listed in error messages and help texts.
     public static let acceptedDurationFormats =
-        "whole numbers with units d, h, m, s, ms, us, largest first (500ms, 90s, 5m, 2h30m, 1d)"
+        "numbers with units d, h, m, s, ms, us, largest first, decimals down to 1us (500ms, 0.2s, 90s, 1.5m, 2h30m, 1d)"
 
     /// One line: the input, the problem and the accepted formats.
     public var description: String {

@@ -10,16 +10,28 @@
 /// - 4 bytes: `length < 8` → `MALFORMED_FRAME`, `length > maxFrameBytes` → `FRAME_TOO_LARGE` (both fatal; the
 ///   length is rejected before any buffer is sized for it: the decoder only ever holds bytes it was given).
 /// - 12 bytes: nonzero `flags` → `MALFORMED_FRAME` (fatal).
-/// - `4 + length` bytes: the frame is consumed; an unknown type → `UNKNOWN_MESSAGE_TYPE`, a payload that does
-///   not match its type's layout (including trailing bytes) → `MALFORMED_MESSAGE`. Both are not fatal.
+/// - `4 + length` bytes: the frame is consumed; an unknown type (or, for a decoder `accepting: .requests`, a
+///   reply or push type) → `UNKNOWN_MESSAGE_TYPE` without reading the payload; a payload that does not match
+///   its type's layout (including trailing bytes) → `MALFORMED_MESSAGE`. Both are not fatal.
 ///
 /// After a fatal error every later `next()` throws the same error.
 ///
 /// - Important: A value type with no shared state; one decoder per connection, used from one thread.
 public struct FrameDecoder: Sendable {
+    /// Which message types a decoder decodes.
+    public enum AcceptedTypes: Sendable, Hashable {
+        /// Every type of this version (clients, which read replies and pushes; tools).
+        case all
+        /// Requests only (a server): a client must not send a reply or push type at all, so such a frame is
+        /// `UNKNOWN_MESSAGE_TYPE` by its type, whatever its payload holds (PROTOCOL.md section 2).
+        case requests
+    }
+
     /// The largest accepted value of the length prefix. A server raises it once the handshake is done (frames
     /// before `HELLO` are kept small); a frame whose length was already accepted is not checked again.
     public var maxFrameBytes: UInt32
+    /// Which types are decoded; the others are `UNKNOWN_MESSAGE_TYPE`.
+    public let acceptedTypes: AcceptedTypes
 
     /// Buffered bytes; `buffer[readIndex...]` are not yet consumed.
     var buffer: [UInt8] = []
@@ -33,9 +45,12 @@ public struct FrameDecoder: Sendable {
     static let retainedCapacity = 1 << 20
 
     /// Creates a decoder.
-    /// - Parameter maxFrameBytes: The largest accepted length prefix (announced in `HELLO_OK`).
-    public init(maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes) {
+    /// - Parameters:
+    ///   - maxFrameBytes: The largest accepted length prefix (announced in `HELLO_OK`).
+    ///   - acceptedTypes: `.requests` for a server's decoder; `.all` (the default) decodes every type.
+    public init(maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes, accepting acceptedTypes: AcceptedTypes = .all) {
         self.maxFrameBytes = maxFrameBytes
+        self.acceptedTypes = acceptedTypes
     }
 
     /// Bytes received but not yet consumed by `next()`.
@@ -112,16 +127,20 @@ public struct FrameDecoder: Sendable {
         let start: Int
         /// The frame's size in bytes, length prefix included.
         public let byteCount: Int
+        /// The types its decoder accepts.
+        let acceptedTypes: AcceptedTypes
 
         /// Decodes the payload (joining the chunks first), with the same results and errors as
         /// `FrameDecoder.next()` would have given.
         /// - Throws: `ProtocolError` (`.unknownMessageType`, `.malformedMessage`, never fatal).
         public func decode() throws(ProtocolError) -> Frame {
-            if chunks.count == 1 { return try FrameDecoder.decodeBody(chunks[0], start: start, total: byteCount) }
+            if chunks.count == 1 {
+                return try FrameDecoder.decodeBody(chunks[0], start: start, total: byteCount, acceptedTypes: acceptedTypes)
+            }
             var bytes: [UInt8] = []
             bytes.reserveCapacity(byteCount)
             for chunk in chunks { bytes.append(contentsOf: chunk) }
-            return try FrameDecoder.decodeBody(bytes, start: 0, total: byteCount)
+            return try FrameDecoder.decodeBody(bytes, start: 0, total: byteCount, acceptedTypes: acceptedTypes)
         }
     }
 
@@ -134,7 +153,7 @@ public struct FrameDecoder: Sendable {
         guard fatalFailure == nil else { return nil }
         if largeTotal > 0 {
             guard largeReceived == largeTotal, largeTotal >= minimumBytes else { return nil }
-            let frame = RawFrame(chunks: largeChunks, start: 0, byteCount: largeTotal)
+            let frame = RawFrame(chunks: largeChunks, start: 0, byteCount: largeTotal, acceptedTypes: acceptedTypes)
             largeChunks = []
             largeTotal = 0
             largeReceived = 0
@@ -147,7 +166,8 @@ public struct FrameDecoder: Sendable {
               loadU16(at: readIndex + 6) == 0, buffer.count - readIndex >= total
         else { return nil }
         // The frame's bytes are copied once (at most `largeFrameBytes`: larger frames are gathered in chunks).
-        let frame = RawFrame(chunks: [Array(buffer[readIndex..<(readIndex + total)])], start: 0, byteCount: total)
+        let frame = RawFrame(chunks: [Array(buffer[readIndex..<(readIndex + total)])], start: 0, byteCount: total,
+                             acceptedTypes: acceptedTypes)
         readIndex += total
         return frame
     }
@@ -186,7 +206,7 @@ public struct FrameDecoder: Sendable {
         if let fatalFailure { throw fatalFailure }
         if largeTotal > 0 {
             guard let bytes = takeLargeFrame() else { return nil }
-            return try Self.decodeBody(bytes, start: 0, total: bytes.count)
+            return try Self.decodeBody(bytes, start: 0, total: bytes.count, acceptedTypes: acceptedTypes)
         }
         let start = readIndex
         let available = buffer.count - start
@@ -221,11 +241,13 @@ public struct FrameDecoder: Sendable {
             return nil
         }
         readIndex = start + total
-        return try Self.decodeBody(buffer, start: start, total: total)
+        return try Self.decodeBody(buffer, start: start, total: total, acceptedTypes: acceptedTypes)
     }
 
     /// Decodes a whole frame whose header was checked: its type and payload.
-    static func decodeBody(_ buffer: [UInt8], start: Int, total: Int) throws(ProtocolError) -> Frame {
+    static func decodeBody(_ buffer: [UInt8], start: Int, total: Int, acceptedTypes: AcceptedTypes) throws(ProtocolError)
+        -> Frame
+    {
         func load<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
             buffer.withUnsafeBytes { T(bigEndian: $0.loadUnaligned(fromByteOffset: start + offset, as: T.self)) }
         }
@@ -235,6 +257,12 @@ public struct FrameDecoder: Sendable {
             throw ProtocolError(
                 code: .unknownMessageType, requestID: requestID, messageType: rawType, offset: 4,
                 message: "unknown message type 0x" + String(rawType, radix: 16) + " (frame of \(total) bytes skipped)")
+        }
+        if acceptedTypes == .requests && !type.isRequest {
+            throw ProtocolError(
+                code: .unknownMessageType, requestID: requestID, messageType: rawType, offset: 4,
+                message: "\(type.name) (0x" + String(rawType, radix: 16)
+                    + ") is a server-to-client type, not a request (frame of \(total) bytes skipped)")
         }
         do {
             var reader = ByteReader(

@@ -350,6 +350,14 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
         try read { (ctx, _) throws(StoreError) in try ctx.fetch(selector) }
     }
 
+    /// `fetch(_:)` with a bound on a group's size (the daemon's `max_batch`, PROTOCOL.md 6.5): a larger group
+    /// is refused after reading one task more than the bound, so a huge group costs no more than an allowed one.
+    /// - Throws: `invalidArgument` naming `selector.group` for a group of more than `maxGroupTasks` tasks;
+    ///   otherwise as `fetch(_:)`.
+    public func fetch(_ selector: TaskSelector, maxGroupTasks: Int) throws(StoreError) -> [TaskRecord] {
+        try read { (ctx, _) throws(StoreError) in try ctx.fetch(selector, maxGroupTasks: maxGroupTasks) }
+    }
+
     /// See `TaskStore.list`.
     public func list(filter: TaskFilter = TaskFilter(), limit: Int, cursor: [UInt8]? = nil, now: Int64)
         throws(StoreError) -> TaskPage

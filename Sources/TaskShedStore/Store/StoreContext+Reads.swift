@@ -73,13 +73,30 @@ extension StoreContext {
 
     // MARK: Fetch
 
-    func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord] {
-        if case .all = selector {
-            throw .invalid("selector", "fetch needs ids or a group; page through every task with list")
-        }
+    /// Tasks by ids (in the ids' order, each once) or by group (by `runAt`, then id, as `list` orders them).
+    /// - Parameter maxGroupTasks: The most tasks a group may have (the daemon's `max_batch`): a larger group
+    ///   is refused after reading `maxGroupTasks + 1` of its tasks, not all of them.
+    /// - Throws: `invalidArgument` naming `selector.kind` for `.all`, or `selector.group` for a group larger
+    ///   than `maxGroupTasks`.
+    func fetch(_ selector: TaskSelector, maxGroupTasks: Int = .max) throws(StoreError) -> [TaskRecord] {
         var out: [TaskRecord] = []
-        for id in try selectedIDs(selector) {
-            if let task = try loadSelected(id, selector) { out.append(task.record) }
+        switch selector {
+        case .all:
+            throw .invalid("selector.kind", "fetch needs ids or a group; page through every task with list")
+        case .ids:
+            for id in try selectedIDs(selector) {
+                if let task = try loadSelected(id, selector) { out.append(task.record) }
+            }
+        case .group(let group):
+            try forEachGroupID(group) { (id) throws(StoreError) in
+                if let task = try loadSelected(id, selector) { out.append(task.record) }
+                return out.count <= maxGroupTasks
+            }
+            if out.count > maxGroupTasks {
+                throw .invalid("selector.group", "group \"\(group)\" has more than \(maxGroupTasks) tasks, the most one "
+                    + "fetch returns; page through it with list and a group filter")
+            }
+            out.sort { positionPrecedes(($0.runAt, $0.id), ($1.runAt, $1.id)) }
         }
         return out
     }

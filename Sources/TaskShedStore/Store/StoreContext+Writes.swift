@@ -242,10 +242,13 @@ extension StoreContext {
 
     // MARK: Pause, resume, remove, reschedule
 
+    /// Pauses or resumes the selected tasks that are not dead (PROTOCOL.md 6.7): a dead task waits for
+    /// RETRY_DEAD or PURGE_DEAD, and pausing it would leave it paused once retried. Returns how many it applied
+    /// to.
     mutating func setPaused(_ selector: TaskSelector, paused: Bool, now: Int64) throws(StoreError) -> Int {
         var count = 0
         for id in try selectedIDs(selector) {
-            guard let old = try loadSelected(id, selector) else { continue }
+            guard let old = try loadSelected(id, selector), old.record.state != .dead else { continue }
             count += 1
             var new = old
             new.record.paused = paused

@@ -735,18 +735,28 @@ struct StoreContext {
 
     /// Ids of a group, in id byte order.
     func groupIDs(_ group: String) throws(StoreError) -> [String] {
+        var ids: [String] = []
+        try forEachGroupID(group) { (id) throws(StoreError) in
+            ids.append(id)
+            return true
+        }
+        return ids
+    }
+
+    /// Calls `body` with each id of a group, in id byte order, until it returns `false`: O(the ids visited),
+    /// not O(the group).
+    func forEachGroupID(_ group: String, _ body: (String) throws(StoreError) -> Bool) throws(StoreError) {
         var prefix = ByteSink(capacity: 260)
         prefix.u8(UInt8(group.utf8.count))
         prefix.raw(group)
         let p = prefix.bytes
-        return try withCursor(dbs.groups) { (c) throws(StoreError) -> [String] in
-            var ids: [String] = []
+        try withCursor(dbs.groups) { (c) throws(StoreError) in
             var entry = try lmdb { () throws(LMDBError) in try c.seek(p) }
             while let e = entry, e.key.count >= p.count, e.key.starts(with: p) {
-                ids.append(String(decoding: UnsafeRawBufferPointer(rebasing: e.key[p.count...]), as: UTF8.self))
+                let id = String(decoding: UnsafeRawBufferPointer(rebasing: e.key[p.count...]), as: UTF8.self)
+                guard try body(id) else { return }
                 entry = try lmdb { () throws(LMDBError) in try c.move(MDB_NEXT) }
             }
-            return ids
         }
     }
 

@@ -18,13 +18,14 @@ public protocol TaskStoreWriteBatch {
     ///   under `ConflictPolicy.fail` (nothing of the batch is stored).
     mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError) -> [AddResult]
 
-    /// Pauses the selected tasks (a paused task is never claimed). `pausedAt` is set to `now` unless the task
-    /// was already paused, in which case it is kept.
-    /// - Returns: How many selected tasks exist (unknown ids are skipped).
+    /// Pauses the selected tasks that are not dead (a paused task is never claimed; a dead one is left alone,
+    /// so that RETRY_DEAD makes it due rather than paused). `pausedAt` is set to `now` unless the task was
+    /// already paused, in which case it is kept.
+    /// - Returns: How many selected tasks exist and are not dead (unknown ids are skipped).
     mutating func pause(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int
 
-    /// Resumes the selected tasks and clears `pausedAt`.
-    /// - Returns: How many selected tasks exist.
+    /// Resumes the selected tasks that are not dead and clears `pausedAt`.
+    /// - Returns: How many selected tasks exist and are not dead.
     mutating func resume(_ selector: TaskSelector) throws(StoreError) -> Int
 
     /// Removes the selected tasks (`.all`: every task). Removal keeps working when the store is full.
@@ -98,8 +99,8 @@ public protocol TaskStoreWriteBatch {
     /// - Returns: How many were removed.
     mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int
 
-    /// Reads tasks inside the write transaction (sees the batch's earlier changes).
-    /// - Throws: `invalidArgument` for `.all`.
+    /// Reads tasks inside the write transaction (sees the batch's earlier changes), as `TaskStore.fetch`.
+    /// - Throws: `invalidArgument` naming `selector.kind` for `.all`.
     func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord]
 }
 
@@ -126,8 +127,8 @@ public protocol TaskStore: AnyObject {
     /// - Throws: What `body` throws (the transaction is aborted); `storeFull`; `internalError`.
     func write<R>(isolatingRequests: Bool, _ body: (inout WriteBatch) throws(StoreError) -> R) throws(StoreError) -> R
 
-    /// Tasks by ids (in the given order, unknown ids skipped) or by group.
-    /// - Throws: `invalidArgument` for `.all` (use `list`).
+    /// Tasks by ids (in the given order, each once, unknown ids skipped) or by group (by `runAt`, then id).
+    /// - Throws: `invalidArgument` naming `selector.kind` for `.all` (use `list`).
     func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord]
 
     /// One page of tasks matching `filter`, ordered by (`runAt`, id). Pass the previous page's `nextCursor` to
