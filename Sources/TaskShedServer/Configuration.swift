@@ -60,6 +60,8 @@ public struct Configuration: Sendable, Hashable {
     ///
     /// The claim is a store job whose commit flushes the data file; the default covers that flush even on a
     /// busy disk (measured on the CI machine kind: 0.1 ms when quiet, 2–14 ms while other processes write).
+    /// While store jobs take longer (a 100,000-task batch), the server claims further ahead: see
+    /// `Server.dispatchLeadMicros`.
     public var dispatchLeadMicros: Int64 = 50_000
     /// Whether to adopt a socket passed by systemd (`LISTEN_FDS`) instead of binding `socketPath`.
     public var socketActivation: Bool = true

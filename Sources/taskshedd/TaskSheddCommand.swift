@@ -124,7 +124,8 @@ struct TaskSheddCommand: ParsableCommand {
 
     @Option(name: .customLong("dispatch-lead"), help: ArgumentHelp(
         "How long before its due time a task is claimed for a worker and held in memory, so that at the due time "
-            + "only the socket write remains; it must cover a commit's disk flush. 0 claims at the due time.",
+            + "only the socket write remains; it must cover a commit's disk flush. 0 claims at the due time. While "
+            + "store jobs take long, the lead grows to twice the longest job of the last 5 s (at most 2 s).",
         valueName: "duration"))
     var dispatchLead: String = "50ms"
 
