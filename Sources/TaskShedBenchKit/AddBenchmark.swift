@@ -26,16 +26,54 @@ public enum AddBenchmark {
     /// - Parameters:
     ///   - daemon: The daemon.
     ///   - count: Adds.
-    /// - Returns: The figure.
+    /// - Returns: The figure, with the p50 and p99 of one add's round trip in its detail, and those round trips.
     /// - Throws: `BenchError` on any error reply.
-    public static func sequential(daemon: BenchDaemon, count: Int) throws -> RateFigure {
+    public static func sequential(daemon: BenchDaemon, count: Int) throws
+        -> (figure: RateFigure, roundTrips: LagDistribution)
+    {
         let connection = try daemon.connect(name: "taskshed-bench add")
         var random = SplitMix64(seed: 1)
         let specs = (0..<count).map { _ in pendingSpec(random: &random) }
+        var micros: [Double] = []
+        micros.reserveCapacity(count)
         let start = BenchTime.monotonicNanos()
-        for spec in specs { try connection.expectSuccess(.addTasks(AddTasks(tasks: [spec]))) }
-        return RateFigure(name: "single, 1 client, sequential", tasks: count,
-                          nanos: BenchTime.monotonicNanos() - start, detail: "one request in flight")
+        for spec in specs {
+            let sent = BenchTime.monotonicNanos()
+            try connection.expectSuccess(.addTasks(AddTasks(tasks: [spec])))
+            micros.append(Double(BenchTime.monotonicNanos() - sent) / 1000)
+        }
+        let roundTrips = LagDistribution(micros: micros)
+        let figure = RateFigure(name: "single, 1 client, sequential", tasks: count,
+                                nanos: BenchTime.monotonicNanos() - start,
+                                detail: "one request in flight; " + percentileText(roundTrips))
+        return (figure, roundTrips)
+    }
+
+    /// PING round trips one after another on one connection: the socket and loop part of every request, with no
+    /// store work, for comparison with `sequential`.
+    /// - Parameters:
+    ///   - daemon: The daemon.
+    ///   - count: Round trips.
+    /// - Returns: The round trips in microseconds.
+    /// - Throws: `BenchError` on an error reply.
+    public static func pingRoundTrips(daemon: BenchDaemon, count: Int) throws -> LagDistribution {
+        let connection = try daemon.connect(name: "taskshed-bench add ping")
+        var micros: [Double] = []
+        micros.reserveCapacity(count)
+        for _ in 0..<count {
+            let sent = BenchTime.monotonicNanos()
+            try connection.expectSuccess(.ping)
+            micros.append(Double(BenchTime.monotonicNanos() - sent) / 1000)
+        }
+        return LagDistribution(micros: micros)
+    }
+
+    /// "p50 N µs, p99 N µs" of a distribution in microseconds.
+    /// - Parameter distribution: The samples.
+    /// - Returns: The text.
+    public static func percentileText(_ distribution: LagDistribution) -> String {
+        "p50 \(formatDecimal(distribution.percentile(50) ?? 0, digits: 0)) µs, "
+            + "p99 \(formatDecimal(distribution.percentile(99) ?? 0, digits: 0)) µs"
     }
 
     /// Single-task adds from `clients` processes at once, each with its own connection and one request in flight.

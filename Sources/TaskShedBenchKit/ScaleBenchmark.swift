@@ -74,7 +74,7 @@ public enum ScaleBenchmark {
         let batchFigure = try AddBenchmark.batch(
             daemon: daemon, count: config.batchAdd,
             name: "batch add of \(formatGrouped(Double(config.batchAdd))) at size", seed: 5)
-        var single = try AddBenchmark.sequential(daemon: daemon, count: config.singleAdds)
+        var single = try AddBenchmark.sequential(daemon: daemon, count: config.singleAdds).figure
         single.name = "single adds at size, 1 client"
         let drain = try DrainBenchmark.run(daemon: daemon, count: config.drainTasks, workers: config.drainWorkers,
                                            concurrency: config.drainConcurrency)

@@ -17,6 +17,12 @@ struct QueuedRequest {
             if case .read = self { return true }
             return false
         }
+
+        /// Whether this is a write.
+        var isWrite: Bool {
+            if case .write = self { return true }
+            return false
+        }
     }
 
     let session: ClientSession
@@ -64,12 +70,14 @@ extension Server {
              .ack, .fail, .release, .claim, .touch:
             queue.append(QueuedRequest(session: session, requestID: frame.requestID, kind: .write(message)))
             session.queuedRequests += 1
+            writeArrivals.set(true)
         case .unsubscribe:
             // No push after this point; the reply waits for the job that gives the staged tasks back, so that
             // once the worker has its OK, nothing is leased to it that it was never sent.
             removeSubscription(of: session)
             queue.append(QueuedRequest(session: session, requestID: frame.requestID, kind: .write(message)))
             session.queuedRequests += 1
+            writeArrivals.set(true)
         default:
             if session.queuedRequests > 0 {
                 queue.append(QueuedRequest(session: session, requestID: frame.requestID, kind: .read(message)))

@@ -15,6 +15,7 @@ extension Server {
         job.defaultLease = configuration.leaseTimeoutMicros
         job.maxReplyBytes = Int(configuration.maxFrameBytes)
         let taken = takeQueuedWrites()
+        writeArrivals.set(queue.contains { $0.kind.isWrite })
         job.requests = taken.map { item in
             guard case .write(let message) = item.kind else { preconditionFailure("takeQueuedWrites returns writes") }
             return JobRequest(holder: item.session.id, subscriptionLease: item.session.subscription?.leaseMicros,
@@ -33,6 +34,7 @@ extension Server {
         }
         if job.expireLeases { job.sparedLeases = heldLeases() }
         guard !job.isEmpty else { return nil }
+        job.flushesItself = configuration.sync && job.requests.contains { Self.isDurable($0.message) }
         jobRequests = taken
         startedJobs += 1
         job.sequence = startedJobs
@@ -123,9 +125,14 @@ extension Server {
             return
         }
         let outcome = StoreJobOutcome()
+        let arrivals = writeArrivals
         do {
-            try BackgroundWork.run(on: loop, { outcome.result = job.run(on: store) },
-                                   completion: { [unowned self] in self.storeJobFinished(job, outcome.result) })
+            try BackgroundWork.run(on: loop, {
+                outcome.result = job.run(on: store)
+                outcome.flushed = job.flushIfAlone(store, outcome.result, arrivals: arrivals)
+            }, completion: { [unowned self] in
+                self.storeJobFinished(job, outcome.result, flushed: outcome.flushed)
+            })
         } catch {
             logger.warning("no thread-pool thread for the store job; running it on the loop thread: \(error)")
             storeJobFinished(job, job.run(on: store))
@@ -145,7 +152,9 @@ extension Server {
     /// A store job ended (loop thread): answers its requests (held for the disk flush when they hold a durable
     /// change), frees the slots of settled pushes, pushes or stages what it claimed, and schedules the follow-up
     /// work.
-    func storeJobFinished(_ job: StoreJob, _ result: Result<StoreJobResult, StoreError>) {
+    /// - Parameter flushed: The job flushed the store after its commit (`StoreJob.flushIfAlone`): every commit
+    ///   so far is on disk, and the held replies go out now.
+    func storeJobFinished(_ job: StoreJob, _ result: Result<StoreJobResult, StoreError>, flushed: Bool = false) {
         jobInFlight = false
         recordJobDuration(WallClock.monotonicNanos() &- jobStartedNanos)
         completedJobs = job.sequence
@@ -188,6 +197,10 @@ extension Server {
         }
         let flushedEarlierJobs = (try? result.get().committed) == true
         answer(items, with: replies, job: job.sequence)
+        if flushed {
+            hasUnsyncedCommits = false
+            sendHeldReplies(through: job.sequence, flushFailure: nil)
+        }
         if !flushedEarlierJobs && !repliesAwaitingFlush.isEmpty && !isFlushing {
             // This job did not flush the file for the replies held before it; a stream of such jobs must not
             // hold them back.

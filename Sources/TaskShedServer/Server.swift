@@ -74,6 +74,8 @@ public final class Server {
     var dirtySessions: [ClientSession] = []
     /// Requests waiting for a store job, in arrival order.
     var queue: [QueuedRequest] = []
+    /// Whether `queue` holds writes, as the running store job sees it (`StoreJob.flushesItself`).
+    let writeArrivals = WriteArrivals()
     /// Whether a store job is running (at most one at a time).
     var jobInFlight = false
     /// Reads running on the thread pool (`Server+BackgroundReads`).

@@ -81,6 +81,8 @@ struct StoreJob: Sendable {
     var maxReplyBytes = Int(ProtocolLimits.defaultMaxFrameBytes)
     /// The job's number: jobs run one at a time, in this order.
     var sequence: UInt64 = 0
+    /// The job holds a durable change of a durable store: it may flush the store itself (`flushIfAlone`).
+    var flushesItself = false
 
     /// Whether the job would do nothing.
     var isEmpty: Bool {
@@ -110,6 +112,8 @@ struct StoreJobResult: Sendable {
 /// before the completion runs), hence the unchecked conformance.
 final class StoreJobOutcome: @unchecked Sendable {
     var result: Result<StoreJobResult, StoreError> = .failure(StoreError(code: .internalError, message: "job did not run"))
+    /// The job flushed the store after its commit (`StoreJob.flushIfAlone`).
+    var flushed = false
 }
 
 extension StoreJob {
@@ -127,6 +131,23 @@ extension StoreJob {
             return .success(result)
         } catch {
             return .failure(error)
+        }
+    }
+
+    /// Flushes the store right after the job's commit when the job holds a durable change and no write waits
+    /// for the next job (see `WriteArrivals`): the commit left its meta page unsynced (`deferMetaSync`), and a
+    /// flush here saves the replies a trip back to the loop and out to the pool again for `Server.startFlush`.
+    /// A failed flush is left to that path, which reports it.
+    /// - Returns: Whether every commit so far is on disk.
+    /// - Important: Runs on the job's thread-pool thread, after `run(on:)`.
+    func flushIfAlone(_ store: LMDBTaskStore, _ result: Result<StoreJobResult, StoreError>,
+                      arrivals: WriteArrivals) -> Bool {
+        guard flushesItself, (try? result.get().committed) == true, !arrivals.areWaiting else { return false }
+        do {
+            try store.sync()
+            return true
+        } catch {
+            return false
         }
     }
 

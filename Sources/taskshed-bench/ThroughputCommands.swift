@@ -57,27 +57,30 @@ struct AddCommand: ParsableCommand {
         let daemon = try BenchDaemon(arguments: daemonArguments)
         defer { daemon.close() }
         let fsyncBefore = try MachineFacts.fdatasyncMicros(directory: daemon.runDirectory)
+        let ping = try AddBenchmark.pingRoundTrips(daemon: daemon, count: sequential)
+        let single = try AddBenchmark.sequential(daemon: daemon, count: sequential)
         let figures = [
-            try AddBenchmark.sequential(daemon: daemon, count: sequential),
+            single.figure,
             try AddBenchmark.concurrent(daemon: daemon, clients: clients, perClient: perClient),
             try AddBenchmark.concurrent(daemon: daemon, clients: clients, perClient: perClient, library: true),
             try AddBenchmark.batch(daemon: daemon, count: batch),
         ]
         let fsyncAfter = try MachineFacts.fdatasyncMicros(directory: daemon.runDirectory)
         let durability = daemonArguments.contains("--no-sync") ? "not durable (--no-sync)" : "durable (fsync)"
-        func fsyncText(_ d: LagDistribution) -> String {
-            "p50 \(formatDecimal(d.percentile(50) ?? 0, digits: 0)) µs, p99 \(formatDecimal(d.percentile(99) ?? 0, digits: 0)) µs"
-        }
+        let fsyncText = AddBenchmark.percentileText
         return RateFigure.table(
             title: "add", figures: figures,
             notes: ["daemon commits \(durability); ADDED is sent after the commit",
                     "fdatasync floor (4 KiB overwrite, same disk): before \(fsyncText(fsyncBefore)), after "
                         + fsyncText(fsyncAfter),
+                    "PING round trip on one connection (socket and loop, no store): \(fsyncText(ping))",
                     "machine: \(MachineFacts.summary)",
                     "targets: single from 16 clients >= 50,000 tasks/s; batch of 100k >= 500,000 tasks/s"],
             extra: [("durable", .bool(!daemonArguments.contains("--no-sync"))),
                     ("fdatasync_us_before", LagTable.distributionJSON(fsyncBefore)),
                     ("fdatasync_us_after", LagTable.distributionJSON(fsyncAfter)),
+                    ("single_add_us", LagTable.distributionJSON(single.roundTrips)),
+                    ("ping_us", LagTable.distributionJSON(ping)),
                     ("machine", MachineFacts.json)])
     }
 }

@@ -151,4 +151,47 @@ import Testing
         }
         #expect(error.code == .leaseLost)
     }
+
+    /// A job that holds a durable change flushes the store itself only when no write waits for the next job
+    /// (whose commit would flush its meta page anyway), and only after a commit.
+    @Test func aJobFlushesItselfOnlyWhenAloneAndCommitted() throws {
+        let directory = try TemporaryDirectory.create(prefix: "storejob-flush")
+        let store = try LMDBTaskStore(directory: directory + "/store",
+                                      options: StoreOptions(durable: true, deferMetaSync: true))
+        defer {
+            store.close()
+            TemporaryDirectory.remove(directory)
+        }
+        let arrivals = WriteArrivals()
+        func addJob(_ id: String) -> StoreJob {
+            var job = Self.job(now: Self.start, requests: [.addTasks(AddTasks(tasks: [
+                TaskSpec(id: id, callback: "cb", runAt: Self.start + 60 * Self.second)]))])
+            job.expireLeases = false
+            job.flushesItself = true
+            return job
+        }
+
+        let alone = addJob("alone")
+        #expect(alone.flushIfAlone(store, alone.run(on: store), arrivals: arrivals))
+
+        arrivals.set(true)
+        let followed = addJob("followed")
+        #expect(!followed.flushIfAlone(store, followed.run(on: store), arrivals: arrivals),
+                "a write waits: the next job's commit flushes this one's meta page")
+        arrivals.set(false)
+
+        // Only lease changes (CLAIM, TOUCH): the periodic flush covers them.
+        var notDurable = addJob("not-durable")
+        notDurable.flushesItself = false
+        #expect(!notDurable.flushIfAlone(store, notDurable.run(on: store), arrivals: arrivals))
+
+        // A second add of the same id fails (FAIL on conflict): nothing committed, nothing to flush.
+        var conflict = Self.job(now: Self.start, requests: [.addTasks(AddTasks(onConflict: .fail, tasks: [
+            TaskSpec(id: "alone", callback: "cb", runAt: Self.start)]))])
+        conflict.expireLeases = false
+        conflict.flushesItself = true
+        let result = conflict.run(on: store)
+        #expect((try? result.get().committed) == false)
+        #expect(!conflict.flushIfAlone(store, result, arrivals: arrivals))
+    }
 }
