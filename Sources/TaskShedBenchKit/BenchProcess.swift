@@ -71,6 +71,17 @@ public enum ProcFacts {
         return nil
     }
 
+    /// Bytes this process has caused to be written to storage (`write_bytes` of `/proc/self/io`): page cache
+    /// writeback it triggered, such as an `msync` or `fdatasync`.
+    /// - Returns: The count, or 0 when the kernel does not account I/O.
+    public static func writtenBytes() -> Int64 {
+        guard let text = readSmallFile("/proc/self/io") else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("write_bytes:") {
+            return Int64(line.dropFirst("write_bytes:".count).filter { $0.isNumber }) ?? 0
+        }
+        return 0
+    }
+
     /// Reads a whole (small) file as UTF-8.
     /// - Parameter path: The file.
     /// - Returns: Its text, or `nil` when it cannot be opened.

@@ -43,7 +43,7 @@ struct StoreBench: ParsableCommand {
     @Flag(help: "Skip the large-store scenario.")
     var skipLarge = false
 
-    @Option(help: "Run only these scenarios (comma-separated: batched-add, single-add, claim-ack, lease-ends, large, lmdb-micro).")
+    @Option(help: "Run only these scenarios (comma-separated: batched-add, single-add, single-add-profile, claim-ack, lease-ends, large, lmdb-micro).")
     var only: String?
 
     @Option(help: "Only this runAt order in claim-ack (random or ascending).")
@@ -70,6 +70,12 @@ struct StoreBench: ParsableCommand {
             for r in try LMDBMicroBenchmarks.frontDeletes(directory: directory) { print(r.line) }
         }
         if wants("single-add") { print(try StoreBenchmarks.singleAdds(config).line) }
+        if wants("single-add-profile") {
+            print("single durable add, store opened as the daemon opens it (\(singleAdds) adds):")
+            for line in SingleAddProfile.lines(try SingleAddProfile.measure(directory: directory, count: singleAdds)) {
+                print("  " + line)
+            }
+        }
         for order in (claimOrder.map { [$0] } ?? TimeOrder.allCases) where wants("claim-ack") {
             print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: true).line)
             print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: false).line)
