@@ -28,6 +28,8 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        // timerfd(2) from libc, which Swift's Glibc module leaves out (no library to link).
+        .systemLibrary(name: "CTimerFD"),
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
@@ -36,6 +38,7 @@ let package = Package(
             name: "TaskShed",
             dependencies: [
                 "TaskShedProtocol",
+                "CTimerFD",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -28,8 +28,9 @@ public typealias TaskCallback = @Sendable (ScheduledTask) async throws -> Void
 /// worker reconnects with backoff and subscribes again.
 ///
 /// To start a callback as soon as its task arrives, the worker runs it, up to its first suspension, on the
-/// thread that read the task from the socket (the reading moves to another thread first, so a callback that
-/// blocks its thread delays no other task); after that it continues on the global executor like any task.
+/// thread that read the task from the socket; after that it continues on the global executor like any task.
+/// A callback that blocks its thread without suspending delays the frames behind its task by at most 5 ms:
+/// then the reading moves to another thread, and the callback keeps its own.
 ///
 /// - Important: `Sendable`. Call `shutdown(timeout:)` before the process exits so that unfinished tasks go
 ///   back to the daemon at once instead of when their leases expire.

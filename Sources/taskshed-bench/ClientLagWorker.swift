@@ -18,8 +18,10 @@ enum ClientLagWorker {
 
         func record(_ task: ScheduledTask, startedNanos: Int64) {
             let runAt = Int64((task.runAt.timeIntervalSince1970 * 1e6).rounded())
+            // The frame's arrival as the library saw it: the difference is the library's own share.
+            let received = DeliveryTiming.frameReadNanos ?? startedNanos
             receipts.withLock {
-                $0.append(RawLagWorker.Receipt(id: task.id, runAtMicros: runAt, receivedNanos: startedNanos,
+                $0.append(RawLagWorker.Receipt(id: task.id, runAtMicros: runAt, receivedNanos: received,
                                                startedNanos: startedNanos))
             }
             distinct.withLock { _ = $0.insert(task.id) }

@@ -180,6 +180,46 @@ struct WorkerProtocolTests {
         await worker.shutdown(timeout: .zero)
     }
 
+    @Test func aDeliveryArrivingWhileACallbackBlocksTheReadingThreadIsStillHandled() async throws {
+        let fake = try FakeDaemon()
+        defer { fake.stop() }
+        let released = Mutex(false)
+        let holding = Mutex(false)
+        let heldUntilReleased = Mutex<Bool?>(nil)
+        let worker = try EventDrivenWorker(
+            callbackMap: [
+                // Blocks the thread it was started on (the reading thread, lent to it) and never suspends.
+                "hold": { _ in
+                    holding.withLock { $0 = true }
+                    let start = ContinuousClock.now
+                    while !released.withLock({ $0 }) && ContinuousClock.now - start < .seconds(20) { usleep(1_000) }
+                    heldUntilReleased.withLock { $0 = released.withLock { $0 } }
+                },
+                "free": { _ in released.withLock { $0 = true } },
+            ], socketPath: fake.socketPath, concurrency: 2)
+        let (subscription, _) = try await Self.subscribed(worker, fake)
+
+        fake.send(.delivery(Self.record("h2", callback: "hold")), requestID: subscription)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !holding.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        // Nothing is left in the decoder now: only the loan's timer can move the reading to another thread.
+        fake.send(.delivery(Self.record("f2", callback: "free")), requestID: subscription)
+        var acked: [String] = []
+        for _ in 0..<2 {
+            let ack = try #require(await fake.nextRequest())
+            guard case .ack(let lease) = ack.message else {
+                Issue.record("expected ACK, got \(ack.message)")
+                break
+            }
+            acked.append(lease.id)
+            fake.send(.ok, requestID: ack.requestID)
+        }
+        #expect(acked.sorted() == ["f2", "h2"])
+        #expect(heldUntilReleased.withLock { $0 } == true, "the blocked callback was not released by the other one")
+        fake.disconnect()
+        await worker.shutdown(timeout: .zero)
+    }
+
     @Test func shutdownUnsubscribesWaitsThenReleasesUnfinishedTasks() async throws {
         let fake = try FakeDaemon()
         defer { fake.stop() }

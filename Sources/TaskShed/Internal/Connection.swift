@@ -14,10 +14,13 @@ import TaskShedProtocol
 /// the socket.
 ///
 /// A push handler may keep the reader thread (`ReaderTurn.keepThread()`) to start a worker callback on it at
-/// once, instead of handing the task to another thread: the reading then moves, with the decoder and any frames
-/// it still holds, to an idle reader thread (or a new one), and the kept thread becomes an idle reader once the
-/// handler returns. At most `maxKeptThreads` threads are kept at a time, so a burst of callbacks that do not
-/// suspend cannot multiply threads; past that, handlers are told to hand off as before.
+/// once, instead of handing the task to another thread. Waking another thread costs ~15–25 µs on the path to
+/// the callback, so the reading is only lent: a `ReadingLoan` timer is armed, and if the handler has not
+/// returned within `loanGraceNanos` the reading moves, with the decoder and any frames it still holds, to an
+/// idle reader thread (or a new one); the kept thread becomes an idle reader once the handler returns. A
+/// handler that returns in time (a callback that suspends or ends quickly) goes back to reading with no thread
+/// woken. At most `maxKeptThreads` threads are kept at a time, so a burst of callbacks that do not suspend
+/// cannot multiply threads; past that, handlers are told to hand off as before.
 ///
 /// - Important: Thread-safe. The connection lives until `close()` or until the daemon closes it; either way
 ///   every pending call fails (with the daemon's closing error when it sent one, else `.connectionClosed`), the
@@ -29,6 +32,15 @@ final class Connection: Sendable {
 
     /// Most threads that push handlers may keep at once (see `ReaderTurn.keepThread()`).
     static let maxKeptThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// How long a push handler may hold the lent reading thread before the reading moves to another thread:
+    /// the most a callback that blocks its thread delays the frames behind its task.
+    ///
+    /// Longer than the kernel's scheduler tick (4 ms at Debian's `HZ=250`) on purpose: a timer due after the
+    /// next tick is queued without reprogramming the CPU's timer device, so arming costs ~1.5 µs; a timer due
+    /// sooner reprograms it, which in a VM is a trap to the hypervisor (measured 8–12 µs at 250 µs or 1 ms here,
+    /// as much as the thread wake-up the loan saves).
+    static let loanGraceNanos: Int64 = 5_000_000
 
     /// How long `open` waits for HELLO_OK.
     static let handshakeTimeout = Duration.seconds(10)
@@ -56,8 +68,12 @@ final class Connection: Sendable {
         var idleReaders = 0
         /// The reading state on its way to an idle reader (set together with one `idleReaderWake` signal).
         var handedOffReader: ReaderState?
-        /// Threads kept by push handlers (see `ReaderTurn.keepThread()`).
+        /// Threads kept by push handlers (see `ReaderTurn.keepThread()`), lent readings included.
         var keptThreads = 0
+        /// The reading lent to the push handler running on the reading thread, and when (monotonic ns).
+        var loan: (reader: ReaderState, since: Int64)?
+        /// The loan's grace ran out and its reading moved to another thread.
+        var loanTaken = false
         /// Set once the reading has ended: kept threads exit instead of becoming idle readers.
         var readersEnded = false
     }
@@ -189,7 +205,7 @@ final class Connection: Sendable {
         let writer = Thread { [self] in writeLoop() }
         writer.name = "taskshed-writer"
         writer.start()
-        startReaderThread(ReaderState())
+        startReaderThread(ReaderState(onLoanExpired: { [weak self] in self?.loanExpired() }))
     }
 
     private func startReaderThread(_ reader: ReaderState?) {
@@ -362,6 +378,7 @@ final class Connection: Sendable {
                 if dispatch(frame, reader: reader) { return true }
             }
             let count = reader.buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            reader.readNanos = ReadingLoan.realtimeNanos()
             if count < 0 {
                 if errno == EINTR { continue }
                 reason = TaskShedError(
@@ -374,29 +391,93 @@ final class Connection: Sendable {
             }
             reader.buffer.withUnsafeBytes { reader.decoder.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
-        finish(reason)
+        finish(reason, reader: reader)
         return false
     }
 
-    /// Hands the reading to an idle reader thread, or to a new one, unless `maxKeptThreads` are kept already or
-    /// the connection is closing.
-    /// - Returns: Whether the calling thread is free of the reading.
-    fileprivate func handOffReading(_ reader: ReaderState) -> Bool {
-        enum Handoff { case refused, wakeIdle, spawn }
-        let handoff = state.withLock { state -> Handoff in
+    /// How the reading moves to another thread.
+    private enum Handoff {
+        case wakeIdle
+        case spawn
+    }
+
+    /// Lends the reading thread to the push handler running on it (see `ReaderTurn.keepThread()`), unless
+    /// `maxKeptThreads` are kept already or the connection is closing. Without a loan timer (timerfd creation
+    /// failed) the reading moves at once, as it did before loans.
+    /// - Returns: How the thread is kept, or `nil` when the handler must hand its work off.
+    func lendReading(_ reader: ReaderState) -> ReaderTurn.Keep? {
+        let loan = reader.loanTimer()
+        let now = ReadingLoan.monotonicNanos()
+        enum Lend {
+            case refused
+            case lent
+            case handOff(Handoff)
+        }
+        let lend = state.withLock { state -> Lend in
             guard state.closeReason == nil, state.keptThreads < Connection.maxKeptThreads else { return .refused }
             state.keptThreads += 1
-            guard state.idleReaders > 0 else { return .spawn }
-            state.idleReaders -= 1
-            state.handedOffReader = reader
-            return .wakeIdle
+            guard loan != nil else { return .handOff(Connection.prepareHandoff(&state, reader)) }
+            state.loan = (reader, now)
+            return .lent
         }
+        switch lend {
+        case .refused:
+            return nil
+        case .handOff(let handoff):
+            perform(handoff, reader)
+            return .handedOff
+        case .lent:
+            loan?.arm(afterNanos: Connection.loanGraceNanos)
+            return .lent
+        }
+    }
+
+    /// Ends the loan after the push handler returned on the reading thread.
+    /// - Returns: Whether the reading moved meanwhile (this thread is then kept and must stop reading).
+    private func endLoan(_ reader: ReaderState) -> Bool {
+        let taken = state.withLock { state -> Bool in
+            state.loan = nil
+            if state.loanTaken {
+                state.loanTaken = false
+                // The kept thread is uncounted by `readerThread` when it stops reading.
+                return true
+            }
+            state.keptThreads -= 1
+            return false
+        }
+        // Still the reading's holder: nobody else arms the timer meanwhile. A taken reading's timer belongs to
+        // its new holder.
+        if !taken { reader.loanTimer()?.disarm() }
+        return taken
+    }
+
+    /// The loan timer fired (on its own thread): moves the reading if the handler still holds it after its grace.
+    func loanExpired() {
+        let now = ReadingLoan.monotonicNanos()
+        let move = state.withLock { state -> (Handoff, ReaderState)? in
+            // An expiry that outlived its loan (disarmed too late, or a later loan just begun) is ignored.
+            guard let loan = state.loan, !state.loanTaken, now - loan.since >= Connection.loanGraceNanos else {
+                return nil
+            }
+            state.loanTaken = true
+            return (Connection.prepareHandoff(&state, loan.reader), loan.reader)
+        }
+        if let (handoff, reader) = move { perform(handoff, reader) }
+    }
+
+    /// Under the lock: gives the reading state to an idle reader, or asks for a new reader thread.
+    private static func prepareHandoff(_ state: inout State, _ reader: ReaderState) -> Handoff {
+        guard state.idleReaders > 0 else { return .spawn }
+        state.idleReaders -= 1
+        state.handedOffReader = reader
+        return .wakeIdle
+    }
+
+    private func perform(_ handoff: Handoff, _ reader: ReaderState) {
         switch handoff {
-        case .refused: return false
         case .wakeIdle: idleReaderWake.signal()
         case .spawn: startReaderThread(reader)
         }
-        return true
     }
 
     /// Routes one frame; returns whether a push handler kept this thread.
@@ -433,7 +514,11 @@ final class Connection: Sendable {
         case .push(let handler):
             let turn = ReaderTurn(connection: self, reader: reader)
             handler(frame.message, turn)
-            return turn.isKept
+            switch turn.keep {
+            case nil: return false
+            case .handedOff: return true
+            case .lent: return endLoan(reader)
+            }
         case .drop:
             // The reply to a cancelled call, or a push after its subscription ended.
             logger.trace("dropped \(frame.message.type) frame for request \(frame.requestID)")
@@ -445,7 +530,9 @@ final class Connection: Sendable {
         state.withLock { $0.pending.removeValue(forKey: requestID) }?.resume(throwing: error)
     }
 
-    private func finish(_ readerReason: TaskShedError) {
+    private func finish(_ readerReason: TaskShedError, reader: ReaderState) {
+        // No loan is open while the reading runs: the timer's thread has nothing left to do.
+        reader.stopLoanTimer()
         let (pending, handlers, reason) = state.withLock { state in
             // The daemon's own explanation (SHUTTING_DOWN, PERMISSION_DENIED…) beats "closed".
             let reason = state.closeReason ?? state.connectionError ?? readerReason
@@ -510,41 +597,5 @@ final class Connection: Sendable {
             }
             return true
         }
-    }
-}
-
-/// The reading state of a connection: the decoder (with any bytes of frames not yet dispatched) and the read
-/// buffer.
-///
-/// - Important: Only the thread holding the reading turn touches it. It changes threads only through
-///   `Connection.handOffReading` (under the connection's lock, then a semaphore or a thread start), which orders
-///   the old holder's last access before the new holder's first; hence `@unchecked Sendable`.
-final class ReaderState: @unchecked Sendable {
-    var decoder = FrameDecoder(maxFrameBytes: Connection.maxIncomingFrameBytes)
-    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-}
-
-/// A reader thread's turn while a push handler runs: lets the handler keep the thread.
-///
-/// - Important: Valid only during the push handler's call, on the reader thread.
-final class ReaderTurn {
-    private let connection: Connection
-    private let reader: ReaderState
-    /// Whether the handler kept the thread.
-    private(set) var isKept = false
-
-    fileprivate init(connection: Connection, reader: ReaderState) {
-        self.connection = connection
-        self.reader = reader
-    }
-
-    /// Moves the reading to another thread so that the handler may keep running on this one (for example run a
-    /// callback until its first suspension) for as long as it likes.
-    /// - Returns: Whether the thread is kept; when `false` (the connection is closing, or
-    ///   `Connection.maxKeptThreads` threads are kept already) the handler must hand its work off and return.
-    func keepThread() -> Bool {
-        if isKept { return true }
-        isKept = connection.handOffReading(reader)
-        return isKept
     }
 }

@@ -74,10 +74,11 @@ final class TaskRunner: Sendable {
     /// Starts running a delivered task in a new task.
     ///
     /// With the reader thread's `turn` (an event-driven delivery), the task starts on that thread at once
-    /// (`Task.immediate`) when the connection lets the push handler keep it: the callback then begins without
-    /// waiting for a thread of the cooperative pool to wake up (tens of microseconds on an idle machine), and
-    /// the thread returns to reading when the callback first suspends or ends. Otherwise the task is enqueued on
-    /// the global executor.
+    /// (`Task.immediate`) when the connection lends it to the push handler: the callback then begins without
+    /// waiting for a thread of the cooperative pool, or another reader thread, to wake up (15–25 µs each in a
+    /// VM), and the thread returns to reading when the callback first suspends or ends (or leaves the reading to
+    /// another thread if the callback holds it past `Connection.loanGraceNanos`). Otherwise the task is enqueued
+    /// on the global executor.
     /// - Parameters:
     ///   - record: The delivered (leased) task.
     ///   - connection: The connection that leased it; the outcome is reported there.
@@ -90,14 +91,15 @@ final class TaskRunner: Sendable {
             return state.nextToken
         }
         let task: Task<Void, Never>
+        let readNanos = turn?.frameReadNanos
         if let turn, turn.keepThread() {
             task = Task.immediate { [self] in
-                await run(record, token: token, on: connection)
+                await run(record, token: token, on: connection, readNanos: readNanos)
                 finish(token)
             }
         } else {
             task = Task { [self] in
-                await run(record, token: token, on: connection)
+                await run(record, token: token, on: connection, readNanos: readNanos)
                 finish(token)
             }
         }
@@ -116,7 +118,7 @@ final class TaskRunner: Sendable {
         finished.signal()
     }
 
-    private func run(_ record: TaskRecord, token: UInt64, on connection: Connection) async {
+    private func run(_ record: TaskRecord, token: UInt64, on connection: Connection, readNanos: Int64?) async {
         // Everything up to the callback's start is on the path that the lag benchmark measures: no task is
         // created here, and the per-task logger is only built when something is logged.
         let lease = LeaseRef(id: record.id, attempt: record.attempt)
@@ -132,7 +134,7 @@ final class TaskRunner: Sendable {
         leaseKeeper.register(token, lease: lease, callback: record.callback, deadline: record.leaseDeadline, on: connection)
         let outcome: Result<Void, any Error>
         do {
-            try await callback(task)
+            try await DeliveryTiming.$frameReadNanos.withValue(readNanos) { try await callback(task) }
             outcome = .success(())
         } catch {
             outcome = .failure(error)
@@ -253,6 +255,14 @@ final class TaskRunner: Sendable {
         }
         return toRelease.count
     }
+}
+
+/// Timing of the delivery a callback runs, for the package's benchmarks (not public API).
+package enum DeliveryTiming {
+    /// When the delivery being run was read from the socket (`CLOCK_REALTIME` ns); bound around the callback of
+    /// event-driven deliveries, `nil` for claimed ones. `taskshed-bench lag` subtracts it from the callback's
+    /// start to show the library's own share of the lag.
+    @TaskLocal package static var frameReadNanos: Int64?
 }
 
 extension Connection {
