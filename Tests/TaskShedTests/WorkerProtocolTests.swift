@@ -34,6 +34,21 @@ struct WorkerProtocolTests {
         return (frame.requestID, subscribe)
     }
 
+    /// Answers the next `count` ACKs with OK; returns the acked task ids in arrival order.
+    static func answerAcks(_ count: Int, from fake: FakeDaemon) async throws -> [String] {
+        var acked: [String] = []
+        for _ in 0..<count {
+            let ack = try #require(await fake.nextRequest())
+            guard case .ack(let lease) = ack.message else {
+                Issue.record("expected ACK, got \(ack.message)")
+                break
+            }
+            acked.append(lease.id)
+            fake.send(.ok, requestID: ack.requestID)
+        }
+        return acked
+    }
+
     @Test func eventDrivenWorkerSubscribesRunsTheCallbackAndAcks() async throws {
         let fake = try FakeDaemon()
         defer { fake.stop() }
@@ -140,42 +155,43 @@ struct WorkerProtocolTests {
         await worker.shutdown(timeout: .zero)
     }
 
-    @Test func framesBehindADeliveryWhoseCallbackBlocksItsThreadAreStillHandled() async throws {
-        let fake = try FakeDaemon()
-        defer { fake.stop() }
+    /// Two callbacks: "hold" blocks its thread without ever suspending (a CPU-bound or blocking callback) until
+    /// "free" has run, 20 s at most, and records whether "free" released it.
+    final class HoldAndFree: Sendable {
         let released = Mutex(false)
+        let holding = Mutex(false)
         let heldUntilReleased = Mutex<Bool?>(nil)
-        let worker = try EventDrivenWorker(
-            callbackMap: [
-                // Blocks its thread without ever suspending (a CPU-bound or blocking callback) until "free" ran.
-                "hold": { _ in
+
+        var callbackMap: [String: TaskCallback] {
+            [
+                "hold": { [self] _ in
+                    holding.withLock { $0 = true }
                     let start = ContinuousClock.now
                     while !released.withLock({ $0 }) && ContinuousClock.now - start < .seconds(20) { usleep(1_000) }
                     heldUntilReleased.withLock { $0 = released.withLock { $0 } }
                 },
-                "free": { _ in released.withLock { $0 = true } },
-            ], socketPath: fake.socketPath, concurrency: 2)
+                "free": { [self] _ in released.withLock { $0 = true } },
+            ]
+        }
+    }
+
+    @Test func framesBehindADeliveryWhoseCallbackBlocksItsThreadAreStillHandled() async throws {
+        let fake = try FakeDaemon()
+        defer { fake.stop() }
+        let callbacks = HoldAndFree()
+        let worker = try EventDrivenWorker(callbackMap: callbacks.callbackMap, socketPath: fake.socketPath, concurrency: 2)
         let (subscription, _) = try await Self.subscribed(worker, fake)
 
         // One write: the second DELIVERY waits in the client's decoder behind the first, whose callback starts
         // on the reading thread; the reading must carry on elsewhere.
         fake.send(bytes: FrameEncoder.encode(Frame(requestID: subscription, message: .delivery(Self.record("h1", callback: "hold"))))
             + FrameEncoder.encode(Frame(requestID: subscription, message: .delivery(Self.record("f1", callback: "free")))))
-        var acked: [String] = []
-        for _ in 0..<2 {
-            let ack = try #require(await fake.nextRequest())
-            guard case .ack(let lease) = ack.message else {
-                Issue.record("expected ACK, got \(ack.message)")
-                break
-            }
-            acked.append(lease.id)
-            fake.send(.ok, requestID: ack.requestID)
-        }
+        let acked = try await Self.answerAcks(2, from: fake)
         // Both are acked; their order is not the point (once "free" has run, "hold" notices within a
         // millisecond and may ack first on a busy machine). That "hold" was released by "free" shows that the
         // second delivery was handled while the first callback blocked its thread.
         #expect(acked.sorted() == ["f1", "h1"])
-        #expect(heldUntilReleased.withLock { $0 } == true, "the blocked callback was not released by the other one")
+        #expect(callbacks.heldUntilReleased.withLock { $0 } == true, "the blocked callback was not released by the other one")
         fake.disconnect()
         await worker.shutdown(timeout: .zero)
     }
@@ -183,39 +199,21 @@ struct WorkerProtocolTests {
     @Test func aDeliveryArrivingWhileACallbackBlocksTheReadingThreadIsStillHandled() async throws {
         let fake = try FakeDaemon()
         defer { fake.stop() }
-        let released = Mutex(false)
-        let holding = Mutex(false)
-        let heldUntilReleased = Mutex<Bool?>(nil)
-        let worker = try EventDrivenWorker(
-            callbackMap: [
-                // Blocks the thread it was started on (the reading thread, lent to it) and never suspends.
-                "hold": { _ in
-                    holding.withLock { $0 = true }
-                    let start = ContinuousClock.now
-                    while !released.withLock({ $0 }) && ContinuousClock.now - start < .seconds(20) { usleep(1_000) }
-                    heldUntilReleased.withLock { $0 = released.withLock { $0 } }
-                },
-                "free": { _ in released.withLock { $0 = true } },
-            ], socketPath: fake.socketPath, concurrency: 2)
+        let callbacks = HoldAndFree()
+        let worker = try EventDrivenWorker(callbackMap: callbacks.callbackMap, socketPath: fake.socketPath, concurrency: 2)
         let (subscription, _) = try await Self.subscribed(worker, fake)
 
         fake.send(.delivery(Self.record("h2", callback: "hold")), requestID: subscription)
         let deadline = ContinuousClock.now + .seconds(10)
-        while !holding.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
-        // Nothing is left in the decoder now: only the loan's timer can move the reading to another thread.
-        fake.send(.delivery(Self.record("f2", callback: "free")), requestID: subscription)
-        var acked: [String] = []
-        for _ in 0..<2 {
-            let ack = try #require(await fake.nextRequest())
-            guard case .ack(let lease) = ack.message else {
-                Issue.record("expected ACK, got \(ack.message)")
-                break
-            }
-            acked.append(lease.id)
-            fake.send(.ok, requestID: ack.requestID)
+        while !callbacks.holding.withLock({ $0 }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
         }
+        // "hold" runs on the reading thread, lent to it, and nothing is left in the decoder: only the loan's
+        // timer can move the reading to another thread.
+        fake.send(.delivery(Self.record("f2", callback: "free")), requestID: subscription)
+        let acked = try await Self.answerAcks(2, from: fake)
         #expect(acked.sorted() == ["f2", "h2"])
-        #expect(heldUntilReleased.withLock { $0 } == true, "the blocked callback was not released by the other one")
+        #expect(callbacks.heldUntilReleased.withLock { $0 } == true, "the blocked callback was not released by the other one")
         fake.disconnect()
         await worker.shutdown(timeout: .zero)
     }
