@@ -28,6 +28,11 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         // timerfd(2) from libc, which Swift's Glibc module leaves out (no library to link).
         .systemLibrary(name: "CTimerFD"),
 
@@ -90,11 +95,18 @@ let package = Package(
             dependencies: ["CLMDB", "TaskShedProtocol"],
             exclude: ["LAYOUT.md"]
         ),
+        // The PostgreSQL task store (several daemons sharing one database), through libpq: schema in SCHEMA.md.
+        .target(
+            name: "TaskShedPostgres",
+            dependencies: ["CLibPQ", "TaskShedStore", "TaskShedProtocol"],
+            exclude: ["SCHEMA.md"]
+        ),
         // The crash test runs taskshed-store-crasher (a child that commits batches until SIGKILLed); the full-disk
         // tests mount a small tmpfs through TaskShedTestSupport.
         .testTarget(
             name: "TaskShedStoreTests",
-            dependencies: ["TaskShedStore", "TaskShedProtocol", "TaskShedTestSupport", "taskshed-store-crasher"]
+            dependencies: ["TaskShedStore", "TaskShedPostgres", "TaskShedProtocol", "TaskShedTestSupport",
+                           "taskshed-store-crasher"]
         ),
         .executableTarget(
             name: "taskshed-store-crasher",
@@ -123,7 +135,7 @@ let package = Package(
         .target(
             name: "TaskShedServer",
             dependencies: [
-                "TaskShedEventLoop", "TaskShedStore", "TaskShedProtocol",
+                "TaskShedEventLoop", "TaskShedStore", "TaskShedPostgres", "TaskShedProtocol",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

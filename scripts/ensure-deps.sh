@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build needs when any is missing (libuv, LMDB, pkg-config), so that the run and
-# test commands in README.md work on a fresh Debian machine with only the Swift toolchain.
+# Installs the Debian packages the build and the tests need when any is missing (libuv, LMDB, pkg-config; libpq and
+# the PostgreSQL server, which scripts/pg-test-server.sh runs for the tests), so that the run and test commands in
+# README.md work on a fresh Debian machine with only the Swift toolchain.
 set -euo pipefail
 
-packages=(libuv1-dev liblmdb-dev pkg-config)
+packages=(libuv1-dev liblmdb-dev pkg-config postgresql libpq-dev)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

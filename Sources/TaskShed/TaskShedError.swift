@@ -137,6 +137,8 @@ public struct TaskShedError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let overloaded = Code(.overloaded)
         /// See `ErrorCode.frameTimeout`.
         public static let frameTimeout = Code(.frameTimeout)
+        /// See `ErrorCode.storeUnavailable`.
+        public static let storeUnavailable = Code(.storeUnavailable)
 
         /// The name: the protocol's ("INVALID_ARGUMENT") or the client's ("CONNECTION_FAILED").
         public var name: String {

@@ -46,7 +46,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         case .taskExists: return .exists
         case .storeFull: return .temporaryFailure
         case .permissionDenied: return .permissionDenied
-        case .tooManyConnections, .shuttingDown: return .unavailable
+        case .tooManyConnections, .shuttingDown, .storeUnavailable: return .unavailable
         default: return .software
         }
     }

@@ -53,12 +53,17 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     /// server closes; retriable.
     public static let frameTimeout = ErrorCode(rawValue: 19)
 
+    /// The server cannot reach its datastore (a shared PostgreSQL database that is down, restarting, failing
+    /// over or cut off). Nothing of the request was applied, except where the message says that a COMMIT got no
+    /// answer. Retriable; the connection stays open.
+    public static let storeUnavailable = ErrorCode(rawValue: 20)
+
     /// Every code defined by protocol version 1.
     public static let allKnown: [ErrorCode] = [
         .malformedFrame, .frameTooLarge, .unsupportedVersion, .unknownMessageType, .malformedMessage,
         .handshakeRequired, .invalidArgument, .taskNotFound, .taskExists, .leaseLost, .storeFull,
         .permissionDenied, .tooManyConnections, .shuttingDown, .handshakeTimeout, .slowConsumer, .internalError,
-        .overloaded, .frameTimeout,
+        .overloaded, .frameTimeout, .storeUnavailable,
     ]
 
     /// The upper-snake-case name used in the specification ("INVALID_ARGUMENT"), or "UNKNOWN_<n>".
@@ -83,6 +88,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
         case .internalError: return "INTERNAL"
         case .overloaded: return "OVERLOADED"
         case .frameTimeout: return "FRAME_TIMEOUT"
+        case .storeUnavailable: return "STORE_UNAVAILABLE"
         default: return "UNKNOWN_\(rawValue)"
         }
     }
@@ -91,7 +97,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     public var isRetriable: Bool {
         switch self {
         case .storeFull, .tooManyConnections, .shuttingDown, .internalError, .slowConsumer, .overloaded,
-            .frameTimeout:
+            .frameTimeout, .storeUnavailable:
             return true
         default: return false
         }

@@ -123,7 +123,7 @@ public enum CLIErrorMapping {
             return CLIError(
                 "the daemon's store is full: \(error.message); remove tasks (`taskshedctl purge --all`, "
                     + "`taskshedctl remove`) or raise its size limit", status: .temporaryFailure)
-        case .tooManyConnections, .shuttingDown:
+        case .tooManyConnections, .shuttingDown, .storeUnavailable:
             return CLIError("\(error.code.name): \(error.message); try again shortly", status: .unavailable)
         default:
             let status = error.code.serverCode.map(ExitStatus.forProtocolError) ?? .software

@@ -83,10 +83,10 @@ extension String {
 }
 
 /// A `pthread_mutex_t` on the heap (a Swift-stored one could move).
-final class PthreadMutex {
+package final class PthreadMutex {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    init() {
+    package init() {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -97,8 +97,8 @@ final class PthreadMutex {
         mutex.deallocate()
     }
 
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
+    package func lock() { pthread_mutex_lock(mutex) }
+    package func unlock() { pthread_mutex_unlock(mutex) }
 }
 
 /// A `pthread_rwlock_t` on the heap: many readers or one exclusive holder, and a waiting exclusive holder

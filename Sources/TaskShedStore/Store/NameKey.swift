@@ -43,14 +43,14 @@ func sameBytes(_ a: String?, _ b: String?) -> Bool {
 }
 
 /// A name as a `Set` element or `Dictionary` key, compared and hashed by its UTF-8 bytes (see `sameBytes`).
-struct NameKey: Hashable {
-    let name: String
+package struct NameKey: Hashable {
+    package let name: String
 
-    init(_ name: String) { self.name = name }
+    package init(_ name: String) { self.name = name }
 
-    static func == (a: NameKey, b: NameKey) -> Bool { sameBytes(a.name, b.name) }
+    package static func == (a: NameKey, b: NameKey) -> Bool { sameBytes(a.name, b.name) }
 
-    func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         var s = name
         s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }

@@ -8,7 +8,7 @@ import TaskShedProtocol
 ///   `runAt + k * interval` for the smallest such `k`;
 /// - without `coalesce`, `next` even when it is in the past (one run per missed interval).
 /// Saturates at `Int64.max` instead of overflowing.
-func nextRun(runAt: Int64, interval: Int64, coalesce: Bool, now: Int64) -> Int64 {
+package func nextRun(runAt: Int64, interval: Int64, coalesce: Bool, now: Int64) -> Int64 {
     precondition(interval > 0, "interval must be positive")
     let (next, overflow) = runAt.addingReportingOverflow(interval)
     if overflow { return .max }
@@ -24,7 +24,7 @@ func nextRun(runAt: Int64, interval: Int64, coalesce: Bool, now: Int64) -> Int64
 }
 
 /// Cuts `text` to at most `limit` UTF-8 bytes without splitting a character's encoding.
-func truncateUTF8(_ text: String, limit: Int) -> String {
+package func truncateUTF8(_ text: String, limit: Int) -> String {
     let utf8 = Array(text.utf8)
     guard utf8.count > limit else { return text }
     var end = limit

@@ -50,27 +50,6 @@ private final class PositionStream {
 }
 
 extension StoreContext {
-    /// Version byte of list cursors.
-    static let cursorFormat: UInt8 = 1
-
-    static func encodeCursor(_ position: (Int64, String)) -> [UInt8] {
-        var sink = ByteSink(capacity: 9 + position.1.utf8.count)
-        sink.u8(cursorFormat)
-        sink.timeKey(position.0)
-        sink.raw(position.1)
-        return sink.bytes
-    }
-
-    static func decodeCursor(_ bytes: [UInt8]) throws(StoreError) -> (Int64, String) {
-        let decoded: (Int64, String)? = bytes.withUnsafeBytes { b in
-            var s = ByteSource(b)
-            guard s.u8() == cursorFormat, let t = s.timeKey() else { return nil }
-            return (t, s.restString())
-        }
-        guard let decoded else { throw .invalid("cursor", "not a cursor returned by a previous page") }
-        return decoded
-    }
-
     // MARK: Fetch
 
     /// Tasks by ids (in the ids' order, each once) or by group (by `runAt`, then id, as `list` orders them).
@@ -106,7 +85,7 @@ extension StoreContext {
     func list(filter: TaskFilter, limit: Int, cursor: [UInt8]?, now: Int64) throws(StoreError) -> TaskPage {
         guard limit > 0 else { throw .invalid("limit", "limit must be at least 1") }
         precondition(pending.isEmpty, "an index was read while index changes were pending")
-        let after = try cursor.map { (c) throws(StoreError) in try Self.decodeCursor(c) }
+        let after = try cursor.map { (c) throws(StoreError) in try ListCursor.decode(c) }
         var lower = filter.dueAfter ?? .min
         var upper: Int64? = filter.dueBefore
         let nowPlusOne = now == .max ? now : now + 1
@@ -140,7 +119,7 @@ extension StoreContext {
             guard records.count > limit else { return TaskPage(tasks: records, nextCursor: nil) }
             let tasks = Array(records.prefix(limit))
             let last = tasks[tasks.count - 1]
-            return TaskPage(tasks: tasks, nextCursor: Self.encodeCursor((last.runAt, last.id)))
+            return TaskPage(tasks: tasks, nextCursor: ListCursor.encode((last.runAt, last.id)))
         }
 
         // A group is read whole and sorted: O(group size).

@@ -1,68 +1,12 @@
 import CLMDB
 import TaskShedProtocol
 
-/// A validated task spec, ready to store.
-/// What validation adds to a task spec (the spec itself stays in the caller's array: copying it into this
-/// struct and out again retained each of its strings and arrays twice per task).
-private struct PreparedTask {
-    var kwargs: [UInt8]
-    var maxAttempts: UInt32
-}
-
 extension StoreContext {
-    // MARK: Validation
-
-    /// Checks a name's length; `field` is an autoclosure so that a valid name (the usual case, once per task
-    /// of a batch) costs no string formatting.
-    static func checkName(_ value: String, field: @autoclosure () -> String, what: String) throws(StoreError) {
-        let count = value.utf8.count
-        if count == 0 { throw .invalid(field(), "\(what) must not be empty") }
-        if count > ProtocolLimits.maxNameBytes {
-            throw .invalid(field(), "\(what) is \(count) bytes; at most \(ProtocolLimits.maxNameBytes) are allowed")
-        }
-    }
-
-    private func prepare(_ specs: [TaskSpec]) throws(StoreError) -> [PreparedTask] {
-        var prepared: [PreparedTask] = []
-        prepared.reserveCapacity(specs.count)
-        var ids = Set<NameKey>(minimumCapacity: specs.count)
-        let emptyObject: [UInt8] = Array("{}".utf8)
-        for (i, spec) in specs.enumerated() {
-            // Built only when a check fails: formatting it for every task cost ~2,000 instructions per task.
-            var field: String { "tasks[\(i)]" }
-            try Self.checkName(spec.callback, field: "\(field).callback", what: "callback")
-            if let id = spec.id {
-                try Self.checkName(id, field: "\(field).id", what: "id")
-                if !ids.insert(NameKey(id)).inserted {
-                    throw .invalid("\(field).id", "id \"\(id)\" appears more than once in the batch")
-                }
-            }
-            if let group = spec.group { try Self.checkName(group, field: "\(field).group", what: "group") }
-            if case .interval(let micros) = spec.schedule, micros <= 0 {
-                throw .invalid("\(field).interval", "a recurring task needs an interval > 0 (got \(micros) µs)")
-            }
-            var kwargs = spec.kwargs
-            if kwargs.isEmpty {
-                kwargs = emptyObject
-            } else {
-                if kwargs.count > options.maxKwargsBytes {
-                    throw .invalid(
-                        "\(field).kwargs", "kwargs are \(kwargs.count) bytes; at most \(options.maxKwargsBytes) are allowed")
-                }
-                if options.checksKwargsJSON, let problem = JSONObjectValidator.problem(in: kwargs) {
-                    throw .invalid("\(field).kwargs", "kwargs \(problem)")
-                }
-            }
-            let maxAttempts = spec.maxAttempts == 0 ? ProtocolLimits.defaultMaxAttempts : spec.maxAttempts
-            prepared.append(PreparedTask(kwargs: kwargs, maxAttempts: maxAttempts))
-        }
-        return prepared
-    }
-
     // MARK: Add
 
     mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError) -> [AddResult] {
-        let prepared = try prepare(specs)
+        let prepared = try TaskValidation.prepare(
+            specs, maxKwargsBytes: options.maxKwargsBytes, checksKwargsJSON: options.checksKwargsJSON)
         // Every error is found before the first write, so a failing add leaves nothing behind even without a
         // nested transaction.
         if onConflict == .fail {

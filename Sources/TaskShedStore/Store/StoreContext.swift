@@ -132,7 +132,7 @@ struct CountDeltas {
 
 /// The random source for generated ids and retry jitter, shared by the store's transactions, plus the
 /// sequence that orders generated ids of one millisecond.
-final class RandomSource {
+package final class RandomSource {
     var generator: any RandomNumberGenerator
     /// Counts generated ids (the middle 30 bits of an id), so ids generated for one run time (one millisecond)
     /// ascend in creation order. `add` stores it in `meta` with the ids it generated and the store resumes
@@ -141,7 +141,7 @@ final class RandomSource {
     /// generated ids; ids of one millisecond drawn across the wrap sort out of creation order, nothing else.
     private(set) var sequence: UInt32
 
-    init(_ generator: any RandomNumberGenerator) {
+    package init(_ generator: any RandomNumberGenerator) {
         self.generator = generator
         sequence = UInt32(truncatingIfNeeded: self.generator.next()) & 0x1FFF_FFFF
     }
@@ -152,10 +152,10 @@ final class RandomSource {
     func resume(after last: UInt32) { sequence = last & 0x3FFF_FFFF }
 
     /// A uniform draw in 0...1.
-    func unit() -> Double { Double(next() >> 11) / Double((UInt64(1) << 53) - 1) }
+    package func unit() -> Double { Double(next() >> 11) / Double((UInt64(1) << 53) - 1) }
 
     /// A new task id for a task first due at `runAt` (see `GeneratedID`), as the string `add` stores.
-    func taskID(runAt: Int64) -> String { nextID(runAt: runAt).string }
+    package func taskID(runAt: Int64) -> String { nextID(runAt: runAt).string }
 
     /// The numbers of a new task id for a task first due at `runAt`: the run time in milliseconds, this
     /// source's next sequence number and 12 random bits.

@@ -35,15 +35,15 @@ public struct StoreError: Error, Hashable, CustomStringConvertible {
         return "\(code.name): \(message)"
     }
 
-    static func invalid(_ field: String, _ message: String) -> StoreError {
+    package static func invalid(_ field: String, _ message: String) -> StoreError {
         StoreError(code: .invalidArgument, field: field, message: message)
     }
 
-    static func notFound(_ id: String, field: String? = nil) -> StoreError {
+    package static func notFound(_ id: String, field: String? = nil) -> StoreError {
         StoreError(code: .taskNotFound, field: field, message: "no task with id \"\(id)\"")
     }
 
-    static func leaseLost(_ id: String, attempt: UInt32) -> StoreError {
+    package static func leaseLost(_ id: String, attempt: UInt32) -> StoreError {
         StoreError(
             code: .leaseLost, field: "id",
             message: "task \"\(id)\" attempt \(attempt) is not leased to this holder any more")
@@ -107,7 +107,7 @@ public struct StoreError: Error, Hashable, CustomStringConvertible {
         return e
     }
 
-    static func corrupt(_ what: String) -> StoreError {
+    package static func corrupt(_ what: String) -> StoreError {
         StoreError(code: .internalError, message: "the store holds an undecodable \(what)")
     }
 }

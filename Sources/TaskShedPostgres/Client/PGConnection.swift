@@ -1,0 +1,259 @@
+import CLibPQ
+import Glibc
+
+/// A failure reported by libpq or the server.
+public struct PGError: Error, CustomStringConvertible, Sendable {
+    /// The SQLSTATE code of a server error ("40P01"), if the server sent one.
+    public var sqlState: String?
+    /// libpq's or the server's message, without the trailing newline.
+    public var message: String
+    /// The connection is unusable (closed by the server, network cut, failed to connect).
+    public var connectionLost: Bool
+
+    /// Creates an error.
+    public init(sqlState: String? = nil, message: String, connectionLost: Bool = false) {
+        self.sqlState = sqlState
+        self.message = message
+        self.connectionLost = connectionLost
+    }
+
+    /// A deadlock or serialization failure: the transaction was rolled back and may simply be run again.
+    public var isTransient: Bool { sqlState == "40P01" || sqlState == "40001" }
+
+    /// The server has no room: disk full (53100), out of memory (53200), or a configured limit (53400).
+    public var isOutOfSpace: Bool { sqlState == "53100" || sqlState == "53200" || sqlState == "53400" }
+
+    /// "message (SQLSTATE x)".
+    public var description: String {
+        if let sqlState { return "\(message) (SQLSTATE \(sqlState))" }
+        return message
+    }
+}
+
+/// One libpq connection, used by one thread at a time (libpq's rule; the store holds a mutex around it).
+///
+/// Parameters and results travel in text format: the store passes integers as decimal strings and arrays as
+/// array literals (`PGArrayLiteral`), which keeps the code free of per-type binary layouts at the cost of
+/// formatting and parsing, a small share next to a round trip to the server.
+final class PGConnection {
+    private var raw: OpaquePointer?
+    /// The connection string it was opened with (kept for `reconnect`; may hold a password, so never logged).
+    private let connectionString: String
+
+    /// Connects (blocking; `PQconnectdb`), with the `PG*` environment variables and `.pgpass` as libpq reads
+    /// them.
+    /// - Throws: `PGError` with `connectionLost` when the server cannot be reached or refuses.
+    init(_ connectionString: String) throws(PGError) {
+        self.connectionString = connectionString
+        raw = try Self.connect(connectionString)
+    }
+
+    deinit { close() }
+
+    private static func connect(_ connectionString: String) throws(PGError) -> OpaquePointer {
+        guard let conn = PQconnectdb(connectionString) else {
+            throw PGError(message: "libpq could not allocate a connection", connectionLost: true)
+        }
+        guard PQstatus(conn) == CONNECTION_OK else {
+            let message = Self.trimmed(PQerrorMessage(conn))
+            PQfinish(conn)
+            throw PGError(message: "cannot connect to PostgreSQL: \(message)", connectionLost: true)
+        }
+        // Server notices ("schema already exists, skipping") would go to stderr by default.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
+        return conn
+    }
+
+    /// Closes the connection; later calls fail with `connectionLost`.
+    func close() {
+        if let raw { PQfinish(raw) }
+        raw = nil
+    }
+
+    /// Whether the connection is open and usable as far as libpq knows.
+    var isOpen: Bool { raw.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    /// Replaces a broken connection with a new one to the same server(s) (libpq follows a multi-host string to
+    /// the host that accepts now).
+    func reconnect() throws(PGError) {
+        close()
+        raw = try Self.connect(connectionString)
+    }
+
+    /// The server's process id for this connection (for `pg_terminate_backend` in tests and logs).
+    var backendPID: Int32 { raw.map { PQbackendPID($0) } ?? 0 }
+
+    /// The connection's socket, for `poll` (-1 when closed).
+    var socket: Int32 { raw.map { PQsocket($0) } ?? -1 }
+
+    /// Reads what the server sent without blocking (`PQconsumeInput`).
+    /// - Returns: `false` when the connection broke.
+    func consumeInput() -> Bool {
+        guard let raw else { return false }
+        return PQconsumeInput(raw) == 1 && PQstatus(raw) == CONNECTION_OK
+    }
+
+    /// The next notification read so far (`PQnotifies`): its payload, or `nil` when none is left.
+    func nextNotification() -> String? {
+        guard let raw, let notice = PQnotifies(raw) else { return nil }
+        defer { PQfreemem(notice) }
+        return notice.pointee.extra.map { String(cString: $0) } ?? ""
+    }
+
+    /// Runs one statement with text parameters (`$1` …; `nil` is SQL NULL) and returns its rows.
+    /// - Throws: `PGError` for a server error (the transaction, if any, is then aborted) or a lost connection.
+    @discardableResult
+    func query(_ sql: String, _ params: [String?] = []) throws(PGError) -> PGResult {
+        guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
+        let result: OpaquePointer? = Self.withCStrings(params) { values in
+            PQexecParams(raw, sql, Int32(params.count), nil, values, nil, nil, 0)
+        }
+        return try check(result, raw)
+    }
+
+    /// Runs a script of several statements without parameters (schema migrations).
+    func run(_ script: String) throws(PGError) {
+        guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
+        _ = try check(PQexec(raw, script), raw)
+    }
+
+    private func check(_ result: OpaquePointer?, _ conn: OpaquePointer) throws(PGError) -> PGResult {
+        guard let result else {
+            throw PGError(message: Self.trimmed(PQerrorMessage(conn)), connectionLost: PQstatus(conn) != CONNECTION_OK)
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PGResult(result)
+        default:
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let message = Self.trimmed(PQresultErrorMessage(result))
+            PQclear(result)
+            let lost = PQstatus(conn) != CONNECTION_OK
+            // Class 08 is a connection exception; 57P01-03 are the server shutting down or restarting.
+            let serverGone = state.map { $0.hasPrefix("08") || $0.hasPrefix("57P") } ?? false
+            throw PGError(sqlState: state, message: message.isEmpty ? "PostgreSQL reported an error" : message,
+                          connectionLost: lost || serverGone)
+        }
+    }
+
+    /// Calls `body` with a C array of NUL-terminated copies of `strings` (NULL for `nil`), freed afterwards.
+    private static func withCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+        guard !strings.isEmpty else { return body(nil) }
+        let copies: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0)! } }
+        defer { for c in copies { free(c) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+
+    private static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "" }
+        var s = String(cString: message)
+        while let last = s.last, last.isWhitespace { s.removeLast() }
+        return s
+    }
+}
+
+/// The rows of one statement; owns its `PGresult`.
+final class PGResult {
+    private let raw: OpaquePointer
+
+    init(_ raw: OpaquePointer) { self.raw = raw }
+
+    deinit { PQclear(raw) }
+
+    /// Number of rows returned.
+    var rowCount: Int { Int(PQntuples(raw)) }
+
+    /// Rows changed by an INSERT, UPDATE or DELETE (0 for other statements).
+    var affectedRows: Int { Int(String(cString: PQcmdTuples(raw))) ?? 0 }
+
+    /// Whether the value at (`row`, `column`) is NULL.
+    func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(raw, Int32(row), Int32(column)) == 1 }
+
+    /// The text of a value, or `nil` for NULL.
+    func string(_ row: Int, _ column: Int) -> String? {
+        guard !isNull(row, column), let p = PQgetvalue(raw, Int32(row), Int32(column)) else { return nil }
+        let count = Int(PQgetlength(raw, Int32(row), Int32(column)))
+        return p.withMemoryRebound(to: UInt8.self, capacity: count) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self)
+        }
+    }
+
+    /// The bytes of a value's text, or `nil` for NULL.
+    func bytes(_ row: Int, _ column: Int) -> [UInt8]? {
+        guard !isNull(row, column), let p = PQgetvalue(raw, Int32(row), Int32(column)) else { return nil }
+        let count = Int(PQgetlength(raw, Int32(row), Int32(column)))
+        return p.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+    }
+
+    /// An integer value, or `nil` for NULL (or text that is not an integer).
+    func int64(_ row: Int, _ column: Int) -> Int64? {
+        guard !isNull(row, column), let p = PQgetvalue(raw, Int32(row), Int32(column)) else { return nil }
+        var value: Int64 = 0
+        var negative = false
+        var i = 0
+        if p[0] == CChar(UInt8(ascii: "-")) {
+            negative = true
+            i = 1
+        }
+        guard p[i] != 0 else { return nil }
+        while p[i] != 0 {
+            let digit = Int64(p[i]) - 48
+            guard digit >= 0 && digit <= 9 else { return nil }
+            // Accumulate negatively so that Int64.min parses.
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let (next, o2) = shifted.subtractingReportingOverflow(digit)
+            guard !o1 && !o2 else { return nil }
+            value = next
+            i += 1
+        }
+        if negative { return value }
+        return value == .min ? nil : -value
+    }
+
+    /// A boolean value (`t`/`f`), or `nil` for NULL.
+    func bool(_ row: Int, _ column: Int) -> Bool? {
+        guard !isNull(row, column), let p = PQgetvalue(raw, Int32(row), Int32(column)) else { return nil }
+        return p[0] == CChar(UInt8(ascii: "t"))
+    }
+}
+
+/// Formats PostgreSQL array literals for text parameters (`{"a","b\"c",NULL}`), so that a whole batch goes in
+/// one statement through `unnest($1::text[], …)` instead of one statement per task.
+enum PGArrayLiteral {
+    /// A `text[]` literal; `nil` elements are NULL.
+    static func text<S: Sequence>(_ values: S) -> String where S.Element == String? {
+        var out = "{"
+        var first = true
+        for value in values {
+            if !first { out += "," }
+            first = false
+            guard let value else {
+                out += "NULL"
+                continue
+            }
+            out += "\""
+            for scalar in value.unicodeScalars {
+                if scalar == "\"" || scalar == "\\" { out.unicodeScalars.append("\\") }
+                out.unicodeScalars.append(scalar)
+            }
+            out += "\""
+        }
+        return out + "}"
+    }
+
+    /// A `text[]` literal of non-null strings.
+    static func text<S: Sequence>(_ values: S) -> String where S.Element == String {
+        text(values.lazy.map { Optional($0) })
+    }
+
+    /// An `int8[]` literal; `nil` elements are NULL.
+    static func int64<S: Sequence>(_ values: S) -> String where S.Element == Int64? {
+        "{" + values.map { $0.map(String.init) ?? "NULL" }.joined(separator: ",") + "}"
+    }
+
+    /// A `bool[]` literal.
+    static func bool<S: Sequence>(_ values: S) -> String where S.Element == Bool {
+        "{" + values.map { $0 ? "t" : "f" }.joined(separator: ",") + "}"
+    }
+}

@@ -1,0 +1,63 @@
+import Glibc
+import TaskShedProtocol
+import TaskShedStore
+
+// MARK: Daemon liveness
+
+/// What a heartbeat found (`PostgresTaskStore.heartbeat`).
+public struct HeartbeatOutcome: Sendable {
+    /// This daemon's row was gone: another daemon declared it lost (no heartbeat for the timeout) and gave its
+    /// leases to others; its workers' acks for them get `LEASE_LOST`. The row is back now.
+    public var wasDeclaredLost = false
+    /// Daemons this heartbeat declared lost, by name.
+    public var lostDaemons: [String] = []
+    /// The tasks whose leases those daemons held, after the lease ended (a failed attempt: due again, dead,
+    /// or at their next occurrence).
+    public var rescued: [TaskRecord] = []
+}
+
+extension PostgresWriteBatch {
+    /// Records this daemon as alive (by the database server's clock, so machines' clocks may differ), and ends
+    /// the leases of daemons whose last heartbeat is older than `timeoutMicros`, deleting their rows.
+    mutating func heartbeat(timeoutMicros: Int64, now: Int64) throws(StoreError) -> HeartbeatOutcome {
+        var outcome = HeartbeatOutcome()
+        let nowSQL = PostgresTaskStore.nowSQL
+        let beat = try sql("""
+            INSERT INTO \(daemonsTable) AS d (id, name, host, pid, started_at, heartbeat_at)
+            VALUES ($1, $2, $3, $4, \(nowSQL), \(nowSQL))
+            ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
+            RETURNING (d.xmax = 0)
+            """, [String(daemonNumber), daemonName, PostgresStoreOptions.hostName(), String(getpid())])
+        outcome.wasDeclaredLost = beat.bool(0, 0) == true
+        let lost = try sql("""
+            DELETE FROM \(daemonsTable) WHERE id <> $1 AND heartbeat_at < \(nowSQL) - $2 RETURNING id, name
+            """, [String(daemonNumber), String(timeoutMicros)])
+        guard lost.rowCount > 0 else { return outcome }
+        var ids: [Int64] = []
+        for r in 0..<lost.rowCount {
+            if let id = lost.int64(r, 0) { ids.append(id) }
+            outcome.lostDaemons.append(lost.string(r, 1) ?? "?")
+        }
+        let reason = "daemon lost: its taskshedd sent no heartbeat for \(timeoutMicros / 1000) ms"
+        let result = try sql("""
+            SELECT \(TaskRow.columns) FROM \(tasks) WHERE state = 1 AND lease_daemon = ANY($1::int8[])
+            ORDER BY lease_deadline, id FOR UPDATE
+            """, [PGArrayLiteral.int64(ids.map { Optional($0) })])
+        let ended = try TaskRow.all(result).map { $0.abandoned(reason: reason, now: now) }
+        try saveDeliveryFields(ended)
+        for row in ended { notifyDue(row.record, now: now) }
+        outcome.rescued = ended.map(\.record)
+        return outcome
+    }
+}
+
+extension PostgresTaskStore {
+    /// One heartbeat in its own transaction (see `PostgresWriteBatch.heartbeat`). The daemon sends one every
+    /// fraction of `timeoutMicros`, so that a daemon that stops (SIGKILL, power loss, network cut) has its
+    /// leases ended by the others within about the timeout.
+    public func heartbeat(timeoutMicros: Int64, now: Int64) throws(StoreError) -> HeartbeatOutcome {
+        try write(isolatingRequests: false) { (batch: inout PostgresWriteBatch) throws(StoreError) in
+            try batch.heartbeat(timeoutMicros: timeoutMicros, now: now)
+        }
+    }
+}

@@ -1,0 +1,513 @@
+import TaskShedProtocol
+import TaskShedStore
+
+/// The operations of one PostgreSQL transaction (`PostgresTaskStore.write`).
+///
+/// Each operation checks everything that could make it a request error (unknown task, lost lease, existing id)
+/// before it writes, and uses only statements that cannot fail for a request's reasons, so a failed request
+/// leaves the transaction as it was without a savepoint; the one exception, an add with `ConflictPolicy.fail`
+/// racing another daemon's insert of the same id, runs under a savepoint. A server error marks the batch
+/// poisoned (`poison`): the transaction is aborted and `write` rolls it back.
+public struct PostgresWriteBatch: TaskStoreWriteBatch {
+    private let store: PostgresTaskStore
+    private let connection: PGConnection
+    private let isolating: Bool
+    /// The first server error of the batch: every later statement would fail too.
+    private(set) var poison: PGError?
+    /// Callbacks with tasks the batch made due within the notification horizon (`notifyDue`).
+    private var notifyCallbacks = Set<NameKey>()
+    /// The batch made tasks due whose callbacks it did not read: notify for every callback.
+    private var notifyEverything = false
+
+    init(store: PostgresTaskStore, connection: PGConnection, isolating: Bool) {
+        self.store = store
+        self.connection = connection
+        self.isolating = isolating
+    }
+
+    var tasks: String { store.tasksTable }
+    private var daemon: String { String(store.daemonID) }
+    var daemonsTable: String { store.daemonsTable }
+    var daemonNumber: Int64 { store.daemonID }
+    var daemonName: String { store.options.daemonName }
+
+    /// Runs one statement; a server error poisons the batch and comes back as a `StoreError`.
+    @discardableResult
+    mutating func sql(_ text: String, _ params: [String?] = []) throws(StoreError) -> PGResult {
+        if let poison { throw PostgresTaskStore.storeError(poison) }
+        do {
+            return try connection.query(text, params)
+        } catch {
+            poison = error
+            throw PostgresTaskStore.storeError(error)
+        }
+    }
+
+    /// Notes that `record` is due soon, for the other daemons (`notificationPayloads`).
+    mutating func notifyDue(_ record: TaskRecord, now: Int64) {
+        let horizon = store.options.notifyHorizonMicros
+        guard horizon > 0, record.state == .scheduled, !record.paused,
+              record.runAt <= now.addingReportingOverflow(horizon).partialValue else { return }
+        notifyCallbacks.insert(NameKey(record.callback))
+    }
+
+    /// Notes that tasks of any callback may be due now (resume, retry, reschedule by selector).
+    mutating func notifyAnyDue() {
+        if store.options.notifyHorizonMicros > 0 { notifyEverything = true }
+    }
+
+    /// The notifications to send at commit: `<daemon>:<callback>` each, or `<daemon>:*` for many or all
+    /// (listeners skip their own daemon's).
+    func notificationPayloads() -> [String] {
+        if notifyEverything || notifyCallbacks.count > 16 { return ["\(store.daemonID):*"] }
+        return notifyCallbacks.map { "\(store.daemonID):\($0.name)" }
+    }
+
+    /// The condition selecting `selector`'s tasks, with its parameter appended to `params`.
+    private static func condition(_ selector: TaskSelector, _ params: inout [String?]) -> String {
+        switch selector {
+        case .ids(let ids):
+            params.append(PGArrayLiteral.text(ids))
+            return "id = ANY($\(params.count)::text[])"
+        case .group(let group):
+            params.append(group)
+            return "group_name = $\(params.count)"
+        case .all:
+            return "TRUE"
+        }
+    }
+
+    /// The assignments that give a lease back uncounted (RELEASE, and the previous run's leases at open).
+    static let releasedAssignments = """
+        state = 0, attempt = attempt - 1, last_run_at = base_last_run_at, lease_deadline = NULL, \
+        base_last_run_at = NULL, lease_daemon = NULL, lease_holder = NULL
+        """
+
+    // MARK: Add
+
+    public mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError)
+        -> [AddResult]
+    {
+        let prepared = try TaskValidation.prepare(
+            specs, maxKwargsBytes: store.options.maxKwargsBytes, checksKwargsJSON: store.options.checksKwargsJSON)
+        var results = [AddResult](repeating: AddResult(id: "", outcome: .kept), count: specs.count)
+        let named = specs.indices.filter { specs[$0].id != nil }
+        let unnamed = specs.indices.filter { specs[$0].id == nil }
+
+        if !named.isEmpty {
+            if onConflict == .fail {
+                // Found before anything is written, so the request fails cleanly in the common case.
+                let existing = try existingIDs(named.map { specs[$0].id! })
+                if let i = named.first(where: { existing.contains(NameKey(specs[$0].id!)) }) {
+                    throw StoreError(code: .taskExists, field: "tasks[\(i)].id",
+                                     message: "task \"\(specs[i].id!)\" already exists")
+                }
+            }
+            let ids = named.map { specs[$0].id! }
+            switch onConflict {
+            case .replace:
+                let result = try sql(insertSQL(conflict: .replace), insertParams(specs, prepared, named, ids, now))
+                var fresh = Set<NameKey>()
+                for r in 0..<result.rowCount where result.bool(r, 1) == true {
+                    fresh.insert(NameKey(result.string(r, 0) ?? ""))
+                }
+                for (k, i) in named.enumerated() {
+                    results[i] = AddResult(id: ids[k], outcome: fresh.contains(NameKey(ids[k])) ? .inserted : .replaced)
+                }
+            case .keep:
+                let inserted = try insertNew(specs, prepared, named, ids, now)
+                for (k, i) in named.enumerated() {
+                    results[i] = AddResult(id: ids[k], outcome: inserted.contains(NameKey(ids[k])) ? .inserted : .kept)
+                }
+            case .fail:
+                // Another daemon may insert one of the ids between the check above and this insert: the
+                // savepoint lets the request fail without leaving its other tasks behind.
+                if isolating { try sql("SAVEPOINT taskshed_add") }
+                let inserted = try insertNew(specs, prepared, named, ids, now)
+                if let k = ids.indices.first(where: { !inserted.contains(NameKey(ids[$0])) }) {
+                    if isolating { try sql("ROLLBACK TO SAVEPOINT taskshed_add") }
+                    throw StoreError(code: .taskExists, field: "tasks[\(named[k])].id",
+                                     message: "task \"\(ids[k])\" already exists")
+                }
+                if isolating { try sql("RELEASE SAVEPOINT taskshed_add") }
+                for (k, i) in named.enumerated() { results[i] = AddResult(id: ids[k], outcome: .inserted) }
+            }
+        }
+
+        // Generated ids never replace a task: insert them as new, and draw again for any that existed (a
+        // collision, practically impossible).
+        var pending = unnamed
+        while !pending.isEmpty {
+            let ids = pending.map { store.random.taskID(runAt: specs[$0].runAt ?? now) }
+            let inserted = try insertNew(specs, prepared, pending, ids, now)
+            var again: [Int] = []
+            for (k, i) in pending.enumerated() {
+                if inserted.contains(NameKey(ids[k])) {
+                    results[i] = AddResult(id: ids[k], outcome: .inserted)
+                } else {
+                    again.append(i)
+                }
+            }
+            pending = again
+        }
+        let horizon = store.options.notifyHorizonMicros
+        let notifyBy = now.addingReportingOverflow(horizon).partialValue
+        for spec in specs where horizon > 0 && !spec.paused && (spec.runAt ?? now) <= notifyBy {
+            notifyCallbacks.insert(NameKey(spec.callback))
+        }
+        return results
+    }
+
+    /// Which of `ids` exist.
+    private mutating func existingIDs(_ ids: [String]) throws(StoreError) -> Set<NameKey> {
+        let result = try sql("SELECT id FROM \(tasks) WHERE id = ANY($1::text[])", [PGArrayLiteral.text(ids)])
+        var out = Set<NameKey>()
+        for r in 0..<result.rowCount { out.insert(NameKey(result.string(r, 0) ?? "")) }
+        return out
+    }
+
+    /// Inserts the tasks at `indices` with `ids`, skipping ids that exist; returns the ids inserted.
+    private mutating func insertNew(_ specs: [TaskSpec], _ prepared: [PreparedTask], _ indices: [Int], _ ids: [String],
+                                    _ now: Int64) throws(StoreError) -> Set<NameKey>
+    {
+        let result = try sql(insertSQL(conflict: .keep), insertParams(specs, prepared, indices, ids, now))
+        var out = Set<NameKey>()
+        for r in 0..<result.rowCount { out.insert(NameKey(result.string(r, 0) ?? "")) }
+        return out
+    }
+
+    /// One INSERT for a whole batch (`unnest` of one array per column). `.replace` overwrites an existing
+    /// task except `created_at` (and `paused_at` when it stays paused), dropping its lease and failure history;
+    /// anything else skips existing ids. Returns `id` and whether the row is new (`xmax = 0`).
+    private func insertSQL(conflict: ConflictPolicy) -> String {
+        let insert = """
+            INSERT INTO \(tasks) AS t (id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at,
+                                       coalesce, max_attempts, state, attempt, created_at)
+            SELECT u.id, u.callback, u.group_name, u.run_at, u.interval_us, u.kwargs, u.paused, u.paused_at,
+                   u.coalesce, u.max_attempts, 0, 0, $11
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::bool[],
+                        $8::int8[], $9::bool[], $10::int8[])
+                 AS u(id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at, coalesce, max_attempts)
+            """
+        guard conflict == .replace else { return insert + " ON CONFLICT (id) DO NOTHING RETURNING t.id, true" }
+        return insert + """
+             ON CONFLICT (id) DO UPDATE SET
+                callback = EXCLUDED.callback, group_name = EXCLUDED.group_name, run_at = EXCLUDED.run_at,
+                interval_us = EXCLUDED.interval_us, kwargs = EXCLUDED.kwargs, paused = EXCLUDED.paused,
+                paused_at = CASE WHEN EXCLUDED.paused AND t.paused THEN coalesce(t.paused_at, EXCLUDED.paused_at)
+                                 ELSE EXCLUDED.paused_at END,
+                coalesce = EXCLUDED.coalesce, max_attempts = EXCLUDED.max_attempts, state = 0, attempt = 0,
+                lease_deadline = NULL, last_error = NULL, last_run_at = NULL, last_failure_at = NULL,
+                base_last_run_at = NULL, lease_daemon = NULL, lease_holder = NULL
+            RETURNING t.id, (t.xmax = 0)
+            """
+    }
+
+    private func insertParams(_ specs: [TaskSpec], _ prepared: [PreparedTask], _ indices: [Int], _ ids: [String],
+                              _ now: Int64) -> [String?]
+    {
+        [
+            PGArrayLiteral.text(ids),
+            PGArrayLiteral.text(indices.map { specs[$0].callback }),
+            PGArrayLiteral.text(indices.map { specs[$0].group }),
+            PGArrayLiteral.int64(indices.map { Optional(specs[$0].runAt ?? now) }),
+            PGArrayLiteral.int64(indices.map { specs[$0].schedule.intervalMicros }),
+            PGArrayLiteral.text(indices.map { String(decoding: prepared[$0].kwargs, as: UTF8.self) }),
+            PGArrayLiteral.bool(indices.map { specs[$0].paused }),
+            PGArrayLiteral.int64(indices.map { specs[$0].paused ? now : nil }),
+            PGArrayLiteral.bool(indices.map { specs[$0].coalesce }),
+            PGArrayLiteral.int64(indices.map { Optional(Int64(prepared[$0].maxAttempts)) }),
+            String(now),
+        ]
+    }
+
+    // MARK: Pause, resume, remove, reschedule
+
+    public mutating func pause(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
+        var params: [String?] = [String(now)]
+        let condition = Self.condition(selector, &params)
+        return try sql("""
+            UPDATE \(tasks) SET paused = true, paused_at = CASE WHEN paused THEN paused_at ELSE $1 END
+            WHERE \(condition) AND state <> 2
+            """, params).affectedRows
+    }
+
+    public mutating func resume(_ selector: TaskSelector) throws(StoreError) -> Int {
+        var params: [String?] = []
+        let condition = Self.condition(selector, &params)
+        let count = try sql("UPDATE \(tasks) SET paused = false, paused_at = NULL WHERE \(condition) AND state <> 2",
+                            params).affectedRows
+        if count > 0 { notifyAnyDue() }
+        return count
+    }
+
+    public mutating func remove(_ selector: TaskSelector) throws(StoreError) -> Int {
+        var params: [String?] = []
+        let condition = Self.condition(selector, &params)
+        return try sql("DELETE FROM \(tasks) WHERE \(condition)", params).affectedRows
+    }
+
+    public mutating func updateRunTimes(_ updates: [RunTimeUpdate]) throws(StoreError) {
+        guard !updates.isEmpty else { return }
+        // All or nothing: every id must exist (locked, so that none is removed before the update).
+        let found = try sql("SELECT id FROM \(tasks) WHERE id = ANY($1::text[]) FOR UPDATE",
+                            [PGArrayLiteral.text(updates.map(\.id))])
+        var existing = Set<NameKey>()
+        for r in 0..<found.rowCount { existing.insert(NameKey(found.string(r, 0) ?? "")) }
+        if let i = updates.indices.first(where: { !existing.contains(NameKey(updates[$0].id)) }) {
+            throw StoreError(code: .taskNotFound, field: "updates[\(i)].id", message: "no task with id \"\(updates[i].id)\"")
+        }
+        // The last update of an id wins.
+        var last: [NameKey: Int64] = [:]
+        var order: [String] = []
+        for u in updates {
+            if last.updateValue(u.runAt, forKey: NameKey(u.id)) == nil { order.append(u.id) }
+        }
+        // A reschedule drops a lease and revives a dead task (PROTOCOL.md, section 8).
+        try sql("""
+            UPDATE \(tasks) t SET run_at = u.run_at, attempt = 0, state = 0, lease_deadline = NULL,
+                base_last_run_at = NULL, lease_daemon = NULL, lease_holder = NULL
+            FROM unnest($1::text[], $2::int8[]) AS u(id, run_at) WHERE t.id = u.id
+            """, [PGArrayLiteral.text(order), PGArrayLiteral.int64(order.map { last[NameKey($0)] })])
+        notifyAnyDue()
+    }
+
+    // MARK: Claim and leases
+
+    public mutating func claim(callbacks: [String], max: Int, holder: UInt64, leaseDeadline: Int64, dueBy: Int64,
+                               now: Int64) throws(StoreError) -> [TaskRecord]
+    {
+        guard max > 0, !callbacks.isEmpty else { return [] }
+        // SKIP LOCKED: tasks another daemon is claiming or settling right now are left to it, so two claims
+        // never return the same task and never wait for each other.
+        let result = try sql("""
+            WITH picked AS (
+                SELECT id FROM \(tasks)
+                WHERE state = 0 AND NOT paused AND callback = ANY($1::text[]) AND run_at <= $2
+                ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+            UPDATE \(tasks) t SET state = 1, attempt = t.attempt + 1, base_last_run_at = t.last_run_at,
+                last_run_at = greatest(t.run_at, $4), lease_deadline = $5, lease_daemon = $6, lease_holder = $7
+            FROM picked WHERE t.id = picked.id
+            RETURNING \(TaskRow.columns(of: "t"))
+            """, [PGArrayLiteral.text(callbacks), String(dueBy), String(max), String(now), String(leaseDeadline),
+                  daemon, String(Int64(bitPattern: holder))])
+        return try TaskRow.all(result).map(\.record).sorted(by: precedesByPosition)
+    }
+
+    /// The task `id`, locked for this transaction, if its lease is `(this daemon, holder)` with `attempt`.
+    /// - Throws: `taskNotFound` (field `id`); `leaseLost`.
+    private mutating func leased(_ id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRow {
+        let result = try sql("SELECT \(TaskRow.columns) FROM \(tasks) WHERE id = $1 FOR UPDATE", [id])
+        guard result.rowCount == 1 else {
+            throw StoreError(code: .taskNotFound, field: "id", message: "no task with id \"\(id)\"")
+        }
+        let row = try TaskRow(result, row: 0)
+        guard row.isLeased(to: store.daemonID, holder: holder, attempt: attempt) else {
+            throw StoreError(code: .leaseLost, field: "id",
+                             message: "task \"\(id)\" attempt \(attempt) is not leased to this holder any more")
+        }
+        return row
+    }
+
+    /// Writes the fields a delivery's end changes, for every row at once.
+    mutating func saveDeliveryFields(_ rows: [TaskRow]) throws(StoreError) {
+        guard !rows.isEmpty else { return }
+        try sql("""
+            UPDATE \(tasks) t SET run_at = u.run_at, state = u.state, attempt = u.attempt,
+                lease_deadline = u.lease_deadline, last_error = u.last_error, last_failure_at = u.last_failure_at,
+                last_run_at = u.last_run_at, base_last_run_at = u.base_last_run_at, lease_daemon = u.lease_daemon,
+                lease_holder = u.lease_holder
+            FROM unnest($1::text[], $2::int8[], $3::int2[], $4::int8[], $5::int8[], $6::text[], $7::int8[],
+                        $8::int8[], $9::int8[], $10::int8[], $11::int8[])
+                 AS u(id, run_at, state, attempt, lease_deadline, last_error, last_failure_at, last_run_at,
+                      base_last_run_at, lease_daemon, lease_holder)
+            WHERE t.id = u.id
+            """, [
+                PGArrayLiteral.text(rows.map(\.record.id)),
+                PGArrayLiteral.int64(rows.map { Optional($0.record.runAt) }),
+                PGArrayLiteral.int64(rows.map { Optional(Int64($0.record.state.rawValue)) }),
+                PGArrayLiteral.int64(rows.map { Optional(Int64($0.record.attempt)) }),
+                PGArrayLiteral.int64(rows.map(\.record.leaseDeadline)),
+                PGArrayLiteral.text(rows.map(\.record.lastError)),
+                PGArrayLiteral.int64(rows.map(\.record.lastFailureAt)),
+                PGArrayLiteral.int64(rows.map(\.record.lastRunAt)),
+                PGArrayLiteral.int64(rows.map(\.baseLastRunAt)),
+                PGArrayLiteral.int64(rows.map(\.leaseDaemon)),
+                PGArrayLiteral.int64(rows.map(\.leaseHolder)),
+            ])
+    }
+
+    public mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord? {
+        // The usual case, a one-off task whose lease is current: one statement.
+        let deleted = try sql("""
+            DELETE FROM \(tasks) WHERE id = $1 AND state = 1 AND lease_daemon = $2 AND lease_holder = $3
+                AND attempt = $4 AND interval_us IS NULL
+            """, [id, daemon, String(Int64(bitPattern: holder)), String(attempt)])
+        if deleted.affectedRows == 1 { return nil }
+        let old = try leased(id, attempt: attempt, holder: holder)
+        guard let interval = old.record.schedule.intervalMicros else {
+            throw StoreError(code: .internalError, message: "task \"\(id)\" is a leased one-off task the ack did not remove")
+        }
+        let new = old.advanced(interval: interval, now: now)
+        try saveDeliveryFields([new])
+        notifyDue(new.record, now: now)
+        return new.record
+    }
+
+    public mutating func fail(id: String, attempt: UInt32, holder: UInt64, error: String, retry: Bool, now: Int64)
+        throws(StoreError) -> TaskRecord
+    {
+        let old = try leased(id, attempt: attempt, holder: holder)
+        var new: TaskRow
+        if let interval = old.record.schedule.intervalMicros {
+            new = old.advanced(interval: interval, now: now)
+        } else if retry && old.record.attempt < old.record.maxAttempts {
+            new = old.unleased(state: .scheduled)
+            let delay = store.options.retry.delay(afterAttempt: old.record.attempt, unit: store.random.unit())
+            let (at, overflow) = now.addingReportingOverflow(delay)
+            new.record.runAt = overflow ? .max : at
+        } else {
+            new = old.unleased(state: .dead)
+        }
+        new.record.lastError = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
+        new.record.lastFailureAt = now
+        try saveDeliveryFields([new])
+        notifyDue(new.record, now: now)
+        return new.record
+    }
+
+    public mutating func touch(id: String, attempt: UInt32, holder: UInt64, leaseDeadline: Int64) throws(StoreError)
+        -> Int64
+    {
+        let updated = try sql("""
+            UPDATE \(tasks) SET lease_deadline = $5
+            WHERE id = $1 AND state = 1 AND lease_daemon = $2 AND lease_holder = $3 AND attempt = $4
+            """, [id, daemon, String(Int64(bitPattern: holder)), String(attempt), String(leaseDeadline)])
+        if updated.affectedRows == 1 { return leaseDeadline }
+        _ = try leased(id, attempt: attempt, holder: holder)  // throws the reason
+        throw StoreError(code: .internalError, message: "task \"\(id)\": the touch changed no row")
+    }
+
+    public mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
+        let old = try leased(id, attempt: attempt, holder: holder)
+        let new = old.released()
+        try saveDeliveryFields([new])
+        // Due again at once (its run time has come): another daemon's worker may take it.
+        notifyDue(new.record, now: new.record.runAt)
+        return new.record
+    }
+
+    /// Ends the leases that `condition` selects among this daemon's, in (deadline, id) order, each as a
+    /// failed attempt with `reason`, except those `spare` keeps.
+    private mutating func abandon(where condition: String, _ params: [String?], reason: String, now: Int64,
+                                  sparing spare: (String, UInt64) -> Bool) throws(StoreError) -> [TaskRecord]
+    {
+        let result = try sql("""
+            SELECT \(TaskRow.columns) FROM \(tasks) WHERE state = 1 AND lease_daemon = $1 AND \(condition)
+            ORDER BY lease_deadline, id FOR UPDATE
+            """, [daemon] + params)
+        var rows = try TaskRow.all(result)
+        rows.sort { a, b in
+            a.record.leaseDeadline != b.record.leaseDeadline
+                ? (a.record.leaseDeadline ?? 0) < (b.record.leaseDeadline ?? 0)
+                : a.record.id.utf8.lexicographicallyPrecedes(b.record.id.utf8)
+        }
+        let ended = rows.filter { !spare($0.record.id, UInt64(bitPattern: $0.leaseHolder ?? 0)) }
+            .map { $0.abandoned(reason: reason, now: now) }
+        try saveDeliveryFields(ended)
+        for row in ended { notifyDue(row.record, now: now) }
+        return ended.map(\.record)
+    }
+
+    public mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
+        try abandon(where: "lease_holder = $2", [String(Int64(bitPattern: holder))], reason: reason, now: now,
+                    sparing: { _, _ in false })
+    }
+
+    public mutating func expireLeases(now: Int64, sparing spare: (_ id: String, _ holder: UInt64) -> Bool)
+        throws(StoreError) -> [TaskRecord]
+    {
+        try abandon(where: "lease_deadline <= $2", [String(now)], reason: "lease expired", now: now, sparing: spare)
+    }
+
+    public mutating func releaseAllLeases() throws(StoreError) -> Int {
+        let count = try sql("UPDATE \(tasks) SET \(Self.releasedAssignments) WHERE state = 1 AND lease_daemon = $1",
+                            [daemon]).affectedRows
+        if count > 0 { notifyAnyDue() }
+        return count
+    }
+
+    // MARK: Dead letters
+
+    public mutating func retryDead(_ selector: TaskSelector, now: Int64) throws(StoreError) -> Int {
+        var params: [String?] = [String(now)]
+        let condition = Self.condition(selector, &params)
+        let count = try sql("UPDATE \(tasks) SET state = 0, run_at = $1, attempt = 0 WHERE \(condition) AND state = 2",
+                            params).affectedRows
+        if count > 0 { notifyAnyDue() }
+        return count
+    }
+
+    public mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int {
+        var params: [String?] = []
+        let condition = Self.condition(selector, &params)
+        return try sql("DELETE FROM \(tasks) WHERE \(condition) AND state = 2", params).affectedRows
+    }
+
+    // MARK: Reads
+
+    public func fetch(_ selector: TaskSelector) throws(StoreError) -> [TaskRecord] {
+        let query = try Self.fetchQuery(selector, table: tasks, maxGroupTasks: .max)
+        if let poison { throw PostgresTaskStore.storeError(poison) }
+        let result: PGResult
+        do {
+            result = try connection.query(query.sql, query.params)
+        } catch {
+            // A read cannot poison a non-mutating view; the transaction is aborted all the same, so the
+            // batch's next write fails and `write` rolls back.
+            throw PostgresTaskStore.storeError(error)
+        }
+        return try Self.fetchResult(result, selector, maxGroupTasks: .max)
+    }
+
+    /// The statement of a fetch (a group: one row more than `maxGroupTasks`, to tell a too-large group).
+    static func fetchQuery(_ selector: TaskSelector, table: String, maxGroupTasks: Int) throws(StoreError)
+        -> (sql: String, params: [String?])
+    {
+        switch selector {
+        case .all:
+            throw StoreError(code: .invalidArgument, field: "selector.kind",
+                             message: "fetch needs ids or a group; page through every task with list")
+        case .ids(let ids):
+            return ("SELECT \(TaskRow.columns) FROM \(table) WHERE id = ANY($1::text[])", [PGArrayLiteral.text(ids)])
+        case .group(let group):
+            let limit = maxGroupTasks == .max ? "" : " LIMIT \(maxGroupTasks + 1)"
+            return ("SELECT \(TaskRow.columns) FROM \(table) WHERE group_name = $1 ORDER BY run_at, id\(limit)", [group])
+        }
+    }
+
+    /// A fetch's records in the selector's order: ids as given (each once), a group by (`runAt`, id).
+    static func fetchResult(_ result: PGResult, _ selector: TaskSelector, maxGroupTasks: Int) throws(StoreError)
+        -> [TaskRecord]
+    {
+        let records = try TaskRow.all(result).map(\.record)
+        switch selector {
+        case .ids(let ids):
+            var byID: [NameKey: TaskRecord] = [:]
+            for r in records { byID[NameKey(r.id)] = r }
+            var out: [TaskRecord] = []
+            for id in ids {
+                if let r = byID.removeValue(forKey: NameKey(id)) { out.append(r) }
+            }
+            return out
+        case .group(let group):
+            if records.count > maxGroupTasks {
+                throw StoreError(code: .invalidArgument, field: "selector.group", message:
+                    "group \"\(group)\" has more than \(maxGroupTasks) tasks, the most one fetch returns; page through it with list and a group filter")
+            }
+            return records.sorted(by: precedesByPosition)
+        case .all:
+            return records
+        }
+    }
+}

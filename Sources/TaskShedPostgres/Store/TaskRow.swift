@@ -1,0 +1,124 @@
+import TaskShedProtocol
+import TaskShedStore
+
+/// A task as the `tasks` table holds it: the record plus the store's own lease bookkeeping.
+struct TaskRow {
+    var record: TaskRecord
+    /// `lastRunAt` before the current delivery (what a RELEASE puts back).
+    var baseLastRunAt: Int64?
+    /// The daemon (`daemons.id`) holding the lease, while leased.
+    var leaseDaemon: Int64?
+    /// The connection of that daemon holding the lease, while leased (a `UInt64` stored by bit pattern).
+    var leaseHolder: Int64?
+
+    /// The columns every read selects, in `init(_:row:)`'s order.
+    static let columns = """
+        id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at, coalesce, state, attempt, \
+        max_attempts, lease_deadline, last_error, created_at, last_run_at, last_failure_at, base_last_run_at, \
+        lease_daemon, lease_holder
+        """
+
+    /// `columns` qualified with a table alias (`t.id, t.callback, …`), for statements that join.
+    static func columns(of alias: String) -> String {
+        columns.split(separator: ",").map { "\(alias).\($0.trimmingSpaces)" }.joined(separator: ", ")
+    }
+
+    /// Decodes one row selected with `columns`.
+    /// - Throws: `internalError` for a row this build cannot read (a value out of range).
+    init(_ result: PGResult, row r: Int) throws(StoreError) {
+        guard let id = result.string(r, 0), let callback = result.string(r, 1), let runAt = result.int64(r, 3),
+              let kwargs = result.bytes(r, 5), let paused = result.bool(r, 6), let coalesce = result.bool(r, 8),
+              let stateRaw = result.int64(r, 9), let state = TaskState(rawValue: UInt8(clamping: stateRaw)),
+              let attempt = result.int64(r, 10), let maxAttempts = result.int64(r, 11),
+              let createdAt = result.int64(r, 14)
+        else {
+            throw StoreError(code: .internalError, message: "a row of the tasks table cannot be read (row \(r))")
+        }
+        let interval = result.int64(r, 4)
+        record = TaskRecord(
+            id: id, callback: callback, runAt: runAt, schedule: interval.map { .interval(micros: $0) } ?? .once,
+            kwargs: kwargs, group: result.string(r, 2), paused: paused, pausedAt: result.int64(r, 7),
+            coalesce: coalesce, state: state, attempt: UInt32(clamping: attempt),
+            maxAttempts: UInt32(clamping: maxAttempts), leaseDeadline: result.int64(r, 12),
+            lastError: result.string(r, 13), createdAt: createdAt, lastRunAt: result.int64(r, 15),
+            lastFailureAt: result.int64(r, 16))
+        baseLastRunAt = result.int64(r, 17)
+        leaseDaemon = result.int64(r, 18)
+        leaseHolder = result.int64(r, 19)
+    }
+
+    /// All rows of a result.
+    static func all(_ result: PGResult) throws(StoreError) -> [TaskRow] {
+        var rows: [TaskRow] = []
+        rows.reserveCapacity(result.rowCount)
+        for r in 0..<result.rowCount { rows.append(try TaskRow(result, row: r)) }
+        return rows
+    }
+
+    /// Whether the lease is `(daemon, holder)`'s with this attempt.
+    func isLeased(to daemon: Int64, holder: UInt64, attempt: UInt32) -> Bool {
+        record.state == .leased && leaseDaemon == daemon && leaseHolder == Int64(bitPattern: holder)
+            && record.attempt == attempt
+    }
+
+    // MARK: Delivery transitions (the same rules as the LMDB store: PROTOCOL.md, section 8)
+
+    /// The next occurrence after the current one ran or was given up on: attempt 0, no lease; a pause made
+    /// meanwhile stays.
+    func advanced(interval: Int64, now: Int64) -> TaskRow {
+        var next = unleased(state: .scheduled)
+        next.record.runAt = nextRun(runAt: record.runAt, interval: interval, coalesce: record.coalesce, now: now)
+        next.record.attempt = 0
+        return next
+    }
+
+    /// Without its lease, in `state`; attempt and `lastRunAt` stay the delivery's (it counts).
+    func unleased(state: TaskState) -> TaskRow {
+        var next = self
+        next.record.state = state
+        next.record.leaseDeadline = nil
+        next.baseLastRunAt = nil
+        next.leaseDaemon = nil
+        next.leaseHolder = nil
+        return next
+    }
+
+    /// As before its claim: the delivery does not count.
+    func released() -> TaskRow {
+        var next = unleased(state: .scheduled)
+        next.record.attempt = record.attempt &- 1
+        next.record.lastRunAt = baseLastRunAt
+        return next
+    }
+
+    /// A lease that ended without an answer (worker gone, lease expired, daemon lost): a failed attempt.
+    func abandoned(reason: String, now: Int64) -> TaskRow {
+        var next: TaskRow
+        if record.attempt < record.maxAttempts {
+            next = unleased(state: .scheduled)
+        } else if let interval = record.schedule.intervalMicros {
+            next = advanced(interval: interval, now: now)
+        } else {
+            next = unleased(state: .dead)
+        }
+        next.record.lastError = truncateUTF8(reason, limit: ProtocolLimits.maxErrorBytes)
+        next.record.lastFailureAt = now
+        return next
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and newlines.
+    var trimmingSpaces: Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\n" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\n" { s.removeLast() }
+        return s
+    }
+}
+
+/// Orders records by (`runAt`, id), ids compared as UTF-8 bytes: the order of every list the stores return.
+func precedesByPosition(_ a: TaskRecord, _ b: TaskRecord) -> Bool {
+    if a.runAt != b.runAt { return a.runAt < b.runAt }
+    return a.id.utf8.lexicographicallyPrecedes(b.id.utf8)
+}

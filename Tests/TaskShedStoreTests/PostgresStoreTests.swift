@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+import TaskShedPostgres
+import TaskShedProtocol
+import TaskShedStore
+import TaskShedTestSupport
+
+/// What only a shared store does: several daemons on one schema, daemon identity, migrations, and a server that
+/// goes away. (Behaviour both stores share is tested once for both: `behaviourKinds`.)
+@Suite("PostgreSQL store")
+struct PostgresStoreTests {
+    /// A fresh schema on the suite's server, dropped at the end.
+    final class Schema: Sendable {
+        let connectionString: String
+        let name: String
+
+        init() throws {
+            connectionString = try PostgresTestServer.sharedConnectionString()
+            name = PostgresTestServer.uniqueSchemaName("pgstore")
+        }
+
+        deinit { _ = try? PostgresTestServer.psql(connectionString, "DROP SCHEMA IF EXISTS \(name) CASCADE") }
+
+        func options(daemon: String, retry: RetryPolicy = RetryPolicy(minJitter: 1.0)) -> PostgresStoreOptions {
+            PostgresStoreOptions(connectionString: connectionString, schema: name, daemonName: daemon, retry: retry)
+        }
+
+        func open(_ daemon: String, seed: UInt64 = 1) throws -> PostgresTaskStore {
+            try PostgresTaskStore(options: options(daemon: daemon), random: SeededRandom(seed: seed))
+        }
+    }
+
+    @Test func twoDaemonsClaimDisjointTasksAndSeeEachOthersAdds() throws {
+        let schema = try Schema()
+        let a = try schema.open("a")
+        let b = try schema.open("b", seed: 2)
+        defer { a.close(); b.close() }
+        _ = try a.add((0..<50).map { spec("t\($0)", runAt: t0 + Int64($0)) }, now: t0)
+        let fromB = try b.claim(callbacks: ["cb"], max: 20, holder: 1, leaseDeadline: t0 + 60 * second, now: t0 + 100)
+        let fromA = try a.claim(callbacks: ["cb"], max: 100, holder: 1, leaseDeadline: t0 + 60 * second, now: t0 + 100)
+        #expect(fromB.map(\.id) == (0..<20).map { "t\($0)" })
+        #expect(fromA.map(\.id) == (20..<50).map { "t\($0)" })
+        // Each daemon settles only its own leases, even with the same connection number.
+        #expect(storeError { _ = try a.ack(id: "t0", attempt: 1, holder: 1, now: t0 + 200) }?.code == .leaseLost)
+        #expect(try b.ack(id: "t0", attempt: 1, holder: 1, now: t0 + 200) == nil)
+        #expect(try a.fetch(.ids(["t0"])).isEmpty)
+        // Expiry and holder release see only this daemon's leases; counts are the whole cluster's.
+        #expect(try a.expireLeases(now: t0 + 120 * second).count == 30)
+        #expect(try a.stats(now: t0 + 120 * second).leased == 19)
+        #expect(try a.earliestLeaseDeadline() == nil)
+        #expect(try b.earliestLeaseDeadline() == t0 + 60 * second)
+        #expect(try a.releaseHolder(1, reason: "worker disconnected", now: t0).isEmpty)
+        #expect(try b.releaseHolder(1, reason: "worker disconnected", now: t0).count == 19)
+    }
+
+    @Test func concurrentClaimsFromManyDaemonsNeverShareATask() throws {
+        let schema = try Schema()
+        let stores = try (0..<4).map { try schema.open("d\($0)", seed: UInt64($0) + 1) }
+        defer { for s in stores { s.close() } }
+        _ = try stores[0].add((0..<2_000).map { spec(nil, runAt: t0 + Int64($0 % 97)) }, now: t0)
+        let claimed = ClaimLog()
+        DispatchQueue.concurrentPerform(iterations: stores.count) { i in
+            while true {
+                guard let batch = try? stores[i].claim(callbacks: ["cb"], max: 37, holder: UInt64(i),
+                                                      leaseDeadline: t0 + 60 * second, now: t0 + 1_000),
+                      !batch.isEmpty else { return }
+                claimed.append(batch.map(\.id))
+            }
+        }
+        #expect(claimed.ids.count == 2_000)
+        #expect(Set(claimed.ids).count == 2_000)
+    }
+
+    @Test func reopeningADaemonVoidsItsPreviousLeasesOnly() throws {
+        let schema = try Schema()
+        var a = try schema.open("a")
+        let b = try schema.open("b")
+        defer { b.close() }
+        _ = try a.add([spec("x", runAt: t0), spec("y", runAt: t0 + 1)], now: t0)
+        _ = try a.claim(callbacks: ["cb"], max: 1, holder: 7, leaseDeadline: t0 + second, now: t0 + 10)
+        _ = try b.claim(callbacks: ["cb"], max: 1, holder: 7, leaseDeadline: t0 + second, now: t0 + 10)
+        a.close()
+        a = try schema.open("a")
+        defer { a.close() }
+        #expect(a.leasesReleasedAtOpen == 1)
+        let x = try #require(try a.fetch(.ids(["x"])).first)
+        #expect(x.state == .scheduled && x.attempt == 0 && x.lastRunAt == nil && x.leaseDeadline == nil)
+        #expect(try a.fetch(.ids(["y"])).first?.state == .leased)
+    }
+
+    @Test func twoDaemonsWithOneNameAreRefused() throws {
+        let schema = try Schema()
+        let a = try schema.open("same")
+        defer { a.close() }
+        let error = storeError { _ = try schema.open("same") }
+        #expect(error?.code == .internalError)
+        #expect(error?.message.contains("another taskshedd named \"same\"") == true)
+    }
+
+    @Test func daemonsStartingAtOnceOnAnEmptyDatabaseMigrateOnce() throws {
+        let schema = try Schema()
+        let results = OpenLog()
+        DispatchQueue.concurrentPerform(iterations: 6) { i in
+            do {
+                let store = try schema.open("m\(i)")
+                results.append(nil)
+                store.close()
+            } catch {
+                results.append("\(error)")
+            }
+        }
+        #expect(results.errors.isEmpty, "\(results.errors)")
+        let applied = try PostgresTestServer.psql(schema.connectionString,
+                                                  "SELECT count(*) FROM \(schema.name).schema_migrations")
+        #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+    }
+
+    @Test func aBadSchemaNameIsRefusedNamingTheField() {
+        let options = PostgresStoreOptions(connectionString: "host=/nonexistent", schema: "Bad-Name")
+        let error = storeError { _ = try PostgresTaskStore(options: options) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.field == "schema")
+    }
+
+    @Test func anUnreachableServerIsStoreUnavailable() {
+        let options = PostgresStoreOptions(connectionString: "host=/nonexistent-taskshed port=1 connect_timeout=1")
+        let error = storeError { _ = try PostgresTaskStore(options: options) }
+        #expect(error?.code == .storeUnavailable)
+        #expect(error?.code.isRetriable == true)
+    }
+
+    @Test func aTerminatedConnectionIsReopenedByTheNextCall() throws {
+        let schema = try Schema()
+        let a = try schema.open("a")
+        defer { a.close() }
+        _ = try a.add([spec("x")], now: t0)
+        let pid = a.serverProcessID
+        #expect(pid != 0)
+        _ = try PostgresTestServer.psql(schema.connectionString, "SELECT pg_terminate_backend(\(pid))")
+        // Reads retry once on a new connection; so do writes whose transaction had not begun.
+        #expect(try a.fetch(.ids(["x"])).map(\.id) == ["x"])
+        _ = try a.add([spec("y")], now: t0)
+        #expect(try a.fetch(.ids(["x", "y"])).map(\.id) == ["x", "y"])
+    }
+}
+
+/// Ids claimed by several threads.
+private final class ClaimLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var ids: [String] = []
+    func append(_ more: [String]) { lock.withLock { ids += more } }
+}
+
+/// Outcomes of several threads opening a store.
+private final class OpenLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var errors: [String] = []
+    func append(_ error: String?) { lock.withLock { if let error { errors.append(error) } } }
+}
