@@ -1,6 +1,15 @@
 import Glibc
 import TaskShedProtocol
 
+/// The daemon's datastore (`--datastore`).
+public enum Datastore: Sendable, Hashable {
+    /// The embedded LMDB store in `Configuration.dataDirectory`.
+    case lmdb
+    /// A PostgreSQL database shared with other daemons: a libpq connection string or URI, the schema, and
+    /// this daemon's name among those sharing it (`PostgresStoreOptions`).
+    case postgres(connectionString: String, schema: String, daemonName: String?)
+}
+
 /// Everything the daemon can be told at start: where to listen and store, who may connect, limits and
 /// timeouts. The executable fills it from flags; `validate()` checks it before anything is opened.
 public struct Configuration: Sendable, Hashable {
@@ -8,6 +17,18 @@ public struct Configuration: Sendable, Hashable {
     public var socketPath: String
     /// The directory holding the LMDB store (created with mode 0700 when missing).
     public var dataDirectory: String
+    /// Where tasks live: the embedded LMDB store in `dataDirectory` (default), or a PostgreSQL database that
+    /// several daemons share.
+    public var datastore: Datastore = .lmdb
+    /// With a shared datastore, how often the daemon re-reads the due times that other daemons' changes moved
+    /// (µs; default 250 ms): the longest a task added elsewhere and due at once waits before it is claimed here.
+    public var sharedPollMicros: Int64 = 250_000
+    /// With a shared datastore, how long a daemon may go without a heartbeat before the others end its leases
+    /// and deliver its tasks elsewhere (µs; default 4 s). Heartbeats go every eighth of it, so a daemon that
+    /// stops (SIGKILL, power loss, network cut) has its leases ended within the timeout plus one heartbeat
+    /// interval plus one poll: under 5 s by default. A live daemon cut off from the database for longer loses
+    /// its leases too: its workers' acks then get `LEASE_LOST`.
+    public var heartbeatTimeoutMicros: Int64 = 4_000_000
     /// Permission bits of the socket file (default 0660: owner and group may connect).
     public var socketMode: UInt32 = 0o660
     /// Group id to give the socket file, or `nil` for the daemon's own group.
@@ -106,6 +127,57 @@ public struct Configuration: Sendable, Hashable {
         return "./var/taskshed"
     }
 
+    /// Parses `--datastore`: `lmdb`, `lmdb:DIR` (which also sets the data directory), a libpq URI
+    /// (`postgresql://…`, `postgres://…`), or `postgresql:` followed by a libpq keyword/value string.
+    /// - Returns: The datastore and, for `lmdb:DIR`, the directory.
+    /// - Throws: `ConfigurationError` naming `--datastore` and the accepted forms.
+    public static func parseDatastore(_ value: String, schema: String, daemonName: String?) throws(ConfigurationError)
+        -> (Datastore, String?)
+    {
+        if value == "lmdb" { return (.lmdb, nil) }
+        if value.hasPrefix("lmdb:") {
+            let directory = String(value.dropFirst(5))
+            guard !directory.isEmpty else {
+                throw ConfigurationError(option: "--datastore", message: "lmdb: needs a directory (lmdb:/var/lib/taskshed)")
+            }
+            return (.lmdb, directory)
+        }
+        if value.hasPrefix("postgresql://") || value.hasPrefix("postgres://") {
+            return (.postgres(connectionString: value, schema: schema, daemonName: daemonName), nil)
+        }
+        for prefix in ["postgresql:", "postgres:"] where value.hasPrefix(prefix) {
+            let keywords = String(value.dropFirst(prefix.count))
+            guard !keywords.isEmpty else {
+                throw ConfigurationError(option: "--datastore", message:
+                    "\(prefix) needs a libpq keyword/value string, e.g. '\(prefix)host=db dbname=taskshed'")
+            }
+            return (.postgres(connectionString: keywords, schema: schema, daemonName: daemonName), nil)
+        }
+        throw ConfigurationError(option: "--datastore", message:
+            "'\(value)' is not a datastore; use lmdb, lmdb:DIR, postgresql://user@host/db (a libpq URI) or postgresql:KEYWORDS")
+    }
+
+    /// The first line of a `--datastore-file`, without surrounding white space.
+    /// - Throws: `ConfigurationError` naming `--datastore-file` when it cannot be read or is empty.
+    public static func readDatastoreFile(_ path: String) throws(ConfigurationError) -> String {
+        guard let file = fopen(path, "r") else {
+            throw ConfigurationError(option: "--datastore-file", message: "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        guard getline(&line, &capacity, file) > 0, let line else {
+            throw ConfigurationError(option: "--datastore-file", message: "\(path) is empty")
+        }
+        var trimmed = Substring(String(cString: line))
+        while let c = trimmed.first, c.isWhitespace { trimmed.removeFirst() }
+        while let c = trimmed.last, c.isWhitespace { trimmed.removeLast() }
+        let value = String(trimmed)
+        guard !value.isEmpty else { throw ConfigurationError(option: "--datastore-file", message: "\(path) is empty") }
+        return value
+    }
+
     /// Checks every value; the error's message is one line naming the option and what is allowed.
     /// - Throws: `ConfigurationError`.
     public func validate() throws(ConfigurationError) {
@@ -117,6 +189,18 @@ public struct Configuration: Sendable, Hashable {
             throw fail("--socket", "\(socketPath) is \(socketPath.utf8.count) bytes; a Unix socket path holds at most 107")
         }
         if dataDirectory.isEmpty { throw fail("--data-dir", "must not be empty") }
+        if case .postgres(let connectionString, _, let daemonName) = datastore {
+            if connectionString.isEmpty { throw fail("--datastore", "the PostgreSQL connection string is empty") }
+            if let daemonName, daemonName.isEmpty || daemonName.utf8.count > 255 {
+                throw fail("--daemon-name", "must be 1 to 255 bytes")
+            }
+        }
+        if heartbeatTimeoutMicros < 500_000 || heartbeatTimeoutMicros > 3_600_000_000 {
+            throw fail("--heartbeat-timeout", "must be between 500ms and 1h")
+        }
+        if sharedPollMicros < 10_000 || sharedPollMicros > 60_000_000 {
+            throw fail("--shared-poll", "must be between 10ms and 60s")
+        }
         if socketMode & ~0o777 != 0 {
             throw fail("--socket-mode", "0" + String(socketMode, radix: 8) + " has bits outside 0777")
         }

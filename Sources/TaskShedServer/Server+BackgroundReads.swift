@@ -138,7 +138,7 @@ extension Server {
 
     /// The store's answer to `STATS`, `FETCH_TASKS` or `LIST_TASKS` (any thread: it touches only `store`).
     /// `maxBatch` bounds a FETCH_TASKS group (PROTOCOL.md 6.5: a larger one is `INVALID_ARGUMENT`).
-    static func storeRead(_ message: Message, store: LMDBTaskStore, now: Int64, maxBatch: Int) -> StoreReadResult {
+    static func storeRead(_ message: Message, store: ServerStore, now: Int64, maxBatch: Int) -> StoreReadResult {
         do {
             switch message {
             case .getStats:

@@ -159,19 +159,28 @@ extension Server {
     /// staged deliveries whose record is no longer exactly what was claimed; those still leased to their
     /// session are given back.
     func revalidateStaged() {
-        guard !staged.isEmpty || !holdingSessions.isEmpty, let store else { return }
-        let records: [TaskRecord]
+        guard !staged.isEmpty || !holdingSessions.isEmpty, let store = store?.lmdb else { return }
+        do {
+            revalidateStaged(try store.fetch(.ids(stagedAndHeldIDs())))
+        } catch {
+            logger.error("cannot re-check staged deliveries: \(error)")
+        }
+    }
+
+    /// The ids of the staged deliveries and of those held for sockets that were full.
+    func stagedAndHeldIDs() -> [String] {
         var ids = staged.map(\.task.id)
         for id in holdingSessions {
             guard let session = sessions[id] else { continue }
             ids.append(contentsOf: session.heldDeliveries[session.heldHead...].map(\.id))
         }
-        do {
-            records = try store.fetch(.ids(ids))
-        } catch {
-            logger.error("cannot re-check staged deliveries: \(error)")
-            return
-        }
+        return ids
+    }
+
+    /// `revalidateStaged()` with the current `records` of `stagedAndHeldIDs()` (read by a shared store's
+    /// job, or on the loop for LMDB).
+    func revalidateStaged(_ records: [TaskRecord]) {
+        guard !staged.isEmpty || !holdingSessions.isEmpty else { return }
         var current: [String: TaskRecord] = [:]
         for record in records { current[record.id] = record }
         var kept: [StagedDelivery] = []

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import TaskShedEventLoop
+import TaskShedPostgres
 import TaskShedProtocol
 import TaskShedStore
 
@@ -26,9 +27,18 @@ final class FlushOutcome: @unchecked Sendable {
 }
 
 extension Server {
-    /// Opens the store (which takes the data directory's lock: a second daemon fails here) and voids the
-    /// previous run's leases.
+    /// Opens the datastore and voids the previous run's leases: the LMDB store (which takes the data
+    /// directory's lock, so a second daemon fails here), or the shared PostgreSQL store (which refuses a second
+    /// daemon of the same name).
     func openStore() throws {
+        switch configuration.datastore {
+        case .lmdb: store = .lmdb(try openLMDBStore())
+        case .postgres(let connectionString, let schema, let daemonName):
+            store = .postgres(try openPostgresStore(connectionString, schema: schema, daemonName: daemonName))
+        }
+    }
+
+    private func openLMDBStore() throws -> LMDBTaskStore {
         try makeDirectories(configuration.dataDirectory, mode: 0o700)
         var options = StoreOptions()
         // LMDB syncs every commit of a durable environment twice (data pages, then the meta page), but only
@@ -69,7 +79,30 @@ extension Server {
             store.close()
             throw ServerError("cannot release the previous run's leases: \(error.message)")
         }
-        self.store = store
+        return store
+    }
+
+    private func openPostgresStore(_ connectionString: String, schema: String, daemonName: String?) throws
+        -> PostgresTaskStore
+    {
+        var options = PostgresStoreOptions(connectionString: connectionString, schema: schema, daemonName: daemonName)
+        options.maxKwargsBytes = Int(configuration.maxKwargsBytes)
+        // As for LMDB: `RequestValidation` has checked every task's kwargs.
+        options.checksKwargsJSON = false
+        let store: PostgresTaskStore
+        do {
+            store = try PostgresTaskStore(options: options)
+        } catch {
+            throw ServerError("cannot open the PostgreSQL datastore (schema \(schema)): \(error.message)")
+        }
+        logger.notice("PostgreSQL datastore open", metadata: [
+            "taskshed.schema": "\(schema)", "taskshed.daemon": "\(store.options.daemonName)",
+            "taskshed.daemon_id": "\(store.daemonID)"])
+        if store.leasesReleasedAtOpen > 0 {
+            logger.notice("leases of this daemon's previous run released; their tasks are due again",
+                          metadata: ["taskshed.count": "\(store.leasesReleasedAtOpen)"])
+        }
+        return store
     }
 
     func closeStore() {
@@ -186,13 +219,14 @@ extension Server {
         }
     }
 
-    func liveStore() throws(RequestError) -> LMDBTaskStore {
+    func liveStore() throws(RequestError) -> ServerStore {
         guard let store else { throw RequestError(.shuttingDown, "the store is closed") }
         return store
     }
 
     func storeNextWakeup() throws(RequestError) -> Int64? {
         let store = try liveStore()
+        if store.isShared { return sharedHints.nextWakeup }
         do {
             return try store.earliestRunAt()
         } catch {
@@ -221,6 +255,7 @@ extension Server {
     /// The earliest lease deadline, read once per store change: the delivery path asks for it several times
     /// per loop iteration, and only this daemon's writes can change it.
     func storeEarliestLeaseDeadline() -> Int64? {
+        if store?.isShared == true { return sharedHints.leaseDeadline }
         if let cached = cachedLeaseDeadline, cached.generation == storeGeneration { return cached.value }
         do {
             let value = try store?.earliestLeaseDeadline()
@@ -234,6 +269,11 @@ extension Server {
 
     /// The earliest due time of a callback, read once per store change (see `storeEarliestLeaseDeadline`).
     func storeEarliestRunAt(callback: String) -> Int64? {
+        if store?.isShared == true {
+            // A callback no job has read yet counts as due: the next job claims for it and reads it.
+            guard let known = sharedHints.runAt[callback] else { return 0 }
+            return known
+        }
         if cachedRunAtGeneration != storeGeneration {
             cachedRunAt.removeAll(keepingCapacity: true)
             cachedRunAtGeneration = storeGeneration
@@ -274,8 +314,8 @@ extension Server {
     /// claimed); the leases of the rest are given back uncounted in the same transaction, so they are as they
     /// were before the claim (PROTOCOL.md, CLAIM). The first task is always kept: a record alone is at most a
     /// request's largest task, which fit in a frame when it was added.
-    static func fitting(_ claimed: [TaskRecord], into maxReplyBytes: Int, holder: UInt64,
-                        batch: inout LMDBWriteBatch) throws(StoreError) -> [TaskRecord] {
+    static func fitting<B: TaskStoreWriteBatch>(_ claimed: [TaskRecord], into maxReplyBytes: Int, holder: UInt64,
+                                                batch: inout B) throws(StoreError) -> [TaskRecord] {
         // The frame's length counts type, flags and request id (8 bytes) and the list's count (4).
         var room = maxReplyBytes - ProtocolLimits.headerBytesAfterLength - 4
         var kept = 0
@@ -294,8 +334,10 @@ extension Server {
     /// One write request against the batch. Static and free of side effects: the store may rerun the batch.
     /// - Parameter maxReplyBytes: The largest frame the client accepts (`max_frame_bytes`): a CLAIM leases only
     ///   the tasks whose records fit in its reply.
-    static func apply(_ message: Message, holder: UInt64, subscriptionLease: Int64?, defaultLease: Int64,
-                      now: Int64, maxReplyBytes: Int, batch: inout LMDBWriteBatch) throws(StoreError) -> Message {
+    static func apply<B: TaskStoreWriteBatch>(
+        _ message: Message, holder: UInt64, subscriptionLease: Int64?, defaultLease: Int64, now: Int64,
+        maxReplyBytes: Int, batch: inout B
+    ) throws(StoreError) -> Message {
         switch message {
         case .addTasks(let request):
             return .added(try batch.add(request.tasks, onConflict: request.onConflict, now: now))

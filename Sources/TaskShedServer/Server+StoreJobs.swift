@@ -2,6 +2,7 @@ import Glibc
 import CLibUV
 import Logging
 import TaskShedEventLoop
+import TaskShedPostgres
 import TaskShedProtocol
 import TaskShedStore
 
@@ -33,12 +34,79 @@ extension Server {
             planDispatch(into: &job, force: !taken.isEmpty)
         }
         if job.expireLeases { job.sparedLeases = heldLeases() }
+        if store?.isShared == true { prepareSharedRead(&job) }
         guard !job.isEmpty else { return nil }
-        job.flushesItself = configuration.sync && job.requests.contains { Self.isDurable($0.message) }
+        job.flushesItself = configuration.sync && store?.isShared != true
+            && job.requests.contains { Self.isDurable($0.message) }
         jobRequests = taken
         startedJobs += 1
         job.sequence = startedJobs
         return job
+    }
+
+    /// A shared store: what the job reads after its commit for the loop (see `SharedHints`): the due times of
+    /// every subscribed callback, and the staged and held tasks that other daemons may have changed. The
+    /// periodic re-read (`sharedHintsStale`) makes a job of its own.
+    func prepareSharedRead(_ job: inout StoreJob) {
+        var callbacks = Set<String>()
+        for session in sessions.values {
+            for callback in session.subscription?.callbacks ?? [] { callbacks.insert(callback) }
+        }
+        job.hintCallbacks = Array(callbacks)
+        let interval = UInt64(configuration.heartbeatTimeoutMicros / 8) * 1000
+        let nowNanos = WallClock.monotonicNanos()
+        if nowNanos &- lastHeartbeatNanos >= interval {
+            job.heartbeatTimeout = configuration.heartbeatTimeoutMicros
+            lastHeartbeatNanos = nowNanos
+            sharedHintsStale = true
+        }
+        if sharedHintsStale || !job.isEmpty {
+            job.revalidateIDs = stagedAndHeldIDs()
+            job.refreshesHints = sharedHintsStale
+            sharedHintsStale = false
+        }
+    }
+
+    /// A shared store: starts listening for the other daemons' notifications (`PostgresNotificationListener`);
+    /// each one makes the next store job re-read the due times, at once if no job runs.
+    func startNotificationListener() throws(UVError) {
+        guard case .postgres(let store)? = store else { return }
+        let wakeup = try CrossThreadWakeup(loop: loop) { [unowned self] in
+            self.sharedHintsStale = true
+            if !self.jobInFlight { self.startStoreJob() }
+        }
+        let log = logger
+        let listener = PostgresNotificationListener(
+            options: store.options, daemonID: store.daemonID,
+            onNotify: { _ in wakeup.signal() },
+            onProblem: { problem in
+                if let problem {
+                    log.warning("\(problem); other daemons' changes are seen at the next poll meanwhile")
+                } else {
+                    log.notice("listening for other daemons' notifications again")
+                }
+            })
+        listener.start()
+        notificationWakeup = wakeup
+        notificationListener = listener
+    }
+
+    /// Logs what a shared store's heartbeat found. A daemon that was declared lost has no leases any more: the
+    /// records' revalidation drops its staged deliveries, and its workers' acks get `LEASE_LOST`.
+    func heartbeatFinished(_ beat: HeartbeatOutcome) {
+        if beat.wasDeclaredLost {
+            logger.warning("""
+                the other daemons declared this one lost (no heartbeat reached the database for the heartbeat \
+                timeout) and ended its leases: those tasks are delivered elsewhere, and acks for them get LEASE_LOST
+                """)
+            sharedHintsStale = true
+        }
+        if !beat.lostDaemons.isEmpty {
+            logger.warning("daemons lost (no heartbeat); their leases ended and their tasks are due again",
+                           metadata: ["taskshed.daemons": "\(beat.lostDaemons.joined(separator: ","))",
+                                      "taskshed.count": "\(beat.rescued.count)"])
+            dispatchNeeded = true
+        }
     }
 
     /// Answers the queued reads and decided replies that no longer wait for a write of their connection, and
@@ -118,7 +186,7 @@ extension Server {
         guard let job = nextStoreJob() else { return }
         jobInFlight = true
         jobStartedNanos = WallClock.monotonicNanos()
-        if !configuration.sync {
+        if !configuration.sync && store.lmdb != nil {
             // Without syncing, a commit only copies pages into the page cache: run it here and save the two
             // thread hops (tens of microseconds each on a busy machine) of every request's round trip.
             storeJobFinished(job, job.run(on: store))
@@ -165,7 +233,13 @@ extension Server {
         switch result {
         case .success(let value):
             replies = value.replies
-            if value.committed {
+            if let hints = value.hints {
+                sharedHints = hints
+                rearmNeeded = true
+            }
+            if let records = value.revalidated { revalidateStaged(records) }
+            if let beat = value.heartbeat { heartbeatFinished(beat) }
+            if value.committed && store?.isShared != true {
                 hasUnsyncedCommits = true
                 if configuration.sync {
                     // The commit flushed the data file before writing its own meta page: the meta pages of
@@ -290,8 +364,10 @@ extension Server {
         var revalidate = false
         for item in items {
             guard case .write(let message) = item.kind else { continue }
-            if configuration.sync && Self.isDurable(message) { hold = true }
-            if Self.mayChangeOtherLeases(message) { revalidate = true }
+            // A shared store's COMMIT is durable when it returns; LMDB's needs the server's flush.
+            if configuration.sync && Self.isDurable(message) && store?.lmdb != nil { hold = true }
+            // A shared store's job re-read its staged tasks itself (`StoreJob.revalidateIDs`).
+            if Self.mayChangeOtherLeases(message) && store?.lmdb != nil { revalidate = true }
         }
         if revalidate && (!staged.isEmpty || !holdingSessions.isEmpty) {
             revalidateStaged()

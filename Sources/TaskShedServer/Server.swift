@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import TaskShedEventLoop
+import TaskShedPostgres
 import TaskShedProtocol
 import TaskShedStore
 
@@ -36,7 +37,7 @@ public final class Server {
 
     // Set up by run().
     var loop: EventLoop!
-    var store: LMDBTaskStore?
+    var store: ServerStore?
     var listener: UnixListener?
     var timer: PreciseTimer?
     var hook: IterationHook?
@@ -45,6 +46,18 @@ public final class Server {
     var graceTimer: CoarseTimer?
     /// Flushes lease-only commits once a second (see `openStore()`).
     var syncTimer: CoarseTimer?
+    /// A shared store: starts the periodic re-read of `sharedHints` (`Configuration.sharedPollMicros`).
+    var sharedPollTimer: CoarseTimer?
+    /// A shared store: what the last store job read of due times and lease deadlines (the loop never reads a
+    /// shared store itself).
+    var sharedHints = SharedHints()
+    /// A shared store: the next job re-reads the hints even if it has nothing else to do.
+    var sharedHintsStale = false
+    /// A shared store: listens for other daemons' notifications, and wakes the loop for them.
+    var notificationListener: PostgresNotificationListener?
+    var notificationWakeup: CrossThreadWakeup?
+    /// A shared store: when the last heartbeat was sent (monotonic ns).
+    var lastHeartbeatNanos: UInt64 = 0
     /// Whether commits since the last flush are not on disk yet.
     var hasUnsyncedCommits = false
     /// Counts store writes; cached index reads of an older generation are stale.
@@ -293,6 +306,19 @@ public final class Server {
         sweepTimer.unreference()
         sweepTimer.start(afterMillis: sweepIntervalMillis, repeatMillis: sweepIntervalMillis)
         self.sweepTimer = sweepTimer
+        if store?.isShared == true {
+            // Other daemons add, claim and remove tasks: re-read the due times now and then (a claim for a task
+            // another daemon made due finds it at the latest one poll interval later).
+            let pollTimer = try CoarseTimer(loop: loop) { [unowned self] in
+                self.sharedHintsStale = true
+                self.startStoreJob()
+            }
+            pollTimer.unreference()
+            let millis = UInt64(max(10, configuration.sharedPollMicros / 1000))
+            pollTimer.start(afterMillis: millis, repeatMillis: millis)
+            sharedPollTimer = pollTimer
+            try startNotificationListener()
+        }
         if let interval = notifier.watchdogPingIntervalMicros {
             let watchdog = try CoarseTimer(loop: loop) { [unowned self] in self.notifier.notify("WATCHDOG=1") }
             watchdog.unreference()
@@ -321,6 +347,13 @@ public final class Server {
         watchdog = nil
         syncTimer?.close()
         syncTimer = nil
+        sharedPollTimer?.close()
+        sharedPollTimer = nil
+        // The thread first: it signals the wake-up handle, which must outlive it.
+        notificationListener?.stop()
+        notificationListener = nil
+        notificationWakeup?.close()
+        notificationWakeup = nil
         sweepTimer?.close()
         sweepTimer = nil
     }

@@ -1,3 +1,4 @@
+import TaskShedPostgres
 import TaskShedProtocol
 import TaskShedStore
 
@@ -83,10 +84,21 @@ struct StoreJob: Sendable {
     var sequence: UInt64 = 0
     /// The job holds a durable change of a durable store: it may flush the store itself (`flushIfAlone`).
     var flushesItself = false
+    /// A shared store: the callbacks whose earliest due time the job reads after its commit (`SharedHints`).
+    var hintCallbacks: [String] = []
+    /// A shared store: staged or held tasks to read again after the commit (another daemon may have changed
+    /// them), for `Server.revalidateStaged(_:)`.
+    var revalidateIDs: [String] = []
+    /// A shared store: the job exists only to refresh the hints (the periodic re-read).
+    var refreshesHints = false
+    /// A shared store: the job also sends this daemon's heartbeat and ends the leases of lost daemons, which
+    /// have sent none for this long (µs).
+    var heartbeatTimeout: Int64?
 
     /// Whether the job would do nothing.
     var isEmpty: Bool {
         stagedReleases.isEmpty && releaseHolders.isEmpty && !expireLeases && requests.isEmpty && candidates.isEmpty
+            && !refreshesHints
     }
 }
 
@@ -106,6 +118,12 @@ struct StoreJobResult: Sendable {
     /// Whether the commit changed something, and so (in a durable store) flushed the data file before its
     /// meta page: every earlier job's commit is then on disk (see `LMDBTaskStore.lastCommittedTransactionID`).
     var committed = false
+    /// A shared store: due times and lease deadline as of the commit.
+    var hints: SharedHints?
+    /// A shared store: the current records of `StoreJob.revalidateIDs`.
+    var revalidated: [TaskRecord]?
+    /// A shared store: what the heartbeat found.
+    var heartbeat: HeartbeatOutcome?
 }
 
 /// Carries a job's result from the pool thread to the loop thread. libuv orders the two (the work returns
@@ -123,15 +141,33 @@ extension StoreJob {
     /// recorded in the result and leaves the requests committed. Only a failure of the transaction itself
     /// (I/O error, commit) fails the whole job.
     /// - Important: Runs on a thread-pool thread; touches only `store` (thread-safe) and its arguments.
-    func run(on store: LMDBTaskStore) -> Result<StoreJobResult, StoreError> {
+    func run(on store: ServerStore) -> Result<StoreJobResult, StoreError> {
         do {
-            let before = try store.lastCommittedTransactionID()
-            var result = try write(on: store)
-            result.committed = try store.lastCommittedTransactionID() != before
-            return .success(result)
+            switch store {
+            case .lmdb(let store):
+                let before = try store.lastCommittedTransactionID()
+                var result = try write(on: store)
+                result.committed = try store.lastCommittedTransactionID() != before
+                return .success(result)
+            case .postgres(let store):
+                var result = isEmptyOfWrites ? StoreJobResult() : try write(on: store)
+                result.committed = true
+                if let timeout = heartbeatTimeout {
+                    result.heartbeat = try store.heartbeat(timeoutMicros: timeout, now: now)
+                }
+                // Read after the commit, so the loop plans with what this job and other daemons left.
+                result.hints = try SharedHints.read(from: store, callbacks: hintCallbacks)
+                if !revalidateIDs.isEmpty { result.revalidated = try store.fetch(.ids(revalidateIDs)) }
+                return .success(result)
+            }
         } catch {
             return .failure(error)
         }
+    }
+
+    /// Whether the job only refreshes hints (nothing to write).
+    private var isEmptyOfWrites: Bool {
+        stagedReleases.isEmpty && releaseHolders.isEmpty && !expireLeases && requests.isEmpty && candidates.isEmpty
     }
 
     /// Flushes the store right after the job's commit when the job holds a durable change and no write waits
@@ -140,9 +176,9 @@ extension StoreJob {
     /// A failed flush is left to that path, which reports it.
     /// - Returns: Whether every commit so far is on disk.
     /// - Important: Runs on the job's thread-pool thread, after `run(on:)`.
-    func flushIfAlone(_ store: LMDBTaskStore, _ result: Result<StoreJobResult, StoreError>,
+    func flushIfAlone(_ store: ServerStore, _ result: Result<StoreJobResult, StoreError>,
                       arrivals: WriteArrivals) -> Bool {
-        guard flushesItself, (try? result.get().committed) == true, !arrivals.areWaiting else { return false }
+        guard let store = store.lmdb, flushesItself, (try? result.get().committed) == true, !arrivals.areWaiting else { return false }
         do {
             try store.sync()
             return true
@@ -152,8 +188,8 @@ extension StoreJob {
     }
 
     /// The job's write transaction.
-    private func write(on store: LMDBTaskStore) throws(StoreError) -> StoreJobResult {
-        try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> StoreJobResult in
+    private func write<S: TaskStore>(on store: S) throws(StoreError) -> StoreJobResult {
+        try store.write { (batch: inout S.WriteBatch) throws(StoreError) -> StoreJobResult in
             var result = StoreJobResult()
             for release in stagedReleases {
                 // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
@@ -207,7 +243,7 @@ extension StoreJob {
 
     /// Claims for the candidates, fairly: candidates take turns in the given order, each turn claiming one
     /// task when others compete for the same callbacks, or all its free capacity when nobody else serves them.
-    private func claims(_ batch: inout LMDBWriteBatch) throws(StoreError) -> [(sessionID: UInt64, task: TaskRecord)] {
+    private func claims<B: TaskStoreWriteBatch>(_ batch: inout B) throws(StoreError) -> [(sessionID: UInt64, task: TaskRecord)] {
         var pushes: [(sessionID: UInt64, task: TaskRecord)] = []
         var servers: [String: Int] = [:]
         for candidate in candidates {

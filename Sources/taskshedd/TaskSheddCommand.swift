@@ -34,6 +34,37 @@ struct TaskSheddCommand: ParsableCommand {
         "Directory of the task store; created (mode 0700) if missing. One daemon per directory.", valueName: "dir"))
     var dataDirectory: String?
 
+    @Option(name: .customLong("datastore"), help: ArgumentHelp(
+        "Where tasks live: lmdb (the embedded store in --data-dir, the default), lmdb:DIR, or a PostgreSQL "
+            + "database shared with other daemons: postgresql://user@host/db?sslmode=verify-full (any libpq URI) or "
+            + "postgresql:KEYWORDS (a libpq keyword/value string, e.g. 'postgresql:host=db dbname=taskshed'). libpq "
+            + "also reads the PG* environment variables and ~/.pgpass.", valueName: "store"))
+    var datastore: String?
+
+    @Option(name: .customLong("datastore-file"), help: ArgumentHelp(
+        "Read --datastore's value from this file (first line), so a password in it stays out of the process list.",
+        valueName: "path"))
+    var datastoreFile: String?
+
+    @Option(name: .customLong("schema"), help: ArgumentHelp(
+        "PostgreSQL schema holding the tables (created if missing); daemons sharing tasks use the same one.",
+        valueName: "name"))
+    var schema: String = "taskshed"
+
+    @Option(name: .customLong("daemon-name"), help: ArgumentHelp(
+        "This daemon's name among those sharing a PostgreSQL datastore (default: the host name); unique per daemon.",
+        valueName: "name"))
+    var daemonName: String?
+
+    @Option(name: .customLong("shared-poll"), help: ArgumentHelp(
+        "With PostgreSQL: how often to re-read due times that other daemons changed.", valueName: "duration"))
+    var sharedPoll: String = "250ms"
+
+    @Option(name: .customLong("heartbeat-timeout"), help: ArgumentHelp(
+        "With PostgreSQL: how long a daemon may send no heartbeat before the others end its leases and deliver "
+            + "its tasks elsewhere.", valueName: "duration"))
+    var heartbeatTimeout: String = "4s"
+
     @Option(name: .customLong("socket-mode"), help: ArgumentHelp(
         "Permission bits of the socket file, in octal.", valueName: "mode"))
     var socketMode: String = "0660"
@@ -162,6 +193,19 @@ struct TaskSheddCommand: ParsableCommand {
         var configuration = Configuration.defaults(environment: environment, uid: getuid())
         if let socket { configuration.socketPath = socket }
         if let dataDirectory { configuration.dataDirectory = dataDirectory }
+        if datastore != nil && datastoreFile != nil {
+            throw ConfigurationError(option: "--datastore-file", message: "give --datastore or --datastore-file, not both")
+        }
+        var datastoreValue = datastore
+        if let datastoreFile { datastoreValue = try Configuration.readDatastoreFile(datastoreFile) }
+        if let datastoreValue {
+            let (store, directory) = try Configuration.parseDatastore(datastoreValue, schema: schema,
+                                                                      daemonName: daemonName)
+            configuration.datastore = store
+            if let directory { configuration.dataDirectory = directory }
+        }
+        configuration.sharedPollMicros = try duration(sharedPoll, "--shared-poll")
+        configuration.heartbeatTimeoutMicros = try duration(heartbeatTimeout, "--heartbeat-timeout")
         guard let mode = Configuration.parseMode(socketMode) else {
             throw ConfigurationError(option: "--socket-mode", message: "'\(socketMode)' is not an octal mode such as 0660")
         }

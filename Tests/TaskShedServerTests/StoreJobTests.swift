@@ -44,7 +44,7 @@ import Testing
             .touch(Touch(lease: LeaseRef(id: "touched", attempt: 1))),
             .ack(LeaseRef(id: "acked", attempt: 1)),
         ])
-        let result = try job.run(on: store).get()
+        let result = try job.run(on: .lmdb(store)).get()
         #expect(result.replies == [.leaseExtended(deadline: now + 2 * Self.second), .ok])
         // Only the lease nobody answered for expires.
         #expect(result.expired.map(\.id) == ["idle"])
@@ -65,7 +65,7 @@ import Testing
         var job = Self.job(now: Self.start + Self.second, requests: [.ack(LeaseRef(id: "acked", attempt: 1))])
         job.expireLeases = false
         job.releaseHolders = [Self.worker]
-        let result = try job.run(on: store).get()
+        let result = try job.run(on: .lmdb(store)).get()
         #expect(result.replies == [.ok])
         #expect(result.released == 1)
         let records = try store.fetch(.ids(["acked", "held"]))
@@ -88,7 +88,7 @@ import Testing
                                    message: .claim(Claim(callbacks: ["cb"], max: 5, leaseMicros: nil)),
                                    holderClosing: true)]
         job.releaseHolders = [Self.worker]
-        let result = try job.run(on: store).get()
+        let result = try job.run(on: .lmdb(store)).get()
         #expect(result.replies == [.tasks([])])
         // Not leased to the closed connection, so not counted against the task when the holder is released.
         #expect(result.released == 0)
@@ -106,12 +106,12 @@ import Testing
         // another connection spares nothing (it would get LEASE_LOST anyway).
         var job = Self.job(now: Self.start + 2_500_000, requests: [])
         job.sparedLeases = [RequestedLease(id: "named", holder: Self.worker), RequestedLease(id: "other", holder: Self.worker + 1)]
-        let result = try job.run(on: store).get()
+        let result = try job.run(on: .lmdb(store)).get()
         #expect(result.expired.map(\.id) == ["other", "unnamed"])
         #expect(try store.fetch(.ids(["named"])).first?.state == .leased)
         // The next job applies the TOUCH: the lease is still there.
         let touch = Self.job(now: Self.start + 2_600_000, requests: [.touch(Touch(lease: LeaseRef(id: "named", attempt: 1)))])
-        #expect(try touch.run(on: store).get().replies == [.leaseExtended(deadline: Self.start + 4_600_000)])
+        #expect(try touch.run(on: .lmdb(store)).get().replies == [.leaseExtended(deadline: Self.start + 4_600_000)])
     }
 
     @Test func aPollingClaimInTheExpiryJobGetsTheExpiredTask() throws {
@@ -123,7 +123,7 @@ import Testing
         var job = Self.job(now: Self.start + 3 * Self.second, requests: [])
         job.requests = [JobRequest(holder: Self.worker + 1, subscriptionLease: nil,
                                    message: .claim(Claim(callbacks: ["cb"], max: 10, leaseMicros: nil)))]
-        let result = try job.run(on: store).get()
+        let result = try job.run(on: .lmdb(store)).get()
         #expect(result.expired.map(\.id) == ["expired"])
         guard case .tasks(let tasks) = result.replies.first else {
             Issue.record("expected TASKS, got \(result.replies)")
@@ -140,11 +140,11 @@ import Testing
             TemporaryDirectory.remove(directory)
         }
         let now = Self.start + 2_500_000
-        let expiry = try Self.job(now: now, requests: []).run(on: store).get()
+        let expiry = try Self.job(now: now, requests: []).run(on: .lmdb(store)).get()
         #expect(expiry.expired.map(\.id) == ["late"])
         var touch = Self.job(now: now + 1_000, requests: [.touch(Touch(lease: LeaseRef(id: "late", attempt: 1)))])
         touch.expireLeases = false
-        let reply = try #require(try touch.run(on: store).get().replies.first)
+        let reply = try #require(try touch.run(on: .lmdb(store)).get().replies.first)
         guard case .error(let error) = reply else {
             Issue.record("expected LEASE_LOST, got \(reply)")
             return
@@ -172,26 +172,26 @@ import Testing
         }
 
         let alone = addJob("alone")
-        #expect(alone.flushIfAlone(store, alone.run(on: store), arrivals: arrivals))
+        #expect(alone.flushIfAlone(.lmdb(store), alone.run(on: .lmdb(store)), arrivals: arrivals))
 
         arrivals.set(true)
         let followed = addJob("followed")
-        #expect(!followed.flushIfAlone(store, followed.run(on: store), arrivals: arrivals),
+        #expect(!followed.flushIfAlone(.lmdb(store), followed.run(on: .lmdb(store)), arrivals: arrivals),
                 "a write waits: the next job's commit flushes this one's meta page")
         arrivals.set(false)
 
         // Only lease changes (CLAIM, TOUCH): the periodic flush covers them.
         var notDurable = addJob("not-durable")
         notDurable.flushesItself = false
-        #expect(!notDurable.flushIfAlone(store, notDurable.run(on: store), arrivals: arrivals))
+        #expect(!notDurable.flushIfAlone(.lmdb(store), notDurable.run(on: .lmdb(store)), arrivals: arrivals))
 
         // A second add of the same id fails (FAIL on conflict): nothing committed, nothing to flush.
         var conflict = Self.job(now: Self.start, requests: [.addTasks(AddTasks(onConflict: .fail, tasks: [
             TaskSpec(id: "alone", callback: "cb", runAt: Self.start)]))])
         conflict.expireLeases = false
         conflict.flushesItself = true
-        let result = conflict.run(on: store)
+        let result = conflict.run(on: .lmdb(store))
         #expect((try? result.get().committed) == false)
-        #expect(!conflict.flushIfAlone(store, result, arrivals: arrivals))
+        #expect(!conflict.flushIfAlone(.lmdb(store), result, arrivals: arrivals))
     }
 }
