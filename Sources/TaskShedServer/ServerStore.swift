@@ -94,10 +94,7 @@ struct SharedHints: Sendable {
 
     /// Reads them from `store` for `callbacks`.
     static func read(from store: PostgresTaskStore, callbacks: [String]) throws(StoreError) -> SharedHints {
-        var hints = SharedHints()
-        for callback in callbacks { hints.runAt[callback] = .some(try store.earliestRunAt(callback: callback)) }
-        hints.leaseDeadline = try store.earliestLeaseDeadline()
-        hints.nextWakeup = try store.earliestRunAt()
-        return hints
+        let found = try store.wakeups(callbacks: callbacks)
+        return SharedHints(runAt: found.runAt, leaseDeadline: found.leaseDeadline, nextWakeup: found.any)
     }
 }

@@ -380,6 +380,36 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
         return try read { (conn) throws(PGError) in try conn.query(sql, [String(daemonID)]).int64(0, 0) }
     }
 
+    /// In one round trip: the earliest due time of each of `callbacks` and of any task (cluster-wide), and the
+    /// earliest deadline of this daemon's leases. What the daemon plans its dispatch with after every job.
+    public func wakeups(callbacks: [String]) throws(StoreError)
+        -> (runAt: [String: Int64?], any: Int64?, leaseDeadline: Int64?)
+    {
+        let sql = """
+            SELECT 0, NULL::text, min(run_at) FROM \(tasksTable) WHERE state = 0 AND NOT paused
+            UNION ALL
+            SELECT 1, NULL, min(lease_deadline) FROM \(tasksTable) WHERE state = 1 AND lease_daemon = $1
+            UNION ALL
+            SELECT 2, c, (SELECT min(run_at) FROM \(tasksTable)
+                          WHERE state = 0 AND NOT paused AND callback = c)
+            FROM unnest($2::text[]) AS c
+            """
+        let result = try read { (conn) throws(PGError) in
+            try conn.query(sql, [String(daemonID), PGArrayLiteral.text(callbacks)])
+        }
+        var runAt: [String: Int64?] = [:]
+        var any: Int64?
+        var lease: Int64?
+        for r in 0..<result.rowCount {
+            switch result.int64(r, 0) {
+            case 0: any = result.int64(r, 2)
+            case 1: lease = result.int64(r, 2)
+            default: runAt[result.string(r, 1) ?? ""] = .some(result.int64(r, 2))
+            }
+        }
+        return (runAt, any, lease)
+    }
+
     /// Counts by state and callback (cluster-wide), the earliest run time, and the table's size on disk
     /// (`fileBytes` and `usedBytes`: `pg_total_relation_size` of `tasks`; `mapBytes` is 0, there is no map).
     /// Costs a scan of the table.
