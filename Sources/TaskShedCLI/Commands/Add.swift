@@ -166,8 +166,10 @@ public struct Add: ClientCommand {
         if let stats = try? await session.scheduler.stats(),
             (stats.callbacks.first { $0.name == callback }?.workers ?? 0) == 0
         {
+            // A shared datastore (no map) has workers on other daemons that this one does not count.
+            let elsewhere = stats.storeMapBytes == 0 ? " on this daemon (workers on other daemons are not counted)" : ""
             session.note(
-                "warning: no connected worker serves callback '\(callback)' (polling workers are not counted); "
+                "warning: no connected worker\(elsewhere) serves callback '\(callback)' (polling workers are not counted); "
                     + "the task waits until one does (for example `taskshedctl worker --run \(callback)=COMMAND`)")
         }
     }

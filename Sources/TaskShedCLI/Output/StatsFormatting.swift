@@ -25,7 +25,9 @@ public enum StatsFormatting {
             ("waiting", "\(stats.waitingForWorker) due \(stats.waitingForWorker == 1 ? "task has" : "tasks have") no connected worker for the callback"),
             ("next wake-up", stats.nextWakeup.map { TimeFormatting.localWithHint(micros: $0, context: serverNow) } ?? "none"),
             ("connections", String(stats.connections)),
-            ("store", "\(bytes(stats.storeUsedBytes)) used of a \(bytes(stats.storeMapBytes)) map, file \(bytes(stats.storeFileBytes))"),
+            ("store", stats.storeMapBytes == 0
+                ? "shared database, tasks table \(bytes(stats.storeFileBytes)) (counts are all daemons'; workers, waiting and lag this one's)"
+                : "\(bytes(stats.storeUsedBytes)) used of a \(bytes(stats.storeMapBytes)) map, file \(bytes(stats.storeFileBytes))"),
             ("lag", lagText),
         ]
         let width = rows.map(\.0.count).max() ?? 0
