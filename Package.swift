@@ -115,7 +115,7 @@ let package = Package(
         ),
 
         // Benchmarks: `taskshed-bench <scenario>`; measurement code lives in TaskShedBenchKit.
-        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedProtocol", "CLibUV"]),
+        .target(name: "TaskShedBenchKit", dependencies: ["TaskShedStore", "TaskShedPostgres", "TaskShedProtocol", "CLibUV"]),
         .executableTarget(
             name: "taskshed-bench",
             dependencies: [

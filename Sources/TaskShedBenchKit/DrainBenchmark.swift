@@ -36,12 +36,18 @@ public enum DrainBenchmark {
     ///   - workers: Worker processes.
     ///   - concurrency: Each subscription's concurrency limit.
     ///   - idleSeconds: The workers' end-of-drain silence (raise it when the daemon runs under a profiler).
+    ///   - workerDaemons: The daemons the workers connect to, in turn (several daemons on a shared datastore);
+    ///     empty: `daemon`. Their CPU is counted with `daemon`'s.
     ///   - order: Whether the run times ascend with the order the tasks are added (the default) or are
     ///     shuffled: the same distinct times in random order, so that due order and add order differ.
     /// - Returns: The result.
     /// - Throws: `BenchError` when adding or a worker fails, or not every task was acknowledged.
     public static func run(daemon: BenchDaemon, count: Int, workers: Int, concurrency: Int,
-                           idleSeconds: Double = 2, order: TimeOrder = .ascending) throws -> Result {
+                           idleSeconds: Double = 2, order: TimeOrder = .ascending,
+                           workerDaemons: [BenchDaemon] = []) throws -> Result {
+        let serving = workerDaemons.isEmpty ? [daemon] : workerDaemons
+        var measured = [daemon]
+        for other in serving where other !== daemon { measured.append(other) }
         let connection = try daemon.connect(name: "taskshed-bench drain scheduler")
         let batch = Int(connection.serverLimits?.maxBatch ?? 100_000)
         let now = BenchTime.realtimeNanos() / 1000
@@ -63,13 +69,13 @@ public enum DrainBenchmark {
             let report = daemon.runDirectory + "/drain-worker-\(index).txt"
             reports.append(report)
             helpers.append(try HelperProcesses.spawnControlled(
-                ["_drain-worker", "--socket", daemon.socketPath, "--concurrency", "\(concurrency)",
+                ["_drain-worker", "--socket", serving[index % serving.count].socketPath, "--concurrency", "\(concurrency)",
                  "--idle-seconds", "\(idleSeconds)", "--output", report],
                 logPath: daemon.runDirectory + "/drain-worker.log"))
         }
-        guard let daemonCPUStart = ProcFacts.cpuNanos(pid: daemon.pid) else {
-            throw BenchError("cannot read the daemon's CPU time")
-        }
+        let cpuStarts = measured.map { ProcFacts.cpuNanos(pid: $0.pid) }
+        guard cpuStarts.allSatisfy({ $0 != nil }) else { throw BenchError("cannot read the daemon's CPU time") }
+        let daemonCPUStart = cpuStarts.reduce(0) { $0 + $1! }
         for helper in helpers { helper.go() }
         for helper in helpers {
             let status = helper.process.wait()
@@ -78,9 +84,9 @@ public enum DrainBenchmark {
                     + (ProcFacts.readSmallFile(daemon.runDirectory + "/drain-worker.log") ?? ""))
             }
         }
-        guard let daemonCPUEnd = ProcFacts.cpuNanos(pid: daemon.pid) else {
-            throw BenchError("cannot read the daemon's CPU time")
-        }
+        let cpuEnds = measured.map { ProcFacts.cpuNanos(pid: $0.pid) }
+        guard cpuEnds.allSatisfy({ $0 != nil }) else { throw BenchError("cannot read the daemon's CPU time") }
+        let daemonCPUEnd = cpuEnds.reduce(0) { $0 + $1! }
         var first = Int64.max
         var last = Int64.min
         var delivered = 0
@@ -102,6 +108,7 @@ public enum DrainBenchmark {
             throw BenchError("drain: \(acked) of \(count) tasks acknowledged (\(delivered) deliveries)")
         }
         let name = "drain \(formatGrouped(Double(count))) due, \(workers) workers"
+            + (serving.count > 1 ? " on \(serving.count) daemons" : "")
             + (order == .random ? ", random run_at order" : "")
         let figure = RateFigure(name: name, tasks: count,
                                 nanos: last - first,

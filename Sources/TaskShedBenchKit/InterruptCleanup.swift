@@ -12,6 +12,8 @@ public enum InterruptCleanup {
     struct Registry {
         var children: Set<pid_t> = []
         var directories: Set<String> = []
+        /// Programs to run (and wait for) first, e.g. stopping a PostgreSQL server started for the bench.
+        var commands: [[String]] = []
     }
 
     static let registry = Mutex(Registry())
@@ -25,6 +27,11 @@ public enum InterruptCleanup {
     static func register(directory: String) { registry.withLock { _ = $0.directories.insert(directory) } }
     /// Forgets a directory that has been removed.
     static func unregister(directory: String) { registry.withLock { _ = $0.directories.remove(directory) } }
+
+    /// Records a command to run on interrupt, before the children are killed.
+    static func register(command: [String]) { registry.withLock { $0.commands.append(command) } }
+    /// Forgets a command registered with `register(command:)`.
+    static func unregister(command: [String]) { registry.withLock { $0.commands.removeAll { $0 == command } } }
 
     /// Installs the handlers (once per process): on SIGINT or SIGTERM every registered child gets SIGKILL and is
     /// reaped, every registered directory is removed, and the process exits with 128 + the signal.
@@ -46,6 +53,11 @@ public enum InterruptCleanup {
 
     static func cleanUpAndExit(_ signalNumber: Int32) {
         let snapshot = registry.withLock { $0 }
+        for command in snapshot.commands {
+            if let child = try? BenchProcess(executable: command[0], arguments: Array(command.dropFirst())) {
+                _ = child.wait(timeoutSeconds: 10)
+            }
+        }
         for child in snapshot.children {
             kill(child, SIGKILL)
             var status: Int32 = 0

@@ -68,10 +68,14 @@ public enum LagBenchmark {
     ///   - seed: Seed of the run times.
     ///   - worker: The worker kind.
     ///   - leadSeconds: Time between now and the window's start (the add must finish before the first is due).
+    ///   - scheduler: The daemon the tasks are added through, when not `daemon` (another daemon on a shared
+    ///     datastore).
     /// - Returns: The lag distribution; for client workers with a component "frame → callback" when measurable.
     /// - Throws: `BenchError` when the worker or the add fails.
     public static func run(daemon: BenchDaemon, count: Int, seconds: Double, seed: UInt64 = 11,
-                           worker: WorkerKind, leadSeconds: Double = 1.0) throws -> LagRun {
+                           worker: WorkerKind, leadSeconds: Double = 1.0, scheduler: BenchDaemon? = nil) throws
+        -> LagRun
+    {
         let report = daemon.runDirectory + "/lag-\(worker.modeArgument.replacingColons).txt"
         let deadline = BenchTime.realtimeNanos() + Int64((leadSeconds + seconds + 15) * 1e9)
         let child = try HelperProcesses.spawnReady(
@@ -84,7 +88,7 @@ public enum LagBenchmark {
         let specs = instants.enumerated().map { index, runAt in
             TaskSpec(id: "lag-\(index)", callback: callback, runAt: runAt)
         }
-        let connection = try daemon.connect(name: "taskshed-bench lag scheduler")
+        let connection = try (scheduler ?? daemon).connect(name: "taskshed-bench lag scheduler")
         for chunk in stride(from: 0, to: specs.count, by: 100_000) {
             try connection.expectSuccess(.addTasks(AddTasks(
                 onConflict: .replace, tasks: Array(specs[chunk..<min(chunk + 100_000, specs.count)]))))
@@ -110,7 +114,7 @@ public enum LagBenchmark {
                                                 distribution: LagDistribution(micros: callbackDelays)))
         }
         var run = LagRun.from(name: worker.label, expected: count, records: lags, components: components)
-        if case .stats(let stats) = try connection.request(.getStats) {
+        if case .stats(let stats) = try daemon.connect(name: "taskshed-bench lag stats").request(.getStats) {
             run.daemonReported = ["count": Double(stats.lag.count), "p50": Double(stats.lag.p50),
                                   "p90": Double(stats.lag.p90), "p99": Double(stats.lag.p99),
                                   "max": Double(stats.lag.max)]
