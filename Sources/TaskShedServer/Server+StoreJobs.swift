@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import CLibUV
 import Logging
 import TaskShedEventLoop
@@ -10,6 +11,13 @@ extension Server {
     /// Builds the next store job from the queued requests and the dispatch work, or returns nil when there is
     /// nothing to write. Answers, on the way, the queued reads that no longer wait for a write.
     func nextStoreJob() -> StoreJob? {
+        // A shared store that cannot be reached is retried with backoff: client requests still go (and get
+        // STORE_UNAVAILABLE at once), dispatch and re-reads wait for the retry time.
+        if sharedRetryAfterNanos != 0 && WallClock.monotonicNanos() < sharedRetryAfterNanos
+            && !queue.contains(where: { $0.kind.isWrite })
+        {
+            return nil
+        }
         var job = StoreJob()
         job.now = WallClock.nowMicros()
         job.horizon = job.now + dispatchLeadMicros
@@ -53,13 +61,7 @@ extension Server {
             for callback in session.subscription?.callbacks ?? [] { callbacks.insert(callback) }
         }
         job.hintCallbacks = Array(callbacks)
-        let interval = UInt64(configuration.heartbeatTimeoutMicros / 8) * 1000
-        let nowNanos = WallClock.monotonicNanos()
-        if nowNanos &- lastHeartbeatNanos >= interval {
-            job.heartbeatTimeout = configuration.heartbeatTimeoutMicros
-            lastHeartbeatNanos = nowNanos
-            sharedHintsStale = true
-        }
+        job.claimsShares = true
         if sharedHintsStale || !job.isEmpty {
             job.revalidateIDs = stagedAndHeldIDs()
             job.refreshesHints = sharedHintsStale
@@ -67,45 +69,75 @@ extension Server {
         }
     }
 
-    /// A shared store: starts listening for the other daemons' notifications (`PostgresNotificationListener`);
-    /// each one makes the next store job re-read the due times, at once if no job runs.
+    /// A shared store: starts the background session (`PostgresBackgroundSession`), which sends the heartbeats
+    /// and listens for the other daemons' notifications; each one makes the next store job re-read the due
+    /// times, at once if no job runs.
     func startNotificationListener() throws(UVError) {
         guard case .postgres(let store)? = store else { return }
+        let notified = NotifiedCallbacks()
         let wakeup = try CrossThreadWakeup(loop: loop) { [unowned self] in
+            // A notified callback's due time is unknown until read: it counts as due, so the next job claims for
+            // it at once instead of first re-reading and then claiming in a job after (one job, not two, between
+            // another daemon's add and the delivery here).
+            switch notified.take() {
+            case .some(let callbacks): for callback in callbacks { self.sharedHints.runAt[callback] = nil }
+            case .none: self.sharedHints.runAt.removeAll()
+            }
             self.sharedHintsStale = true
+            self.dispatchNeeded = true
             if !self.jobInFlight { self.startStoreJob() }
         }
         let log = logger
-        let listener = PostgresNotificationListener(
-            options: store.options, daemonID: store.daemonID,
-            onNotify: { _ in wakeup.signal() },
+        let listener = PostgresBackgroundSession(
+            store: store, heartbeatTimeoutMicros: configuration.heartbeatTimeoutMicros,
+            onNotify: { callbacks in
+                notified.add(callbacks)
+                wakeup.signal()
+            },
             onProblem: { problem in
                 if let problem {
                     log.warning("\(problem); other daemons' changes are seen at the next poll meanwhile")
                 } else {
                     log.notice("listening for other daemons' notifications again")
                 }
+            },
+            onHeartbeat: { beat in
+                Self.logHeartbeat(beat, log)
+                // Tasks of lost daemons are due; a daemon declared lost must drop what it staged: re-read.
+                notified.add(nil)
+                wakeup.signal()
             })
         listener.start()
         notificationWakeup = wakeup
         notificationListener = listener
     }
 
-    /// Logs what a shared store's heartbeat found. A daemon that was declared lost has no leases any more: the
-    /// records' revalidation drops its staged deliveries, and its workers' acks get `LEASE_LOST`.
-    func heartbeatFinished(_ beat: HeartbeatOutcome) {
+    /// A shared store's job could not reach the database: log it once per outage and back off (50 ms doubling
+    /// to 5 s) before the next job that no client waits for.
+    func sharedStoreUnavailable(_ error: StoreError) {
+        if sharedRetryMicros == 0 {
+            logger.error("the PostgreSQL datastore cannot be reached; requests get STORE_UNAVAILABLE until it can",
+                         metadata: ["error": "\(error.message)"])
+        }
+        sharedRetryMicros = min(max(sharedRetryMicros * 2, 50_000), 5_000_000)
+        sharedRetryAfterNanos = WallClock.monotonicNanos() &+ UInt64(sharedRetryMicros) * 1000
+        sharedHintsStale = true
+    }
+
+    /// Logs what a heartbeat of the background session found (on its thread: the logger is thread-safe). A
+    /// daemon that was declared lost has no leases any more: the re-read that follows drops its staged
+    /// deliveries, and its workers' acks get `LEASE_LOST`.
+    static func logHeartbeat(_ beat: HeartbeatOutcome, _ logger: Logger) {
         if beat.wasDeclaredLost {
             logger.warning("""
                 the other daemons declared this one lost (no heartbeat reached the database for the heartbeat \
                 timeout) and ended its leases: those tasks are delivered elsewhere, and acks for them get LEASE_LOST
                 """)
-            sharedHintsStale = true
         }
         if !beat.lostDaemons.isEmpty {
             logger.warning("daemons lost (no heartbeat); their leases ended and their tasks are due again",
                            metadata: ["taskshed.daemons": "\(beat.lostDaemons.joined(separator: ","))",
                                       "taskshed.count": "\(beat.rescued.count)"])
-            dispatchNeeded = true
         }
     }
 
@@ -234,11 +266,15 @@ extension Server {
         case .success(let value):
             replies = value.replies
             if let hints = value.hints {
+                if sharedRetryMicros != 0 {
+                    logger.notice("the PostgreSQL datastore is reachable again")
+                    sharedRetryMicros = 0
+                    sharedRetryAfterNanos = 0
+                }
                 sharedHints = hints
                 rearmNeeded = true
             }
             if let records = value.revalidated { revalidateStaged(records) }
-            if let beat = value.heartbeat { heartbeatFinished(beat) }
             if value.committed && store?.isShared != true {
                 hasUnsyncedCommits = true
                 if configuration.sync {
@@ -258,6 +294,15 @@ extension Server {
                 }
             }
             deliver(value, of: job)
+        case .failure(let error) where store?.isShared == true && error.code == .storeUnavailable:
+            sharedStoreUnavailable(error)
+            let reply = Message.error(ErrorReply(code: error.code, field: error.field, message: error.message))
+            replies = items.map { _ in reply }
+            // As below: nothing was committed; the staged releases are retried, since the database will hold
+            // those leases until they are given back or expire.
+            holdersToRelease.append(contentsOf: job.releaseHolders)
+            stagedReleases.append(contentsOf: job.stagedReleases)
+            rearmNeeded = true
         case .failure(let error):
             logger.error("write transaction failed", metadata: ["error": "\(error)",
                                                                  "taskshed.requests": "\(items.count)"])
@@ -383,6 +428,31 @@ extension Server {
             } else {
                 send(Frame(requestID: item.requestID, message: reply), to: item.session)
             }
+        }
+    }
+}
+
+/// Callbacks named by other daemons' notifications since the loop last looked, handed from the listener thread
+/// to the loop thread; `nil` means all of them (a re-read after a reconnection, or a notification for many).
+final class NotifiedCallbacks: Sendable {
+    private let pending = Mutex<Set<String>?>(Set())
+
+    /// Adds the callbacks of a notification (`nil`: all).
+    func add(_ callbacks: [String]?) {
+        pending.withLock { set in
+            guard let callbacks else {
+                set = nil
+                return
+            }
+            set?.formUnion(callbacks)
+        }
+    }
+
+    /// The callbacks added since the last call (`nil`: all), and starts over.
+    func take() -> Set<String>? {
+        pending.withLock { set in
+            defer { set = Set() }
+            return set
         }
     }
 }

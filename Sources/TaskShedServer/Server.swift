@@ -53,11 +53,13 @@ public final class Server {
     var sharedHints = SharedHints()
     /// A shared store: the next job re-reads the hints even if it has nothing else to do.
     var sharedHintsStale = false
-    /// A shared store: listens for other daemons' notifications, and wakes the loop for them.
-    var notificationListener: PostgresNotificationListener?
+    /// A shared store: sends the heartbeats and listens for other daemons' notifications (waking the loop).
+    var notificationListener: PostgresBackgroundSession?
     var notificationWakeup: CrossThreadWakeup?
-    /// A shared store: when the last heartbeat was sent (monotonic ns).
-    var lastHeartbeatNanos: UInt64 = 0
+    /// A shared store that cannot be reached: the current backoff (µs, 0 while reachable) and when the next
+    /// job that no client waits for may start (monotonic ns).
+    var sharedRetryMicros: Int64 = 0
+    var sharedRetryAfterNanos: UInt64 = 0
     /// Whether commits since the last flush are not on disk yet.
     var hasUnsyncedCommits = false
     /// Counts store writes; cached index reads of an older generation are stale.

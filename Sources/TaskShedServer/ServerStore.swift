@@ -92,9 +92,4 @@ struct SharedHints: Sendable {
     /// The earliest due time of any task (PING's `next_wakeup`).
     var nextWakeup: Int64?
 
-    /// Reads them from `store` for `callbacks`.
-    static func read(from store: PostgresTaskStore, callbacks: [String]) throws(StoreError) -> SharedHints {
-        let found = try store.wakeups(callbacks: callbacks)
-        return SharedHints(runAt: found.runAt, leaseDeadline: found.leaseDeadline, nextWakeup: found.any)
-    }
 }

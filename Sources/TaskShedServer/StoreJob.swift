@@ -91,9 +91,10 @@ struct StoreJob: Sendable {
     var revalidateIDs: [String] = []
     /// A shared store: the job exists only to refresh the hints (the periodic re-read).
     var refreshesHints = false
-    /// A shared store: the job also sends this daemon's heartbeat and ends the leases of lost daemons, which
-    /// have sent none for this long (µs).
-    var heartbeatTimeout: Int64?
+    /// A shared store: competing candidates claim an even share of their free capacity per turn instead of
+    /// one task, since every claim is a round trip to the database (2,000 claims of one task in one job took
+    /// 9 s, during which the rows it had locked stopped the other daemon's acks).
+    var claimsShares = false
 
     /// Whether the job would do nothing.
     var isEmpty: Bool {
@@ -122,8 +123,6 @@ struct StoreJobResult: Sendable {
     var hints: SharedHints?
     /// A shared store: the current records of `StoreJob.revalidateIDs`.
     var revalidated: [TaskRecord]?
-    /// A shared store: what the heartbeat found.
-    var heartbeat: HeartbeatOutcome?
 }
 
 /// Carries a job's result from the pool thread to the loop thread. libuv orders the two (the work returns
@@ -150,13 +149,20 @@ extension StoreJob {
                 result.committed = try store.lastCommittedTransactionID() != before
                 return .success(result)
             case .postgres(let store):
-                var result = isEmptyOfWrites ? StoreJobResult() : try write(on: store)
-                result.committed = true
-                if let timeout = heartbeatTimeout {
-                    result.heartbeat = try store.heartbeat(timeoutMicros: timeout, now: now)
+                var result: StoreJobResult
+                let hints: Wakeups
+                // Read after the commit (in its round trip), so the loop plans with what this job and the other
+                // daemons left.
+                if isEmptyOfWrites {
+                    result = StoreJobResult()
+                    hints = try store.wakeups(callbacks: hintCallbacks)
+                } else {
+                    (result, hints) = try store.write(isolatingRequests: true, thenReadWakeupsOf: hintCallbacks) {
+                        (batch: inout PostgresWriteBatch) throws(StoreError) -> StoreJobResult in try apply(&batch)
+                    }
                 }
-                // Read after the commit, so the loop plans with what this job and other daemons left.
-                result.hints = try SharedHints.read(from: store, callbacks: hintCallbacks)
+                result.committed = true
+                result.hints = SharedHints(runAt: hints.runAt, leaseDeadline: hints.leaseDeadline, nextWakeup: hints.any)
                 if !revalidateIDs.isEmpty { result.revalidated = try store.fetch(.ids(revalidateIDs)) }
                 return .success(result)
             }
@@ -189,56 +195,59 @@ extension StoreJob {
 
     /// The job's write transaction.
     private func write<S: TaskStore>(on store: S) throws(StoreError) -> StoreJobResult {
-        try store.write { (batch: inout S.WriteBatch) throws(StoreError) -> StoreJobResult in
-            var result = StoreJobResult()
-            for release in stagedReleases {
-                // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
-                _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
-            }
-            // Expired leases end first, so that a CLAIM of this job gets their tasks; but not the leases that a
-            // request names (see the type's doc): ending them first would run the task twice for a worker that
-            // did its part.
-            if expireLeases {
-                var spared = sparedLeases
-                for request in requests {
-                    if let lease = RequestedLease(request.message, holder: request.holder) { spared.insert(lease) }
-                }
-                do throws(StoreError) {
-                    result.expired = try batch.expireLeases(now: now) { id, holder in
-                        !spared.isEmpty && spared.contains(RequestedLease(id: id, holder: holder))
-                    }
-                } catch {
-                    result.dispatchFailure = error
-                }
-            }
-            result.replies.reserveCapacity(requests.count)
-            for request in requests {
-                if request.holderClosing, case .claim = request.message {
-                    result.replies.append(.tasks([]))
-                    continue
-                }
-                do throws(StoreError) {
-                    result.replies.append(try Server.apply(
-                        request.message, holder: request.holder, subscriptionLease: request.subscriptionLease,
-                        defaultLease: defaultLease, now: now, maxReplyBytes: maxReplyBytes, batch: &batch))
-                } catch {
-                    result.replies.append(.error(Server.reply(for: error, to: request.message)))
-                }
-            }
-            if result.dispatchFailure == nil {
-                do throws(StoreError) {
-                    // Closed connections' leases end after the requests: an ACK or RELEASE sent just before the
-                    // close is applied, not counted as a failed attempt.
-                    for holder in releaseHolders {
-                        result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
-                    }
-                    result.pushes = try claims(&batch)
-                } catch {
-                    result.dispatchFailure = error
-                }
-            }
-            return result
+        try store.write { (batch: inout S.WriteBatch) throws(StoreError) -> StoreJobResult in try apply(&batch) }
+    }
+
+    /// Everything the job writes, in one batch (which the store may run more than once: no other effects).
+    private func apply<B: TaskStoreWriteBatch>(_ batch: inout B) throws(StoreError) -> StoreJobResult {
+        var result = StoreJobResult()
+        for release in stagedReleases {
+            // A lease that changed meanwhile (removed task, expired lease) is simply not given back.
+            _ = try? batch.release(id: release.id, attempt: release.attempt, holder: release.holder)
         }
+        // Expired leases end first, so that a CLAIM of this job gets their tasks; but not the leases that a
+        // request names (see the type's doc): ending them first would run the task twice for a worker that
+        // did its part.
+        if expireLeases {
+            var spared = sparedLeases
+            for request in requests {
+                if let lease = RequestedLease(request.message, holder: request.holder) { spared.insert(lease) }
+            }
+            do throws(StoreError) {
+                result.expired = try batch.expireLeases(now: now) { id, holder in
+                    !spared.isEmpty && spared.contains(RequestedLease(id: id, holder: holder))
+                }
+            } catch {
+                result.dispatchFailure = error
+            }
+        }
+        result.replies.reserveCapacity(requests.count)
+        for request in requests {
+            if request.holderClosing, case .claim = request.message {
+                result.replies.append(.tasks([]))
+                continue
+            }
+            do throws(StoreError) {
+                result.replies.append(try Server.apply(
+                    request.message, holder: request.holder, subscriptionLease: request.subscriptionLease,
+                    defaultLease: defaultLease, now: now, maxReplyBytes: maxReplyBytes, batch: &batch))
+            } catch {
+                result.replies.append(.error(Server.reply(for: error, to: request.message)))
+            }
+        }
+        if result.dispatchFailure == nil {
+            do throws(StoreError) {
+                // Closed connections' leases end after the requests: an ACK or RELEASE sent just before the
+                // close is applied, not counted as a failed attempt.
+                for holder in releaseHolders {
+                    result.released += try batch.releaseHolder(holder, reason: "worker disconnected", now: now).count
+                }
+                result.pushes = try claims(&batch)
+            } catch {
+                result.dispatchFailure = error
+            }
+        }
+        return result
     }
 
     /// Claims for the candidates, fairly: candidates take turns in the given order, each turn claiming one
@@ -257,15 +266,17 @@ extension StoreJob {
                 let free = candidate.free - granted[candidate.sessionID, default: 0]
                 if free <= 0 { continue }
                 let alone = candidate.callbacks.allSatisfy { servers[$0, default: 0] <= 1 }
+                let competitors = candidate.callbacks.map { servers[$0, default: 1] }.max() ?? 1
+                let turn = alone ? free : (claimsShares ? max(1, (free + competitors - 1) / competitors) : 1)
                 // Tasks due up to the horizon are taken; the ones not due yet are staged and pushed at their
                 // due time, which the store records as their `lastRunAt`.
-                let tasks = try batch.claim(callbacks: candidate.callbacks, max: alone ? free : 1,
+                let tasks = try batch.claim(callbacks: candidate.callbacks, max: turn,
                                             holder: candidate.sessionID,
                                             leaseDeadline: horizon + candidate.leaseMicros, dueBy: horizon, now: now)
                 if tasks.isEmpty { continue }
                 granted[candidate.sessionID, default: 0] += tasks.count
                 for task in tasks { pushes.append((candidate.sessionID, task)) }
-                if !alone && free - tasks.count > 0 { stillActive.append(candidate) }
+                if !alone && free - tasks.count > 0 && tasks.count == turn { stillActive.append(candidate) }
             }
             active = stillActive
         }

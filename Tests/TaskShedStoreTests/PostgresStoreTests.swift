@@ -88,6 +88,30 @@ struct PostgresStoreTests {
         #expect(try a.fetch(.ids(["y"])).first?.state == .leased)
     }
 
+    @Test func aDaemonWithoutHeartbeatsLosesItsLeasesToTheNextHeartbeatOfAnother() throws {
+        let schema = try Schema()
+        let a = try schema.open("a")
+        let b = try schema.open("b")
+        defer { a.close(); b.close() }
+        _ = try a.add([spec("x"), spec("y", schedule: .interval(micros: 60 * second))], now: t0)
+        let leased = try a.claim(callbacks: ["cb"], max: 2, holder: 3, leaseDeadline: t0 + 600 * second, now: t0)
+        #expect(leased.count == 2)
+        // Both beat now: nobody is lost.
+        #expect(try b.heartbeat(timeoutMicros: 200_000, now: t0).lostDaemons.isEmpty)
+        #expect(try a.heartbeat(timeoutMicros: 200_000, now: t0).wasDeclaredLost == false)
+        usleep(400_000)
+        // a stayed silent for longer than the timeout: b's next heartbeat ends a's leases as failed attempts.
+        let beat = try b.heartbeat(timeoutMicros: 200_000, now: t0 + second)
+        #expect(beat.lostDaemons == ["a"])
+        #expect(Set(beat.rescued.map(\.id)) == ["x", "y"])
+        let x = try #require(try b.fetch(.ids(["x"])).first)
+        #expect(x.state == .scheduled && x.attempt == 1 && x.lastError?.contains("daemon lost") == true)
+        // a's ack is refused; a learns at its next heartbeat that it was declared lost, and is back.
+        #expect(storeError { _ = try a.ack(id: "x", attempt: 1, holder: 3, now: t0 + second) }?.code == .leaseLost)
+        #expect(try a.heartbeat(timeoutMicros: 200_000, now: t0 + second).wasDeclaredLost)
+        #expect(try b.heartbeat(timeoutMicros: 200_000, now: t0 + second).lostDaemons.isEmpty)
+    }
+
     @Test func twoDaemonsWithOneNameAreRefused() throws {
         let schema = try Schema()
         let a = try schema.open("same")

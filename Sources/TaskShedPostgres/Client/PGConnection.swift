@@ -148,6 +148,30 @@ package final class PGConnection {
         return name
     }
 
+    /// Sends several statements without parameters in one round trip (the simple query protocol) and returns
+    /// the outcome of each that ran, in order (the server skips those after a failure); values must be
+    /// inlined with `PGLiteral`.
+    /// - Throws: `PGError` when the script could not be sent or the connection broke.
+    func queries(_ script: String) throws(PGError) -> [Result<PGResult, PGError>] {
+        guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
+        guard PQsendQuery(raw, script) == 1 else {
+            throw PGError(message: Self.trimmed(PQerrorMessage(raw)), connectionLost: PQstatus(raw) != CONNECTION_OK)
+        }
+        var results: [Result<PGResult, PGError>] = []
+        // Every result must be read (until NULL) before the connection takes the next command.
+        while let next = PQgetResult(raw) {
+            do {
+                results.append(.success(try check(next, raw)))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        if PQstatus(raw) != CONNECTION_OK {
+            throw PGError(message: Self.trimmed(PQerrorMessage(raw)), connectionLost: true)
+        }
+        return results
+    }
+
     /// Runs a script of several statements without parameters (schema migrations).
     func run(_ script: String) throws(PGError) {
         guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
@@ -252,6 +276,19 @@ package final class PGResult {
     func bool(_ row: Int, _ column: Int) -> Bool? {
         guard !isNull(row, column), let p = PQgetvalue(raw, Int32(row), Int32(column)) else { return nil }
         return p[0] == CChar(UInt8(ascii: "t"))
+    }
+}
+
+/// Inlines values into SQL text for `PGConnection.queries`, whatever `standard_conforming_strings` says.
+enum PGLiteral {
+    /// `value` as an escape string constant: `E'…'` with backslashes and quotes escaped.
+    static func string(_ value: String) -> String {
+        var out = "E'"
+        for scalar in value.unicodeScalars {
+            if scalar == "'" || scalar == "\\" { out.unicodeScalars.append("\\") }
+            out.unicodeScalars.append(scalar)
+        }
+        return out + "'"
     }
 }
 

@@ -52,9 +52,44 @@ extension PostgresWriteBatch {
 }
 
 extension PostgresTaskStore {
-    /// One heartbeat in its own transaction (see `PostgresWriteBatch.heartbeat`). The daemon sends one every
-    /// fraction of `timeoutMicros`, so that a daemon that stops (SIGKILL, power loss, network cut) has its
-    /// leases ended by the others within about the timeout.
+    /// One heartbeat in its own transaction on `connection` (see `PostgresWriteBatch.heartbeat`), with the
+    /// notifications for the tasks it made due. `PostgresBackgroundSession` sends one every eighth of
+    /// `timeoutMicros` on its own connection, so that a daemon that stops (SIGKILL, power loss, network cut)
+    /// has its leases ended by the others within about the timeout.
+    /// - Parameter connection: A connection this store does not use otherwise (the caller's thread owns it).
+    func heartbeat(on connection: PGConnection, timeoutMicros: Int64, now: Int64) throws(StoreError)
+        -> HeartbeatOutcome
+    {
+        do throws(PGError) {
+            try connection.query("BEGIN")
+        } catch {
+            throw Self.storeError(error)
+        }
+        var batch = PostgresWriteBatch(store: self, connection: connection, isolating: false)
+        let outcome: HeartbeatOutcome
+        do {
+            outcome = try batch.heartbeat(timeoutMicros: timeoutMicros, now: now)
+        } catch {
+            _ = try? connection.query("ROLLBACK")
+            throw error
+        }
+        do throws(PGError) {
+            let channel = Self.channel(schema: options.schema)
+            for payload in batch.notificationPayloads() {
+                try connection.query("SELECT pg_notify($1, $2)", [channel, payload])
+            }
+            try connection.query("COMMIT")
+        } catch {
+            _ = try? connection.query("ROLLBACK")
+            throw Self.storeError(error)
+        }
+        return outcome
+    }
+}
+
+extension PostgresTaskStore {
+    /// One heartbeat on the store's own connection, in its own transaction (tools and tests; the daemon beats
+    /// from its `PostgresBackgroundSession`).
     public func heartbeat(timeoutMicros: Int64, now: Int64) throws(StoreError) -> HeartbeatOutcome {
         try write(isolatingRequests: false) { (batch: inout PostgresWriteBatch) throws(StoreError) in
             try batch.heartbeat(timeoutMicros: timeoutMicros, now: now)

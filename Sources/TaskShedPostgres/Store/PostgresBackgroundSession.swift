@@ -1,8 +1,14 @@
 import Glibc
 import TaskShedStore
 
-/// Listens on the schema's notification channel (`LISTEN`) on a thread of its own and its own connection, so
-/// that a task added or made due by one daemon wakes the others at once instead of at their next poll.
+/// A daemon's second connection to the database, on a thread of its own: it listens on the schema's
+/// notification channel (`LISTEN`), so that a task added or made due by one daemon wakes the others at once
+/// instead of at their next poll, and it sends this daemon's heartbeats.
+///
+/// Heartbeats go from here, not from the store jobs, so that a daemon whose job waits (a slow disk on the
+/// database, a lock another daemon holds) is not declared lost: only a daemon that cannot reach the database
+/// at all — stopped, killed, cut off — stops beating. Each heartbeat also ends the leases of daemons that have
+/// sent none for the timeout (`PostgresWriteBatch.heartbeat`).
 ///
 /// Senders (`PostgresWriteBatch.notifyDue`) send at most one notification per callback per commit, and none for
 /// tasks due beyond `PostgresStoreOptions.notifyHorizonMicros`: later tasks are found by the daemons' periodic
@@ -12,12 +18,15 @@ import TaskShedStore
 ///
 /// With a connection pooler in transaction mode (no `LISTEN`), notifications never arrive and the daemons
 /// fall back to their periodic re-read.
-public final class PostgresNotificationListener: @unchecked Sendable {
+public final class PostgresBackgroundSession: @unchecked Sendable {
+    private let store: PostgresTaskStore
     private let connectionString: String
     private let channel: String
     private let ownPrefix: String
+    private let heartbeatTimeoutMicros: Int64
     private let onNotify: @Sendable (_ callbacks: [String]?) -> Void
     private let onProblem: @Sendable (_ message: String?) -> Void
+    private let onHeartbeat: @Sendable (HeartbeatOutcome) -> Void
     /// A pipe: `stop()` writes to `stopWriteFD` to wake the thread's `poll` on `stopFD`.
     private let stopFD: Int32
     private let stopWriteFD: Int32
@@ -30,15 +39,23 @@ public final class PostgresNotificationListener: @unchecked Sendable {
     ///     (several coalesced), or `nil` after a (re)connection: re-read everything.
     ///   - onProblem: Called on the listener's thread with a message when listening fails (`nil` once it works
     ///     again), for the daemon's log.
-    public init(options: PostgresStoreOptions, daemonID: Int64,
+    ///   - heartbeatTimeoutMicros: How long a daemon may send no heartbeat before it is declared lost; this
+    ///     one beats every eighth of it.
+    ///   - onHeartbeat: Called on the thread after a heartbeat that found something (this daemon declared
+    ///     lost meanwhile, or other daemons lost now).
+    public init(store: PostgresTaskStore, heartbeatTimeoutMicros: Int64,
                 onNotify: @escaping @Sendable (_ callbacks: [String]?) -> Void,
-                onProblem: @escaping @Sendable (_ message: String?) -> Void)
+                onProblem: @escaping @Sendable (_ message: String?) -> Void,
+                onHeartbeat: @escaping @Sendable (HeartbeatOutcome) -> Void)
     {
-        connectionString = options.connectionString
-        channel = PostgresTaskStore.channel(schema: options.schema)
-        ownPrefix = "\(daemonID):"
+        self.store = store
+        connectionString = store.options.connectionString
+        channel = PostgresTaskStore.channel(schema: store.options.schema)
+        ownPrefix = "\(store.daemonID):"
+        self.heartbeatTimeoutMicros = heartbeatTimeoutMicros
         self.onNotify = onNotify
         self.onProblem = onProblem
+        self.onHeartbeat = onHeartbeat
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
             for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -61,7 +78,7 @@ public final class PostgresNotificationListener: @unchecked Sendable {
         let box = Unmanaged.passRetained(self)
         var created = pthread_t()
         let status = pthread_create(&created, nil, { raw in
-            let listener = Unmanaged<PostgresNotificationListener>.fromOpaque(raw!).takeRetainedValue()
+            let listener = Unmanaged<PostgresBackgroundSession>.fromOpaque(raw!).takeRetainedValue()
             listener.run()
             return nil
         }, box.toOpaque())
@@ -69,7 +86,7 @@ public final class PostgresNotificationListener: @unchecked Sendable {
             thread = created
         } else {
             box.release()
-            onProblem("cannot start the notification thread (error \(status)); polling only")
+            onProblem("cannot start the notification and heartbeat thread (error \(status)); without heartbeats other daemons will declare this one lost")
         }
     }
 
@@ -109,15 +126,32 @@ public final class PostgresNotificationListener: @unchecked Sendable {
         }
     }
 
-    /// Reads notifications until the connection breaks (`false`) or `stop()` is called (`true`).
+    /// Reads notifications and sends heartbeats until the connection breaks (`false`) or `stop()` is called
+    /// (`true`).
     private func listen(on conn: PGConnection) -> Bool {
+        let interval = max(heartbeatTimeoutMicros / 8, 10_000)
+        var nextBeat = Self.monotonicMicros()
         while true {
+            let now = Self.monotonicMicros()
+            if now >= nextBeat {
+                nextBeat = now + interval
+                do {
+                    let outcome = try store.heartbeat(on: conn, timeoutMicros: heartbeatTimeoutMicros,
+                                                      now: Self.realtimeMicros())
+                    if outcome.wasDeclaredLost || !outcome.lostDaemons.isEmpty { onHeartbeat(outcome) }
+                } catch {
+                    if !conn.isOpen { return false }
+                    onProblem("cannot send the heartbeat: \(error)")
+                }
+                continue
+            }
             var fds = [pollfd(fd: conn.socket, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, -1)
+            let ready = poll(&fds, 2, Int32(max(1, (nextBeat - now + 999) / 1000)))
             if ready < 0 && errno == EINTR { continue }
             if stopping.isSet || fds[1].revents != 0 { return true }
-            guard ready > 0, conn.consumeInput() else { return false }
+            if ready == 0 { continue }
+            guard conn.consumeInput() else { return false }
             var callbacks: [String] = []
             var everything = false
             while let payload = conn.nextNotification() {
@@ -131,6 +165,18 @@ public final class PostgresNotificationListener: @unchecked Sendable {
                 onNotify(callbacks)
             }
         }
+    }
+
+    private static func monotonicMicros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
+    private static func realtimeMicros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
     }
 
     /// Sleeps up to `millis`, or until `stop()`; returns whether stopping.
