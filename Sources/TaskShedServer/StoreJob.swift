@@ -222,10 +222,36 @@ extension StoreJob {
             }
         }
         result.replies.reserveCapacity(requests.count)
-        for request in requests {
+        var index = 0
+        while index < requests.count {
+            let request = requests[index]
+            index += 1
             if request.holderClosing, case .claim = request.message {
                 result.replies.append(.tasks([]))
                 continue
+            }
+            // Runs of acks, and of adds, go to the store together: one statement each on a shared store.
+            if case .ack = request.message {
+                var run = [request]
+                while index < requests.count, case .ack = requests[index].message {
+                    run.append(requests[index])
+                    index += 1
+                }
+                if run.count > 1 {
+                    applyAcks(run, &batch, into: &result)
+                    continue
+                }
+            }
+            if case .addTasks = request.message {
+                var run = [request]
+                while index < requests.count, case .addTasks = requests[index].message {
+                    run.append(requests[index])
+                    index += 1
+                }
+                if run.count > 1 {
+                    applyAdds(run, &batch, into: &result)
+                    continue
+                }
             }
             do throws(StoreError) {
                 result.replies.append(try Server.apply(
@@ -248,6 +274,36 @@ extension StoreJob {
             }
         }
         return result
+    }
+
+    /// Replies to a run of ACK requests, applied together (`TaskStoreWriteBatch.ack(_:now:)`).
+    private func applyAcks<B: TaskStoreWriteBatch>(_ run: [JobRequest], _ batch: inout B,
+                                                   into result: inout StoreJobResult) {
+        let leases = run.map { request -> LeaseAck in
+            guard case .ack(let lease) = request.message else { preconditionFailure("a run of acks") }
+            return LeaseAck(id: lease.id, attempt: lease.attempt, holder: request.holder)
+        }
+        for (request, outcome) in zip(run, batch.ack(leases, now: now)) {
+            switch outcome {
+            case .success: result.replies.append(.ok)
+            case .failure(let error): result.replies.append(.error(Server.reply(for: error, to: request.message)))
+            }
+        }
+    }
+
+    /// Replies to a run of ADD_TASKS requests, applied together (`TaskStoreWriteBatch.add(requests:now:)`).
+    private func applyAdds<B: TaskStoreWriteBatch>(_ run: [JobRequest], _ batch: inout B,
+                                                   into result: inout StoreJobResult) {
+        let adds = run.map { request -> AddRequest in
+            guard case .addTasks(let add) = request.message else { preconditionFailure("a run of adds") }
+            return AddRequest(specs: add.tasks, onConflict: add.onConflict)
+        }
+        for (request, outcome) in zip(run, batch.add(requests: adds, now: now)) {
+            switch outcome {
+            case .success(let added): result.replies.append(.added(added))
+            case .failure(let error): result.replies.append(.error(Server.reply(for: error, to: request.message)))
+            }
+        }
     }
 
     /// Claims for the candidates, fairly: candidates take turns in the given order, each turn claiming one

@@ -39,7 +39,6 @@ enum PostgresSchema {
                 CHECK (state IN (0, 1, 2)),
                 CHECK ((state = 1) = (lease_daemon IS NOT NULL))
             );
-            CREATE INDEX tasks_due ON %SCHEMA%.tasks (run_at, id) WHERE state = 0 AND NOT paused;
             CREATE INDEX tasks_due_by_callback ON %SCHEMA%.tasks (callback, run_at, id) WHERE state = 0 AND NOT paused;
             CREATE INDEX tasks_by_time ON %SCHEMA%.tasks (run_at, id);
             CREATE INDEX tasks_by_group ON %SCHEMA%.tasks (group_name, run_at, id) WHERE group_name IS NOT NULL;

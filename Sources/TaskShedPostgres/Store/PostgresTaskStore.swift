@@ -328,6 +328,11 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
                 if (poison.isTransient && tries < 5) || (poison.connectionLost && tries < 2) { continue }
                 throw Self.storeError(poison)
             }
+            if let failure = batch.requestFailure {
+                // Not isolated: a request error aborts everything, caught by the body or not.
+                _ = try? conn.query("ROLLBACK")
+                throw failure
+            }
             switch outcome {
             case .failure(let error):
                 _ = try? conn.query("ROLLBACK")

@@ -31,6 +31,16 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     var daemonNumber: Int64 { store.daemonID }
     var daemonName: String { store.options.daemonName }
 
+    /// A request error, which without `isolating` poisons the batch as the protocol says (`TaskStore.write`):
+    /// `write` then rolls back even if the body caught it.
+    private(set) var requestFailure: StoreError?
+
+    /// Records `error` as the batch's request failure when requests are not isolated, and returns it.
+    private mutating func fault(_ error: StoreError) -> StoreError {
+        if !isolating && requestFailure == nil { requestFailure = error }
+        return error
+    }
+
     /// Runs one statement; a server error poisons the batch and comes back as a `StoreError`.
     @discardableResult
     mutating func sql(_ text: String, _ params: [String?] = []) throws(StoreError) -> PGResult {
@@ -88,8 +98,13 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     public mutating func add(_ specs: [TaskSpec], onConflict: ConflictPolicy, now: Int64) throws(StoreError)
         -> [AddResult]
     {
-        let prepared = try TaskValidation.prepare(
-            specs, maxKwargsBytes: store.options.maxKwargsBytes, checksKwargsJSON: store.options.checksKwargsJSON)
+        let prepared: [PreparedTask]
+        do {
+            prepared = try TaskValidation.prepare(
+                specs, maxKwargsBytes: store.options.maxKwargsBytes, checksKwargsJSON: store.options.checksKwargsJSON)
+        } catch {
+            throw fault(error)
+        }
         var results = [AddResult](repeating: AddResult(id: "", outcome: .kept), count: specs.count)
         let named = specs.indices.filter { specs[$0].id != nil }
         let unnamed = specs.indices.filter { specs[$0].id == nil }
@@ -99,8 +114,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 // Found before anything is written, so the request fails cleanly in the common case.
                 let existing = try existingIDs(named.map { specs[$0].id! })
                 if let i = named.first(where: { existing.contains(NameKey(specs[$0].id!)) }) {
-                    throw StoreError(code: .taskExists, field: "tasks[\(i)].id",
-                                     message: "task \"\(specs[i].id!)\" already exists")
+                    throw fault(StoreError(code: .taskExists, field: "tasks[\(i)].id",
+                                     message: "task \"\(specs[i].id!)\" already exists"))
                 }
             }
             let ids = named.map { specs[$0].id! }
@@ -126,8 +141,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 let inserted = try insertNew(specs, prepared, named, ids, now)
                 if let k = ids.indices.first(where: { !inserted.contains(NameKey(ids[$0])) }) {
                     if isolating { try sql("ROLLBACK TO SAVEPOINT taskshed_add") }
-                    throw StoreError(code: .taskExists, field: "tasks[\(named[k])].id",
-                                     message: "task \"\(ids[k])\" already exists")
+                    throw fault(StoreError(code: .taskExists, field: "tasks[\(named[k])].id",
+                                     message: "task \"\(ids[k])\" already exists"))
                 }
                 if isolating { try sql("RELEASE SAVEPOINT taskshed_add") }
                 for (k, i) in named.enumerated() { results[i] = AddResult(id: ids[k], outcome: .inserted) }
@@ -255,7 +270,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         var existing = Set<NameKey>()
         for r in 0..<found.rowCount { existing.insert(NameKey(found.string(r, 0) ?? "")) }
         if let i = updates.indices.first(where: { !existing.contains(NameKey(updates[$0].id)) }) {
-            throw StoreError(code: .taskNotFound, field: "updates[\(i)].id", message: "no task with id \"\(updates[i].id)\"")
+            throw fault(StoreError(code: .taskNotFound, field: "updates[\(i)].id", message: "no task with id \"\(updates[i].id)\""))
         }
         // The last update of an id wins.
         var last: [NameKey: Int64] = [:]
@@ -299,12 +314,12 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     private mutating func leased(_ id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRow {
         let result = try sql("SELECT \(TaskRow.columns) FROM \(tasks) WHERE id = $1 FOR UPDATE", [id])
         guard result.rowCount == 1 else {
-            throw StoreError(code: .taskNotFound, field: "id", message: "no task with id \"\(id)\"")
+            throw fault(StoreError(code: .taskNotFound, field: "id", message: "no task with id \"\(id)\""))
         }
         let row = try TaskRow(result, row: 0)
         guard row.isLeased(to: store.daemonID, holder: holder, attempt: attempt) else {
-            throw StoreError(code: .leaseLost, field: "id",
-                             message: "task \"\(id)\" attempt \(attempt) is not leased to this holder any more")
+            throw fault(StoreError(code: .leaseLost, field: "id",
+                             message: "task \"\(id)\" attempt \(attempt) is not leased to this holder any more"))
         }
         return row
     }
@@ -352,6 +367,87 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         try saveDeliveryFields([new])
         notifyDue(new.record, now: now)
         return new.record
+    }
+
+    /// Several acks in one statement (a group commit's acks): the one-off tasks whose leases are current are
+    /// deleted together; the rest (recurring tasks, lost leases, unknown ids, a lease named twice) go through
+    /// `ack(id:attempt:holder:now:)` one by one, so each result is what that gives.
+    public mutating func ack(_ leases: [LeaseAck], now: Int64) -> [Result<TaskRecord?, StoreError>] {
+        var gone: [NameKey: Int] = [:]
+        if leases.count > 1 {
+            do {
+                let deleted = try sql("""
+                    DELETE FROM \(tasks) t USING unnest($1::text[], $2::int8[], $3::int8[]) AS u(id, holder, attempt)
+                    WHERE t.id = u.id AND t.state = 1 AND t.lease_daemon = $4 AND t.lease_holder = u.holder
+                        AND t.attempt = u.attempt AND t.interval_us IS NULL
+                    RETURNING t.id
+                    """, [PGArrayLiteral.text(leases.map(\.id)),
+                          PGArrayLiteral.int64(leases.map { Optional(Int64(bitPattern: $0.holder)) }),
+                          PGArrayLiteral.int64(leases.map { Optional(Int64($0.attempt)) }), daemon])
+                for r in 0..<deleted.rowCount { gone[NameKey(deleted.string(r, 0) ?? ""), default: 0] += 1 }
+            } catch {
+                return leases.map { _ in .failure(error) }
+            }
+        }
+        return leases.map { lease in
+            let key = NameKey(lease.id)
+            if let count = gone[key], count > 0 {
+                gone[key] = count - 1
+                return .success(nil)
+            }
+            return Result { () throws(StoreError) in
+                try ack(id: lease.id, attempt: lease.attempt, holder: lease.holder, now: now)
+            }
+        }
+    }
+
+    /// Several adds (a group commit's): valid requests that replace or keep, with no id named twice among
+    /// them, are merged into one statement per policy; otherwise they are applied one by one. Each result is
+    /// what `add` gives the request alone.
+    public mutating func add(requests: [AddRequest], now: Int64) -> [Result<[AddResult], StoreError>] {
+        var outcomes = [Result<[AddResult], StoreError>?](repeating: nil, count: requests.count)
+        var groups: [(policy: ConflictPolicy, members: [Int])] = [(.replace, []), (.keep, [])]
+        var mergeable = true
+        var seen = Set<NameKey>()
+        for (i, request) in requests.enumerated() {
+            do {
+                _ = try TaskValidation.prepare(request.specs, maxKwargsBytes: store.options.maxKwargsBytes,
+                                               checksKwargsJSON: store.options.checksKwargsJSON)
+            } catch {
+                outcomes[i] = .failure(error)
+                continue
+            }
+            for spec in request.specs {
+                if let id = spec.id, !seen.insert(NameKey(id)).inserted { mergeable = false }
+            }
+            switch request.onConflict {
+            case .replace: groups[0].members.append(i)
+            case .keep: groups[1].members.append(i)
+            case .fail: mergeable = false
+            }
+        }
+        guard mergeable else {
+            return requests.indices.map { i in
+                outcomes[i] ?? Result { () throws(StoreError) in
+                    try add(requests[i].specs, onConflict: requests[i].onConflict, now: now)
+                }
+            }
+        }
+        for group in groups where !group.members.isEmpty {
+            let combined = group.members.flatMap { requests[$0].specs }
+            do {
+                let results = try add(combined, onConflict: group.policy, now: now)
+                var offset = 0
+                for i in group.members {
+                    let count = requests[i].specs.count
+                    outcomes[i] = .success(Array(results[offset..<offset + count]))
+                    offset += count
+                }
+            } catch {
+                for i in group.members { outcomes[i] = .failure(error) }
+            }
+        }
+        return outcomes.map { $0! }
     }
 
     public mutating func fail(id: String, attempt: UInt32, holder: UInt64, error: String, retry: Bool, now: Int64)

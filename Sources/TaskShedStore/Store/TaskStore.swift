@@ -152,7 +152,55 @@ public protocol TaskStore: AnyObject {
     func close()
 }
 
+/// One lease to acknowledge in `TaskStoreWriteBatch.ack(_:now:)`.
+public struct LeaseAck: Sendable, Hashable {
+    /// The task.
+    public var id: String
+    /// The delivery's attempt.
+    public var attempt: UInt32
+    /// The lease holder.
+    public var holder: UInt64
+
+    /// Creates a reference.
+    public init(id: String, attempt: UInt32, holder: UInt64) {
+        self.id = id
+        self.attempt = attempt
+        self.holder = holder
+    }
+}
+
+/// One request of `TaskStoreWriteBatch.add(requests:now:)`.
+public struct AddRequest: Sendable {
+    /// The tasks.
+    public var specs: [TaskSpec]
+    /// What to do with existing ids.
+    public var onConflict: ConflictPolicy
+
+    /// Creates a request.
+    public init(specs: [TaskSpec], onConflict: ConflictPolicy) {
+        self.specs = specs
+        self.onConflict = onConflict
+    }
+}
+
 extension TaskStoreWriteBatch {
+    /// Several `ack`s, each with the result `ack` would give it, in order, as if applied one after another (a
+    /// group commit's acks). The default applies them one by one; a store whose every operation is a round
+    /// trip (`PostgresWriteBatch`) does them in one statement.
+    public mutating func ack(_ leases: [LeaseAck], now: Int64) -> [Result<TaskRecord?, StoreError>] {
+        leases.map { lease in
+            Result { () throws(StoreError) in try ack(id: lease.id, attempt: lease.attempt, holder: lease.holder, now: now) }
+        }
+    }
+
+    /// Several independent `add` requests (a group commit's adds), each with the result `add` would give it,
+    /// in order, as if applied one after another. The default applies them one by one; a store may merge them.
+    public mutating func add(requests: [AddRequest], now: Int64) -> [Result<[AddResult], StoreError>] {
+        requests.map { request in
+            Result { () throws(StoreError) in try add(request.specs, onConflict: request.onConflict, now: now) }
+        }
+    }
+
     /// `claim` of the tasks due by `now` (`dueBy: now`): `lastRunAt` is `now`.
     /// - Returns: The claimed records, in the leased state.
     /// - Throws: As the requirement.
