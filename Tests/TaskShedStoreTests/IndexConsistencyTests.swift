@@ -3,6 +3,7 @@ import Testing
 import TaskShedProtocol
 @testable import TaskShedStore
 
+/// LMDB's indexes, callback numbers, index queue and schema versions: LMDB only.
 @Suite("Index consistency, callback numbers, schema versions")
 struct IndexConsistencyTests {
     /// Random operations in group commits (isolating or not, requests that fail included): after every batch
@@ -374,17 +375,20 @@ struct IndexConsistencyTests {
     }
 }
 
+/// For every store kind in `behaviourKinds` (the indexes are checked for LMDB only).
 @Suite("Callback names are bytes")
 struct CallbackNameBytesTests {
     /// "é" precomposed and "e" + combining accent are equal Swift strings (canonical equivalence) but different
     /// keys: each gets its own callback number, counter and due list.
-    @Test func canonicallyEquivalentNamesStayDistinct() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func canonicallyEquivalentNamesStayDistinct(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
+        let lmdb = store as? LMDBTaskStore
         let composed = "caf\u{E9}"
         let decomposed = "cafe\u{301}"
         _ = try store.add([spec("a", callback: composed), spec("b", callback: decomposed)], now: t0)
-        #expect(try store.verifyIndexes() == [])
+        if let lmdb { #expect(try lmdb.verifyIndexes() == []) }
         func claim(_ callback: String) throws -> [String] {
             try store.claim(callbacks: [callback], max: 10, holder: 1, leaseDeadline: t0 + 10, now: t0).map(\.id)
         }
@@ -392,14 +396,16 @@ struct CallbackNameBytesTests {
         #expect(try claim(composed) == ["a"])
         let stats = try store.stats(now: t0)
         #expect(stats.callbacks.count == 2 && stats.leased == 2)
-        #expect(try store.verifyIndexes() == [])
+        if let lmdb { #expect(try lmdb.verifyIndexes() == []) }
     }
 
     /// Ids and groups likewise: two canonically equivalent ids in one batch are two tasks (not a duplicate), and
     /// filters and selectors match bytes.
-    @Test func canonicallyEquivalentIdsAndGroupsStayDistinct() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func canonicallyEquivalentIdsAndGroupsStayDistinct(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
+        let lmdb = store as? LMDBTaskStore
         let composed = "r\u{E9}sum\u{E9}"
         let decomposed = "re\u{301}sume\u{301}"
         let results = try store.add(
@@ -411,6 +417,6 @@ struct CallbackNameBytesTests {
         #expect(try store.all(filter: TaskFilter(group: composed)).map(\.runAt) == [t0])
         #expect(try store.remove(.ids([composed])) == 1)
         #expect(try store.all().map(\.runAt) == [t0 + 1])
-        #expect(try store.verifyIndexes() == [])
+        if let lmdb { #expect(try lmdb.verifyIndexes() == []) }
     }
 }

@@ -8,20 +8,25 @@ import TaskShedProtocol
 /// - every claim returns exactly the tasks a brute-force pick from the batch's own view would (so a claim
 ///   frontier never hides a due task, and never hands out a leased one);
 /// - every read path (`list` with each filter, `fetch`, both `earliestRunAt`s, `earliestLeaseDeadline`,
-///   `stats`) agrees with the scan, and `verifyIndexes()` finds nothing;
-/// - an aborted batch leaves the tasks, the lease table, its frontiers and the earliest deadline exactly as
-///   they were.
-/// The small-map case runs the grow-and-rerun and nested-transaction (full map) paths with leases in flight.
+///   `stats`) agrees with the scan, and `verifyIndexes()` finds nothing (LMDB);
+/// - `expireLeases` and `releaseHolder` end exactly the leases that the batch's own view of the tasks (and, with
+///   LMDB, the lease table) says they should, by deadline then id;
+/// - an aborted batch leaves the tasks exactly as they were, and with LMDB the lease table, its frontiers and the
+///   earliest deadline too.
+/// The random runs go for every store kind in `behaviourKinds`. The small-map case (LMDB only) runs the
+/// grow-and-rerun and nested-transaction (full map) paths with leases in flight.
 @Suite("Random batches against a brute-force model: claims, leases, frontiers, rollback")
 struct LeaseModelTests {
-    @Test func claimsAndReadsMatchAScanAfterRandomBatches() throws {
+    @Test(arguments: behaviourKinds)
+    func claimsAndReadsMatchAScanAfterRandomBatches(kind: StoreKind) throws {
         var problems: [String] = []
         for seed in UInt64(1)...24 {
-            problems += try ModelRun(seed: seed, options: testOptions(), kwargsBytes: 0).run(batches: 120)
+            problems += try ModelRun(kind: kind, seed: seed, options: testOptions(), kwargsBytes: 0).run(batches: 120)
         }
         #expect(problems.prefix(20) == [])
     }
 
+    /// LMDB only: the map's growth and a full map.
     @Test func aFullMapKeepsLeasesConsistent() throws {
         var problems: [String] = []
         for seed in UInt64(1)...8 {
@@ -29,7 +34,8 @@ struct LeaseModelTests {
             options.initialMapBytes = 64 << 10
             options.maxMapBytes = 256 << 10
             options.writeMap = seed % 2 == 0
-            problems += try ModelRun(seed: 1000 + seed, options: options, kwargsBytes: 30_000).run(batches: 100)
+            problems += try ModelRun(kind: .lmdb, seed: 1000 + seed, options: options, kwargsBytes: 30_000)
+                .run(batches: 100)
         }
         #expect(problems.prefix(20) == [])
     }
@@ -41,6 +47,7 @@ private struct ModelRun {
     static let callbacks = ["a", "b", "c"]
     static let groups: [String?] = [nil, "g1", "g2"]
 
+    let kind: StoreKind
     let seed: UInt64
     let options: StoreOptions
     /// Up to how many bytes of padding a task's kwargs get (large ones fill a small map).
@@ -49,8 +56,8 @@ private struct ModelRun {
     /// Runs `batches` random batches.
     /// - Returns: Every disagreement found, each naming the seed and batch.
     func run(batches: Int) throws -> [String] {
-        let dir = TempDirectory()
-        var store = try LMDBTaskStore(directory: dir.store, options: options, random: SeededRandom(seed: seed))
+        let fixture = try StoreFixture(kind)
+        var store = try fixture.open(options: options, seed: seed)
         defer { store.close() }
         var random = SeededRandom(seed: seed &* 7919)
         var problems: [String] = []
@@ -60,8 +67,7 @@ private struct ModelRun {
         for batch in 0..<batches {
             now += Int64.random(in: 0...3, using: &random) * second
             if Double.random(in: 0..<1, using: &random) < 0.04 {
-                store.close()
-                store = try LMDBTaskStore(directory: dir.store, options: options, random: SeededRandom(seed: seed + UInt64(batch)))
+                store = try fixture.reopen(store, options: options, seed: seed + UInt64(batch))
                 leases = [:]
             }
             let isolating = Bool.random(using: &random)
@@ -69,21 +75,14 @@ private struct ModelRun {
             let abort = Double.random(in: 0..<1, using: &random) < 0.12
             let batchSeed = random.next()
             let tasksBefore = try store.all(now: now)
-            let tableBefore = Self.describeLeaseTable(store)
+            let lmdb = store as? LMDBTaskStore
+            let tableBefore = lmdb.map(Self.describeLeaseTable)
             let label = "seed \(seed) batch \(batch)"
-            let state = BatchState(leases: leases, table: store.leaseTable)
+            let state = BatchState(leases: leases, table: lmdb?.leaseTable)
             var committed = false
             do {
-                try store.write(isolatingRequests: isolating) { (b: inout LMDBWriteBatch) throws(StoreError) in
-                    // The body may run again (map growth): start from the same state each time.
-                    state.reset(leases: leases)
-                    var requestRandom = SeededRandom(seed: batchSeed)
-                    for _ in 0..<requests {
-                        RandomRequest(state: state, now: now, kwargsBytes: kwargsBytes)
-                            .run(&b, &requestRandom)
-                    }
-                    if abort { throw StoreError(code: .internalError, message: "test abort") }
-                }
+                try runBatch(store, isolating: isolating, requests: requests, abort: abort, seed: batchSeed,
+                             state: state, leases: leases, now: now)
                 committed = true
             } catch {}
             problems += state.problems.map { "\(label): \($0)" }
@@ -91,7 +90,7 @@ private struct ModelRun {
                 leases = state.leases
             } else {
                 if try store.all(now: now) != tasksBefore { problems.append("\(label): an aborted batch changed tasks") }
-                if Self.describeLeaseTable(store) != tableBefore {
+                if let lmdb, Self.describeLeaseTable(lmdb) != tableBefore {
                     problems.append("\(label): an aborted batch changed the lease table")
                 }
             }
@@ -101,7 +100,25 @@ private struct ModelRun {
         return problems
     }
 
-    /// The lease table, its frontiers and its earliest deadline as text.
+    /// Runs one batch of `requests` random requests (drawn from `seed`) in one write of `store`.
+    /// - Throws: What the write throws: a request's error without isolation, the test's abort.
+    private func runBatch<S: TaskStore>(
+        _ store: S, isolating: Bool, requests: Int, abort: Bool, seed: UInt64, state: BatchState,
+        leases: [String: (UInt32, UInt64)], now: Int64
+    ) throws {
+        try store.write(isolatingRequests: isolating) { (b: inout S.WriteBatch) throws(StoreError) in
+            // The body may run again (map growth): start from the same state each time.
+            state.reset(leases: leases)
+            var requestRandom = SeededRandom(seed: seed)
+            for _ in 0..<requests {
+                RandomRequest(state: state, now: now, kwargsBytes: kwargsBytes)
+                    .run(&b, &requestRandom)
+            }
+            if abort { throw StoreError(code: .internalError, message: "test abort") }
+        }
+    }
+
+    /// LMDB's lease table, its frontiers and its earliest deadline as text.
     static func describeLeaseTable(_ store: LMDBTaskStore) -> String {
         let leases = store.leaseTable.all()
             .map { "\($0.0.name):\($0.1.deadline)/\($0.1.holder)/\($0.1.attempt)/\($0.1.paused)" }.sorted()
@@ -112,10 +129,12 @@ private struct ModelRun {
     }
 
     /// Every read path against a scan of the tasks.
-    static func checkReads(_ store: LMDBTaskStore, now: Int64) throws -> [String] {
+    static func checkReads(_ store: any TaskStore, now: Int64) throws -> [String] {
         var problems: [String] = []
-        let verified = try store.verifyIndexes()
-        if !verified.isEmpty { problems.append("verifyIndexes: \(verified)") }
+        if let lmdb = store as? LMDBTaskStore {
+            let verified = try lmdb.verifyIndexes()
+            if !verified.isEmpty { problems.append("verifyIndexes: \(verified)") }
+        }
         let scan = try store.all(now: now, pageSize: 3)
         if scan != scan.sorted(by: precedes) { problems.append("list is not in (runAt, id) order") }
         if try store.fetch(.ids(ids)).sorted(by: precedes) != scan { problems.append("fetch of every id differs from list") }
@@ -169,24 +188,47 @@ private struct ModelRun {
     }
 
     static func precedes(_ a: TaskRecord, _ b: TaskRecord) -> Bool { positionPrecedes((a.runAt, a.id), (b.runAt, b.id)) }
+
+    /// The ids of the leased tasks among `records` that `include` selects, by deadline then id (brute force).
+    static func leasedIDs(_ records: [TaskRecord], where include: (TaskRecord) -> Bool) -> [String] {
+        records.filter { $0.state == .leased && include($0) }.map { ($0.leaseDeadline ?? .max, $0.id) }
+            .sorted { positionPrecedes($0, $1) }.map(\.1)
+    }
 }
 
 /// What the requests of one batch share: the model's leases and the problems found.
 private final class BatchState {
+    /// The leases the model believes current: id -> (attempt, holder) of the last claim of the task. Entries of
+    /// leases that ended without a request naming the task (expiry, a holder's release, a removal by group) stay,
+    /// but every leased task has the entry of the claim that leased it.
     var leases: [String: (UInt32, UInt64)]
     var problems: [String] = []
-    /// The store's lease table: what expiry and worker-gone must end, read by the writer (the batch body).
-    let table: LeaseTable
+    /// LMDB's lease table (`nil` for other stores): what expiry and worker-gone must end, read by the writer (the
+    /// batch body).
+    let table: LeaseTable?
 
-    init(leases: [String: (UInt32, UInt64)], table: LeaseTable) {
+    init(leases: [String: (UInt32, UInt64)], table: LeaseTable?) {
         self.leases = leases
         self.table = table
     }
 
-    /// The ids of the current leases that `include` selects, by deadline then id (brute force).
-    func leaseIDs(where include: (Lease) -> Bool) -> [String] {
-        table.writerAll().filter { include($0.1) }.map { ($0.1.deadline, $0.0.name) }
-            .sorted { positionPrecedes($0, $1) }.map(\.1)
+    /// The ids of the current leases in LMDB's lease table that `include` selects, by deadline then id (brute
+    /// force); `nil` without a lease table.
+    func leaseIDs(where include: (Lease) -> Bool) -> [String]? {
+        table.map { table in
+            table.writerAll().filter { include($0.1) }.map { ($0.1.deadline, $0.0.name) }
+                .sorted { positionPrecedes($0, $1) }.map(\.1)
+        }
+    }
+
+    /// The holder of a leased task, from the model's claims; records a problem and returns `nil` when the model
+    /// has no claim of the task with its attempt.
+    func holder(of task: TaskRecord) -> UInt64? {
+        guard let (attempt, holder) = leases[task.id], attempt == task.attempt else {
+            problems.append("\(task.id) is leased at attempt \(task.attempt), no claim of the model gave it")
+            return nil
+        }
+        return holder
     }
 
     func reset(leases: [String: (UInt32, UInt64)]) {
@@ -201,7 +243,7 @@ private struct RandomRequest {
     let now: Int64
     let kwargsBytes: Int
 
-    func run(_ b: inout LMDBWriteBatch, _ random: inout SeededRandom) {
+    func run<Batch: TaskStoreWriteBatch>(_ b: inout Batch, _ random: inout SeededRandom) {
         func pick<T>(_ items: [T]) -> T { items[Int.random(in: 0..<items.count, using: &random)] }
         func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &random) < p }
         func time(_ range: ClosedRange<Int64>) -> Int64 { now + Int64.random(in: range, using: &random) * second }
@@ -319,20 +361,45 @@ private struct RandomRequest {
             }
         case 90..<93:
             let due = state.leaseIDs { $0.deadline <= now }
+            // The brute-force pick from the batch's own view of the tasks (`nil`: as for claims).
+            let expired = { (task: TaskRecord) in (task.leaseDeadline ?? .max) <= now }
+            let dueByTasks = (try? b.fetch(.ids(ModelRun.ids))).map { ModelRun.leasedIDs($0, where: expired) }
             if let ended = attempt({ () throws(StoreError) in try b.expireLeases(now: now) }) {
-                if ended.map(\.id) != due { state.problems.append("expireLeases ended \(ended.map(\.id)), not \(due)") }
-                let left = state.leaseIDs { $0.deadline <= now }
-                if !left.isEmpty { state.problems.append("expireLeases left \(left)") }
+                if let due, ended.map(\.id) != due {
+                    state.problems.append("expireLeases ended \(ended.map(\.id)), not \(due)")
+                }
+                if let left = state.leaseIDs(where: { $0.deadline <= now }), !left.isEmpty {
+                    state.problems.append("expireLeases left \(left)")
+                }
+                if let dueByTasks, ended.map(\.id) != dueByTasks {
+                    state.problems.append("expireLeases ended \(ended.map(\.id)), the tasks say \(dueByTasks)")
+                }
+                if let after = try? b.fetch(.ids(ModelRun.ids)) {
+                    let left = ModelRun.leasedIDs(after, where: expired)
+                    if !left.isEmpty { state.problems.append("expireLeases left leased tasks \(left)") }
+                }
             }
         case 93..<95:
             let holder = UInt64.random(in: 1...3, using: &random)
             let held = state.leaseIDs { $0.holder == holder }
+            let heldByTasks = (try? b.fetch(.ids(ModelRun.ids))).map { tasks in
+                ModelRun.leasedIDs(tasks, where: { state.holder(of: $0) == holder })
+            }
             if let ended = attempt({ () throws(StoreError) in try b.releaseHolder(holder, reason: "gone", now: now) }) {
-                if ended.map(\.id) != held {
+                if let held, ended.map(\.id) != held {
                     state.problems.append("releaseHolder(\(holder)) ended \(ended.map(\.id)), not \(held)")
                 }
-                let left = state.leaseIDs { $0.holder == holder }
-                if !left.isEmpty { state.problems.append("releaseHolder(\(holder)) left \(left)") }
+                if let left = state.leaseIDs(where: { $0.holder == holder }), !left.isEmpty {
+                    state.problems.append("releaseHolder(\(holder)) left \(left)")
+                }
+                if let heldByTasks, ended.map(\.id) != heldByTasks {
+                    state.problems.append(
+                        "releaseHolder(\(holder)) ended \(ended.map(\.id)), the tasks and claims say \(heldByTasks)")
+                }
+                if let after = try? b.fetch(.ids(ModelRun.ids)) {
+                    let left = ModelRun.leasedIDs(after, where: { state.holder(of: $0) == holder })
+                    if !left.isEmpty { state.problems.append("releaseHolder(\(holder)) left leased tasks \(left)") }
+                }
             }
         case 95..<97:
             let s: TaskSelector = chance(0.4) ? .all : selector()

@@ -2,11 +2,13 @@ import Testing
 import TaskShedProtocol
 @testable import TaskShedStore
 
+/// For every store kind in `behaviourKinds` (LMDB's indexes and sizes are checked for LMDB only).
 @Suite("Fetch, list, pause, resume, remove, reschedule, dead letters, stats")
 struct SelectionTests {
-    @Test func fetchByIdsKeepsOrderAndSkipsUnknownAndByGroup() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func fetchByIdsKeepsOrderAndSkipsUnknownAndByGroup(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("a", group: "g"), spec("b"), spec("c", group: "g"), spec("d", group: "gg")], now: t0)
         #expect(try store.fetch(.ids(["c", "zz", "a", "c"])).map(\.id) == ["c", "a"])
         #expect(try store.fetch(.group("g")).map(\.id) == ["a", "c"])
@@ -15,9 +17,10 @@ struct SelectionTests {
         #expect(error?.code == .invalidArgument && error?.field == "selector.kind")
     }
 
-    @Test func pauseKeepsPausedAtOnRepeatAndResumeClearsIt() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func pauseKeepsPausedAtOnRepeatAndResumeClearsIt(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("a", runAt: t0 + 1, group: "g"), spec("b", runAt: t0 + 2, group: "g"), spec("c", runAt: t0 + 3)], now: t0)
         #expect(try store.pause(.group("g"), now: t0 + 10) == 2)
         #expect(try store.earliestRunAt() == t0 + 3)
@@ -31,9 +34,10 @@ struct SelectionTests {
         #expect(try store.earliestRunAt() == t0 + 1)
     }
 
-    @Test func removeByIdsGroupAndAll() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func removeByIdsGroupAndAll(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("a", group: "g"), spec("b", group: "g"), spec("c"), spec("d", paused: true)], now: t0)
         #expect(try store.remove(.ids(["c", "x"])) == 1)
         #expect(try store.remove(.group("g")) == 2)
@@ -50,9 +54,10 @@ struct SelectionTests {
         #expect(try store.stats(now: t0).due == 1)
     }
 
-    @Test func updateRunTimesIsAllOrNothing() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func updateRunTimesIsAllOrNothing(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("a", runAt: t0), spec("b", runAt: t0)], now: t0)
         let error = storeError {
             try store.updateRunTimes([RunTimeUpdate(id: "a", runAt: t0 + 50), RunTimeUpdate(id: "ghost", runAt: 1)])
@@ -67,9 +72,10 @@ struct SelectionTests {
         #expect(try store.earliestRunAt(callback: "cb") == t0 - 50)
     }
 
-    @Test func updateRunTimesDropsLeasesAndRevivesDeadTasks() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func updateRunTimesDropsLeasesAndRevivesDeadTasks(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("leased", runAt: t0), spec("dead", runAt: t0, maxAttempts: 1)], now: t0)
         let claimed = try store.claim(callbacks: ["cb"], max: 2, holder: 7, leaseDeadline: t0 + 100, now: t0)
         #expect(claimed.count == 2)
@@ -90,9 +96,10 @@ struct SelectionTests {
         #expect(s.leased == 0 && s.dead == 0 && s.pending == 2)
     }
 
-    @Test func listPaginatesInRunAtIdOrderAcrossStates() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func listPaginatesInRunAtIdOrderAcrossStates(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         var specs: [TaskSpec] = []
         for i in 0..<60 {
             specs.append(spec("t\(i)", callback: i % 3 == 0 ? "x" : "y", runAt: t0 + Int64(i % 20), group: i % 2 == 0 ? "even" : nil,
@@ -130,18 +137,19 @@ struct SelectionTests {
         try check(TaskFilter(state: .leased, dueBefore: t0 + 2)) { $0.state == .leased && $0.runAt < t0 + 2 }
         #expect(try store.all(filter: TaskFilter(group: "none")).isEmpty)
 
-        #expect(storeError { _ = try store.list(filter: TaskFilter(), limit: 0, now: t0) }?.field == "limit")
+        #expect(storeError { _ = try store.list(filter: TaskFilter(), limit: 0, cursor: nil, now: t0) }?.field == "limit")
         #expect(storeError { _ = try store.list(filter: TaskFilter(), limit: 5, cursor: [9, 9], now: t0) }?.field == "cursor")
-        let exact = try store.list(filter: TaskFilter(), limit: 60, now: now)
+        let exact = try store.list(filter: TaskFilter(), limit: 60, cursor: nil, now: now)
         #expect(exact.tasks.count == 60 && exact.nextCursor == nil)
     }
 
     /// There is no all-callback time index: the earliest due time and an unfiltered list come from each
     /// callback's part of `callback_wake`, skipping callback numbers (lowest, middle, highest) that have no
     /// unpaused scheduled task left.
-    @Test func earliestRunAtAndListSpanEveryCallbackWithScheduledTasks() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func earliestRunAtAndListSpanEveryCallbackWithScheduledTasks(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         // Callback cbC is numbered C (first use in that order); its earliest task is at t0 + 5 - C.
         var specs: [TaskSpec] = []
         for c in 0..<6 {
@@ -158,7 +166,7 @@ struct SelectionTests {
             let due = try store.all(now: t0 + 100, filter: TaskFilter(state: .due), pageSize: 4)
             let wantDue = sorted.filter { $0.state == .scheduled && !$0.paused }
             #expect(due.map(\.id) == wantDue.map(\.id), "due list after \(step)")
-            #expect(try store.verifyIndexes() == [], "indexes after \(step)")
+            if let lmdb = store as? LMDBTaskStore { #expect(try lmdb.verifyIndexes() == [], "indexes after \(step)") }
         }
         try check(t0, "add")
         #expect(try store.remove(ids(5)) == 5)
@@ -179,9 +187,10 @@ struct SelectionTests {
         #expect(try store.all(now: t0).count == 10)
     }
 
-    @Test func deadLettersCanBeRetriedAndPurged() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func deadLettersCanBeRetriedAndPurged(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("a", group: "g"), spec("b", group: "g"), spec("c"), spec("live")], now: t0)
         for _ in 0..<3 {
             let c = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0, now: t0)
@@ -198,9 +207,10 @@ struct SelectionTests {
         #expect(try store.stats(now: t0 + 10).dead == 0)
     }
 
-    @Test func statsCountByStateAndCallback() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func statsCountByStateAndCallback(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add(
             [
                 spec("a1", callback: "a", runAt: t0 - 1), spec("a2", callback: "a", runAt: t0 + 100),
@@ -216,12 +226,14 @@ struct SelectionTests {
             StoreCallbackStats(callback: "a", scheduled: 3, due: 1, leased: 0, dead: 0),
             StoreCallbackStats(callback: "b", scheduled: 1, due: 1, leased: 1, dead: 1),
         ])
-        #expect(s.fileBytes > 0 && s.mapBytes >= s.usedBytes && s.usedBytes > 0)
+        // Sizes of the data file and map: LMDB's (a shared store has no file of its own).
+        if store is LMDBTaskStore { #expect(s.fileBytes > 0 && s.mapBytes >= s.usedBytes && s.usedBytes > 0) }
     }
 
-    @Test func countersStayRightForBatchesOverManyCallbacks() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func countersStayRightForBatchesOverManyCallbacks(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         // 40 callbacks in one batch: more than the short list of counter changes holds.
         _ = try store.add((0..<120).map { spec("t\($0)", callback: "cb\($0 % 40)", runAt: t0 - 1) }, now: t0)
         _ = try store.claim(callbacks: (0..<40).map { "cb\($0)" }, max: 40, holder: 1, leaseDeadline: t0 + 5, now: t0)
@@ -234,11 +246,12 @@ struct SelectionTests {
     }
 }
 
-/// PROTOCOL.md sections 6.5 and 6.7 (issue 17).
+/// PROTOCOL.md sections 6.5 and 6.7 (issue 17), for every store kind in `behaviourKinds`.
 @Suite struct SelectionSpecificationTests {
-    @Test func pauseAndResumeSkipDeadTasksAndDoNotCountThem() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func pauseAndResumeSkipDeadTasksAndDoNotCountThem(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("dead", group: "g", maxAttempts: 1), spec("live", runAt: t0 + 50, group: "g")], now: t0)
         _ = try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 100, now: t0)
         _ = try store.fail(id: "dead", attempt: 1, holder: 1, error: "e", retry: false, now: t0)
@@ -253,9 +266,10 @@ struct SelectionTests {
         #expect(try store.claim(callbacks: ["cb"], max: 1, holder: 1, leaseDeadline: t0 + 100, now: t0 + 2).map(\.id) == ["dead"])
     }
 
-    @Test func groupFetchIsInRunAtThenIDOrder() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func groupFetchIsInRunAtThenIDOrder(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add([spec("a", runAt: t0 + 3, group: "g"), spec("z", runAt: t0 + 1, group: "g"),
                            spec("m", runAt: t0 + 1, group: "g"), spec("b", runAt: t0 + 2, group: "g")], now: t0)
         #expect(try store.fetch(.group("g")).map(\.id) == ["m", "z", "b", "a"])
@@ -263,15 +277,17 @@ struct SelectionTests {
         #expect(try store.fetch(.ids(["a", "z"])).map(\.id) == ["a", "z"])
     }
 
-    @Test func groupFetchRefusesAGroupLargerThanTheBound() throws {
-        let dir = TempDirectory()
-        let store = try openStore(dir)
+    @Test(arguments: behaviourKinds)
+    func groupFetchRefusesAGroupLargerThanTheBound(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
         _ = try store.add((0..<5).map { spec("t\($0)", group: "g") }, now: t0)
-        #expect(try store.fetch(.group("g"), maxGroupTasks: 5).count == 5)
-        let error = storeError { _ = try store.fetch(.group("g"), maxGroupTasks: 4) }
+        let bounded = try #require(store as? any BoundedGroupFetching)
+        #expect(try bounded.fetch(.group("g"), maxGroupTasks: 5).count == 5)
+        let error = storeError { _ = try bounded.fetch(.group("g"), maxGroupTasks: 4) }
         #expect(error?.code == .invalidArgument && error?.field == "selector.group")
         #expect(error?.message.contains("more than 4 tasks") == true)
         // The bound is on the group: ids are bounded by the request's own size.
-        #expect(try store.fetch(.ids((0..<5).map { "t\($0)" }), maxGroupTasks: 1).count == 5)
+        #expect(try bounded.fetch(.ids((0..<5).map { "t\($0)" }), maxGroupTasks: 1).count == 5)
     }
 }

@@ -38,11 +38,17 @@ let second: Int64 = 1_000_000
 /// A fixed "now" for tests (2026-01-01T00:00:00Z).
 let t0: Int64 = 1_767_225_600 * second
 
-/// Test options: durable off for speed where durability is not what the test is about.
-func testOptions(durable: Bool = false, retry: RetryPolicy = RetryPolicy(minJitter: 1.0)) -> StoreOptions {
-    StoreOptions(initialMapBytes: 1 << 20, maxMapBytes: 1 << 30, durable: durable, retry: retry)
+/// Test options: durable off for speed where durability is not what the test is about, jitter off so that retry
+/// delays are exact.
+func testOptions(
+    durable: Bool = false, retry: RetryPolicy = RetryPolicy(minJitter: 1.0),
+    maxKwargsBytes: Int = Int(ProtocolLimits.defaultMaxKwargsBytes)
+) -> StoreOptions {
+    StoreOptions(initialMapBytes: 1 << 20, maxMapBytes: 1 << 30, durable: durable, maxKwargsBytes: maxKwargsBytes,
+                 retry: retry)
 }
 
+/// An LMDB store in `dir`, for the tests of what only LMDB does (behaviour tests open theirs with `StoreFixture`).
 func openStore(_ dir: TempDirectory, options: StoreOptions = testOptions(), seed: UInt64 = 1) throws -> LMDBTaskStore {
     try LMDBTaskStore(directory: dir.store, options: options, random: SeededRandom(seed: seed))
 }
@@ -66,7 +72,9 @@ extension LMDBTaskStore {
             _ = try lmdb { () throws(LMDBError) in try txn.delete(meta, key: StoreContext.idSequenceKey) }
         }
     }
+}
 
+extension TaskStore {
     /// The one task with this id (fails the test's expectation by returning nil if absent).
     func one(_ id: String) throws -> TaskRecord? {
         try fetch(.ids([id])).first
