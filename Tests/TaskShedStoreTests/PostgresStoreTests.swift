@@ -139,6 +139,17 @@ struct PostgresStoreTests {
         #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
 
+    @Test func aNameWithANulCharacterIsRefusedNamingTheField() throws {
+        let schema = try Schema()
+        let a = try schema.open("a")
+        defer { a.close() }
+        let error = storeError { _ = try a.add([spec("ok"), spec("a\u{0}b")], now: t0) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.field == "tasks[1].id")
+        #expect(try a.fetch(.ids(["ok"])).isEmpty)
+        _ = try a.add([spec("ok")], now: t0)
+    }
+
     @Test func aBadSchemaNameIsRefusedNamingTheField() {
         let options = PostgresStoreOptions(connectionString: "host=/nonexistent", schema: "Bad-Name")
         let error = storeError { _ = try PostgresTaskStore(options: options) }

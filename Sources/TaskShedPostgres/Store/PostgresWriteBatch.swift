@@ -105,6 +105,16 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         } catch {
             throw fault(error)
         }
+        // PostgreSQL's text cannot hold a NUL character (valid UTF-8 otherwise): refuse it here, naming the
+        // field, rather than fail the whole commit with a server error.
+        for (i, spec) in specs.enumerated() {
+            for (name, value) in [("id", spec.id), ("callback", spec.callback), ("group", spec.group)] {
+                if let value, value.utf8.contains(0) {
+                    throw fault(StoreError(code: .invalidArgument, field: "tasks[\(i)].\(name)",
+                                           message: "\(name) contains a NUL character, which the PostgreSQL datastore cannot store"))
+                }
+            }
+        }
         var results = [AddResult](repeating: AddResult(id: "", outcome: .kept), count: specs.count)
         let named = specs.indices.filter { specs[$0].id != nil }
         let unnamed = specs.indices.filter { specs[$0].id == nil }
