@@ -232,22 +232,14 @@ extension StoreJob {
             }
             // Runs of acks, and of adds, go to the store together: one statement each on a shared store.
             if case .ack = request.message {
-                var run = [request]
-                while index < requests.count, case .ack = requests[index].message {
-                    run.append(requests[index])
-                    index += 1
-                }
+                let run = consecutive(request, &index) { if case .ack = $0 { true } else { false } }
                 if run.count > 1 {
                     applyAcks(run, &batch, into: &result)
                     continue
                 }
             }
             if case .addTasks = request.message {
-                var run = [request]
-                while index < requests.count, case .addTasks = requests[index].message {
-                    run.append(requests[index])
-                    index += 1
-                }
+                let run = consecutive(request, &index) { if case .addTasks = $0 { true } else { false } }
                 if run.count > 1 {
                     applyAdds(run, &batch, into: &result)
                     continue
@@ -274,6 +266,16 @@ extension StoreJob {
             }
         }
         return result
+    }
+
+    /// `first` and the requests right after it (from `index`, which moves past them) whose message `matches`.
+    private func consecutive(_ first: JobRequest, _ index: inout Int, _ matches: (Message) -> Bool) -> [JobRequest] {
+        var run = [first]
+        while index < requests.count, matches(requests[index].message) {
+            run.append(requests[index])
+            index += 1
+        }
+        return run
     }
 
     /// Replies to a run of ACK requests, applied together (`TaskStoreWriteBatch.ack(_:now:)`).
