@@ -279,6 +279,24 @@ public final class Scheduler: Sendable {
         return DaemonStats(stats)
     }
 
+    /// The daemons serving the datastore: with PostgreSQL, every daemon sharing it (running, or silent for less
+    /// than the heartbeat timeout), sorted by name; with the embedded store, the one daemon.
+    /// - Returns: The daemons, each with its host, pid, last heartbeat and leased tasks.
+    /// - Throws: `.unsupportedVersion` when the daemon speaks only protocol version 1 (it predates the
+    ///   request); connection errors; `CancellationError`.
+    public func daemons() async throws -> [DatastoreDaemon] {
+        let connection = try await connection.get()
+        let version = connection.helloOK?.version ?? 1
+        guard version >= MessageType.getDaemons.sinceVersion else {
+            throw TaskShedError(
+                .unsupportedVersion,
+                message: "the daemon speaks protocol version \(version); listing daemons needs version \(MessageType.getDaemons.sinceVersion) (a newer taskshedd)")
+        }
+        let reply = try await connection.request(.getDaemons)
+        guard case .daemons(let daemons) = reply else { throw unexpected(reply, to: "GET_DAEMONS") }
+        return daemons.map(DatastoreDaemon.init)
+    }
+
     /// Checks that the daemon answers.
     /// - Returns: The daemon's clock, its next wake-up and the round-trip time.
     /// - Throws: Connection errors; `CancellationError`.

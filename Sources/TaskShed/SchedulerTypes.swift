@@ -195,3 +195,32 @@ public struct DaemonStats: Sendable, Hashable {
             p99: .microseconds(stats.lag.p99), max: .microseconds(stats.lag.max))
     }
 }
+
+/// A daemon serving the datastore, as returned by `Scheduler.daemons()`.
+public struct DatastoreDaemon: Sendable, Hashable {
+    /// Its name (`taskshedd --daemon-name`, default the host name).
+    public var name: String
+    /// The machine it runs on.
+    public var host: String
+    /// Its process id on that machine.
+    public var pid: Int
+    /// When it started serving the datastore.
+    public var startedAt: Date
+    /// How long ago its last heartbeat was recorded (by the datastore's clock); zero for the daemon that
+    /// answered when the datastore is the embedded one.
+    public var heartbeatAge: Duration
+    /// Tasks leased through it now.
+    public var leased: Int
+    /// Whether this is the daemon that answered (the one this client is connected to).
+    public var isThisDaemon: Bool
+
+    init(_ info: DaemonInfo) {
+        name = info.name
+        host = info.host
+        pid = Int(info.pid)
+        startedAt = Date(micros: info.startedAt)
+        heartbeatAge = .microseconds(info.heartbeatAgeMicros)
+        leased = Int(clamping: info.leased)
+        isThisDaemon = info.isThisDaemon
+    }
+}

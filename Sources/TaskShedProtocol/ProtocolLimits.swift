@@ -3,8 +3,9 @@
 /// The limits table in `proto-spec/PROTOCOL.md` is normative; a server may configure the announced limits
 /// (frame size, batch, kwargs) but never above the hard maxima here.
 public enum ProtocolLimits {
-    /// The only protocol version this module speaks.
-    public static let version: UInt16 = 1
+    /// The protocol versions this module speaks. Version 2 is version 1 plus `GET_DAEMONS`/`DAEMONS`; a
+    /// connection uses the highest version both sides speak (PROTOCOL.md, section 10).
+    public static let versions: ClosedRange<UInt16> = 1...2
     /// Bytes of the frame header after the length prefix: type u16, flags u16, request id u32.
     public static let headerBytesAfterLength: Int = 8
     /// Bytes of the whole header including the u32 length prefix.

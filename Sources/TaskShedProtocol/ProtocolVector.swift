@@ -13,6 +13,7 @@ import Darwin
 /// # message: ACK                         (the frame's type name, or "-" when it has none)
 /// # expect: valid                        (or: incomplete | error CODE_NAME | error CODE_NAME fatal)
 /// # field: lease.id                      (optional: the field an error names)
+/// # version: 2                           (optional: the connection's protocol version, default 1)
 /// # description: free text               (optional; any other "# key: value" header lines are kept too)
 /// 00 00 00 0e   # length = 14            (hex bytes; everything after '#' is a comment)
 /// ```
@@ -52,6 +53,10 @@ public struct ProtocolVector: Sendable, Hashable {
     public var headers: [String: String]
     /// The bytes.
     public var bytes: [UInt8]
+
+    /// The protocol version of the connection the frame travels on: the `version` header, else 1. A type
+    /// introduced by a later version than this is `UNKNOWN_MESSAGE_TYPE` there.
+    public var connectionVersion: UInt16 { headers["version"].flatMap { UInt16($0) } ?? 1 }
 
     /// Parses the text of a vector file.
     /// - Parameters:

@@ -11,12 +11,14 @@ struct BackgroundRead {
     let message: Message
     /// When its connection's turn came: the store part is read as of this instant.
     let now: Int64
-    /// `STATS`: the server's part, taken when its connection's turn came.
+    /// `STATS` and `DAEMONS`: the server's part, taken when its connection's turn came.
     let server: ServerStatistics?
 }
 
-/// The server's own fields of a `STATS` reply (`Server.serverStatistics(for:)`).
-struct ServerStatistics {
+/// The server's own fields of a `STATS` or `DAEMONS` reply (`Server.serverStatistics(for:)`).
+struct ServerStatistics: Sendable {
+    /// This daemon's `DAEMONS` entry, for a datastore that keeps no registry (LMDB).
+    var daemon: DaemonInfo
     var startedAt: Int64
     var connections: UInt32
     var lag: LagSummary
@@ -29,6 +31,8 @@ struct ServerStatistics {
 enum StoreReadResult: Sendable {
     /// `STATS`: the store's part (the server fills in its own fields).
     case stats(Stats)
+    /// `DAEMONS`.
+    case daemons([DaemonInfo])
     /// `FETCH_TASKS`.
     case tasks([TaskRecord])
     /// `LIST_TASKS`.
@@ -54,7 +58,7 @@ extension Server {
     /// key per callback and stays on the loop.
     static func readsInBackground(_ message: Message) -> Bool {
         switch message {
-        case .getStats, .fetchTasks, .listTasks: return true
+        case .getStats, .getDaemons, .fetchTasks, .listTasks: return true
         default: return false
         }
     }
@@ -88,15 +92,17 @@ extension Server {
             }
             let message = read.message
             let now = read.now
+            let serverPart = read.server
             let maxBatch = Int(configuration.maxBatch)
             let box = StoreReadBox()
             do {
                 try BackgroundWork.run(on: loop, {
-                    box.result = Self.storeRead(message, store: store, now: now, maxBatch: maxBatch)
+                    box.result = Self.storeRead(message, store: store, server: serverPart, now: now, maxBatch: maxBatch)
                 }, completion: { [unowned self] in self.backgroundReadFinished(read, box.result!) })
             } catch {
                 logger.warning("no thread-pool thread for a read; answering it on the loop thread: \(error)")
-                backgroundReadFinished(read, Self.storeRead(message, store: store, now: now, maxBatch: maxBatch))
+                backgroundReadFinished(read, Self.storeRead(message, store: store, server: read.server, now: now,
+                                                            maxBatch: maxBatch))
             }
         }
     }
@@ -120,7 +126,8 @@ extension Server {
             let read = waitingReads.removeFirst()
             let result: StoreReadResult
             if let store, !read.session.isClosing {
-                result = Self.storeRead(read.message, store: store, now: read.now, maxBatch: Int(configuration.maxBatch))
+                result = Self.storeRead(read.message, store: store, server: read.server, now: read.now,
+                                        maxBatch: Int(configuration.maxBatch))
             } else {
                 result = .failed(ErrorReply(code: .shuttingDown, message: "the store is closed"))
             }
@@ -136,13 +143,18 @@ extension Server {
         send(Frame(requestID: read.requestID, message: reply), to: read.session)
     }
 
-    /// The store's answer to `STATS`, `FETCH_TASKS` or `LIST_TASKS` (any thread: it touches only `store`).
+    /// The store's answer to `STATS`, `DAEMONS`, `FETCH_TASKS` or `LIST_TASKS` (any thread: it touches only `store`).
     /// `maxBatch` bounds a FETCH_TASKS group (PROTOCOL.md 6.5: a larger one is `INVALID_ARGUMENT`).
-    static func storeRead(_ message: Message, store: ServerStore, now: Int64, maxBatch: Int) -> StoreReadResult {
+    static func storeRead(_ message: Message, store: ServerStore, server: ServerStatistics?, now: Int64, maxBatch: Int)
+        -> StoreReadResult
+    {
         do {
             switch message {
             case .getStats:
                 return .stats(storeStatistics(try store.stats(now: now), now: now))
+            case .getDaemons:
+                guard let server else { preconditionFailure("a DAEMONS read without the server's part") }
+                return .daemons(try store.daemons(local: server.daemon, now: now))
             case .fetchTasks(let selector):
                 return .tasks(try store.fetch(selector, maxGroupTasks: maxBatch))
             case .listTasks(let request):
@@ -163,6 +175,7 @@ extension Server {
         case .stats(let storePart):
             guard let server else { preconditionFailure("a STATS read without the server's part") }
             return .stats(statistics(storePart, server: server, now: now))
+        case .daemons(let daemons): return .daemons(daemons)
         case .tasks(let tasks): return .tasks(tasks)
         case .page(let page): return .taskPage(page)
         case .failed(let reply): return .error(reply)

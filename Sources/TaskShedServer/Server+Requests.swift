@@ -1,6 +1,8 @@
+import Glibc
 import Logging
 import TaskShedEventLoop
 import TaskShedProtocol
+import TaskShedStore
 
 /// A request waiting for a store job (a write), or for the writes its connection sent before it.
 struct QueuedRequest {
@@ -99,9 +101,11 @@ extension Server {
     }
 
     func handshake(_ hello: Hello, requestID: UInt32, on session: ClientSession) {
-        guard hello.minVersion <= ProtocolLimits.version && ProtocolLimits.version <= hello.maxVersion else {
+        let speaks = ProtocolLimits.versions
+        let chosen = min(hello.maxVersion, speaks.upperBound)
+        guard hello.minVersion <= hello.maxVersion, chosen >= max(hello.minVersion, speaks.lowerBound) else {
             fail(session, requestID: requestID, ErrorReply(code: .unsupportedVersion,
-                message: "server speaks \(ProtocolLimits.version)...\(ProtocolLimits.version); the client offered \(hello.minVersion)...\(hello.maxVersion)"))
+                message: "server speaks \(speaks.lowerBound)...\(speaks.upperBound); the client offered \(hello.minVersion)...\(hello.maxVersion)"))
             return
         }
         leaveHandshaking(session)
@@ -119,8 +123,9 @@ extension Server {
         connectedSessions += 1
         session.clientName = hello.clientName
         session.decoder.maxFrameBytes = configuration.maxFrameBytes
+        session.decoder.version = chosen
         session.deadlineTimer?.stop()
-        let ok = HelloOK(version: ProtocolLimits.version, serverName: Self.serverName, serverVersion: Self.serverVersion,
+        let ok = HelloOK(version: chosen, serverName: Self.serverName, serverVersion: Self.serverVersion,
                          maxFrameBytes: configuration.maxFrameBytes, maxBatch: configuration.maxBatch,
                          maxKwargsBytes: configuration.maxKwargsBytes,
                          defaultLeaseMicros: configuration.leaseTimeoutMicros, connectionID: session.id)
@@ -145,10 +150,10 @@ extension Server {
             switch message {
             case .ping:
                 return .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
-            case .getStats, .fetchTasks, .listTasks:
+            case .getStats, .getDaemons, .fetchTasks, .listTasks:
                 let now = WallClock.nowMicros()
                 let server = serverStatistics(for: message)
-                return Self.readReply(Self.storeRead(message, store: try liveStore(), now: now,
+                return Self.readReply(Self.storeRead(message, store: try liveStore(), server: server, now: now,
                                                      maxBatch: Int(configuration.maxBatch)),
                                       server: server, now: now)
             case .subscribe(let request):
@@ -215,12 +220,17 @@ extension Server {
         }
     }
 
-    /// The server's own part of a `STATS` reply as it is now (`nil` for other requests). Taken when the
+    /// The server's own part of a `STATS` or `DAEMONS` reply as it is now (`nil` for other requests). Taken when the
     /// request's turn comes, before the store part is read on the thread pool: an `UNSUBSCRIBE` the connection
     /// sent after its `STATS` (applied as soon as it is read) must not show in it.
     func serverStatistics(for message: Message) -> ServerStatistics? {
-        guard case .getStats = message else { return nil }
-        return ServerStatistics(startedAt: startedAt, connections: UInt32(clamping: sessions.count), lag: lag.summary(),
+        switch message {
+        case .getStats, .getDaemons: break
+        default: return nil
+        }
+        let daemon = DaemonInfo(name: HostName.current(), host: HostName.current(), pid: UInt32(clamping: getpid()),
+                                startedAt: startedAt, heartbeatAgeMicros: 0, leased: 0, isThisDaemon: true)
+        return ServerStatistics(daemon: daemon, startedAt: startedAt, connections: UInt32(clamping: sessions.count), lag: lag.summary(),
                                 workers: subscribers.mapValues { UInt32(clamping: $0.count) })
     }
 

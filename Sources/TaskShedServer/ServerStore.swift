@@ -47,6 +47,19 @@ enum ServerStore: @unchecked Sendable {
         }
     }
 
+    /// The daemons sharing the datastore: the PostgreSQL registry; with LMDB only `local`, this daemon, with
+    /// its leased count read from the store.
+    func daemons(local: DaemonInfo, now: Int64) throws(StoreError) -> [DaemonInfo] {
+        switch self {
+        case .lmdb(let store):
+            var entry = local
+            entry.leased = try store.stats(now: now).leased
+            return [entry]
+        case .postgres(let store):
+            return try store.daemons()
+        }
+    }
+
     func earliestRunAt() throws(StoreError) -> Int64? {
         switch self {
         case .lmdb(let store): return try store.earliestRunAt()

@@ -135,13 +135,16 @@ public final class RawConnection: @unchecked Sendable {
         return try receive(requestID: requestID, timeoutSeconds: timeoutSeconds, skipped: &skipped).message
     }
 
-    /// Performs the protocol handshake.
-    /// - Parameter clientName: The name sent in `HELLO`.
+    /// Performs the protocol handshake, offering only `version`.
+    /// - Parameters:
+    ///   - clientName: The name sent in `HELLO`.
+    ///   - version: The protocol version to speak (1 unless a test needs a later version's types).
     /// - Returns: The server's `HELLO_OK`.
     /// - Throws: `TestSupportError` when the reply is not `HELLO_OK`.
     @discardableResult
-    public func handshake(clientName: String = "taskshed-tests") throws -> HelloOK {
-        let reply = try request(.hello(Hello(minVersion: 1, maxVersion: 1, clientName: clientName)), id: 0xFFFF_FFF0)
+    public func handshake(clientName: String = "taskshed-tests", version: UInt16 = 1) throws -> HelloOK {
+        let reply = try request(.hello(Hello(minVersion: version, maxVersion: version, clientName: clientName)),
+                                id: 0xFFFF_FFF0)
         guard case .helloOK(let ok) = reply else { throw TestSupportError("handshake answered with \(reply)") }
         return ok
     }

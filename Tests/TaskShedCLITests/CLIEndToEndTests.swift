@@ -75,6 +75,38 @@ struct CLIEndToEndTests {
         #expect((status["tasks"] as? [String: Any])?["pending"] as? Int == 1)
         #expect(status["next_wakeup_us"] is Int)
         #expect((status["callbacks"] as? [[String: Any]])?.first?["callback"] as? String == "cb")
+        // The embedded store is not shared: no daemons table in stats, and one daemon, this one, listed.
+        #expect(!stats.stdout.contains("DAEMON"))
+        #expect(status["daemons"] == nil)
+        let daemons = try await h.ctl("daemons")
+        #expect(daemons.status == 0, "\(daemons)")
+        #expect(daemons.stdout.contains("DAEMON") && daemons.stdout.contains(" \(h.daemon.pid) "), "\(daemons.stdout)")
+        let listed = try await CLIProcess.run(["daemons", "--socket", h.daemon.socketPath, "--json"])
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+        #expect(entries.count == 1)
+        #expect(entries.first?["pid"] as? Int == Int(h.daemon.pid))
+        #expect(entries.first?["this_daemon"] as? Bool == true)
+    }
+
+    @Test func statsOnASharedDatastoreListsItsDaemons() async throws {
+        let connection = try PostgresTestServer.sharedConnectionString()
+        let schema = PostgresTestServer.uniqueSchemaName("ctl")
+        defer { _ = try? PostgresTestServer.psql(connection, "DROP SCHEMA IF EXISTS \(schema) CASCADE") }
+        let arguments = ["--datastore", "postgresql:" + connection, "--schema", schema]
+        let first = try DaemonProcess(arguments: arguments + ["--daemon-name", "ctl-first"])
+        let second = try DaemonProcess(arguments: arguments + ["--daemon-name", "ctl-second"])
+        let stats = try await CLIProcess.run(["stats", "--socket", second.socketPath])
+        #expect(stats.status == 0, "\(stats)")
+        #expect(stats.stdout.contains("shared database"), "\(stats.stdout)")
+        let lines = stats.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.contains("ctl-first") && $0.contains(" \(first.pid) ") && !$0.hasPrefix("*") })
+        #expect(lines.contains { $0.hasPrefix("* ctl-second") && $0.contains(" \(second.pid) ") }, "\(stats.stdout)")
+        let json = try await CLIProcess.run(["stats", "--socket", first.socketPath, "--json"])
+        let daemons = try #require(try json.jsonObject()["daemons"] as? [[String: Any]])
+        #expect(daemons.compactMap { $0["name"] as? String } == ["ctl-first", "ctl-second"])
+        #expect(daemons.compactMap { $0["this_daemon"] as? Bool } == [true, false])
+        #expect(try first.stop() == 0)
+        #expect(try second.stop() == 0)
     }
 
     @Test func addShowPauseResumeRescheduleRemove() async throws {

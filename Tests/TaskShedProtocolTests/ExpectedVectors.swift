@@ -92,6 +92,15 @@ let expectedFrames: [String: Frame] = [
     "retry_dead.ids": Frame(requestID: 12, message: .retryDead(.ids(["mail-7"]))),
     "purge_dead.all": Frame(requestID: 13, message: .purgeDead(.all)),
     "get_stats": Frame(requestID: 15, message: .getStats),
+    "get_daemons": Frame(requestID: 16, message: .getDaemons),
+    "daemons": Frame(
+        requestID: 16,
+        message: .daemons([
+            DaemonInfo(name: "db-worker-1", host: "worker1.example.com", pid: 4711, startedAt: t0 - 7_200_000_000,
+                       heartbeatAgeMicros: 180_000, leased: 3, isThisDaemon: false),
+            DaemonInfo(name: "scheduler", host: "sched.example.com", pid: 812, startedAt: t0 - 3_600_000_000,
+                       heartbeatAgeMicros: 420_000, leased: 0, isThisDaemon: true),
+        ])),
     "stats": Frame(
         requestID: 15,
         message: .stats(
@@ -136,7 +145,7 @@ let expectedFrames: [String: Frame] = [
         message: .error(
             ErrorReply(
                 code: .unsupportedVersion,
-                message: "no common version: client speaks 2...3, server speaks 1...1"))),
+                message: "no common version: client speaks 3...4, server speaks 1...2"))),
     "error.shutting_down": Frame(
         requestID: 0, message: .error(ErrorReply(code: .shuttingDown, message: "the server is shutting down"))),
 ]

@@ -85,6 +85,7 @@ struct MessageGenerator {
         case .retryDead: return .retryDead(selector())
         case .purgeDead: return .purgeDead(selector())
         case .getStats: return .getStats
+        case .getDaemons: return .getDaemons
         case .subscribe:
             return .subscribe(
                 Subscribe(callbacks: list { $0.string() }, concurrency: u32(), leaseMicros: optional { $0.i64() }))
@@ -118,6 +119,11 @@ struct MessageGenerator {
                     },
                     storeFileBytes: u64(), storeMapBytes: u64(), storeUsedBytes: u64(),
                     lag: LagSummary(count: u64(), p50: i64(), p90: i64(), p99: i64(), max: i64())))
+        case .daemons:
+            return .daemons(list {
+                DaemonInfo(name: $0.string(), host: $0.string(), pid: $0.u32(), startedAt: $0.i64(),
+                           heartbeatAgeMicros: $0.i64(), leased: $0.u64(), isThisDaemon: $0.bool())
+            })
         case .subscribed: return .subscribed(Subscribed(leaseMicros: i64()))
         case .delivery: return .delivery(record())
         case .leaseExtended: return .leaseExtended(deadline: i64())

@@ -37,8 +37,10 @@ enum Outcome: Equatable, CustomStringConvertible {
 
 /// Feeds `chunks` one after the other, draining the decoder after each, and stops at a fatal error.
 func decodeStream(_ chunks: [[UInt8]], maxFrameBytes: UInt32 = ProtocolLimits.defaultMaxFrameBytes,
-                  accepting accepted: FrameDecoder.AcceptedTypes = .all) -> [Outcome] {
+                  accepting accepted: FrameDecoder.AcceptedTypes = .all,
+                  version: UInt16 = ProtocolLimits.versions.upperBound) -> [Outcome] {
     var decoder = FrameDecoder(maxFrameBytes: maxFrameBytes, accepting: accepted)
+    decoder.version = version
     var outcomes: [Outcome] = []
     for chunk in chunks {
         decoder.append(contentsOf: chunk)
@@ -57,8 +59,9 @@ func decodeStream(_ chunks: [[UInt8]], maxFrameBytes: UInt32 = ProtocolLimits.de
 }
 
 /// The same bytes, whole.
-func decodeWhole(_ bytes: [UInt8], accepting accepted: FrameDecoder.AcceptedTypes = .all) -> [Outcome] {
-    decodeStream([bytes], accepting: accepted)
+func decodeWhole(_ bytes: [UInt8], accepting accepted: FrameDecoder.AcceptedTypes = .all,
+                 version: UInt16 = ProtocolLimits.versions.upperBound) -> [Outcome] {
+    decodeStream([bytes], accepting: accepted, version: version)
 }
 
 /// The same bytes, one at a time.

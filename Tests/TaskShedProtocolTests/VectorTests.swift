@@ -41,14 +41,14 @@ struct VectorTests {
         for type in MessageType.allCases {
             #expect(covered.contains(type.name), "no valid vector for \(type.name)")
         }
-        #expect(MessageType.allCases.count == 31)
+        #expect(MessageType.allCases.count == 33)
     }
 
     @Test(arguments: errorVectors.map(\.name))
     func errorVectorThrowsItsError(name: String) throws {
         let vector = try #require(allVectors.first { $0.name == name })
         guard case .error(let code, let fatal) = vector.expectation else { return }
-        let outcomes = decodeWhole(vector.bytes, accepting: receiverTypes(vector))
+        let outcomes = decodeWhole(vector.bytes, accepting: receiverTypes(vector), version: vector.connectionVersion)
         guard case .error(let error) = outcomes.first else {
             Issue.record("\(name): expected \(code.name), got \(outcomes)")
             return

@@ -54,13 +54,35 @@ import Testing
         if let first = earlyFrames.first { expectError(first.message, .handshakeRequired) }
 
         let future = try RawConnection(path: daemon.socketPath)
-        try future.send(Frame(requestID: 4, message: .hello(Hello(minVersion: 2, maxVersion: 9, clientName: "future"))))
+        try future.send(Frame(requestID: 4, message: .hello(Hello(minVersion: 3, maxVersion: 9, clientName: "future"))))
         let futureFrames = try future.readUntilClosed()
         if let first = futureFrames.first {
             expectError(first.message, .unsupportedVersion)
-            if case .error(let reply) = first.message { #expect(reply.message.contains("server speaks 1...1")) }
+            if case .error(let reply) = first.message { #expect(reply.message.contains("server speaks 1...2")) }
         } else {
             Issue.record("no error")
+        }
+
+        // The highest version both speak: 2 for a client offering 1...9, 1 for one that offers only 1.
+        for (offer, chosen) in [(UInt16(1)...9, UInt16(2)), (1...1, 1), (2...2, 2)] {
+            let client = try RawConnection(path: daemon.socketPath)
+            let reply = try client.request(
+                .hello(Hello(minVersion: offer.lowerBound, maxVersion: offer.upperBound, clientName: "range")), id: 5)
+            guard case .helloOK(let ok) = reply else {
+                Issue.record("HELLO \(offer) answered \(reply)")
+                continue
+            }
+            #expect(ok.version == chosen, "HELLO \(offer)")
+            let daemons = try client.request(.getDaemons, id: 6)
+            if chosen >= 2 {
+                guard case .daemons(let list) = daemons else {
+                    Issue.record("GET_DAEMONS on version \(chosen) answered \(daemons)")
+                    continue
+                }
+                #expect(list.count == 1 && list[0].isThisDaemon && list[0].pid == UInt32(daemon.pid))
+            } else {
+                expectError(daemons, .unknownMessageType)
+            }
         }
 
         let twice = try daemon.connect()

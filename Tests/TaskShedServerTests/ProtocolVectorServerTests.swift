@@ -24,6 +24,7 @@ import Testing
         "RETRY_DEAD": ([.affected], []),
         "PURGE_DEAD": ([.affected], []),
         "GET_STATS": ([.stats], []),
+        "GET_DAEMONS": ([.daemons], []),
         "SUBSCRIBE": ([.subscribed], []),
         "UNSUBSCRIBE": ([.ok], []),
         "CLAIM": ([.tasks], []),
@@ -45,7 +46,7 @@ import Testing
             }
             seenTypes.insert(name)
             let connection = try RawConnection(path: daemon.socketPath)
-            if name != "HELLO" { try connection.handshake() }
+            if name != "HELLO" { try connection.handshake(version: vector.connectionVersion) }
             try connection.send(bytes: vector.bytes)
             let requestID = vector.bytes.count >= 12
                 ? UInt32(vector.bytes[8]) << 24 | UInt32(vector.bytes[9]) << 16 | UInt32(vector.bytes[10]) << 8

@@ -119,6 +119,20 @@ import Testing
         var held = Set<String>()
         while held.count < 5, let t = try doomed.nextDelivery(timeout: 10) { held.insert(t.id) }
         #expect(held.count == 5)
+        // Both daemons are listed, with the leases each holds, by either of them.
+        let observer = try RawConnection(path: b.socketPath)
+        try observer.handshake(version: 2)
+        func daemons() throws -> [DaemonInfo] {
+            let reply = try observer.request(.getDaemons, id: 77)
+            guard case .daemons(let list) = reply else { throw TestSupportError("GET_DAEMONS answered \(reply)") }
+            return list
+        }
+        let before = try daemons()
+        #expect(before.map(\.name) == ["a", "b"])
+        #expect(before.map(\.leased) == [5, 0])
+        #expect(before.map(\.isThisDaemon) == [false, true])
+        #expect(before.first?.pid == UInt32(a.pid))
+        #expect(before.allSatisfy { $0.heartbeatAgeMicros >= 0 && $0.heartbeatAgeMicros < 4_000_000 })
         let survivor = try Client(b)
         try survivor.subscribe(["work"], concurrency: 10)
         a.kill()
@@ -134,6 +148,8 @@ import Testing
         #expect(again == held)
         // The default heartbeat timeout is 4 s: its end, one heartbeat interval and one poll.
         #expect(took < 6.0, "took \(took) s")
+        // The lost daemon is gone from the list.
+        #expect(try daemons().map(\.name) == ["b"])
     }
 
     @Test func theDatabaseRestartingUnderLoadLosesNoAcknowledgedAdd() throws {

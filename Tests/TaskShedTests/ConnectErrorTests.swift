@@ -31,6 +31,19 @@ struct ConnectErrorTests {
         #expect(error.message.contains(String(cString: strerror(EAGAIN))))
     }
 
+    @Test func listingDaemonsFromADaemonThatSpeaksOnlyVersion1SaysWhy() async throws {
+        // FakeDaemon answers HELLO with version 1; GET_DAEMONS is version 2's, so nothing is sent.
+        let fake = try FakeDaemon()
+        defer { fake.stop() }
+        let scheduler = Scheduler(socketPath: fake.socketPath)
+        await #expect {
+            try await scheduler.daemons()
+        } throws: { error in
+            guard let error = error as? TaskShedError else { return false }
+            return error.code == .unsupportedVersion && error.message.contains("needs version 2")
+        }
+    }
+
     @Test func aHandshakeRefusalIsThrownWithTheDaemonsCodeAndMessage() async throws {
         let fake = try FakeDaemon(
             helloReply: .error(ErrorReply(code: .unsupportedVersion, message: "this server speaks versions 2...3")))

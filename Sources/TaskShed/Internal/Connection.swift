@@ -127,7 +127,8 @@ final class Connection: Sendable {
         defer { watchdog.cancel() }
         do {
             let reply = try await connection.request(
-                .hello(Hello(minVersion: ProtocolLimits.version, maxVersion: ProtocolLimits.version, clientName: clientName)))
+                .hello(Hello(minVersion: ProtocolLimits.versions.lowerBound, maxVersion: ProtocolLimits.versions.upperBound,
+                             clientName: clientName)))
             guard case .helloOK(let helloOK) = reply else {
                 throw TaskShedError(
                     .protocolViolation, message: "the daemon at \(path) answered HELLO with \(reply.type), not HELLO_OK")

@@ -193,3 +193,12 @@ extension DaemonStats {
                 p99: lag.p99.wholeMicros, max: lag.max.wholeMicros))
     }
 }
+
+extension DatastoreDaemon {
+    /// The entry as the protocol's value, which the formatting code works on.
+    var wire: DaemonInfo {
+        DaemonInfo(name: name, host: host, pid: UInt32(clamping: pid), startedAt: startedAt.micros,
+                   heartbeatAgeMicros: heartbeatAge.wholeMicros, leased: UInt64(clamping: leased),
+                   isThisDaemon: isThisDaemon)
+    }
+}

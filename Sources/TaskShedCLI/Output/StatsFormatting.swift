@@ -2,13 +2,16 @@ import TaskShedProtocol
 
 /// Human and JSON renderings of the daemon's statistics (`taskshedctl stats`) and of a ping.
 public enum StatsFormatting {
-    /// The summary block followed by the per-callback table.
+    /// The summary block followed by the per-callback table and, for a shared datastore, the daemons' table.
     /// - Parameters:
     ///   - stats: The statistics.
+    ///   - daemons: The daemons sharing the datastore (`nil`: not asked, or the daemon cannot tell).
     ///   - socketPath: The socket the CLI talked to.
     ///   - context: The zone and "now" (uptime and the next wake-up are shown relative to the server's clock).
     /// - Returns: The text.
-    public static func text(_ stats: Stats, socketPath: String, context: TimeContext) -> String {
+    public static func text(_ stats: Stats, daemons: [DaemonInfo]? = nil, socketPath: String, context: TimeContext)
+        -> String
+    {
         var serverNow = context
         serverNow.nowMicros = stats.serverTime
         let uptime = max(0, stats.serverTime - stats.startedAt)
@@ -47,11 +50,41 @@ public enum StatsFormatting {
             }
             output += "\n" + table.render()
         }
+        if let daemons {
+            output += "\n" + daemonTable(daemons, context: serverNow)
+        }
         return output
     }
 
-    /// The documented JSON object of the statistics (README-cli.md, "JSON output").
-    public static func json(_ stats: Stats, socketPath: String) -> JSONOutput {
+    /// The daemons' table (`taskshedctl daemons`, and `stats` with a shared datastore): the answering daemon
+    /// marked with `*`; uptime relative to `context.nowMicros`.
+    public static func daemonTable(_ daemons: [DaemonInfo], context: TimeContext) -> String {
+        var table = TextTable(columns: [
+            .init("DAEMON"), .init("HOST"), .init("PID", alignment: .right), .init("UP", alignment: .right),
+            .init("HEARTBEAT", alignment: .right), .init("LEASED", alignment: .right),
+        ])
+        for daemon in daemons {
+            let uptime = UInt64(max(0, context.nowMicros - daemon.startedAt) / 1_000_000)
+            table.append([
+                (daemon.isThisDaemon ? "* " : "  ") + daemon.name, daemon.host, String(daemon.pid),
+                TimeFormatting.coarse(seconds: uptime),
+                daemon.heartbeatAgeMicros == 0 && daemon.isThisDaemon ? "now" : TimeFormatting.measurement(micros: daemon.heartbeatAgeMicros) + " ago", String(daemon.leased),
+            ])
+        }
+        return table.render()
+    }
+
+    /// The documented JSON object of one daemon (README-cli.md, "JSON output").
+    public static func json(_ daemon: DaemonInfo) -> JSONOutput {
+        .object([("name", .string(daemon.name)), ("host", .string(daemon.host)), ("pid", .uint(UInt64(daemon.pid)))]
+            + TaskFormatting.timeMembers("started_at", daemon.startedAt)
+            + [("heartbeat_age_us", .int(daemon.heartbeatAgeMicros)), ("leased", .uint(daemon.leased)),
+               ("this_daemon", .bool(daemon.isThisDaemon))])
+    }
+
+    /// The documented JSON object of the statistics (README-cli.md, "JSON output"); `daemons`, when known, as
+    /// a `daemons` array.
+    public static func json(_ stats: Stats, daemons: [DaemonInfo]? = nil, socketPath: String) -> JSONOutput {
         var members: [(String, JSONOutput)] = [
             ("server_version", .string(stats.serverVersion)),
             ("socket", .string(socketPath)),
@@ -84,6 +117,9 @@ public enum StatsFormatting {
                 ("p99_us", .int(stats.lag.p99)), ("max_us", .int(stats.lag.max)),
             ])),
         ]
+        if let daemons {
+            members.append(("daemons", .array(daemons.map(json))))
+        }
         return .object(members)
     }
 

@@ -34,18 +34,10 @@ public struct PostgresStoreOptions: Sendable, Hashable {
     {
         self.connectionString = connectionString
         self.schema = schema
-        self.daemonName = daemonName ?? Self.hostName()
+        self.daemonName = daemonName ?? HostName.current()
         self.maxKwargsBytes = maxKwargsBytes
         self.checksKwargsJSON = checksKwargsJSON
         self.retry = retry
-    }
-
-    /// The machine's host name (`gethostname`).
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return name.isEmpty ? "localhost" : name
     }
 
     /// Why `schema` cannot be used, or `nil`.
@@ -171,7 +163,7 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
             let row = try conn.query("""
                 INSERT INTO \(daemons) (name, host, pid, started_at, heartbeat_at)
                 VALUES ($1, $2, $3, \(nowSQL), \(nowSQL)) RETURNING id
-                """, [options.daemonName, PostgresStoreOptions.hostName(), String(getpid())])
+                """, [options.daemonName, HostName.current(), String(getpid())])
             guard let id = row.int64(0, 0) else {
                 throw StoreError(code: .internalError, message: "registering the daemon returned no id")
             }

@@ -27,7 +27,7 @@ extension PostgresWriteBatch {
             VALUES ($1, $2, $3, $4, \(nowSQL), \(nowSQL))
             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
             RETURNING (d.xmax = 0)
-            """, [String(daemonNumber), daemonName, PostgresStoreOptions.hostName(), String(getpid())])
+            """, [String(daemonNumber), daemonName, HostName.current(), String(getpid())])
         outcome.wasDeclaredLost = beat.bool(0, 0) == true
         let lost = try sql("""
             DELETE FROM \(daemonsTable) WHERE id <> $1 AND heartbeat_at < \(nowSQL) - $2 RETURNING id, name
@@ -93,6 +93,27 @@ extension PostgresTaskStore {
     public func heartbeat(timeoutMicros: Int64, now: Int64) throws(StoreError) -> HeartbeatOutcome {
         try write(isolatingRequests: false) { (batch: inout PostgresWriteBatch) throws(StoreError) in
             try batch.heartbeat(timeoutMicros: timeoutMicros, now: now)
+        }
+    }
+}
+
+extension PostgresTaskStore {
+    /// The daemons registered in the datastore (running, or silent for less than the heartbeat timeout: the
+    /// others delete a lost daemon's row), by name, with the tasks each holds leased. Times are the database
+    /// server's clock, so machines whose clocks differ agree.
+    public func daemons() throws(StoreError) -> [DaemonInfo] {
+        let nowSQL = Self.nowSQL
+        let sql = """
+            SELECT d.name, d.host, d.pid, d.started_at, greatest(\(nowSQL) - d.heartbeat_at, 0), d.id = $1,
+                   (SELECT count(*) FROM \(tasksTable) t WHERE t.state = 1 AND t.lease_daemon = d.id)
+            FROM \(daemonsTable) d ORDER BY d.name, d.id
+            """
+        let result = try read { (conn) throws(PGError) in try conn.query(sql, [String(daemonID)]) }
+        return (0..<result.rowCount).map { r in
+            DaemonInfo(name: result.string(r, 0) ?? "", host: result.string(r, 1) ?? "",
+                       pid: UInt32(clamping: result.int64(r, 2) ?? 0), startedAt: result.int64(r, 3) ?? 0,
+                       heartbeatAgeMicros: result.int64(r, 4) ?? 0, leased: UInt64(max(0, result.int64(r, 6) ?? 0)),
+                       isThisDaemon: result.bool(r, 5) == true)
         }
     }
 }

@@ -32,6 +32,10 @@ public struct FrameDecoder: Sendable {
     public var maxFrameBytes: UInt32
     /// Which types are decoded; the others are `UNKNOWN_MESSAGE_TYPE`.
     public let acceptedTypes: AcceptedTypes
+    /// The protocol version of the connection: types introduced by a later version are `UNKNOWN_MESSAGE_TYPE`,
+    /// as for a peer that never heard of them. Before the handshake, the highest version this module speaks; a
+    /// server sets the negotiated one after `HELLO`.
+    public var version: UInt16 = ProtocolLimits.versions.upperBound
 
     /// Buffered bytes; `buffer[readIndex...]` are not yet consumed.
     var buffer: [UInt8] = []
@@ -129,18 +133,22 @@ public struct FrameDecoder: Sendable {
         public let byteCount: Int
         /// The types its decoder accepts.
         let acceptedTypes: AcceptedTypes
+        /// Its decoder's protocol version.
+        let version: UInt16
 
         /// Decodes the payload (joining the chunks first), with the same results and errors as
         /// `FrameDecoder.next()` would have given.
         /// - Throws: `ProtocolError` (`.unknownMessageType`, `.malformedMessage`, never fatal).
         public func decode() throws(ProtocolError) -> Frame {
             if chunks.count == 1 {
-                return try FrameDecoder.decodeBody(chunks[0], start: start, total: byteCount, acceptedTypes: acceptedTypes)
+                return try FrameDecoder.decodeBody(chunks[0], start: start, total: byteCount, acceptedTypes: acceptedTypes,
+                                                   version: version)
             }
             var bytes: [UInt8] = []
             bytes.reserveCapacity(byteCount)
             for chunk in chunks { bytes.append(contentsOf: chunk) }
-            return try FrameDecoder.decodeBody(bytes, start: 0, total: byteCount, acceptedTypes: acceptedTypes)
+            return try FrameDecoder.decodeBody(bytes, start: 0, total: byteCount, acceptedTypes: acceptedTypes,
+                                               version: version)
         }
     }
 
@@ -153,7 +161,8 @@ public struct FrameDecoder: Sendable {
         guard fatalFailure == nil else { return nil }
         if largeTotal > 0 {
             guard largeReceived == largeTotal, largeTotal >= minimumBytes else { return nil }
-            let frame = RawFrame(chunks: largeChunks, start: 0, byteCount: largeTotal, acceptedTypes: acceptedTypes)
+            let frame = RawFrame(chunks: largeChunks, start: 0, byteCount: largeTotal, acceptedTypes: acceptedTypes,
+                                 version: version)
             largeChunks = []
             largeTotal = 0
             largeReceived = 0
@@ -167,7 +176,7 @@ public struct FrameDecoder: Sendable {
         else { return nil }
         // The frame's bytes are copied once (at most `largeFrameBytes`: larger frames are gathered in chunks).
         let frame = RawFrame(chunks: [Array(buffer[readIndex..<(readIndex + total)])], start: 0, byteCount: total,
-                             acceptedTypes: acceptedTypes)
+                             acceptedTypes: acceptedTypes, version: version)
         readIndex += total
         return frame
     }
@@ -206,7 +215,8 @@ public struct FrameDecoder: Sendable {
         if let fatalFailure { throw fatalFailure }
         if largeTotal > 0 {
             guard let bytes = takeLargeFrame() else { return nil }
-            return try Self.decodeBody(bytes, start: 0, total: bytes.count, acceptedTypes: acceptedTypes)
+            return try Self.decodeBody(bytes, start: 0, total: bytes.count, acceptedTypes: acceptedTypes,
+                                       version: version)
         }
         let start = readIndex
         let available = buffer.count - start
@@ -241,12 +251,12 @@ public struct FrameDecoder: Sendable {
             return nil
         }
         readIndex = start + total
-        return try Self.decodeBody(buffer, start: start, total: total, acceptedTypes: acceptedTypes)
+        return try Self.decodeBody(buffer, start: start, total: total, acceptedTypes: acceptedTypes, version: version)
     }
 
     /// Decodes a whole frame whose header was checked: its type and payload.
-    static func decodeBody(_ buffer: [UInt8], start: Int, total: Int, acceptedTypes: AcceptedTypes) throws(ProtocolError)
-        -> Frame
+    static func decodeBody(_ buffer: [UInt8], start: Int, total: Int, acceptedTypes: AcceptedTypes, version: UInt16)
+        throws(ProtocolError) -> Frame
     {
         func load<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
             buffer.withUnsafeBytes { T(bigEndian: $0.loadUnaligned(fromByteOffset: start + offset, as: T.self)) }
@@ -257,6 +267,12 @@ public struct FrameDecoder: Sendable {
             throw ProtocolError(
                 code: .unknownMessageType, requestID: requestID, messageType: rawType, offset: 4,
                 message: "unknown message type 0x" + String(rawType, radix: 16) + " (frame of \(total) bytes skipped)")
+        }
+        if type.sinceVersion > version {
+            throw ProtocolError(
+                code: .unknownMessageType, requestID: requestID, messageType: rawType, offset: 4,
+                message: "\(type.name) (0x" + String(rawType, radix: 16) + ") needs protocol version "
+                    + "\(type.sinceVersion); this connection speaks \(version) (frame of \(total) bytes skipped)")
         }
         if acceptedTypes == .requests && !type.isRequest {
             throw ProtocolError(

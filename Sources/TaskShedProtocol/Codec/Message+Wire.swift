@@ -4,7 +4,7 @@ extension Message {
     public func encodePayload(to writer: inout ByteWriter) {
         switch self {
         case .hello(let v): v.encode(to: &writer)
-        case .ping, .getStats, .unsubscribe, .ok: break
+        case .ping, .getStats, .getDaemons, .unsubscribe, .ok: break
         case .addTasks(let v): v.encode(to: &writer)
         case .fetchTasks(let s), .pauseTasks(let s), .resumeTasks(let s), .removeTasks(let s), .retryDead(let s),
             .purgeDead(let s):
@@ -23,6 +23,7 @@ extension Message {
         case .taskPage(let v): v.encode(to: &writer)
         case .affected(let count): writer.writeU64(count)
         case .stats(let v): v.encode(to: &writer)
+        case .daemons(let v): writer.writeList(v)
         case .subscribed(let v): v.encode(to: &writer)
         case .delivery(let v): v.encode(to: &writer)
         case .leaseExtended(let deadline): writer.writeI64(deadline)
@@ -52,6 +53,7 @@ extension Message {
         case .retryDead: return .retryDead(try reader.read(TaskSelector.self, field: "selector"))
         case .purgeDead: return .purgeDead(try reader.read(TaskSelector.self, field: "selector"))
         case .getStats: return .getStats
+        case .getDaemons: return .getDaemons
         case .subscribe: return .subscribe(try reader.read(Subscribe.self))
         case .unsubscribe: return .unsubscribe
         case .claim: return .claim(try reader.read(Claim.self))
@@ -67,6 +69,7 @@ extension Message {
         case .taskPage: return .taskPage(try reader.read(TaskPage.self))
         case .affected: return .affected(try reader.readU64(field: "count"))
         case .stats: return .stats(try reader.read(Stats.self))
+        case .daemons: return .daemons(try reader.readList(of: DaemonInfo.self, field: "daemons"))
         case .subscribed: return .subscribed(try reader.read(Subscribed.self))
         case .delivery: return .delivery(try reader.read(TaskRecord.self, field: "task"))
         case .leaseExtended: return .leaseExtended(deadline: try reader.readI64(field: "deadline"))
@@ -91,6 +94,7 @@ extension MessageType {
         case .retryDead: return "RETRY_DEAD"
         case .purgeDead: return "PURGE_DEAD"
         case .getStats: return "GET_STATS"
+        case .getDaemons: return "GET_DAEMONS"
         case .subscribe: return "SUBSCRIBE"
         case .unsubscribe: return "UNSUBSCRIBE"
         case .claim: return "CLAIM"
@@ -106,6 +110,7 @@ extension MessageType {
         case .taskPage: return "TASK_PAGE"
         case .affected: return "AFFECTED"
         case .stats: return "STATS"
+        case .daemons: return "DAEMONS"
         case .subscribed: return "SUBSCRIBED"
         case .delivery: return "DELIVERY"
         case .leaseExtended: return "LEASE_EXTENDED"

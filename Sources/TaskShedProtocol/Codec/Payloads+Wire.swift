@@ -416,6 +416,36 @@ extension Stats: WireCodable {
     public static var minimumEncodedBytes: Int { 139 }
 }
 
+extension DaemonInfo: WireCodable {
+    /// `name string | host string | pid u32 | started_at i64 | heartbeat_age_us i64 | leased u64 |
+    /// this_daemon bool`.
+    public func encode(to writer: inout ByteWriter) {
+        writer.writeString(name)
+        writer.writeString(host)
+        writer.writeU32(pid)
+        writer.writeI64(startedAt)
+        writer.writeI64(heartbeatAgeMicros)
+        writer.writeU64(leased)
+        writer.writeBool(isThisDaemon)
+    }
+
+    /// Reads one daemon's entry.
+    /// - Throws: `.malformedMessage` naming the field at fault.
+    public static func decode(from reader: inout ByteReader) throws(ProtocolError) -> DaemonInfo {
+        DaemonInfo(
+            name: try reader.readString(field: "name"),
+            host: try reader.readString(field: "host"),
+            pid: try reader.readU32(field: "pid"),
+            startedAt: try reader.readI64(field: "started_at"),
+            heartbeatAgeMicros: try reader.readI64(field: "heartbeat_age_us"),
+            leased: try reader.readU64(field: "leased"),
+            isThisDaemon: try reader.readBool(field: "this_daemon"))
+    }
+
+    /// 2 + 2 + 4 + 3 × 8 + 1.
+    public static var minimumEncodedBytes: Int { 33 }
+}
+
 extension ErrorReply: WireCodable {
     /// `code u16 | field opt<string> | message string`.
     public func encode(to writer: inout ByteWriter) {

@@ -1,4 +1,4 @@
-/// Every message of protocol version 1, with its payload. One case per `MessageType`.
+/// Every message of protocol versions 1 and 2, with its payload. One case per `MessageType`.
 ///
 /// The comment on each case names the replies the server can send to it; `.error` is possible for every
 /// request. The field tables are in `proto-spec/PROTOCOL.md`.
@@ -27,6 +27,8 @@ public enum Message: Sendable, Hashable {
     case purgeDead(TaskSelector)
     /// Asks for statistics. Reply: `.stats`.
     case getStats
+    /// Asks which daemons share the datastore (version 2). Reply: `.daemons`.
+    case getDaemons
 
     /// Event-driven worker: receive due tasks for these callbacks. Replies: `.subscribed`, then one
     /// `.delivery` per task pushed, all carrying the subscribe request's id.
@@ -60,6 +62,8 @@ public enum Message: Sendable, Hashable {
     case affected(UInt64)
     /// Reply to `.getStats`.
     case stats(Stats)
+    /// Reply to `.getDaemons`: sorted by name.
+    case daemons([DaemonInfo])
     /// Reply to `.subscribe`.
     case subscribed(Subscribed)
     /// A task pushed to an event-driven worker; carries the subscribe request's id.
@@ -84,6 +88,7 @@ public enum Message: Sendable, Hashable {
         case .retryDead: return .retryDead
         case .purgeDead: return .purgeDead
         case .getStats: return .getStats
+        case .getDaemons: return .getDaemons
         case .subscribe: return .subscribe
         case .unsubscribe: return .unsubscribe
         case .claim: return .claim
@@ -99,6 +104,7 @@ public enum Message: Sendable, Hashable {
         case .taskPage: return .taskPage
         case .affected: return .affected
         case .stats: return .stats
+        case .daemons: return .daemons
         case .subscribed: return .subscribed
         case .delivery: return .delivery
         case .leaseExtended: return .leaseExtended

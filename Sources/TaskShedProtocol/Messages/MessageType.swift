@@ -16,6 +16,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case retryDead = 0x0017
     case purgeDead = 0x0018
     case getStats = 0x0019
+    case getDaemons = 0x001A
 
     // Worker API.
     case subscribe = 0x0030
@@ -35,6 +36,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case taskPage = 0x8012
     case affected = 0x8013
     case stats = 0x8019
+    case daemons = 0x801A
     case subscribed = 0x8030
     case delivery = 0x8031
     case leaseExtended = 0x8035
@@ -42,4 +44,13 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
 
     /// Whether a client sends this type (requests) rather than the server (replies and pushes).
     public var isRequest: Bool { rawValue & 0x8000 == 0 }
+
+    /// The protocol version that introduced this type: a connection that negotiated an earlier version does
+    /// not send or take it (a server answers `UNKNOWN_MESSAGE_TYPE`).
+    public var sinceVersion: UInt16 {
+        switch self {
+        case .getDaemons, .daemons: return 2
+        default: return 1
+        }
+    }
 }

@@ -401,3 +401,37 @@ public struct ErrorReply: Sendable, Hashable {
         self.message = message
     }
 }
+
+/// One daemon sharing the datastore, as `DAEMONS` lists it (protocol version 2). With the embedded store the
+/// list holds only the answering daemon.
+public struct DaemonInfo: Sendable, Hashable {
+    /// The daemon's name (`taskshedd --daemon-name`, default the host name); unique among running daemons.
+    public var name: String
+    /// The machine it runs on (its host name).
+    public var host: String
+    /// Its process id on that machine.
+    public var pid: UInt32
+    /// When it started serving the datastore (µs since the epoch; the datastore's clock when shared).
+    public var startedAt: Int64
+    /// How long ago its last heartbeat was recorded, by the datastore's clock (µs); 0 for the answering daemon
+    /// on the embedded store. A daemon silent for the heartbeat timeout is declared lost by the others and
+    /// disappears from the list.
+    public var heartbeatAgeMicros: Int64
+    /// Tasks leased through it now.
+    public var leased: UInt64
+    /// Whether this is the daemon that answered.
+    public var isThisDaemon: Bool
+
+    /// Creates an entry.
+    public init(name: String, host: String, pid: UInt32, startedAt: Int64, heartbeatAgeMicros: Int64, leased: UInt64,
+                isThisDaemon: Bool)
+    {
+        self.name = name
+        self.host = host
+        self.pid = pid
+        self.startedAt = startedAt
+        self.heartbeatAgeMicros = heartbeatAgeMicros
+        self.leased = leased
+        self.isThisDaemon = isThisDaemon
+    }
+}

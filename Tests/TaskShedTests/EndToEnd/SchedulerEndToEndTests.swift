@@ -223,6 +223,12 @@ struct SchedulerEndToEndTests {
         #expect(stats.startedAt <= stats.serverTime)
         #expect(!stats.serverVersion.isEmpty)
 
+        // The embedded store: one daemon, the one answering, holding no lease.
+        let daemons = try await scheduler.daemons()
+        #expect(daemons.count == 1)
+        #expect(daemons.first?.isThisDaemon == true && daemons.first?.leased == 0)
+        #expect(daemons.first?.pid == Int(daemon.pid))
+
         let pong = try await scheduler.ping()
         #expect(pong.nextWakeup != nil)
         #expect(pong.roundTrip > .zero)
