@@ -29,6 +29,9 @@ public struct Configuration: Sendable, Hashable {
     /// interval plus one poll: under 5 s by default. A live daemon cut off from the database for longer loses
     /// its leases too: its workers' acks then get `LEASE_LOST`.
     public var heartbeatTimeoutMicros: Int64 = 4_000_000
+    /// With a PostgreSQL datastore reached through a connection pooler in transaction mode: no prepared
+    /// statements, no LISTEN, the daemon's name claimed through the registry (`PostgresStoreOptions.transactionPooler`).
+    public var transactionPooler = false
     /// Permission bits of the socket file (default 0660: owner and group may connect).
     public var socketMode: UInt32 = 0o660
     /// Group id to give the socket file, or `nil` for the daemon's own group.
@@ -194,6 +197,9 @@ public struct Configuration: Sendable, Hashable {
             if let daemonName, daemonName.isEmpty || daemonName.utf8.count > 255 {
                 throw fail("--daemon-name", "must be 1 to 255 bytes")
             }
+        }
+        if transactionPooler, case .lmdb = datastore {
+            throw fail("--datastore-pooler", "applies only to a PostgreSQL datastore (--datastore postgresql://…)")
         }
         if heartbeatTimeoutMicros < 500_000 || heartbeatTimeoutMicros > 3_600_000_000 {
             throw fail("--heartbeat-timeout", "must be between 500ms and 1h")

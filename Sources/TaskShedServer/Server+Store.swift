@@ -87,6 +87,8 @@ extension Server {
     {
         var options = PostgresStoreOptions(connectionString: connectionString, schema: schema, daemonName: daemonName)
         options.maxKwargsBytes = Int(configuration.maxKwargsBytes)
+        options.transactionPooler = configuration.transactionPooler
+        options.heartbeatTimeoutMicros = configuration.heartbeatTimeoutMicros
         // As for LMDB: `RequestValidation` has checked every task's kwargs.
         options.checksKwargsJSON = false
         let store: PostgresTaskStore

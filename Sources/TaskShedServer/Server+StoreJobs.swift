@@ -108,6 +108,9 @@ extension Server {
                 wakeup.signal()
             })
         listener.start()
+        if configuration.transactionPooler {
+            logger.notice("behind a transaction-mode connection pooler: not listening for other daemons' notifications; their changes are seen at the re-read every \(configuration.sharedPollMicros / 1000) ms")
+        }
         notificationWakeup = wakeup
         notificationListener = listener
     }

@@ -272,21 +272,23 @@ struct PostgresServerProcess: Sendable {
         }
     }
 
-    /// `scripts/pg-test-server.sh` of the repository holding this source file.
-    private static func scriptPath(filePath: String = #filePath) throws -> String {
+    /// `scripts/NAME` (default `pg-test-server.sh`) of the repository holding this source file.
+    static func scriptPath(_ name: String = "pg-test-server.sh", filePath: String = #filePath) throws -> String {
         var components = filePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         while !components.isEmpty {
             components.removeLast()
-            let candidate = components.joined(separator: "/") + "/scripts/pg-test-server.sh"
+            let candidate = components.joined(separator: "/") + "/scripts/" + name
             if access(candidate, R_OK) == 0 { return candidate }
         }
         throw TestSupportError("""
-            scripts/pg-test-server.sh not found above \(filePath); set \(PostgresTestServer.environmentVariable) to \
+            scripts/\(name) not found above \(filePath); set \(PostgresTestServer.environmentVariable) to \
             the connection string of a running server instead
             """)
     }
 
-    private static func startWatcher(script: String, directory: String) throws -> (pid_t, Int32) {
+    /// Starts a process that runs `bash SCRIPT stop DIRECTORY` when this process ends, however it ends (see the
+    /// type's comment); returns its pid and the pipe end to close (after killing it) for a stop from here.
+    static func startWatcher(script: String, directory: String) throws -> (pid_t, Int32) {
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { throw TestSupportError("pipe: \(String(cString: strerror(errno)))") }
         // pipe2(O_CLOEXEC) is not visible from Swift; until these lines run, a child spawned by another thread may

@@ -56,6 +56,13 @@ struct TaskSheddCommand: ParsableCommand {
         valueName: "name"))
     var daemonName: String?
 
+    @Option(name: .customLong("datastore-pooler"), help: ArgumentHelp(
+        "With PostgreSQL: 'transaction' when --datastore leads to a connection pooler in transaction mode "
+            + "(PgBouncer's pool_mode = transaction): no prepared statements, no LISTEN (other daemons' changes are "
+            + "seen at the --shared-poll re-read), the name claimed through the daemons table; 'none' otherwise "
+            + "(also for a pooler in session mode).", valueName: "mode"))
+    var datastorePooler: String = "none"
+
     @Option(name: .customLong("shared-poll"), help: ArgumentHelp(
         "With PostgreSQL: how often to re-read due times that other daemons changed.", valueName: "duration"))
     var sharedPoll: String = "250ms"
@@ -203,6 +210,13 @@ struct TaskSheddCommand: ParsableCommand {
                                                                       daemonName: daemonName)
             configuration.datastore = store
             if let directory { configuration.dataDirectory = directory }
+        }
+        switch datastorePooler {
+        case "none", "session": configuration.transactionPooler = false
+        case "transaction": configuration.transactionPooler = true
+        default:
+            throw ConfigurationError(option: "--datastore-pooler",
+                                     message: "'\(datastorePooler)' is not a pooler mode; use 'transaction' or 'none'")
         }
         configuration.sharedPollMicros = try duration(sharedPoll, "--shared-poll")
         configuration.heartbeatTimeoutMicros = try duration(heartbeatTimeout, "--heartbeat-timeout")

@@ -188,6 +188,75 @@ import Testing
         #expect(try b.stop() == 0)
     }
 
+    @Test func aDaemonBehindATransactionPoolerServesByPollingAndSaysSo() throws {
+        let schema = try Schema()
+        let pooler = try PgBouncerTestInstance(inFrontOf: schema.connectionString)
+        let direct = try schema.daemon("direct")
+        let pooled = try schema.daemon("pooled", connectionString: pooler.connectionString,
+                                       ["--datastore-pooler", "transaction", "--shared-poll", "100ms"])
+        let viaDirect = try Client(direct)
+        let viaPooler = try Client(pooled)
+        try viaPooler.subscribe(["p"], concurrency: 8)
+        try viaDirect.subscribe(["d"], concurrency: 8)
+        pause(0.3)
+        for round in 0..<5 {
+            // Added on the direct daemon, due at once: the pooled one hears no notification, its poll finds it.
+            let sent = nowMicros()
+            try viaDirect.add([task("to-pooled-\(round)", callback: "p")])
+            let delivered = try #require(try viaPooler.nextDelivery(timeout: 10))
+            #expect(delivered.id == "to-pooled-\(round)")
+            #expect(nowMicros() - sent < 1_000_000, "took \(nowMicros() - sent) µs")
+            #expect(try viaPooler.ack(delivered) == .ok)
+            // Added through the pooler: its commit's NOTIFY still reaches the direct daemon.
+            try viaPooler.add([task("to-direct-\(round)", callback: "d")])
+            let other = try #require(try viaDirect.nextDelivery(timeout: 10))
+            #expect(other.id == "to-direct-\(round)")
+            #expect(try viaDirect.ack(other) == .ok)
+        }
+        // Known ahead: claimed ahead through the pooler and pushed on time.
+        let due = nowMicros() + 1_000_000
+        try viaDirect.add([task("ahead", callback: "p", runAt: due)])
+        let ahead = try #require(try viaPooler.nextDelivery(timeout: 10))
+        #expect(ahead.id == "ahead" && nowMicros() >= due && nowMicros() - due < 200_000)
+        #expect(try viaPooler.ack(ahead) == .ok)
+
+        // The name is claimed through the registry: a second "pooled" is refused while the first beats.
+        let duplicate = try runDaemonToExit([
+            "--socket", "/tmp/taskshed-dup-\(getpid()).sock", "--datastore", "postgresql:" + pooler.connectionString,
+            "--datastore-pooler", "transaction", "--schema", schema.name, "--daemon-name", "pooled",
+        ])
+        #expect(duplicate.code != 0)
+        #expect(duplicate.output.contains("another taskshedd named \"pooled\""), "\(duplicate.output)")
+
+        let log = pooled.log()
+        #expect(log.contains("behind a transaction-mode connection pooler: not listening"), "\(log)")
+        #expect(!log.contains("prepared statement"), "\(log)")
+        #expect(!log.contains("error"), "\(log)")
+        // The direct daemon's probes come back: it never says notifications do not arrive.
+        #expect(!direct.log().contains("do not reach"), "\(direct.log())")
+        #expect(try pooled.stop() == 0)
+        #expect(try direct.stop() == 0)
+    }
+
+    @Test func aDaemonWhoseNotificationsDoNotComeBackSaysSo() throws {
+        // Without --datastore-pooler, LISTEN through a transaction-mode pooler "works" but hears nothing; the
+        // delivery probe notices. (Its prepared statements fail there too, which the log names; this test is
+        // about the probe.)
+        let schema = try Schema()
+        let pooler = try PgBouncerTestInstance(inFrontOf: schema.connectionString)
+        let unaware = try schema.daemon("unaware", connectionString: pooler.connectionString,
+                                        ["--heartbeat-timeout", "1s"])
+        var log = ""
+        let deadline = monotonic() + 15
+        repeat {
+            pause(0.2)
+            log = unaware.log()
+        } while !log.contains("do not reach this daemon's LISTEN connection") && monotonic() < deadline
+        #expect(log.contains("do not reach this daemon's LISTEN connection"), "\(log)")
+        #expect(log.contains("--datastore-pooler transaction"), "the prepared-statement error names the option: \(log)")
+        unaware.kill()
+    }
+
     @Test func aBadDatastoreIsRefusedAtStartNamingTheOption() throws {
         for (value, expected) in [("mysql://x", "is not a datastore"), ("lmdb:", "needs a directory"),
                                   ("postgresql:", "keyword/value")] {

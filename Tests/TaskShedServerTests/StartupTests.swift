@@ -35,6 +35,9 @@ func readText(_ path: String) -> String {
         (["--max-output-bytes", "1KiB"], "--max-output-bytes"),
         (["--no-such-flag"], "no-such-flag"),
         (["--socket-group", "no-such-group-xyz"], "--socket-group"),
+        // Only for PostgreSQL, and only these modes.
+        (["--datastore-pooler", "transaction"], "--datastore-pooler"),
+        (["--datastore", "postgresql:host=/nowhere", "--datastore-pooler", "statement"], "--datastore-pooler"),
     ])
     func invalidConfigurationFailsWithOneLine(arguments: [String], mentions: String) throws {
         let directory = try TemporaryDirectory.create(prefix: "tsc")

@@ -45,12 +45,19 @@ package final class PGConnection {
     private var prepared: [String: String] = [:]
     /// Most statements kept prepared; past it the cache starts over (`DEALLOCATE ALL`).
     private static let maxPrepared = 128
+    /// Whether statements are prepared (named, kept per connection). Not behind a connection pooler in
+    /// transaction mode: there consecutive transactions of one client may run on different server
+    /// connections, and clients share them, so a name prepared by one is missing or taken for the next.
+    private let preparesStatements: Bool
 
     /// Connects (blocking; `PQconnectdb`), with the `PG*` environment variables and `.pgpass` as libpq reads
     /// them.
+    /// - Parameter preparesStatements: `false` behind a transaction-mode pooler: every statement is sent
+    ///   unnamed (parsed and planned each time, in the same round trip).
     /// - Throws: `PGError` with `connectionLost` when the server cannot be reached or refuses.
-    package init(_ connectionString: String) throws(PGError) {
+    package init(_ connectionString: String, preparesStatements: Bool = true) throws(PGError) {
         self.connectionString = connectionString
+        self.preparesStatements = preparesStatements
         raw = try Self.connect(connectionString)
     }
 
@@ -114,7 +121,7 @@ package final class PGConnection {
         guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
         // Transaction control has nothing to plan: sent as is. Only plannable statements are prepared.
         if params.isEmpty && !sql.contains(" ") { return try check(PQexec(raw, sql), raw) }
-        guard Self.isPlannable(sql) else {
+        guard preparesStatements && Self.isPlannable(sql) else {
             let result: OpaquePointer? = Self.withCStrings(params) { values in
                 PQexecParams(raw, sql, Int32(params.count), nil, values, nil, nil, 0)
             }
@@ -187,7 +194,12 @@ package final class PGConnection {
             return PGResult(result)
         default:
             let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            let message = Self.trimmed(PQresultErrorMessage(result))
+            var message = Self.trimmed(PQresultErrorMessage(result))
+            if state == "26000" || state == "42P05" {
+                // A prepared statement missing or taken: what a transaction-mode pooler does to them.
+                message += " (is the connection going through a connection pooler in transaction mode? Then start "
+                    + "taskshedd with --datastore-pooler transaction)"
+            }
             PQclear(result)
             let lost = PQstatus(conn) != CONNECTION_OK
             // Class 08 is a connection exception; 57P01-03 are the server shutting down or restarting.

@@ -16,14 +16,22 @@ import TaskShedStore
 /// after every (re)connection `onNotify(nil)` asks for a full re-read. The connection is retried with
 /// backoff (0.1 s doubling to 5 s) for as long as the listener runs.
 ///
-/// With a connection pooler in transaction mode (no `LISTEN`), notifications never arrive and the daemons
-/// fall back to their periodic re-read.
+/// Behind a connection pooler in transaction mode (`PostgresStoreOptions.transactionPooler`) it does not listen,
+/// and only beats. Elsewhere, whether notifications really arrive is checked, not assumed: behind a connection pooler in transaction mode
+/// `LISTEN` succeeds on whichever server connection ran it and nothing comes back. Every fourth heartbeat
+/// interval a probe notification (`probe:<daemon>:<n>`, which other daemons ignore) is sent from the store's
+/// own connection, as another daemon's would be; when two probes in a row have not come back by the next one,
+/// `onProblem` says that notifications do not arrive and the daemon relies on its periodic re-read
+/// (`--shared-poll`); once a probe arrives again, `onProblem(nil)`.
 public final class PostgresBackgroundSession: @unchecked Sendable {
     private let store: PostgresTaskStore
     private let connectionString: String
     private let channel: String
     private let ownPrefix: String
     private let heartbeatTimeoutMicros: Int64
+    /// Whether it listens for notifications (and probes their delivery): not behind a transaction-mode pooler
+    /// (`PostgresStoreOptions.transactionPooler`), where LISTEN cannot work; it only beats there.
+    private let listens: Bool
     private let onNotify: @Sendable (_ callbacks: [String]?) -> Void
     private let onProblem: @Sendable (_ message: String?) -> Void
     private let onHeartbeat: @Sendable (HeartbeatOutcome) -> Void
@@ -32,6 +40,22 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
     private let stopWriteFD: Int32
     private var thread: pthread_t?
     private let stopping = ManagedFlag()
+
+    /// The probe of notification delivery (listener thread only).
+    private struct Probe {
+        /// The last probe sent, and whether it came back.
+        var sequence = 0
+        var answered = true
+        /// Probes in a row that did not come back before the next was due.
+        var missed = 0
+        /// Whether "notifications do not arrive" was reported (and not yet taken back).
+        var reported = false
+    }
+    private var probe = Probe()
+    /// Probes in a row that must go unanswered before the daemon says notifications do not arrive.
+    static let probesMissedBeforeReport = 2
+    /// The payload prefix of probes; listeners skip other daemons' probes.
+    static let probePrefix = "probe:"
 
     /// Creates a listener; `start()` begins listening.
     /// - Parameters:
@@ -53,6 +77,7 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
         channel = PostgresTaskStore.channel(schema: store.options.schema)
         ownPrefix = "\(store.daemonID):"
         self.heartbeatTimeoutMicros = heartbeatTimeoutMicros
+        listens = !store.options.transactionPooler
         self.onNotify = onNotify
         self.onProblem = onProblem
         self.onHeartbeat = onHeartbeat
@@ -106,8 +131,8 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
         while !stopping.isSet {
             let conn: PGConnection
             do {
-                conn = try PGConnection(connectionString)
-                try conn.query("LISTEN \(PostgresSchema.quoted(channel))")
+                conn = try PGConnection(connectionString, preparesStatements: !store.options.transactionPooler)
+                if listens { try conn.query("LISTEN \(PostgresSchema.quoted(channel))") }
             } catch {
                 if !failing { onProblem("cannot listen for other daemons' notifications: \(error); retrying") }
                 failing = true
@@ -131,8 +156,16 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
     private func listen(on conn: PGConnection) -> Bool {
         let interval = max(heartbeatTimeoutMicros / 8, 10_000)
         var nextBeat = Self.monotonicMicros()
+        // The first probe after the first heartbeat interval: the LISTEN is in place by then.
+        var nextProbe = nextBeat + interval
+        probe.answered = true
+        probe.missed = 0
         while true {
             let now = Self.monotonicMicros()
+            if now >= nextProbe {
+                nextProbe = now + interval * 4
+                if listens { sendProbe() }
+            }
             if now >= nextBeat {
                 nextBeat = now + interval
                 do {
@@ -147,7 +180,7 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
             }
             var fds = [pollfd(fd: conn.socket, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, Int32(max(1, (nextBeat - now + 999) / 1000)))
+            let ready = poll(&fds, 2, Int32(max(1, (min(nextBeat, nextProbe) - now + 999) / 1000)))
             if ready < 0 && errno == EINTR { continue }
             if stopping.isSet || fds[1].revents != 0 { return true }
             if ready == 0 { continue }
@@ -155,6 +188,10 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
             var callbacks: [String] = []
             var everything = false
             while let payload = conn.nextNotification() {
+                if payload.hasPrefix(Self.probePrefix) {
+                    if payload == probePayload(probe.sequence) { probeAnswered() }
+                    continue
+                }
                 guard !payload.hasPrefix(ownPrefix) else { continue }
                 let callback = payload.split(separator: ":", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
                 if callback == "*" || callback.isEmpty { everything = true } else { callbacks.append(callback) }
@@ -164,6 +201,40 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
             } else if !callbacks.isEmpty {
                 onNotify(callbacks)
             }
+        }
+    }
+
+    private func probePayload(_ sequence: Int) -> String { "\(Self.probePrefix)\(store.daemonID):\(sequence)" }
+
+    /// Counts the previous probe if it did not come back (reporting after `probesMissedBeforeReport` in a row),
+    /// then sends the next one through the store's connection. A probe that cannot be sent (the database out of
+    /// reach: the store's jobs report that) counts for nothing.
+    private func sendProbe() {
+        if !probe.answered {
+            probe.missed += 1
+            if probe.missed >= Self.probesMissedBeforeReport && !probe.reported {
+                probe.reported = true
+                onProblem("notifications sent through PostgreSQL do not reach this daemon's LISTEN connection "
+                    + "(\(probe.missed) probes in a row did not come back; a connection pooler in transaction mode "
+                    + "does not keep LISTEN): other daemons' adds wake this one only at its periodic re-read")
+            }
+        }
+        let next = probe.sequence + 1
+        do {
+            try store.notify(probePayload(next))
+            probe.sequence = next
+            probe.answered = false
+        } catch {
+            probe.answered = true
+        }
+    }
+
+    private func probeAnswered() {
+        probe.answered = true
+        probe.missed = 0
+        if probe.reported {
+            probe.reported = false
+            onProblem(nil)
         }
     }
 

@@ -26,6 +26,16 @@ public struct PostgresStoreOptions: Sendable, Hashable {
     /// periodic re-read, which must run at least this often (the daemon's `--shared-poll` plus its dispatch
     /// lead fit in the default).
     public var notifyHorizonMicros: Int64 = 300_000
+    /// Whether the connection string leads to a connection pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`), where a client's consecutive transactions may run on different server
+    /// connections: statements are then not prepared, the daemon's name is claimed through the registry
+    /// instead of a session lock, and nothing listens for notifications (`PostgresBackgroundSession` only
+    /// sends heartbeats; other daemons' changes are seen at the periodic re-read). Default `false`.
+    public var transactionPooler = false
+    /// How long a daemon may send no heartbeat before the others declare it lost (µs; default 4 s). Behind a
+    /// transaction-mode pooler a daemon starting under a name whose row has beaten within this long waits up
+    /// to this long (plus a second) for it to go stale: the previous run of a daemon restarted after a crash.
+    public var heartbeatTimeoutMicros: Int64 = 4_000_000
 
     /// Creates options; the defaults are documented on each property.
     public init(connectionString: String, schema: String = "taskshed", daemonName: String? = nil,
@@ -123,7 +133,7 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
         daemonsTable = schema + ".daemons"
         let conn: PGConnection
         do {
-            conn = try PGConnection(options.connectionString)
+            conn = try PGConnection(options.connectionString, preparesStatements: !options.transactionPooler)
         } catch {
             throw Self.storeError(error)
         }
@@ -147,19 +157,31 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
         connection = conn
     }
 
-    /// Takes the daemon name's session lock, inserts this daemon's row, and voids the leases of earlier rows
-    /// of the same name (this daemon's previous runs), deleting those rows.
+    /// Claims the daemon's name, inserts this daemon's row, and voids the leases of earlier rows of the same
+    /// name (this daemon's previous runs), deleting those rows.
+    ///
+    /// The name is claimed with a session advisory lock, held for as long as the connection lives; behind a
+    /// transaction-mode pooler, where sessions are not the client's, through the registry (`claimByRegistry`).
     private static func register(_ conn: PGConnection, options: PostgresStoreOptions, tasks: String, daemons: String)
         throws(StoreError) -> (Int64, Int)
     {
+        let lockKey = "taskshed-daemon:\(options.schema):\(options.daemonName)"
         do {
-            let locked = try conn.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                                        ["taskshed-daemon:\(options.schema):\(options.daemonName)"])
-            guard locked.bool(0, 0) == true else {
-                throw StoreError(code: .internalError, message:
-                    "another taskshedd named \"\(options.daemonName)\" is connected to schema \"\(options.schema)\" of this database; give each daemon its own name")
+            if options.transactionPooler {
+                try claimByRegistry(conn, options: options, daemons: daemons)
+            } else {
+                let locked = try conn.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", [lockKey])
+                guard locked.bool(0, 0) == true else { throw nameInUse(options) }
             }
             try conn.query("BEGIN")
+            if options.transactionPooler {
+                // The key of the session lock: not available while a daemon of this name registers now, or runs
+                // with a direct connection (which holds it for its life).
+                let locked = try conn.query("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", [lockKey])
+                guard locked.bool(0, 0) == true, try freshRows(conn, options: options, daemons: daemons) == 0 else {
+                    throw nameInUse(options)
+                }
+            }
             let row = try conn.query("""
                 INSERT INTO \(daemons) (name, host, pid, started_at, heartbeat_at)
                 VALUES ($1, $2, $3, \(nowSQL), \(nowSQL)) RETURNING id
@@ -178,9 +200,38 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
             _ = try? conn.query("ROLLBACK")
             throw storeError(error, doing: "cannot register this daemon")
         } catch let error as StoreError {
+            // The name in use, found inside the transaction behind a pooler.
+            _ = try? conn.query("ROLLBACK")
             throw error
         } catch {
             throw StoreError(code: .internalError, message: "\(error)")
+        }
+    }
+
+    private static func nameInUse(_ options: PostgresStoreOptions) -> StoreError {
+        StoreError(code: .internalError, message:
+            "another taskshedd named \"\(options.daemonName)\" is connected to schema \"\(options.schema)\" of this database; give each daemon its own name")
+    }
+
+    /// Rows of this daemon's name that have beaten within the heartbeat timeout (by the database's clock).
+    private static func freshRows(_ conn: PGConnection, options: PostgresStoreOptions, daemons: String)
+        throws(PGError) -> Int64
+    {
+        try conn.query("SELECT count(*) FROM \(daemons) WHERE name = $1 AND heartbeat_at >= \(nowSQL) - $2",
+                       [options.daemonName, String(options.heartbeatTimeoutMicros)]).int64(0, 0) ?? 0
+    }
+
+    /// Behind a transaction-mode pooler: waits (polling every 250 ms) until no row of this daemon's name has
+    /// beaten within the heartbeat timeout, for at most the timeout plus a second; a row still fresh then is a
+    /// daemon that runs (`nameInUse`). The previous run of a daemon restarted after a crash goes stale within
+    /// the timeout. `register` checks again under a transaction lock, so two daemons starting at once do not
+    /// both pass.
+    private static func claimByRegistry(_ conn: PGConnection, options: PostgresStoreOptions, daemons: String) throws {
+        var waited: Int64 = 0
+        while try freshRows(conn, options: options, daemons: daemons) > 0 {
+            guard waited < options.heartbeatTimeoutMicros + 1_000_000 else { throw nameInUse(options) }
+            usleep(250_000)
+            waited += 250_000
         }
     }
 
@@ -228,6 +279,8 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
         if !connection.isOpen {
             do throws(PGError) {
                 try connection.reconnect()
+                // Behind a transaction-mode pooler the name is the registry row's, which the heartbeats keep.
+                guard !options.transactionPooler else { return connection }
                 // The name's lock went with the old session: take it again.
                 let locked = try connection.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
                                                   ["taskshed-daemon:\(options.schema):\(options.daemonName)"])

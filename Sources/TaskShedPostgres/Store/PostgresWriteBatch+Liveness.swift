@@ -117,3 +117,12 @@ extension PostgresTaskStore {
         }
     }
 }
+
+extension PostgresTaskStore {
+    /// Sends one notification with `payload` on the schema's channel from the store's own connection, outside
+    /// any job's transaction (the delivery probe of `PostgresBackgroundSession`).
+    func notify(_ payload: String) throws(StoreError) {
+        let channel = Self.channel(schema: options.schema)
+        try read { (conn) throws(PGError) in _ = try conn.query("SELECT pg_notify($1, $2)", [channel, payload]) }
+    }
+}
