@@ -187,10 +187,16 @@ public final class Server {
             throw error
         }
         let where_ = listener?.path ?? "fd \(SocketActivation.firstDescriptor) (socket activation)"
-        logger.notice("taskshedd \(Self.serverVersion) ready", metadata: [
-            "taskshed.socket": "\(where_)", "taskshed.data_dir": "\(configuration.dataDirectory)",
-            "taskshed.sync": "\(configuration.sync)", "taskshed.pid": "\(getpid())",
-        ])
+        var metadata: Logger.Metadata = ["taskshed.socket": "\(where_)", "taskshed.pid": "\(getpid())"]
+        if case .postgres(_, let schema, _) = configuration.datastore {
+            // The data directory and sync mode are the LMDB store's; the PostgreSQL one was logged at its open.
+            metadata["taskshed.datastore"] = "postgresql"
+            metadata["taskshed.schema"] = "\(schema)"
+        } else {
+            metadata["taskshed.data_dir"] = "\(configuration.dataDirectory)"
+            metadata["taskshed.sync"] = "\(configuration.sync)"
+        }
+        logger.notice("taskshedd \(Self.serverVersion) ready", metadata: metadata)
         if let failure = notifier.notify("READY=1\nSTATUS=Serving on \(where_)\nMAINPID=\(getpid())") {
             logger.warning("systemd notification failed: \(failure)")
         }
