@@ -10,6 +10,18 @@
 #   pg-test-server.sh restart DIR         restarts it (as pg_ctl restart -m fast does; also after a kill) on the
 #                                         same port and settings
 #   pg-test-server.sh stop DIR            stops it if it runs (-m immediate: nothing in it is kept) and removes DIR
+#   pg-test-server.sh start-standby PRIMARY_DIR DIR
+#                                         creates DIR as start does, copies the running server of PRIMARY_DIR into
+#                                         DIR/data (pg_basebackup -R) and starts it there as a streaming hot standby
+#                                         on a port of its own; then makes the primary's commits synchronous: a
+#                                         commit is acknowledged only once the standby has it on disk. Prints the
+#                                         standby's connection string (also in DIR/conninfo)
+#   pg-test-server.sh promote DIR         promotes the standby in DIR (pg_ctl promote) and waits until it takes writes
+#
+# A primary has at most one standby. A standby is stopped and restarted as any server (stop, restart). It connects
+# to its primary as application_name pg_test_standby, the name the primary's synchronous_standby_names gives; the
+# standby's own settings have none, so that once promoted it commits without waiting for a standby of its own. A
+# primary whose standby is gone waits at every commit: a test that stops the standby stops its primary too.
 #
 # The connection string is libpq keyword/value: `host=DIR port=PORT user=taskshed dbname=postgres`; a host that
 # is a directory means the Unix socket DIR/.s.PGSQL.PORT. Without --tcp the port only names that socket, but it
@@ -24,7 +36,7 @@ me=pg-test-server
 marker=.pg-test-server    # in DIR: stop removes only a directory that start made
 
 usage() {
-    echo "usage: $0 start [--tcp] DIR | restart DIR | stop DIR" >&2
+    echo "usage: $0 start [--tcp] DIR | restart DIR | stop DIR | start-standby PRIMARY_DIR DIR | promote DIR" >&2
     exit 2
 }
 
@@ -126,17 +138,10 @@ check_path() {
     esac
 }
 
-cmd_start() {
-    local tcp=0 dir="" arg
-    for arg in "$@"; do
-        case "$arg" in
-            --tcp) tcp=1 ;;
-            -*) usage ;;
-            *) if [ -n "$dir" ]; then usage; fi; dir=$arg ;;
-        esac
-    done
-    if [ -z "$dir" ]; then usage; fi
-
+# Makes $1 the fresh, marked directory of a new server, given to the user who will run it. Sets `dir` (the
+# absolute path) and `user` (that user) in the caller.
+prepare_dir() {
+    dir=$1
     # The path goes unquoted into postgresql.conf's list of socket directories and into the connection string.
     check_path "$dir"
     mkdir -p "$dir"
@@ -152,8 +157,6 @@ cmd_start() {
     fi
     touch "$dir/$marker"
 
-    local bindir user data=$dir/data log=$dir/log
-    bindir=$(find_bindir)
     if [ "$(id -u)" -eq 0 ]; then
         user=postgres
         id -u "$user" >/dev/null 2>&1 || die "running as root and there is no postgres user to run the server as"
@@ -164,16 +167,15 @@ cmd_start() {
     # Other users (a test run as someone else) reach the socket through the directory; the socket itself is 0777.
     chmod 0755 "$dir"
     as_user "$user" test -w "$dir" || die "$user cannot write $dir (is a parent directory closed to it?)"
+}
 
-    if ! as_user "$user" "$bindir/initdb" -D "$data" -U taskshed -A trust -E UTF8 --locale=C --no-sync \
-        >"$dir/initdb.log" 2>&1; then
-        log_tail "$dir/initdb.log"
-        die "initdb -D $data failed"
-    fi
-    echo "include 'pg-test-server.conf'" >>"$data/postgresql.conf"
-
-    local listen="" port shared_buffers=128MB attempt
-    if [ "$tcp" -eq 1 ]; then listen=127.0.0.1; fi
+# Starts the cluster DIR/data as user $2 on a free port, listening on TCP address $3 too unless it is empty; writes
+# its settings first (replacing any the cluster holds) and tries other ports, or less shared memory, when the
+# server cannot have them. Prints the connection string and writes it to DIR/conninfo.
+start_server() {
+    local dir=$1 user=$2 listen=$3
+    local bindir data=$dir/data log=$dir/log port shared_buffers=128MB attempt
+    bindir=$(find_bindir)
     for attempt in 1 2 3 4 5; do
         port=$(free_port)
         write_settings "$dir" "$port" "$listen" "$shared_buffers"
@@ -197,6 +199,32 @@ cmd_start() {
     done
     log_tail "$log"
     die "the server in $data did not start"
+}
+
+cmd_start() {
+    local tcp=0 path="" arg
+    for arg in "$@"; do
+        case "$arg" in
+            --tcp) tcp=1 ;;
+            -*) usage ;;
+            *) if [ -n "$path" ]; then usage; fi; path=$arg ;;
+        esac
+    done
+    if [ -z "$path" ]; then usage; fi
+
+    local dir user bindir
+    prepare_dir "$path"
+    bindir=$(find_bindir)
+    if ! as_user "$user" "$bindir/initdb" -D "$dir/data" -U taskshed -A trust -E UTF8 --locale=C --no-sync \
+        >"$dir/initdb.log" 2>&1; then
+        log_tail "$dir/initdb.log"
+        die "initdb -D $dir/data failed"
+    fi
+    echo "include 'pg-test-server.conf'" >>"$dir/data/postgresql.conf"
+
+    local listen=""
+    if [ "$tcp" -eq 1 ]; then listen=127.0.0.1; fi
+    start_server "$dir" "$user" "$listen"
 }
 
 # The user owning an existing cluster (pg_ctl must run as that user).
@@ -276,6 +304,88 @@ cmd_stop() {
     rm -rf "$dir"
 }
 
+# The name a standby connects to its primary with, and the one the primary's synchronous_standby_names waits for.
+standby_name=pg_test_standby
+
+# Runs one SQL command on the server of connection string $1 and prints its bare rows (psql -A -t).
+sql_at() {
+    "$(find_bindir)/psql" -X -A -t -q -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+}
+
+# Waits up to 30 s until SQL $2 run on $1 prints $3.
+wait_for_sql() {
+    local i
+    for (( i = 0; i < 300; i++ )); do
+        if [ "$(sql_at "$1" "$2" 2>/dev/null || true)" = "$3" ]; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+cmd_start_standby() {
+    if [ "$#" -ne 2 ]; then usage; fi
+    local primary=$1 path=$2
+    [ -f "$primary/data/PG_VERSION" ] && [ -f "$primary/conninfo" ] || die "$primary: not a server made by start"
+    primary=$(cd "$primary" && pwd -P)
+    local primary_conninfo
+    primary_conninfo=$(cat "$primary/conninfo")
+
+    local dir user bindir
+    prepare_dir "$path"
+    bindir=$(find_bindir)
+    # -R writes standby.signal and primary_conninfo (with this application_name) into the copy; -X stream brings
+    # the WAL written during the copy. The copy's own settings are the primary's: start_server replaces them.
+    # --no-sync as initdb's: only a crash of the machine during a test could make the flush matter.
+    if ! as_user "$user" "$bindir/pg_basebackup" -D "$dir/data" -R -X stream -c fast --no-sync \
+        -d "$primary_conninfo application_name=$standby_name" >"$dir/basebackup.log" 2>&1; then
+        log_tail "$dir/basebackup.log"
+        die "pg_basebackup from $primary failed"
+    fi
+    local conninfo
+    conninfo=$(start_server "$dir" "$user" "")
+
+    local streaming="SELECT sync_state FROM pg_stat_replication
+                     WHERE application_name = '$standby_name' AND state = 'streaming'"
+    if ! wait_for_sql "$primary_conninfo" "$streaming" async; then
+        log_tail "$dir/log"
+        die "the standby in $dir/data did not start streaming from $primary within 30 s"
+    fi
+    # Only now, with the standby streaming: from here every commit on the primary waits for it. The standby's
+    # settings were written anew, so they do not hold this line.
+    local settings=$primary/data/pg-test-server.conf
+    if ! grep -q '^synchronous_standby_names' "$settings"; then
+        {
+            echo "# Written by pg-test-server.sh start-standby: a commit is acknowledged once the standby flushed it."
+            echo "synchronous_standby_names = '$standby_name'"
+        } >>"$settings"
+    fi
+    as_user "$(cluster_owner "$primary/data")" "$bindir/pg_ctl" -D "$primary/data" -s reload >&2 \
+        || die "reloading the settings of $primary/data failed"
+    if ! wait_for_sql "$primary_conninfo" "$streaming" sync; then
+        log_tail "$primary/log"
+        die "the standby in $dir/data did not become synchronous within 30 s"
+    fi
+    echo "$conninfo"
+}
+
+cmd_promote() {
+    if [ "$#" -ne 1 ]; then usage; fi
+    local dir=$1
+    local data=$dir/data
+    [ -f "$data/standby.signal" ] || die "$data: not a standby (no standby.signal)"
+    local bindir
+    bindir=$(find_bindir)
+    if ! as_user "$(cluster_owner "$data")" "$bindir/pg_ctl" -D "$data" -w -t 60 -s promote >&2; then
+        log_tail "$dir/log"
+        die "promoting the standby in $data failed"
+    fi
+    # pg_ctl has seen the control file leave recovery; wait until sessions see it too.
+    if ! wait_for_sql "$(cat "$dir/conninfo")" "SELECT pg_is_in_recovery()" f; then
+        log_tail "$dir/log"
+        die "the server in $data still is in recovery 30 s after its promotion"
+    fi
+}
+
 if [ "$#" -lt 1 ]; then usage; fi
 command=$1
 shift
@@ -283,5 +393,7 @@ case "$command" in
     start) cmd_start "$@" ;;
     restart) cmd_restart "$@" ;;
     stop) cmd_stop "$@" ;;
+    start-standby) cmd_start_standby "$@" ;;
+    promote) cmd_promote "$@" ;;
     *) usage ;;
 esac

@@ -10,7 +10,7 @@ import Synchronization
 /// its connection string in `TASKSHED_TEST_POSTGRES`; a test run by hand (`swift test --filter X`) starts one for
 /// its process on first use instead. Tests share that server and isolate themselves by schema
 /// (`uniqueSchemaName(_:)`): a schema costs a statement, a cluster a second. A test that restarts or stops its
-/// server uses a `PostgresTestInstance` of its own.
+/// server uses a `PostgresTestInstance` of its own; one that fails over, a `PostgresReplicaPair`.
 public enum PostgresTestServer {
     /// The environment variable holding the connection string of a running server for the tests to share.
     public static let environmentVariable = "TASKSHED_TEST_POSTGRES"
@@ -215,11 +215,22 @@ struct PostgresServerProcess: Sendable {
 
     /// Starts a server in a fresh directory. Corresponds to `pg-test-server.sh start [--tcp] DIR`.
     static func start(tcp: Bool) throws -> PostgresServerProcess {
+        try start(["start"] + (tcp ? ["--tcp"] : []))
+    }
+
+    /// Starts a streaming hot standby of `primary` in a fresh directory, and makes the primary's commits wait for
+    /// it (synchronous replication). Corresponds to `pg-test-server.sh start-standby PRIMARY_DIR DIR`.
+    static func startStandby(of primary: PostgresServerProcess) throws -> PostgresServerProcess {
+        try start(["start-standby", primary.directory])
+    }
+
+    /// Runs the script's `command` with a fresh directory as its last argument, then starts the watcher.
+    private static func start(_ command: [String]) throws -> PostgresServerProcess {
         let script = try scriptPath()
         let directory = try TemporaryDirectory.create(prefix: "tspg")
         let result: CommandRunner.Result
         do {
-            result = try CommandRunner.run("/bin/bash", [script, "start"] + (tcp ? ["--tcp"] : []) + [directory])
+            result = try CommandRunner.run("/bin/bash", [script] + command + [directory])
         } catch {
             TemporaryDirectory.remove(directory)
             throw error
@@ -231,8 +242,9 @@ struct PostgresServerProcess: Sendable {
             _ = try? CommandRunner.run("/bin/bash", [script, "stop", directory])
             // The script removes only a directory it got as far as marking; a directory without a cluster is ours.
             if access(directory + "/data", F_OK) != 0 { TemporaryDirectory.remove(directory) }
+            let invocation = ([script] + command + [directory]).joined(separator: " ")
             throw TestSupportError("""
-                \(script) start \(directory) failed (exit \(result.exitCode), stdout "\(result.standardOutput)"):
+                \(invocation) failed (exit \(result.exitCode), stdout "\(result.standardOutput)"):
                 \(result.standardError)
                 """)
         }
@@ -251,6 +263,15 @@ struct PostgresServerProcess: Sendable {
         let result = try CommandRunner.run("/bin/bash", [script, "restart", directory])
         guard result.exitCode == 0 else {
             throw TestSupportError("\(script) restart \(directory) failed (exit \(result.exitCode)):\n"
+                                   + result.standardError)
+        }
+    }
+
+    /// Promotes a standby to a primary that takes writes. Corresponds to `pg-test-server.sh promote DIR`.
+    func promote() throws {
+        let result = try CommandRunner.run("/bin/bash", [script, "promote", directory])
+        guard result.exitCode == 0 else {
+            throw TestSupportError("\(script) promote \(directory) failed (exit \(result.exitCode)):\n"
                                    + result.standardError)
         }
     }

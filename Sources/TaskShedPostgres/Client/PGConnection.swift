@@ -7,7 +7,8 @@ public struct PGError: Error, CustomStringConvertible, Sendable {
     public var sqlState: String?
     /// libpq's or the server's message, without the trailing newline.
     public var message: String
-    /// The connection is unusable (closed by the server, network cut, failed to connect).
+    /// The connection is unusable (closed by the server, network cut, failed to connect), or its server takes no
+    /// writes (SQLSTATE 25006): either way a new connection may succeed where this one failed.
     public var connectionLost: Bool
 
     /// Creates an error.
@@ -49,6 +50,9 @@ package final class PGConnection {
     /// transaction mode: there consecutive transactions of one client may run on different server
     /// connections, and clients share them, so a name prepared by one is missing or taken for the next.
     private let preparesStatements: Bool
+    /// Set by a failure after which this connection must not be used again although libpq may still report
+    /// `CONNECTION_OK` (see `check`); `isOpen` is then false, so the store reconnects.
+    private var mustReconnect = false
 
     /// Connects (blocking; `PQconnectdb`), with the `PG*` environment variables and `.pgpass` as libpq reads
     /// them.
@@ -83,14 +87,15 @@ package final class PGConnection {
         raw = nil
     }
 
-    /// Whether the connection is open and usable as far as libpq knows.
-    var isOpen: Bool { raw.map { PQstatus($0) == CONNECTION_OK } ?? false }
+    /// Whether the connection is open and usable as far as libpq knows, and no failure said to reconnect.
+    var isOpen: Bool { !mustReconnect && (raw.map { PQstatus($0) == CONNECTION_OK } ?? false) }
 
     /// Replaces a broken connection with a new one to the same server(s) (libpq follows a multi-host string to
     /// the host that accepts now).
     func reconnect() throws(PGError) {
         close()
         prepared.removeAll()
+        mustReconnect = false
         raw = try Self.connect(connectionString)
     }
 
@@ -204,8 +209,16 @@ package final class PGConnection {
             let lost = PQstatus(conn) != CONNECTION_OK
             // Class 08 is a connection exception; 57P01-03 are the server shutting down or restarting.
             let serverGone = state.map { $0.hasPrefix("08") || $0.hasPrefix("57P") } ?? false
+            // No SQLSTATE: libpq's own error, not the server's. A write to a server that has gone ends so while
+            // libpq still reports CONNECTION_OK: libpq takes the write as done, reads what the server sent before
+            // it went (a shutdown warning) and reports the failed write, not yet the end of the stream.
+            let clientSide = state == nil
+            // This server takes no writes: a hot standby, or a primary turned read-only (as before a switchover).
+            // A new connection, with target_session_attrs=read-write, goes to the server that takes them.
+            let readOnly = state == "25006"
+            if clientSide || readOnly { mustReconnect = true }
             throw PGError(sqlState: state, message: message.isEmpty ? "PostgreSQL reported an error" : message,
-                          connectionLost: lost || serverGone)
+                          connectionLost: lost || serverGone || clientSide || readOnly)
         }
     }
 
