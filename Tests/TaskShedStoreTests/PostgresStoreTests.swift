@@ -100,6 +100,9 @@ struct PostgresStoreTests {
         #expect(try b.heartbeat(timeoutMicros: 200_000, now: t0).lostDaemons.isEmpty)
         #expect(try a.heartbeat(timeoutMicros: 200_000, now: t0).wasDeclaredLost == false)
         usleep(400_000)
+        // A daemon that has not beaten for the timeout itself (back from an outage) does not judge the others.
+        #expect(try b.heartbeat(timeoutMicros: 200_000, judgesOthers: false, now: t0 + second).lostDaemons.isEmpty)
+        #expect(try b.fetch(.ids(["x"])).first?.state == .leased)
         // a stayed silent for longer than the timeout: b's next heartbeat ends a's leases as failed attempts.
         let beat = try b.heartbeat(timeoutMicros: 200_000, now: t0 + second)
         #expect(beat.lostDaemons == ["a"])

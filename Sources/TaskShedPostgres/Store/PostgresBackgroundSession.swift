@@ -8,13 +8,16 @@ import TaskShedStore
 /// Heartbeats go from here, not from the store jobs, so that a daemon whose job waits (a slow disk on the
 /// database, a lock another daemon holds) is not declared lost: only a daemon that cannot reach the database
 /// at all — stopped, killed, cut off — stops beating. Each heartbeat also ends the leases of daemons that have
-/// sent none for the timeout (`PostgresWriteBatch.heartbeat`).
+/// sent none for the timeout (`PostgresWriteBatch.heartbeat`), but only once this daemon has itself beaten
+/// without a gap for the timeout: after the database was down or out of reach, every daemon's last heartbeat
+/// is old, and the first to reconnect must not declare lost the others, whose workers still run their tasks,
+/// before they had the time to reconnect too (they retry at least every heartbeat interval).
 ///
 /// Senders (`PostgresWriteBatch.notifyDue`) send at most one notification per callback per commit, and none for
 /// tasks due beyond `PostgresStoreOptions.notifyHorizonMicros`: later tasks are found by the daemons' periodic
 /// re-read in time. Notifications are only hints: one sent while this listener was disconnected is lost, so
 /// after every (re)connection `onNotify(nil)` asks for a full re-read. The connection is retried with
-/// backoff (0.1 s doubling to 5 s) for as long as the listener runs.
+/// backoff (0.1 s doubling to the heartbeat interval, an eighth of the timeout) for as long as the listener runs.
 ///
 /// Behind a connection pooler in transaction mode (`PostgresStoreOptions.transactionPooler`) it does not listen,
 /// and only beats. Elsewhere, whether notifications really arrive is checked, not assumed: behind a connection pooler in transaction mode
@@ -126,7 +129,10 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
     }
 
     private func run() {
-        var backoffMillis: Int32 = 100
+        // Never longer than a heartbeat interval between tries: a daemon that takes longer to come back after an
+        // outage than the others take to start judging would be declared lost by them.
+        let maxBackoffMillis = Int32(clamping: max(heartbeatTimeoutMicros / 8_000, 10))
+        var backoffMillis: Int32 = min(100, maxBackoffMillis)
         var failing = false
         while !stopping.isSet {
             let conn: PGConnection
@@ -137,12 +143,12 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
                 if !failing { onProblem("cannot listen for other daemons' notifications: \(error); retrying") }
                 failing = true
                 if waitForStop(millis: backoffMillis) { return }
-                backoffMillis = min(backoffMillis * 2, 5_000)
+                backoffMillis = min(backoffMillis * 2, maxBackoffMillis)
                 continue
             }
             if failing { onProblem(nil) }
             failing = false
-            backoffMillis = 100
+            backoffMillis = min(100, maxBackoffMillis)
             // Whatever was sent while not listening is lost: re-read everything.
             onNotify(nil)
             if listen(on: conn) { return }
@@ -158,6 +164,8 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
         var nextBeat = Self.monotonicMicros()
         // The first probe after the first heartbeat interval: the LISTEN is in place by then.
         var nextProbe = nextBeat + interval
+        // Since when heartbeats have gone through without a gap (`nil`: the last one failed).
+        var beatingSince: Int64?
         probe.answered = true
         probe.missed = 0
         while true {
@@ -169,10 +177,14 @@ public final class PostgresBackgroundSession: @unchecked Sendable {
             if now >= nextBeat {
                 nextBeat = now + interval
                 do {
+                    let since = beatingSince ?? now
                     let outcome = try store.heartbeat(on: conn, timeoutMicros: heartbeatTimeoutMicros,
+                                                      judgesOthers: now - since >= heartbeatTimeoutMicros,
                                                       now: Self.realtimeMicros())
+                    beatingSince = since
                     if outcome.wasDeclaredLost || !outcome.lostDaemons.isEmpty { onHeartbeat(outcome) }
                 } catch {
+                    beatingSince = nil
                     if !conn.isOpen { return false }
                     onProblem("cannot send the heartbeat: \(error)")
                 }

@@ -17,9 +17,12 @@ public struct HeartbeatOutcome: Sendable {
 }
 
 extension PostgresWriteBatch {
-    /// Records this daemon as alive (by the database server's clock, so machines' clocks may differ), and ends
-    /// the leases of daemons whose last heartbeat is older than `timeoutMicros`, deleting their rows.
-    mutating func heartbeat(timeoutMicros: Int64, now: Int64) throws(StoreError) -> HeartbeatOutcome {
+    /// Records this daemon as alive (by the database server's clock, so machines' clocks may differ), and, when
+    /// `judgesOthers`, ends the leases of daemons whose last heartbeat is older than `timeoutMicros`, deleting
+    /// their rows.
+    mutating func heartbeat(timeoutMicros: Int64, judgesOthers: Bool, now: Int64) throws(StoreError)
+        -> HeartbeatOutcome
+    {
         var outcome = HeartbeatOutcome()
         let nowSQL = PostgresTaskStore.nowSQL
         let beat = try sql("""
@@ -29,6 +32,7 @@ extension PostgresWriteBatch {
             RETURNING (d.xmax = 0)
             """, [String(daemonNumber), daemonName, HostName.current(), String(getpid())])
         outcome.wasDeclaredLost = beat.bool(0, 0) == true
+        guard judgesOthers else { return outcome }
         let lost = try sql("""
             DELETE FROM \(daemonsTable) WHERE id <> $1 AND heartbeat_at < \(nowSQL) - $2 RETURNING id, name
             """, [String(daemonNumber), String(timeoutMicros)])
@@ -57,8 +61,8 @@ extension PostgresTaskStore {
     /// `timeoutMicros` on its own connection, so that a daemon that stops (SIGKILL, power loss, network cut)
     /// has its leases ended by the others within about the timeout.
     /// - Parameter connection: A connection this store does not use otherwise (the caller's thread owns it).
-    func heartbeat(on connection: PGConnection, timeoutMicros: Int64, now: Int64) throws(StoreError)
-        -> HeartbeatOutcome
+    func heartbeat(on connection: PGConnection, timeoutMicros: Int64, judgesOthers: Bool, now: Int64)
+        throws(StoreError) -> HeartbeatOutcome
     {
         do throws(PGError) {
             try connection.query("BEGIN")
@@ -68,7 +72,7 @@ extension PostgresTaskStore {
         var batch = PostgresWriteBatch(store: self, connection: connection, isolating: false)
         let outcome: HeartbeatOutcome
         do {
-            outcome = try batch.heartbeat(timeoutMicros: timeoutMicros, now: now)
+            outcome = try batch.heartbeat(timeoutMicros: timeoutMicros, judgesOthers: judgesOthers, now: now)
         } catch {
             _ = try? connection.query("ROLLBACK")
             throw error
@@ -90,9 +94,13 @@ extension PostgresTaskStore {
 extension PostgresTaskStore {
     /// One heartbeat on the store's own connection, in its own transaction (tools and tests; the daemon beats
     /// from its `PostgresBackgroundSession`).
-    public func heartbeat(timeoutMicros: Int64, now: Int64) throws(StoreError) -> HeartbeatOutcome {
+    /// - Parameter judgesOthers: Whether it also declares lost the daemons silent for `timeoutMicros`: only a
+    ///   daemon that has itself beaten for that long should (see `PostgresBackgroundSession`).
+    public func heartbeat(timeoutMicros: Int64, judgesOthers: Bool = true, now: Int64) throws(StoreError)
+        -> HeartbeatOutcome
+    {
         try write(isolatingRequests: false) { (batch: inout PostgresWriteBatch) throws(StoreError) in
-            try batch.heartbeat(timeoutMicros: timeoutMicros, now: now)
+            try batch.heartbeat(timeoutMicros: timeoutMicros, judgesOthers: judgesOthers, now: now)
         }
     }
 }
