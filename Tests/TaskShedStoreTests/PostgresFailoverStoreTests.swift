@@ -56,6 +56,7 @@ struct PostgresFailoverStoreTests {
         // connection all the same. Then the standby is up but read-only: neither a write nor a read may use it.
         let refused = storeError { _ = try store.add([spec("during")], now: t0) }
         #expect(refused?.code == .storeUnavailable, "\(String(describing: refused))")
+        #expect(refused?.message.contains("takes no writes") == true, "\(String(describing: refused))")
         #expect(refused?.code.isRetriable == true)
         let unread = storeError { _ = try store.fetch(.ids(["before"])) }
         #expect(unread?.code == .storeUnavailable, "\(String(describing: unread))")

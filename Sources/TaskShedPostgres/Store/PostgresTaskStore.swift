@@ -262,6 +262,11 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
     /// The StoreError for a libpq failure.
     static func storeError(_ error: PGError, doing what: String? = nil) -> StoreError {
         let prefix = what.map { $0 + ": " } ?? ""
+        if error.sqlState == "25006" {
+            return StoreError(code: .storeUnavailable, message: "\(prefix)this PostgreSQL server takes no writes (a "
+                + "standby, or a primary turned read-only); the next request reconnects, to a server that takes them "
+                + "if the connection string names several hosts with target_session_attrs=read-write: \(error)")
+        }
         if error.connectionLost {
             return StoreError(code: .storeUnavailable, message: "\(prefix)cannot reach PostgreSQL: \(error)")
         }
