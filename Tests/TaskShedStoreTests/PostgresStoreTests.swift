@@ -53,6 +53,36 @@ struct PostgresStoreTests {
         #expect(try b.releaseHolder(1, reason: "worker disconnected", now: t0).count == 19)
     }
 
+    /// The server's store jobs are generic over `TaskStoreWriteBatch`: a group commit's acks and adds must reach
+    /// the PostgreSQL batch's own bulk versions (one statement each) from there, not the protocol's one-by-one
+    /// default.
+    @Test func groupCommitsAcksAndAddsTakeOneStatementEachThroughGenericCode() throws {
+        func acks<B: TaskStoreWriteBatch>(_ batch: inout B, _ leases: [LeaseAck]) -> [Result<TaskRecord?, StoreError>] {
+            batch.ack(leases, now: t0 + 10)
+        }
+        func adds<B: TaskStoreWriteBatch>(_ batch: inout B, _ requests: [AddRequest]) -> [Result<[AddResult], StoreError>] {
+            batch.add(requests: requests, now: t0)
+        }
+        let schema = try Schema()
+        let store = try schema.open("a")
+        defer { store.close() }
+        let requests = (0..<50).map { AddRequest(specs: [spec("g\($0)")], onConflict: .replace) }
+        var before = store.roundTrips
+        let added = try store.write(isolatingRequests: true) { (batch: inout PostgresWriteBatch) in adds(&batch, requests) }
+        #expect(added.allSatisfy { (try? $0.get())?.first?.outcome == .inserted })
+        // BEGIN, the one INSERT, COMMIT (and nothing per request).
+        #expect(store.roundTrips - before <= 4, "\(store.roundTrips - before) round trips for 50 adds")
+
+        let leased = try store.claim(callbacks: ["cb"], max: 50, holder: 7, leaseDeadline: t0 + 60 * second, now: t0)
+        #expect(leased.count == 50)
+        before = store.roundTrips
+        let leases = leased.map { LeaseAck(id: $0.id, attempt: $0.attempt, holder: 7) }
+        let acked = try store.write(isolatingRequests: true) { (batch: inout PostgresWriteBatch) in acks(&batch, leases) }
+        #expect(acked.allSatisfy { (try? $0.get()) == .some(nil) })
+        #expect(store.roundTrips - before <= 4, "\(store.roundTrips - before) round trips for 50 acks")
+        #expect(try store.stats(now: t0).leased == 0)
+    }
+
     @Test func concurrentClaimsFromManyDaemonsNeverShareATask() throws {
         let schema = try Schema()
         let stores = try (0..<4).map { try schema.open("d\($0)", seed: UInt64($0) + 1) }

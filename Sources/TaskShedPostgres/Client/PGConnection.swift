@@ -53,6 +53,8 @@ package final class PGConnection {
     /// Set by a failure after which this connection must not be used again although libpq may still report
     /// `CONNECTION_OK` (see `check`); `isOpen` is then false, so the store reconnects.
     private var mustReconnect = false
+    /// Round trips to the server so far (`query`, `queries`, `run`): what batching saves, for the tests.
+    package private(set) var roundTrips = 0
 
     /// Connects (blocking; `PQconnectdb`), with the `PG*` environment variables and `.pgpass` as libpq reads
     /// them.
@@ -124,6 +126,7 @@ package final class PGConnection {
     @discardableResult
     package func query(_ sql: String, _ params: [String?] = []) throws(PGError) -> PGResult {
         guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
+        roundTrips += 1
         // Transaction control has nothing to plan: sent as is. Only plannable statements are prepared.
         if params.isEmpty && !sql.contains(" ") { return try check(PQexec(raw, sql), raw) }
         guard preparesStatements && Self.isPlannable(sql) else {
@@ -166,6 +169,7 @@ package final class PGConnection {
     /// - Throws: `PGError` when the script could not be sent or the connection broke.
     func queries(_ script: String) throws(PGError) -> [Result<PGResult, PGError>] {
         guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
+        roundTrips += 1
         guard PQsendQuery(raw, script) == 1 else {
             throw PGError(message: Self.trimmed(PQerrorMessage(raw)), connectionLost: PQstatus(raw) != CONNECTION_OK)
         }
@@ -187,6 +191,7 @@ package final class PGConnection {
     /// Runs a script of several statements without parameters (schema migrations).
     func run(_ script: String) throws(PGError) {
         guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
+        roundTrips += 1
         _ = try check(PQexec(raw, script), raw)
     }
 

