@@ -122,14 +122,17 @@ package final class PGConnection {
     }
 
     /// Runs one statement with text parameters (`$1` …; `nil` is SQL NULL) and returns its rows.
+    /// - Parameter prepare: `false` sends it unnamed, planned anew with the parameters' values (a "custom
+    ///   plan"): for a statement whose best plan depends on them, e.g. an array PostgreSQL can hash only
+    ///   when it is a constant.
     /// - Throws: `PGError` for a server error (the transaction, if any, is then aborted) or a lost connection.
     @discardableResult
-    package func query(_ sql: String, _ params: [String?] = []) throws(PGError) -> PGResult {
+    package func query(_ sql: String, _ params: [String?] = [], prepare: Bool = true) throws(PGError) -> PGResult {
         guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
         roundTrips += 1
         // Transaction control has nothing to plan: sent as is. Only plannable statements are prepared.
         if params.isEmpty && !sql.contains(" ") { return try check(PQexec(raw, sql), raw) }
-        guard preparesStatements && Self.isPlannable(sql) else {
+        guard prepare && preparesStatements && Self.isPlannable(sql) else {
             let result: OpaquePointer? = Self.withCStrings(params) { values in
                 PQexecParams(raw, sql, Int32(params.count), nil, values, nil, nil, 0)
             }

@@ -43,10 +43,10 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
 
     /// Runs one statement; a server error poisons the batch and comes back as a `StoreError`.
     @discardableResult
-    mutating func sql(_ text: String, _ params: [String?] = []) throws(StoreError) -> PGResult {
+    mutating func sql(_ text: String, _ params: [String?] = [], prepare: Bool = true) throws(StoreError) -> PGResult {
         if let poison { throw PostgresTaskStore.storeError(poison) }
         do {
-            return try connection.query(text, params)
+            return try connection.query(text, params, prepare: prepare)
         } catch {
             poison = error
             throw PostgresTaskStore.storeError(error)
@@ -394,14 +394,21 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         var gone: [NameKey: Int] = [:]
         if leases.count > 1 {
             do {
+                // No join: planned with the statistics of a table whose tasks were all scheduled at the last
+                // ANALYZE (a drain leases them within seconds), a join with the id list was a nested loop over
+                // every lease of this daemon times every id: 200 ms for 1,000 acks. So the pkey lookup of the ids
+                // drives; `state + 0` keeps the planner off the leases index, whose row estimate is the stale one;
+                // and (id, holder, attempt) is matched as one key against a constant array, which PostgreSQL
+                // hashes, in a plan made for these values (`prepare: false`). 1,000 acks: 7 ms.
                 let deleted = try sql("""
-                    DELETE FROM \(tasks) t USING unnest($1::text[], $2::int8[], $3::int8[]) AS u(id, holder, attempt)
-                    WHERE t.id = u.id AND t.state = 1 AND t.lease_daemon = $4 AND t.lease_holder = u.holder
-                        AND t.attempt = u.attempt AND t.interval_us IS NULL
+                    DELETE FROM \(tasks) t
+                    WHERE t.id = ANY($1::text[]) AND t.state + 0 = 1 AND t.lease_daemon = $2
+                        AND t.interval_us IS NULL
+                        AND (t.id || ' ' || t.lease_holder || ' ' || t.attempt) = ANY($3::text[])
                     RETURNING t.id
-                    """, [PGArrayLiteral.text(leases.map(\.id)),
-                          PGArrayLiteral.int64(leases.map { Optional(Int64(bitPattern: $0.holder)) }),
-                          PGArrayLiteral.int64(leases.map { Optional(Int64($0.attempt)) }), daemon])
+                    """, [PGArrayLiteral.text(leases.map(\.id)), daemon,
+                          PGArrayLiteral.text(leases.map { "\($0.id) \(Int64(bitPattern: $0.holder)) \($0.attempt)" })],
+                    prepare: false)
                 for r in 0..<deleted.rowCount { gone[NameKey(deleted.string(r, 0) ?? ""), default: 0] += 1 }
             } catch {
                 return leases.map { _ in .failure(error) }
