@@ -487,8 +487,24 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
 
     /// The earliest `runAt` of an unpaused scheduled task, cluster-wide.
     public func earliestRunAt() throws(StoreError) -> Int64? {
-        let sql = "SELECT min(run_at) FROM \(tasksTable) WHERE state = 0 AND NOT paused"
+        let sql = "SELECT \(earliestRunAtSQL)"
         return try read { (conn) throws(PGError) in try conn.query(sql).int64(0, 0) }
+    }
+
+    /// The earliest `run_at` of an unpaused scheduled task, as a scalar subquery: the least of each callback's
+    /// first entry in the due index, the callbacks found by skipping through that index (a recursive query,
+    /// one seek per callback). `min(run_at) WHERE state = 0 AND NOT paused` walked the time index from its
+    /// start instead, through every task leased meanwhile: 4.8 ms per store job during a drain.
+    private var earliestRunAtSQL: String {
+        """
+        (WITH RECURSIVE names AS (
+            SELECT (SELECT min(callback) FROM \(tasksTable) WHERE state = 0 AND NOT paused) AS name
+            UNION ALL
+            SELECT (SELECT min(callback) FROM \(tasksTable) WHERE state = 0 AND NOT paused AND callback > names.name)
+            FROM names WHERE names.name IS NOT NULL)
+         SELECT min((SELECT min(run_at) FROM \(tasksTable) WHERE state = 0 AND NOT paused AND callback = names.name))
+         FROM names WHERE names.name IS NOT NULL)
+        """
     }
 
     /// The earliest `runAt` of an unpaused scheduled task of `callback`, cluster-wide.
@@ -516,7 +532,7 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
         let daemon = inline ? String(daemonID) : "$1"
         let names = inline ? PGLiteral.string(PGArrayLiteral.text(callbacks)) : "$2"
         return """
-            SELECT 0, NULL::text, min(run_at) FROM \(tasksTable) WHERE state = 0 AND NOT paused
+            SELECT 0, NULL::text, \(earliestRunAtSQL)
             UNION ALL
             SELECT 1, NULL, min(lease_deadline) FROM \(tasksTable) WHERE state = 1 AND lease_daemon = \(daemon)
             UNION ALL

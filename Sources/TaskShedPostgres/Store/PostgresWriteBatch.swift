@@ -313,16 +313,25 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         guard max > 0, !callbacks.isEmpty else { return [] }
         // SKIP LOCKED: tasks another daemon is claiming or settling right now are left to it, so two claims
         // never return the same task and never wait for each other.
+        //
+        // Per callback, through the due index in its own order (callback, run_at, id): with `callback = ANY`
+        // and ORDER BY run_at the planner walked the time index instead, from its start through every task
+        // leased meanwhile (a drain leases them by the thousand before acks delete them): 27 ms per claim
+        // with 50k leased ahead of the due ones, 3.5 ms this way. Rows a callback's branch locked but the
+        // outer LIMIT leaves stay locked (skipped by other daemons) only until this transaction ends. Each
+        // callback once: a second branch of the same one would see this transaction's own locks, not skip them.
         let result = try sql("""
             WITH picked AS (
-                SELECT id FROM \(tasks)
-                WHERE state = 0 AND NOT paused AND callback = ANY($1::text[]) AND run_at <= $2
-                ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                SELECT x.id FROM unnest($1::text[]) AS c(name) CROSS JOIN LATERAL (
+                    SELECT id, run_at FROM \(tasks)
+                    WHERE state = 0 AND NOT paused AND callback = c.name AND run_at <= $2
+                    ORDER BY callback, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS x
+                ORDER BY x.run_at, x.id LIMIT $3)
             UPDATE \(tasks) t SET state = 1, attempt = t.attempt + 1, base_last_run_at = t.last_run_at,
                 last_run_at = greatest(t.run_at, $4), lease_deadline = $5, lease_daemon = $6, lease_holder = $7
             FROM picked WHERE t.id = picked.id
             RETURNING \(TaskRow.columns(of: "t"))
-            """, [PGArrayLiteral.text(callbacks), String(dueBy), String(max), String(now), String(leaseDeadline),
+            """, [PGArrayLiteral.text(Set(callbacks).sorted()), String(dueBy), String(max), String(now), String(leaseDeadline),
                   daemon, String(Int64(bitPattern: holder))])
         return try TaskRow.all(result).map(\.record).sorted(by: precedesByPosition)
     }
