@@ -157,7 +157,11 @@ extension StoreJob {
                     result = StoreJobResult()
                     hints = try store.wakeups(callbacks: hintCallbacks)
                 } else {
-                    (result, hints) = try store.write(isolatingRequests: true, thenReadWakeupsOf: hintCallbacks) {
+                    // Durable when a client is told of the outcome; claims and dispatch bookkeeping need not be (as
+                    // with LMDB's deferred flushes, `Server.isDurable`).
+                    let durable = requests.contains { Server.isDurable($0.message) }
+                    (result, hints) = try store.write(isolatingRequests: true, durable: durable,
+                                                      thenReadWakeupsOf: hintCallbacks) {
                         (batch: inout PostgresWriteBatch) throws(StoreError) -> StoreJobResult in try apply(&batch)
                     }
                 }
