@@ -20,8 +20,9 @@ import TaskShedStore
 /// backoff (0.1 s doubling to the heartbeat interval, an eighth of the timeout) for as long as the listener runs.
 ///
 /// Behind a connection pooler in transaction mode (`PostgresStoreOptions.transactionPooler`) it does not listen,
-/// and only beats. Elsewhere, whether notifications really arrive is checked, not assumed: behind a connection pooler in transaction mode
-/// `LISTEN` succeeds on whichever server connection ran it and nothing comes back. Every fourth heartbeat
+/// and only beats. Elsewhere, whether notifications really arrive is checked, not assumed: behind such a pooler
+/// (when the daemon was not told) `LISTEN` succeeds on whichever server connection ran it and nothing comes
+/// back. Every fourth heartbeat
 /// interval a probe notification (`probe:<daemon>:<n>`, which other daemons ignore) is sent from the store's
 /// own connection, as another daemon's would be; when two probes in a row have not come back by the next one,
 /// `onProblem` says that notifications do not arrive and the daemon relies on its periodic re-read
