@@ -126,10 +126,15 @@ package final class PGConnection {
     ///   plan"): for a statement whose best plan depends on them, e.g. an array PostgreSQL can hash only
     ///   when it is a constant.
     /// - Throws: `PGError` for a server error (the transaction, if any, is then aborted) or a lost connection.
+    /// - Parameter prelude: Statements without parameters (`BEGIN`) sent first, in the same round trip
+    ///   (libpq's pipeline mode); a failure of one of them is thrown and the statement is not run.
     @discardableResult
-    package func query(_ sql: String, _ params: [String?] = [], prepare: Bool = true) throws(PGError) -> PGResult {
+    package func query(_ sql: String, _ params: [String?] = [], prepare: Bool = true, after prelude: [String] = [])
+        throws(PGError) -> PGResult
+    {
         guard let raw else { throw PGError(message: "the PostgreSQL connection is closed", connectionLost: true) }
         roundTrips += 1
+        if !prelude.isEmpty { return try pipelined(prelude, sql, params, prepare: prepare, raw) }
         // Transaction control has nothing to plan: sent as is. Only plannable statements are prepared.
         if params.isEmpty && !sql.contains(" ") { return try check(PQexec(raw, sql), raw) }
         guard prepare && preparesStatements && Self.isPlannable(sql) else {
@@ -143,6 +148,82 @@ package final class PGConnection {
             PQexecPrepared(raw, name, Int32(params.count), values, nil, nil, 0)
         }
         return try check(result, raw)
+    }
+
+    /// `query` after `prelude`, all queued in pipeline mode and answered in one round trip: the prelude, the
+    /// statement's preparation when it is new, the statement, one sync. The first failure is thrown (the
+    /// server skips the rest up to the sync).
+    private func pipelined(_ prelude: [String], _ sql: String, _ params: [String?], prepare: Bool,
+                           _ raw: OpaquePointer) throws(PGError) -> PGResult
+    {
+        func failed() -> PGError {
+            PGError(message: Self.trimmed(PQerrorMessage(raw)), connectionLost: PQstatus(raw) != CONNECTION_OK)
+        }
+        guard PQenterPipelineMode(raw) == 1 else { throw failed() }
+        var queued = 0
+        var sendFailure: PGError?
+        for statement in prelude {
+            guard PQsendQueryParams(raw, statement, 0, nil, nil, nil, nil, 0) == 1 else {
+                sendFailure = failed()
+                break
+            }
+            queued += 1
+        }
+        // A new statement is prepared in the same round trip; a full cache sends it unnamed instead.
+        var newName: String?
+        if sendFailure == nil {
+            let usesName = prepare && preparesStatements && Self.isPlannable(sql)
+            var name = usesName ? prepared[sql] : nil
+            if usesName && name == nil && prepared.count < Self.maxPrepared {
+                let fresh = "taskshed_\(prepared.count)"
+                if PQsendPrepare(raw, fresh, sql, Int32(params.count), nil) == 1 {
+                    queued += 1
+                    name = fresh
+                    newName = fresh
+                } else {
+                    sendFailure = failed()
+                }
+            }
+            if sendFailure == nil {
+                let sent = Self.withCStrings(params) { values in
+                    if let name {
+                        return PQsendQueryPrepared(raw, name, Int32(params.count), values, nil, nil, 0)
+                    }
+                    return PQsendQueryParams(raw, sql, Int32(params.count), nil, values, nil, nil, 0)
+                }
+                if sent == 1 { queued += 1 } else { sendFailure = failed() }
+            }
+        }
+        if sendFailure == nil && PQpipelineSync(raw) != 1 { sendFailure = failed() }
+        // Every queued query's results (each ends with NULL), then the sync; only then can pipeline mode end.
+        var firstError: PGError? = sendFailure
+        var last: PGResult?
+        for index in 0..<queued {
+            while let result = PQgetResult(raw) {
+                if PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
+                    PQclear(result)
+                    continue
+                }
+                do {
+                    let checked = try check(result, raw)
+                    if index == queued - 1 { last = checked }
+                } catch {
+                    if firstError == nil { firstError = error }
+                }
+            }
+        }
+        if sendFailure == nil {
+            while let result = PQgetResult(raw) {
+                let status = PQresultStatus(result)
+                PQclear(result)
+                if status == PGRES_PIPELINE_SYNC { break }
+            }
+        }
+        _ = PQexitPipelineMode(raw)
+        if let firstError { throw firstError }
+        if let newName { prepared[sql] = newName }
+        guard let last else { throw PGError(message: "PostgreSQL sent no result for the statement", connectionLost: true) }
+        return last
     }
 
     /// Whether `sql` is a statement PostgreSQL plans (and so gains from being prepared): not a utility

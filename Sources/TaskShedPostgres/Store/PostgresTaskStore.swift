@@ -381,20 +381,11 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
         while true {
             tries += 1
             let conn = try liveConnection()
-            do {
-                if durable {
-                    try conn.query("BEGIN")
-                } else {
-                    // In BEGIN's round trip.
-                    for outcome in try conn.queries("BEGIN;SET LOCAL synchronous_commit TO off") {
-                        _ = try outcome.get()
-                    }
-                }
-            } catch {
-                if error.connectionLost && tries < 2 { continue }
-                throw Self.storeError(error)
-            }
-            var batch = PostgresWriteBatch(store: self, connection: conn, isolating: isolatingRequests)
+            // BEGIN goes with the first statement, in its round trip (or with the COMMIT, if none comes): a
+            // connection lost meanwhile poisons the batch, which is run again below.
+            let begin = durable ? ["BEGIN"] : ["BEGIN", "SET LOCAL synchronous_commit TO off"]
+            var batch = PostgresWriteBatch(store: self, connection: conn, isolating: isolatingRequests,
+                                           prelude: begin)
             let outcome: Result<R, StoreError>
             do {
                 outcome = .success(try body(&batch))
@@ -420,7 +411,7 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
                 do throws(PGError) {
                     // One round trip: the notifications (delivered by the server at COMMIT, to every listening
                     // daemon), the COMMIT, and the caller's read.
-                    var script = ""
+                    var script = batch.prelude.take().map { $0 + ";" }.joined()
                     let channel = PGLiteral.string(Self.channel(schema: options.schema))
                     let payloads = batch.notificationPayloads()
                     for payload in payloads {

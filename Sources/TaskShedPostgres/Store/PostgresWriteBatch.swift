@@ -19,11 +19,25 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     /// The batch made tasks due whose callbacks it did not read: notify for every callback.
     private var notifyEverything = false
 
-    init(store: PostgresTaskStore, connection: PGConnection, isolating: Bool) {
+    init(store: PostgresTaskStore, connection: PGConnection, isolating: Bool, prelude: [String] = []) {
         self.store = store
         self.connection = connection
         self.isolating = isolating
+        self.prelude = PendingPrelude(prelude)
     }
+
+    /// Statements the transaction's first statement carries in its round trip (`BEGIN`): not yet sent.
+    final class PendingPrelude {
+        var statements: [String]
+        init(_ statements: [String]) { self.statements = statements }
+
+        /// The statements, once: the caller sends them.
+        func take() -> [String] {
+            defer { statements = [] }
+            return statements
+        }
+    }
+    let prelude: PendingPrelude
 
     var tasks: String { store.tasksTable }
     private var daemon: String { String(store.daemonID) }
@@ -46,7 +60,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     mutating func sql(_ text: String, _ params: [String?] = [], prepare: Bool = true) throws(StoreError) -> PGResult {
         if let poison { throw PostgresTaskStore.storeError(poison) }
         do {
-            return try connection.query(text, params, prepare: prepare)
+            return try connection.query(text, params, prepare: prepare, after: prelude.take())
         } catch {
             poison = error
             throw PostgresTaskStore.storeError(error)
@@ -591,7 +605,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         if let poison { throw PostgresTaskStore.storeError(poison) }
         let result: PGResult
         do {
-            result = try connection.query(query.sql, query.params)
+            result = try connection.query(query.sql, query.params, after: prelude.take())
         } catch {
             // A read cannot poison a non-mutating view; the transaction is aborted all the same, so the
             // batch's next write fails and `write` rolls back.
