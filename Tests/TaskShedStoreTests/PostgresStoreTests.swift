@@ -83,6 +83,28 @@ struct PostgresStoreTests {
         #expect(try store.stats(now: t0).leased == 0)
     }
 
+    /// Generated ids go in with a plain INSERT under a savepoint; a collision rolls that back and draws again
+    /// through the statement that tells which ids existed, inside the same transaction.
+    @Test func generatedIdsCollidingWithExistingTasksAreDrawnAgain() throws {
+        let schema = try Schema()
+        var first: [String] = []
+        do {
+            let store = try schema.open("a", seed: 42)
+            first = try store.add(Array(repeating: spec(nil, callback: "a"), count: 3), now: t0).map(\.id)
+            store.close()
+        }
+        // Same seed and time: the same ids are drawn again, found taken, and drawn anew.
+        let store = try schema.open("a", seed: 42)
+        defer { store.close() }
+        let second = try store.add([spec("named", callback: "b")] + Array(repeating: spec(nil, callback: "b"), count: 3),
+                                   now: t0)
+        #expect(second.allSatisfy { $0.outcome == .inserted })
+        #expect(Set(second.dropFirst().map(\.id)).isDisjoint(with: first))
+        #expect(Set(second.map(\.id)).count == 4)
+        for id in first { #expect(try store.fetch(.ids([id])).first?.callback == "a") }
+        #expect(try store.stats(now: t0).due == 7)
+    }
+
     @Test func concurrentClaimsFromManyDaemonsNeverShareATask() throws {
         let schema = try Schema()
         let stores = try (0..<4).map { try schema.open("d\($0)", seed: UInt64($0) + 1) }

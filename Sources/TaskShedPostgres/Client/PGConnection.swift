@@ -171,12 +171,14 @@ package final class PGConnection {
         }
         // A new statement is prepared in the same round trip; a full cache sends it unnamed instead.
         var newName: String?
+        var prepareIndex = -1
         if sendFailure == nil {
             let usesName = prepare && preparesStatements && Self.isPlannable(sql)
             var name = usesName ? prepared[sql] : nil
             if usesName && name == nil && prepared.count < Self.maxPrepared {
                 let fresh = "taskshed_\(prepared.count)"
                 if PQsendPrepare(raw, fresh, sql, Int32(params.count), nil) == 1 {
+                    prepareIndex = queued
                     queued += 1
                     name = fresh
                     newName = fresh
@@ -207,6 +209,9 @@ package final class PGConnection {
                 do {
                     let checked = try check(result, raw)
                     if index == queued - 1 { last = checked }
+                    // Prepared on the server whatever the statement then does: it is the session's, not the
+                    // transaction's.
+                    if index == prepareIndex, let newName { prepared[sql] = newName }
                 } catch {
                     if firstError == nil { firstError = error }
                 }
@@ -221,7 +226,6 @@ package final class PGConnection {
         }
         _ = PQexitPipelineMode(raw)
         if let firstError { throw firstError }
-        if let newName { prepared[sql] = newName }
         guard let last else { throw PGError(message: "PostgreSQL sent no result for the statement", connectionLost: true) }
         return last
     }

@@ -174,8 +174,17 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         }
 
         // Generated ids never replace a task: insert them as new, and draw again for any that existed (a
-        // collision, practically impossible).
+        // collision, practically impossible). First without ON CONFLICT and RETURNING, which cost PostgreSQL a
+        // speculative insertion per row and the daemon 100k ids to read back (0.65 s instead of 0.88 s for
+        // 100k rows here); a collision there falls back to the statement that tells which ids existed.
         var pending = unnamed
+        if !pending.isEmpty {
+            let ids = pending.map { store.random.taskID(runAt: specs[$0].runAt ?? now) }
+            if try insertAllNew(specs, prepared, pending, ids, now) {
+                for (k, i) in pending.enumerated() { results[i] = AddResult(id: ids[k], outcome: .inserted) }
+                pending = []
+            }
+        }
         while !pending.isEmpty {
             let ids = pending.map { store.random.taskID(runAt: specs[$0].runAt ?? now) }
             let inserted = try insertNew(specs, prepared, pending, ids, now)
@@ -215,9 +224,31 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         return out
     }
 
+    /// Inserts the rows with a plain INSERT under a savepoint (sent in the INSERT's round trip): `true` when
+    /// every row went in; `false` after a unique violation, the savepoint rolled back and nothing inserted.
+    private mutating func insertAllNew(_ specs: [TaskSpec], _ prepared: [PreparedTask], _ indices: [Int],
+                                       _ ids: [String], _ now: Int64) throws(StoreError) -> Bool
+    {
+        if let poison { throw PostgresTaskStore.storeError(poison) }
+        let insert = insertSQL(conflict: .fail)
+        do throws(PGError) {
+            try connection.query(insert, insertParams(specs, prepared, indices, ids, now),
+                                 after: prelude.take() + ["SAVEPOINT taskshed_generated"])
+            return true
+        } catch where error.sqlState == "23505" {
+            // The transaction is fine up to the savepoint.
+            _ = try sql("ROLLBACK TO SAVEPOINT taskshed_generated")
+            return false
+        } catch {
+            poison = error
+            throw PostgresTaskStore.storeError(error)
+        }
+    }
+
     /// One INSERT for a whole batch (`unnest` of one array per column). `.replace` overwrites an existing
     /// task except `created_at` (and `paused_at` when it stays paused), dropping its lease and failure history;
-    /// anything else skips existing ids. Returns `id` and whether the row is new (`xmax = 0`).
+    /// `.keep` skips existing ids; both return `id` and whether the row is new (`xmax = 0`). `.fail` is the
+    /// plain INSERT, which fails on an existing id and returns nothing.
     private func insertSQL(conflict: ConflictPolicy) -> String {
         let insert = """
             INSERT INTO \(tasks) AS t (id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at,
@@ -228,7 +259,11 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                         $8::int8[], $9::bool[], $10::int8[])
                  AS u(id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at, coalesce, max_attempts)
             """
-        guard conflict == .replace else { return insert + " ON CONFLICT (id) DO NOTHING RETURNING t.id, true" }
+        switch conflict {
+        case .fail: return insert
+        case .keep: return insert + " ON CONFLICT (id) DO NOTHING RETURNING t.id, true"
+        case .replace: break
+        }
         return insert + """
              ON CONFLICT (id) DO UPDATE SET
                 callback = EXCLUDED.callback, group_name = EXCLUDED.group_name, run_at = EXCLUDED.run_at,
