@@ -14,7 +14,7 @@
 #                                         creates DIR as start does, copies the running server of PRIMARY_DIR into
 #                                         DIR/data (pg_basebackup -R) and starts it there as a streaming hot standby
 #                                         on a port of its own; then makes the primary's commits synchronous: a
-#                                         commit is acknowledged only once the standby has it on disk. Prints the
+#                                         commit is acknowledged only once the standby applied it. Prints the
 #                                         standby's connection string (also in DIR/conninfo)
 #   pg-test-server.sh promote DIR         promotes the standby in DIR (pg_ctl promote) and waits until it takes writes
 #
@@ -355,8 +355,10 @@ cmd_start_standby() {
     local settings=$primary/data/pg-test-server.conf
     if ! grep -q '^synchronous_standby_names' "$settings"; then
         {
-            echo "# Written by pg-test-server.sh start-standby: a commit is acknowledged once the standby flushed it."
+            echo "# Written by pg-test-server.sh start-standby: a commit is acknowledged once the standby applied it"
+            echo "# (remote_apply: flushed is not enough for a test that reads it there at once)."
             echo "synchronous_standby_names = '$standby_name'"
+            echo "synchronous_commit = remote_apply"
         } >>"$settings"
     fi
     as_user "$(cluster_owner "$primary/data")" "$bindir/pg_ctl" -D "$primary/data" -s reload >&2 \

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// `init` starts the primary (`scripts/pg-test-server.sh start`, about a second), copies it into a standby
 /// (`pg-test-server.sh start-standby`: `pg_basebackup -R`, about a second) and makes replication synchronous: the
-/// primary acknowledges a commit only once the standby has flushed it, so a commit a client saw succeed is still
+/// primary acknowledges a commit only once the standby has applied it, so a commit a client saw succeed is still
 /// there after the standby is promoted. Each server lives in a directory of its own under `/tmp`, reached through
 /// a Unix socket there; `stop()` or `deinit` stops both by directory and removes them, and if the test process dies
 /// first, each server's watcher process does.

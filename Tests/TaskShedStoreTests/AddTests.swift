@@ -49,6 +49,26 @@ struct AddTests {
         #expect(p.kwargs == Array(#"{"x": [1, 2.5e3, "é"]}"#.utf8))
     }
 
+    /// Quotes, backslashes, commas, braces, spaces, NULL-looking words and non-ASCII text in ids, names and kwargs
+    /// come back byte for byte (the PostgreSQL store sends them inside array literals, which must escape them).
+    @Test(arguments: behaviourKinds)
+    func awkwardTextSurvivesABatchByteForByte(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try fixture.open()
+        let texts = [#"a"b"#, #"back\slash"#, "comma,{brace}", " spaced ", "NULL", "é€𝄞", #"""#]
+        let specs = texts.enumerated().map { index, text in
+            spec(text, callback: "cb " + text, group: "g" + text,
+                 kwargs: #"{"v":"# + "\(index)" + #","s":"x\"y\\z,{}"}"#)
+        }
+        let added = try store.add(specs, now: t0)
+        #expect(added.map(\.id) == texts)
+        for (index, text) in texts.enumerated() {
+            let record = try #require(try store.one(text), "\(text)")
+            #expect(record.callback == "cb " + text && record.group == "g" + text)
+            #expect(record.kwargs == Array((#"{"v":"# + "\(index)" + #","s":"x\"y\\z,{}"}"#).utf8))
+        }
+    }
+
     static let invalidCases: [(TaskSpec, String)] = [
         (spec("x", callback: ""), "tasks[0].callback"),
         (spec("x", callback: String(repeating: "c", count: 256)), "tasks[0].callback"),
