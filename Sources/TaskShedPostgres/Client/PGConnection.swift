@@ -197,8 +197,14 @@ package final class PGConnection {
             }
         }
         if sendFailure == nil && PQpipelineSync(raw) != 1 { sendFailure = failed() }
+        if let sendFailure {
+            // Half a pipeline went out (the connection is failing): its results could only be waited for. A new
+            // connection is the way on; the store's retry takes it.
+            mustReconnect = true
+            throw PGError(sqlState: sendFailure.sqlState, message: sendFailure.message, connectionLost: true)
+        }
         // Every queued query's results (each ends with NULL), then the sync; only then can pipeline mode end.
-        var firstError: PGError? = sendFailure
+        var firstError: PGError?
         var last: PGResult?
         for index in 0..<queued {
             while let result = PQgetResult(raw) {
@@ -217,12 +223,10 @@ package final class PGConnection {
                 }
             }
         }
-        if sendFailure == nil {
-            while let result = PQgetResult(raw) {
-                let status = PQresultStatus(result)
-                PQclear(result)
-                if status == PGRES_PIPELINE_SYNC { break }
-            }
+        while let result = PQgetResult(raw) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
         }
         _ = PQexitPipelineMode(raw)
         if let firstError { throw firstError }
