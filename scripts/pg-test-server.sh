@@ -64,17 +64,8 @@ find_bindir() {
     die "no PostgreSQL server binaries (initdb, pg_ctl) found: run scripts/ensure-deps.sh"
 }
 
-# Runs "$@" as user $1 when root (postgres will not run as root), else as the caller. From /: the postgres user
-# may not be allowed into the caller's working directory.
-as_user() {
-    local user=$1
-    shift
-    if [ "$(id -u)" -eq 0 ]; then
-        (cd / && runuser -u "$user" -- "$@")
-    else
-        (cd / && "$@")
-    fi
-}
+# shellcheck source=scripts/test-server-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-server-lib.sh"
 
 # Whether a port is taken: a listening TCP socket on any address (state 0A), or a Unix socket named .s.PGSQL.PORT
 # in any directory. Read from /proc so that no extra package (iproute2's ss) is needed.

@@ -20,15 +20,8 @@ die() {
     exit 1
 }
 
-as_user() {
-    local user=$1
-    shift
-    if [ "$(id -u)" -eq 0 ]; then
-        (cd / && runuser -u "$user" -- "$@")
-    else
-        (cd / && "$@")
-    fi
-}
+# shellcheck source=scripts/test-server-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-server-lib.sh"
 
 cmd_start() {
     local dir=$1 server_dir=$2 server_port=$3 user bin

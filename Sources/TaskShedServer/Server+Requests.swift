@@ -228,7 +228,8 @@ extension Server {
         case .getStats, .getDaemons: break
         default: return nil
         }
-        let daemon = DaemonInfo(name: HostName.current(), host: HostName.current(), pid: UInt32(clamping: getpid()),
+        let host = HostName.current()
+        let daemon = DaemonInfo(name: host, host: host, pid: UInt32(clamping: getpid()),
                                 startedAt: startedAt, heartbeatAgeMicros: 0, leased: 0, isThisDaemon: true)
         return ServerStatistics(daemon: daemon, startedAt: startedAt, connections: UInt32(clamping: sessions.count), lag: lag.summary(),
                                 workers: subscribers.mapValues { UInt32(clamping: $0.count) })
