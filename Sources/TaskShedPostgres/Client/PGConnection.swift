@@ -137,7 +137,7 @@ package final class PGConnection {
         if !prelude.isEmpty { return try pipelined(prelude, sql, params, prepare: prepare, raw) }
         // Transaction control has nothing to plan: sent as is. Only plannable statements are prepared.
         if params.isEmpty && !sql.contains(" ") { return try check(PQexec(raw, sql), raw) }
-        guard prepare && preparesStatements && Self.isPlannable(sql) else {
+        guard prepares(sql, prepare) else {
             let result: OpaquePointer? = Self.withCStrings(params) { values in
                 PQexecParams(raw, sql, Int32(params.count), nil, values, nil, nil, 0)
             }
@@ -173,10 +173,10 @@ package final class PGConnection {
         var newName: String?
         var prepareIndex = -1
         if sendFailure == nil {
-            let usesName = prepare && preparesStatements && Self.isPlannable(sql)
+            let usesName = prepares(sql, prepare)
             var name = usesName ? prepared[sql] : nil
             if usesName && name == nil && prepared.count < Self.maxPrepared {
-                let fresh = "taskshed_\(prepared.count)"
+                let fresh = nextStatementName
                 if PQsendPrepare(raw, fresh, sql, Int32(params.count), nil) == 1 {
                     prepareIndex = queued
                     queued += 1
@@ -234,6 +234,14 @@ package final class PGConnection {
         return last
     }
 
+    /// Whether `sql` goes as a named prepared statement: asked for, allowed on this connection, and plannable.
+    private func prepares(_ sql: String, _ prepare: Bool) -> Bool {
+        prepare && preparesStatements && Self.isPlannable(sql)
+    }
+
+    /// The name the next statement prepared on this connection gets.
+    private var nextStatementName: String { "taskshed_\(prepared.count)" }
+
     /// Whether `sql` is a statement PostgreSQL plans (and so gains from being prepared): not a utility
     /// statement such as LISTEN, SAVEPOINT or CREATE.
     private static func isPlannable(_ sql: String) -> Bool {
@@ -249,7 +257,7 @@ package final class PGConnection {
             _ = try check(PQexec(raw, "DEALLOCATE ALL"), raw)
             prepared.removeAll()
         }
-        let name = "taskshed_\(prepared.count)"
+        let name = nextStatementName
         _ = try check(PQprepare(raw, name, sql, Int32(count), nil), raw)
         prepared[sql] = name
         return name
