@@ -131,23 +131,24 @@ struct WorkerEndToEndTests {
 
     @Test func aCallbackRunningThreeLeasesLongIsNotRedelivered() async throws {
         // A 2 s lease (the worker touches every ~0.67 s) leaves the touches 1.3 s of slack on a loaded CI
-        // machine; the callback runs three lease lengths.
+        // machine; the callback runs three lease lengths. The worker runs in a process of its own: in this test
+        // process, the other targets' synchronous tests can hold both threads of the cooperative pool (two
+        // cores) for seconds, and the touches would wait for them, not for anything of the worker's.
         let daemon = try DaemonProcess(arguments: ["--lease-timeout", "2s"])
         let scheduler = Scheduler(socketPath: daemon.socketPath)
-        let runs = RunLog()
-        let worker = try EventDrivenWorker(
-            callbackMap: [
-                "long": { task in
-                    runs.record(task)
-                    try await Task.sleep(for: .seconds(6))
-                }
-            ], socketPath: daemon.socketPath, concurrency: 4)
-        try await worker.start()
+        let directory = try temporaryDirectory()
+        defer { TemporaryDirectory.remove(directory) }
+        let worker = try WorkerProcess(
+            socketPath: daemon.socketPath, outputPath: "\(directory)/long.txt", mode: "event", sleepMilliseconds: 6_000,
+            concurrency: 4, extra: ["--callback", "long", "--lease-ms", "2000"])
+        let ready = await eventually { worker.isReady }
+        #expect(ready, "worker did not start: \(worker.log())")
         try await scheduler.addTask(callback: "long", id: "long-1")
         #expect(await eventually { try await scheduler.fetchTasks(ids: ["long-1"]).isEmpty })
-        #expect(runs.all == [RunLog.Run(id: "long-1", attempt: 1)])
+        #expect(worker.lines().filter { $0.hasPrefix("start ") } == ["start long-1 1"], "\(worker.lines())")
         #expect(try await scheduler.stats().dead == 0)
-        await worker.shutdown()
+        worker.process.send(SIGTERM)
+        _ = worker.process.wait(timeoutSeconds: 30)
     }
 
     @Test func shutdownTimeoutGivesUnfinishedTasksBackForAnotherWorker() async throws {
