@@ -27,7 +27,13 @@ public typealias TaskCallback = @Sendable (ScheduledTask) async throws -> Void
 /// each time a third of it has passed. Errors in callbacks never stop the worker. After the daemon restarts the
 /// worker reconnects with backoff and subscribes again.
 ///
-/// To start a callback as soon as its task arrives, the worker runs it, up to its first suspension, on the
+/// The daemon sends each task a little before it is due (`deliveryAhead`, 10 ms by default) and the worker
+/// starts it from its own timer at the task's due time, never before: the daemon's wake-up, the socket and the
+/// decoding are then done by the time the task is due. A task removed, paused, rescheduled or replaced before
+/// its due time is revoked by the daemon and does not start. With a daemon older than protocol version 3, or
+/// a `deliveryAhead` of zero, the daemon pushes each task when it is due.
+///
+/// To start a callback as soon as its task is due, the worker runs it, up to its first suspension, on the
 /// thread that read the task from the socket; after that it continues on the global executor like any task.
 /// A callback that blocks its thread without suspending delays the frames behind its task by at most 5 ms:
 /// then the reading moves to another thread, and the callback keeps its own.
@@ -44,21 +50,24 @@ public final class EventDrivenWorker: Sendable {
     ///   - concurrency: Most tasks running at once (default 100).
     ///   - lease: How long a delivered task stays leased without a sign of life; `nil` uses the daemon's default.
     ///     The worker extends it automatically while a callback runs.
+    ///   - deliveryAhead: How long before its due time the daemon may send a task (0 … 1 s; default 10 ms); the
+    ///     worker starts it at its due time. Zero: the daemon pushes each task when it is due.
     ///   - clientName: Sent to the daemon for its logs.
     ///   - logger: Callback errors (with `taskshed.task.id` and `taskshed.callback` metadata) and connection
     ///     events.
-    /// - Throws: `TaskShedError` `.invalidUsage` for a concurrency below 1, a non-positive lease or an empty
-    ///   callback name.
+    /// - Throws: `TaskShedError` `.invalidUsage` for a concurrency below 1, a non-positive lease, a
+    ///   `deliveryAhead` outside 0 … 1 s or an empty callback name.
     public init(
         callbackMap: [String: TaskCallback],
         socketPath: String? = nil,
         concurrency: Int = 100,
         lease: Duration? = nil,
+        deliveryAhead: Duration = .milliseconds(10),
         clientName: String = "TaskShed Swift EventDrivenWorker",
         logger: Logger = Logger(label: "taskshed.worker")
     ) throws {
         engine = try WorkerEngine(
-            mode: .eventDriven, callbacks: callbackMap, socketPath: socketPath, concurrency: concurrency, lease: lease,
+            mode: .eventDriven(aheadMicros: deliveryAhead.saturatingMicros), callbacks: callbackMap, socketPath: socketPath, concurrency: concurrency, lease: lease,
             clientName: clientName, logger: logger)
     }
 

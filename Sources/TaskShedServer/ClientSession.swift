@@ -11,6 +11,16 @@ struct Subscription {
     var concurrency: Int
     /// Lease length of pushed tasks (µs).
     var leaseMicros: Int64
+    /// How long before its due time a task may be written to the worker (SUBSCRIBE_AHEAD; 0 for SUBSCRIBE).
+    var aheadMicros: Int64
+}
+
+/// A task written to its worker before its due time (SUBSCRIBE_AHEAD): a change to it before then is revoked.
+struct AheadPush {
+    /// The record as written.
+    let task: TaskRecord
+    /// The SUBSCRIBE_AHEAD's request id, which the REVOKE carries (also after an UNSUBSCRIBE).
+    let requestID: UInt32
 }
 
 /// The server's state for one client connection.
@@ -40,6 +50,8 @@ final class ClientSession {
     var subscription: Subscription?
     /// Tasks pushed to this connection and not yet settled by ack, fail, release or lease expiry (id → attempt).
     var pushed: [String: UInt32] = [:]
+    /// The pushed tasks that were written ahead and whose due time had not passed at the last look (by id).
+    var pushedAhead: [String: AheadPush] = [:]
     /// Requests of this connection waiting for the iteration's commit: while non-zero, this connection's reads
     /// wait too, so that a reply never describes a state older than a change the same client made before it.
     var queuedRequests = 0

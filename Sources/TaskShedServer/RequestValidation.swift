@@ -21,6 +21,8 @@ struct RequestValidation: Sendable {
     static let maxInstant: Int64 = 253_402_300_799_999_999
     /// 100 years, the longest interval.
     static let maxIntervalMicros: Int64 = 3_153_600_000_000_000
+    /// Longest delivery lead a SUBSCRIBE_AHEAD may ask for (1 s, the longest configurable dispatch lead).
+    static let maxAheadMicros: Int64 = 1_000_000
     /// Longest LIST_TASKS cursor.
     static let maxCursorBytes = 1024
 
@@ -41,6 +43,11 @@ struct RequestValidation: Sendable {
             try self.selector(selector, "selector", allowAll: true)
         case .updateRunTimes(let updates): try self.updates(updates)
         case .subscribe(let request): try self.subscribe(request)
+        case .subscribeAhead(let request, let ahead):
+            try self.subscribe(request)
+            if ahead < 1 || ahead > Self.maxAheadMicros {
+                throw .invalid("ahead_us", "must be between 1 µs and 1 s (1 … \(Self.maxAheadMicros) µs), got \(ahead)")
+            }
         case .claim(let request): try self.claim(request)
         case .ack(let lease), .release(let lease): try self.lease(lease, "")
         case .fail(let request): try self.lease(request.lease, "lease")

@@ -303,6 +303,7 @@ extension Server {
             return
         }
         unstage(sessionID: id)
+        returnAheadPushes(of: session)
         holdersToRelease.append(id)
         dispatchNeeded = true
         rearmNeeded = true

@@ -9,6 +9,8 @@ struct StagedDelivery {
     let sessionID: UInt64
     /// The leased record, as the claim returned it.
     let task: TaskRecord
+    /// When to write it: its due time, less the subscription's lead for SUBSCRIBE_AHEAD.
+    let pushAt: Int64
 }
 
 /// A lease to give back without counting the attempt (a staged task that was never pushed).
@@ -69,6 +71,7 @@ extension Server {
         for record in result.expired {
             if let holder = pushedHolders.removeValue(forKey: record.id), let session = sessions[holder] {
                 session.pushed[record.id] = nil
+                forgetAheadPush(record.id, sessionID: holder)
             }
         }
         if !result.expired.isEmpty {
@@ -96,10 +99,11 @@ extension Server {
             }
             session.pushed[task.id] = task.attempt
             pushedHolders[task.id] = session.id
-            if task.runAt <= now {
+            let pushAt = task.runAt - (session.subscription?.aheadMicros ?? 0)
+            if pushAt <= now {
                 push(task, to: session, at: now)
             } else {
-                stage(StagedDelivery(sessionID: session.id, task: task))
+                stage(StagedDelivery(sessionID: session.id, task: task, pushAt: pushAt))
             }
         }
         // A candidate that got all it was allowed may have more due: claim again (its allowance was cut to what
@@ -120,18 +124,18 @@ extension Server {
         writeOrHold(task, to: session, subscription: subscription, at: pushedAt)
     }
 
-    /// Keeps a claimed task until its due time (in due order).
+    /// Keeps a claimed task until its push time (in push-time order).
     func stage(_ delivery: StagedDelivery) {
-        let index = staged.firstIndex { $0.task.runAt > delivery.task.runAt } ?? staged.count
+        let index = staged.firstIndex { $0.pushAt > delivery.pushAt } ?? staged.count
         staged.insert(delivery, at: index)
     }
 
-    /// Pushes every staged task that is due by `now`.
+    /// Pushes every staged task whose push time has come by `now`.
     /// - Returns: Whether anything was pushed.
     @discardableResult
     func pushStagedDeliveries(now: Int64) -> Bool {
-        guard let first = staged.first, first.task.runAt <= now else { return false }
-        let count = staged.firstIndex { $0.task.runAt > now } ?? staged.count
+        guard let first = staged.first, first.pushAt <= now else { return false }
+        let count = staged.firstIndex { $0.pushAt > now } ?? staged.count
         let due = staged[0..<count]
         staged.removeFirst(count)
         for delivery in due {
@@ -159,7 +163,7 @@ extension Server {
     /// staged deliveries whose record is no longer exactly what was claimed; those still leased to their
     /// session are given back.
     func revalidateStaged() {
-        guard !staged.isEmpty || !holdingSessions.isEmpty, let store = store?.lmdb else { return }
+        guard hasDeliveriesToRevalidate, let store = store?.lmdb else { return }
         do {
             revalidateStaged(try store.fetch(.ids(stagedAndHeldIDs())))
         } catch {
@@ -167,9 +171,17 @@ extension Server {
         }
     }
 
-    /// The ids of the staged deliveries and of those held for sockets that were full.
+    /// Whether a change to a task may concern a delivery not yet due here: staged, held for a full socket, or
+    /// written ahead.
+    var hasDeliveriesToRevalidate: Bool {
+        !staged.isEmpty || !holdingSessions.isEmpty || !aheadSessions.isEmpty
+    }
+
+    /// The ids of the staged deliveries, of those held for sockets that were full, and of those written ahead
+    /// whose due time has not come.
     func stagedAndHeldIDs() -> [String] {
         var ids = staged.map(\.task.id)
+        ids.append(contentsOf: pushedAheadIDs(now: WallClock.nowMicros()))
         for id in holdingSessions {
             guard let session = sessions[id] else { continue }
             ids.append(contentsOf: session.heldDeliveries[session.heldHead...].map(\.id))
@@ -180,9 +192,10 @@ extension Server {
     /// `revalidateStaged()` with the current `records` of `stagedAndHeldIDs()` (read by a shared store's
     /// job, or on the loop for LMDB).
     func revalidateStaged(_ records: [TaskRecord]) {
-        guard !staged.isEmpty || !holdingSessions.isEmpty else { return }
+        guard hasDeliveriesToRevalidate else { return }
         var current: [String: TaskRecord] = [:]
         for record in records { current[record.id] = record }
+        revokeChangedAheadPushes(current)
         var kept: [StagedDelivery] = []
         for delivery in staged {
             let claimed = delivery.task
@@ -230,6 +243,7 @@ extension Server {
     func forgetPush(_ taskID: String, sessionID: UInt64) {
         sessions[sessionID]?.pushed[taskID] = nil
         pushedHolders[taskID] = nil
+        forgetAheadPush(taskID, sessionID: sessionID)
     }
 
     /// How long before its due time a task is claimed: the configured lead, or, while store jobs take long
@@ -273,7 +287,7 @@ extension Server {
             deadline = min(deadline ?? time, time)
         }
         if let lease = storeEarliestLeaseDeadline() { consider(lease, fromStore: true) }
-        if let first = staged.first { consider(first.task.runAt, fromStore: false) }
+        if let first = staged.first { consider(first.pushAt, fromStore: false) }
         var callbacks = Set<String>()
         for session in sessions.values where session.freeCapacity > 0 {
             for callback in session.subscription?.callbacks ?? [] { callbacks.insert(callback) }

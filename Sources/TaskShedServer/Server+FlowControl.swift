@@ -49,7 +49,9 @@ extension Server {
 
     /// Encodes one DELIVERY into the session's output, records its lateness and its size.
     func writeDelivery(_ task: TaskRecord, to session: ClientSession, subscription: Subscription, at pushedAt: Int64) {
-        if task.attempt <= 1 { lag.record(pushedAt - task.runAt) }
+        // A task written ahead is not late: its worker starts it at its due time.
+        if task.attempt <= 1 { lag.record(max(0, pushedAt - task.runAt)) }
+        if task.runAt > pushedAt { recordAheadPush(task, to: session, requestID: subscription.requestID) }
         let before = session.connection.outputBuffer.count
         send(Frame(requestID: subscription.requestID, message: .delivery(task)), to: session)
         let size = session.connection.outputBuffer.count - before

@@ -157,11 +157,11 @@ extension Server {
                                                      maxBatch: Int(configuration.maxBatch)),
                                       server: server, now: now)
             case .subscribe(let request):
-                if session.subscription != nil {
-                    throw RequestError(.invalidArgument, field: nil,
-                                       "this connection already has a subscription; UNSUBSCRIBE first")
-                }
-                return subscribe(request, requestID: requestID, on: session)
+                if session.subscription != nil { throw Self.secondSubscription }
+                return subscribe(request, aheadMicros: 0, requestID: requestID, on: session)
+            case .subscribeAhead(let request, let ahead):
+                if session.subscription != nil { throw Self.secondSubscription }
+                return subscribe(request, aheadMicros: ahead, requestID: requestID, on: session)
             default:
                 return .error(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not served"))
             }
@@ -170,11 +170,18 @@ extension Server {
         }
     }
 
+    /// The refusal of a SUBSCRIBE or SUBSCRIBE_AHEAD on a connection that has a subscription.
+    static let secondSubscription = RequestError(.invalidArgument, field: nil,
+                                                 "this connection already has a subscription; UNSUBSCRIBE first")
+
     /// Registers the connection's subscription and schedules a dispatch for it.
-    func subscribe(_ request: Subscribe, requestID: UInt32, on session: ClientSession) -> Message {
+    /// - Parameter aheadMicros: How long before their due time its tasks may be pushed (SUBSCRIBE_AHEAD), at
+    ///   most the dispatch lead in force when they are claimed; 0 for SUBSCRIBE.
+    func subscribe(_ request: Subscribe, aheadMicros: Int64, requestID: UInt32, on session: ClientSession) -> Message {
         let lease = request.leaseMicros ?? configuration.leaseTimeoutMicros
         session.subscription = Subscription(requestID: requestID, callbacks: request.callbacks,
-                                            concurrency: Int(request.concurrency), leaseMicros: lease)
+                                            concurrency: Int(request.concurrency), leaseMicros: lease,
+                                            aheadMicros: aheadMicros)
         for callback in request.callbacks {
             subscribers[callback, default: []].append(session.id)
         }

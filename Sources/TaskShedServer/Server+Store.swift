@@ -388,6 +388,7 @@ extension Server {
         if let attempt = session.pushed[lease.id], attempt == lease.attempt {
             session.pushed[lease.id] = nil
             pushedHolders[lease.id] = nil
+            forgetAheadPush(lease.id, sessionID: session.id)
         }
     }
 }

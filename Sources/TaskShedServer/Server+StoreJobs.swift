@@ -417,7 +417,9 @@ extension Server {
             // A shared store's job re-read its staged tasks itself (`StoreJob.revalidateIDs`).
             if Self.mayChangeOtherLeases(message) && store?.lmdb != nil { revalidate = true }
         }
-        if revalidate && (!staged.isEmpty || !holdingSessions.isEmpty) {
+        // Before the replies: a worker sees the REVOKE of a task written ahead before the client that changed
+        // the task sees its reply.
+        if revalidate && hasDeliveriesToRevalidate {
             revalidateStaged()
         }
         for (index, item) in items.enumerated() {

@@ -121,6 +121,8 @@ public final class Server {
     var pushedHolders: [String: UInt64] = [:]
     /// Sessions with deliveries held for their socket (`Server+FlowControl`).
     var holdingSessions = Set<UInt64>()
+    /// Sessions with tasks written ahead of their due time (`ClientSession.pushedAhead` not empty).
+    var aheadSessions = Set<UInt64>()
     /// Bytes buffered in every session's decoder: partly received frames (`Configuration.maxInputBytes`).
     var bufferedInputBytes = 0
     /// Sessions past their HELLO and not closing: what `Configuration.maxConnections` limits.

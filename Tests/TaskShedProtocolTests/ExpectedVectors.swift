@@ -120,6 +120,10 @@ let expectedFrames: [String: Frame] = [
         requestID: 17, message: .subscribe(Subscribe(callbacks: ["cleanup"], concurrency: 1))),
     "subscribed": Frame(requestID: 16, message: .subscribed(Subscribed(leaseMicros: 60_000_000))),
     "delivery": Frame(requestID: 16, message: .delivery(recordLeased)),
+    "subscribe_ahead": Frame(
+        requestID: 16,
+        message: .subscribeAhead(Subscribe(callbacks: ["send_email", "report"], concurrency: 8), aheadMicros: 10_000)),
+    "revoke": Frame(requestID: 16, message: .revoke(LeaseRef(id: "t2", attempt: 1))),
     "unsubscribe": Frame(requestID: 18, message: .unsubscribe),
     "ok": Frame(requestID: 18, message: .ok),
     "claim": Frame(requestID: 19, message: .claim(Claim(callbacks: ["cleanup"], max: 10))),

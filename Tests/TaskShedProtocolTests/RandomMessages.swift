@@ -95,6 +95,11 @@ struct MessageGenerator {
         case .fail: return .fail(Fail(lease: lease(), error: string(), retry: bool()))
         case .touch: return .touch(Touch(lease: lease(), extendMicros: optional { $0.i64() }))
         case .release: return .release(lease())
+        case .subscribeAhead:
+            return .subscribeAhead(
+                Subscribe(callbacks: list { $0.string() }, concurrency: u32(), leaseMicros: optional { $0.i64() }),
+                aheadMicros: i64())
+        case .revoke: return .revoke(lease())
         case .helloOK:
             return .helloOK(
                 HelloOK(

@@ -41,7 +41,7 @@ struct VectorTests {
         for type in MessageType.allCases {
             #expect(covered.contains(type.name), "no valid vector for \(type.name)")
         }
-        #expect(MessageType.allCases.count == 33)
+        #expect(MessageType.allCases.count == 35)
     }
 
     @Test(arguments: errorVectors.map(\.name))

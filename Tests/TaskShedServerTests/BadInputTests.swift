@@ -54,17 +54,17 @@ import Testing
         if let first = earlyFrames.first { expectError(first.message, .handshakeRequired) }
 
         let future = try RawConnection(path: daemon.socketPath)
-        try future.send(Frame(requestID: 4, message: .hello(Hello(minVersion: 3, maxVersion: 9, clientName: "future"))))
+        try future.send(Frame(requestID: 4, message: .hello(Hello(minVersion: 4, maxVersion: 9, clientName: "future"))))
         let futureFrames = try future.readUntilClosed()
         if let first = futureFrames.first {
             expectError(first.message, .unsupportedVersion)
-            if case .error(let reply) = first.message { #expect(reply.message.contains("server speaks 1...2")) }
+            if case .error(let reply) = first.message { #expect(reply.message.contains("server speaks 1...3")) }
         } else {
             Issue.record("no error")
         }
 
-        // The highest version both speak: 2 for a client offering 1...9, 1 for one that offers only 1.
-        for (offer, chosen) in [(UInt16(1)...9, UInt16(2)), (1...1, 1), (2...2, 2)] {
+        // The highest version both speak: 3 for a client offering 1...9, 1 for one that offers only 1.
+        for (offer, chosen) in [(UInt16(1)...9, UInt16(3)), (1...1, 1), (2...2, 2), (1...2, 2)] {
             let client = try RawConnection(path: daemon.socketPath)
             let reply = try client.request(
                 .hello(Hello(minVersion: offer.lowerBound, maxVersion: offer.upperBound, clientName: "range")), id: 5)

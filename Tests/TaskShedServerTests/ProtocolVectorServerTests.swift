@@ -26,6 +26,7 @@ import Testing
         "GET_STATS": ([.stats], []),
         "GET_DAEMONS": ([.daemons], []),
         "SUBSCRIBE": ([.subscribed], []),
+        "SUBSCRIBE_AHEAD": ([.subscribed], []),
         "UNSUBSCRIBE": ([.ok], []),
         "CLAIM": ([.tasks], []),
         "ACK": ([.ok], [.leaseLost]),

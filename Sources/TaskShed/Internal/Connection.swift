@@ -378,8 +378,31 @@ final class Connection: Sendable {
                 guard let frame else { break }
                 if dispatch(frame, reader: reader) { return true }
             }
-            let count = reader.buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            // A delivery sent ahead starts at its due time, once what the daemon wrote by then has been read (a
+            // REVOKE among it cancels the start).
+            var wait = true
+            if let first = reader.deferred.first {
+                let now = ReadingLoan.realtimeNanos()
+                if first.startNanos <= now {
+                    if reader.drainedNanos >= first.startNanos {
+                        if startDeferred(reader.deferred.removeFirst(), reader: reader) { return true }
+                        continue
+                    }
+                    wait = false
+                } else if !reader.deferred.wait(socket: fd) {
+                    continue
+                }
+            }
+            let readStart = ReadingLoan.realtimeNanos()
+            let count = reader.buffer.withUnsafeMutableBytes {
+                wait ? Glibc.read(fd, $0.baseAddress, $0.count) : recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+            }
             reader.readNanos = ReadingLoan.realtimeNanos()
+            if count < 0 && !wait && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                reader.drainedNanos = readStart
+                continue
+            }
+            if count > 0 && count < reader.buffer.count { reader.drainedNanos = readStart }
             if count < 0 {
                 if errno == EINTR { continue }
                 reason = TaskShedError(
@@ -496,12 +519,25 @@ final class Connection: Sendable {
         enum Route {
             case reply(CheckedContinuation<Message, any Error>)
             case push(PushHandler)
+            case deferUntilDue(TaskRecord)
             case drop
         }
+        if case .revoke(let lease) = frame.message {
+            // Revoked before its start: the daemon has ended the lease, nothing to answer. After its start the
+            // callback's outcome gets LEASE_LOST.
+            let waiting = reader.deferred.revoke(lease)
+            logger.debug("delivery revoked", metadata: ["taskshed.task.id": "\(lease.id)", "taskshed.started": "\(!waiting)"])
+            return false
+        }
         let route = state.withLock { state -> Route in
-            if case .delivery = frame.message {
-                if let handler = state.pushHandlers[frame.requestID] { return .push(handler) }
-                return .drop
+            if case .delivery(let task) = frame.message {
+                guard let handler = state.pushHandlers[frame.requestID] else { return .drop }
+                // Version 3 daemons send deliveries ahead of time only when asked (SUBSCRIBE_AHEAD); the task
+                // starts at its due time, not before.
+                if (state.helloOK?.version ?? 1) >= 3 && task.runAt &* 1_000 > ReadingLoan.realtimeNanos() {
+                    return .deferUntilDue(task)
+                }
+                return .push(handler)
             }
             if let continuation = state.pending.removeValue(forKey: frame.requestID) { return .reply(continuation) }
             // An error after SUBSCRIBED concerns the subscription.
@@ -513,13 +549,10 @@ final class Connection: Sendable {
             continuation.resume(returning: frame.message)
             return false
         case .push(let handler):
-            let turn = ReaderTurn(connection: self, reader: reader)
-            handler(frame.message, turn)
-            switch turn.keep {
-            case nil: return false
-            case .handedOff: return true
-            case .lent: return endLoan(reader)
-            }
+            return runPush(handler, frame.message, reader: reader)
+        case .deferUntilDue(let task):
+            reader.deferred.add(DeferredDelivery(requestID: frame.requestID, task: task))
+            return false
         case .drop:
             // The reply to a cancelled call, or a push after its subscription ended.
             logger.trace("dropped \(frame.message.type) frame for request \(frame.requestID)")
@@ -527,13 +560,49 @@ final class Connection: Sendable {
         }
     }
 
+    /// Runs a push handler on the reading thread; returns whether it kept this thread.
+    private func runPush(_ handler: PushHandler, _ message: Message, reader: ReaderState) -> Bool {
+        let turn = ReaderTurn(connection: self, reader: reader)
+        handler(message, turn)
+        switch turn.keep {
+        case nil: return false
+        case .handedOff: return true
+        case .lent: return endLoan(reader)
+        }
+    }
+
+    /// Starts a delivery sent ahead, now due; returns whether its handler kept this thread. When its
+    /// subscription has ended meanwhile the task is given back (RELEASE, uncounted) so another worker runs it.
+    private func startDeferred(_ delivery: DeferredDelivery, reader: ReaderState) -> Bool {
+        reader.readNanos = ReadingLoan.realtimeNanos()
+        let handler = state.withLock { $0.pushHandlers[delivery.requestID] }
+        guard let handler else {
+            sendUnanswered(.release(LeaseRef(id: delivery.task.id, attempt: delivery.task.attempt)))
+            return false
+        }
+        return runPush(handler, .delivery(delivery.task), reader: reader)
+    }
+
+    /// Queues a request whose reply nobody waits for (it is dropped on arrival).
+    private func sendUnanswered(_ message: Message) {
+        let queued = state.withLock { state -> Bool in
+            guard state.closeReason == nil else { return false }
+            state.nextRequestID &+= 1
+            if state.nextRequestID == 0 { state.nextRequestID = 1 }
+            state.output.append(contentsOf: FrameEncoder.encode(Frame(requestID: state.nextRequestID, message: message)))
+            return true
+        }
+        if queued { writerWake.signal() }
+    }
+
     private func fail(requestID: UInt32, with error: TaskShedError) {
         state.withLock { $0.pending.removeValue(forKey: requestID) }?.resume(throwing: error)
     }
 
     private func finish(_ readerReason: TaskShedError, reader: ReaderState) {
-        // No loan is open while the reading runs: the timer's thread has nothing left to do.
-        reader.stopLoanTimer()
+        // No loan is open while the reading runs: the timer's thread has nothing left to do. Deliveries still
+        // deferred were never started: the daemon gives them back uncounted when it sees the close.
+        reader.stopTimers()
         let (pending, handlers, reason) = state.withLock { state in
             // The daemon's own explanation (SHUTTING_DOWN, PERMISSION_DENIED…) beats "closed".
             let reason = state.closeReason ?? state.connectionError ?? readerReason

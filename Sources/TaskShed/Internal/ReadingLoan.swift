@@ -14,8 +14,14 @@ import TaskShedProtocol
 final class ReaderState: @unchecked Sendable {
     var decoder = FrameDecoder(maxFrameBytes: Connection.maxIncomingFrameBytes)
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-    /// When the last `read(2)` returned (`CLOCK_REALTIME` ns): the arrival of the frames it brought.
+    /// When the last `read(2)` returned (`CLOCK_REALTIME` ns): the arrival of the frames it brought (for a
+    /// delivery sent ahead, when it was taken from `deferred` to start).
     var readNanos: Int64 = 0
+    /// Deliveries that arrived before their due time, and their timer.
+    var deferred = DeferredDeliveries()
+    /// A time (`CLOCK_REALTIME` ns) by which every byte the daemon had written was read: a read that began then
+    /// left the socket empty. A delivery sent ahead starts only once this has passed its due time.
+    var drainedNanos: Int64 = 0
     private let onLoanExpired: @Sendable () -> Void
     private var timer: ReadingLoan?
     /// timerfd creation failed once (descriptor limit): loans fall back to moving the reading at once.
@@ -35,10 +41,12 @@ final class ReaderState: @unchecked Sendable {
         return timer
     }
 
-    /// Stops the loan timer's thread and closes its descriptor (when the reading ends).
-    func stopLoanTimer() {
+    /// Stops the loan timer's thread and closes its descriptor, and the deferred deliveries' timer (when the
+    /// reading ends).
+    func stopTimers() {
         timer?.stop()
         timer = nil
+        deferred.close()
     }
 }
 

@@ -8,8 +8,10 @@ import TaskShedProtocol
 /// tasks (`Mode`).
 final class WorkerEngine: Sendable {
     enum Mode: Sendable {
-        /// SUBSCRIBE once per connection; the daemon pushes due tasks.
-        case eventDriven
+        /// SUBSCRIBE once per connection; the daemon pushes due tasks. With a lead (µs, > 0) and a daemon that
+        /// speaks protocol version 3, SUBSCRIBE_AHEAD: the daemon sends each task up to that long before it is
+        /// due and the connection starts it at its due time.
+        case eventDriven(aheadMicros: Int64)
         /// CLAIM every interval, and again as soon as a slot frees after a full batch.
         case polling(interval: Duration)
     }
@@ -55,6 +57,10 @@ final class WorkerEngine: Sendable {
         }
         if let lease, lease <= .zero {
             throw TaskShedError(.invalidUsage, field: "lease", message: "the lease must be positive, got \(lease)")
+        }
+        if case .eventDriven(let ahead) = mode, ahead < 0 || ahead > 1_000_000 {
+            throw TaskShedError(
+                .invalidUsage, field: "deliveryAhead", message: "the delivery lead must be between 0 and 1 s, got \(ahead) µs")
         }
         if case .polling(let interval) = mode, interval <= .zero {
             throw TaskShedError(
@@ -285,9 +291,13 @@ final class WorkerEngine: Sendable {
         }
         let runner = self.runner
         let logger = self.logger
+        let subscribe = Subscribe(callbacks: names, concurrency: UInt32(concurrency), leaseMicros: runner.leaseMicros)
+        var request = Message.subscribe(subscribe)
+        if case .eventDriven(let ahead) = mode, ahead > 0, (connection.helloOK?.version ?? 1) >= 3 {
+            request = .subscribeAhead(subscribe, aheadMicros: ahead)
+        }
         let (requestID, reply) = try await connection.request(
-            .subscribe(
-                Subscribe(callbacks: names, concurrency: UInt32(concurrency), leaseMicros: runner.leaseMicros)),
+            request,
             pushHandler: { [weak connection] message, turn in
                 guard let connection else { return }
                 switch message {

@@ -13,7 +13,10 @@ extension Message {
         case .updateRunTimes(let v): writer.writeList(v)
         case .subscribe(let v): v.encode(to: &writer)
         case .claim(let v): v.encode(to: &writer)
-        case .ack(let v), .release(let v): v.encode(to: &writer)
+        case .subscribeAhead(let v, let ahead):
+            v.encode(to: &writer)
+            writer.writeI64(ahead)
+        case .ack(let v), .release(let v), .revoke(let v): v.encode(to: &writer)
         case .fail(let v): v.encode(to: &writer)
         case .touch(let v): v.encode(to: &writer)
         case .helloOK(let v): v.encode(to: &writer)
@@ -61,6 +64,9 @@ extension Message {
         case .fail: return .fail(try reader.read(Fail.self))
         case .touch: return .touch(try reader.read(Touch.self))
         case .release: return .release(try reader.read(LeaseRef.self))
+        case .subscribeAhead:
+            let subscribe = try reader.read(Subscribe.self)
+            return .subscribeAhead(subscribe, aheadMicros: try reader.readI64(field: "ahead_us"))
         case .helloOK: return .helloOK(try reader.read(HelloOK.self))
         case .pong: return .pong(try reader.read(Pong.self))
         case .ok: return .ok
@@ -72,6 +78,7 @@ extension Message {
         case .daemons: return .daemons(try reader.readList(of: DaemonInfo.self, field: "daemons"))
         case .subscribed: return .subscribed(try reader.read(Subscribed.self))
         case .delivery: return .delivery(try reader.read(TaskRecord.self, field: "task"))
+        case .revoke: return .revoke(try reader.read(LeaseRef.self))
         case .leaseExtended: return .leaseExtended(deadline: try reader.readI64(field: "deadline"))
         case .error: return .error(try reader.read(ErrorReply.self))
         }
@@ -102,6 +109,7 @@ extension MessageType {
         case .fail: return "FAIL"
         case .touch: return "TOUCH"
         case .release: return "RELEASE"
+        case .subscribeAhead: return "SUBSCRIBE_AHEAD"
         case .helloOK: return "HELLO_OK"
         case .pong: return "PONG"
         case .ok: return "OK"
@@ -113,6 +121,7 @@ extension MessageType {
         case .daemons: return "DAEMONS"
         case .subscribed: return "SUBSCRIBED"
         case .delivery: return "DELIVERY"
+        case .revoke: return "REVOKE"
         case .leaseExtended: return "LEASE_EXTENDED"
         case .error: return "ERROR"
         }

@@ -1,4 +1,4 @@
-/// Every message of protocol versions 1 and 2, with its payload. One case per `MessageType`.
+/// Every message of protocol versions 1 to 3, with its payload. One case per `MessageType`.
 ///
 /// The comment on each case names the replies the server can send to it; `.error` is possible for every
 /// request. The field tables are in `proto-spec/PROTOCOL.md`.
@@ -45,6 +45,10 @@ public enum Message: Sendable, Hashable {
     case touch(Touch)
     /// Gives a leased task back without counting the attempt (graceful shutdown). Reply: `.ok`.
     case release(LeaseRef)
+    /// `.subscribe` whose tasks the server may push up to `aheadMicros` before they are due (version 3); the
+    /// worker starts each at its `run_at`. Replies as `.subscribe`, plus `.revoke` for a task pushed ahead that
+    /// changed before its due time.
+    case subscribeAhead(Subscribe, aheadMicros: Int64)
 
     /// Reply to `.hello`.
     case helloOK(HelloOK)
@@ -68,6 +72,9 @@ public enum Message: Sendable, Hashable {
     case subscribed(Subscribed)
     /// A task pushed to an event-driven worker; carries the subscribe request's id.
     case delivery(TaskRecord)
+    /// A task pushed ahead (`.subscribeAhead`) was removed, paused, rescheduled or replaced before its due time,
+    /// and its lease has ended: the worker must not start it (version 3). Carries the subscribe request's id.
+    case revoke(LeaseRef)
     /// Reply to `.touch`: the new lease deadline.
     case leaseExtended(deadline: Int64)
     /// An error reply.
@@ -96,6 +103,7 @@ public enum Message: Sendable, Hashable {
         case .fail: return .fail
         case .touch: return .touch
         case .release: return .release
+        case .subscribeAhead: return .subscribeAhead
         case .helloOK: return .helloOK
         case .pong: return .pong
         case .ok: return .ok
@@ -107,6 +115,7 @@ public enum Message: Sendable, Hashable {
         case .daemons: return .daemons
         case .subscribed: return .subscribed
         case .delivery: return .delivery
+        case .revoke: return .revoke
         case .leaseExtended: return .leaseExtended
         case .error: return .error
         }

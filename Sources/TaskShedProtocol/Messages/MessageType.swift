@@ -26,6 +26,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case fail = 0x0034
     case touch = 0x0035
     case release = 0x0036
+    case subscribeAhead = 0x0037
 
     // Replies and pushes.
     case helloOK = 0x8001
@@ -39,6 +40,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case daemons = 0x801A
     case subscribed = 0x8030
     case delivery = 0x8031
+    case revoke = 0x8032
     case leaseExtended = 0x8035
     case error = 0x80FF
 
@@ -50,6 +52,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     public var sinceVersion: UInt16 {
         switch self {
         case .getDaemons, .daemons: return 2
+        case .subscribeAhead, .revoke: return 3
         default: return 1
         }
     }
