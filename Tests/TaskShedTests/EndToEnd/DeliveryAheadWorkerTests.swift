@@ -1,0 +1,105 @@
+import Foundation
+import Glibc
+import Synchronization
+import TaskShed
+import TaskShedTestSupport
+import Testing
+
+/// `EventDrivenWorker` with tasks sent ahead of their due time (protocol version 3): started from the worker's
+/// own timer at the due time, never before; a task removed after it was sent does not run; a worker that stops
+/// before a task's due time leaves it to others uncounted. A long dispatch lead and lead ahead make the "sent,
+/// not yet due" state last long enough for the test to act in it.
+@Suite("Delivery ahead of the due time", .timeLimit(.minutes(2)))
+struct DeliveryAheadWorkerTests {
+    /// `CLOCK_REALTIME` in µs, the clock of run times.
+    static func nowMicros() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+    }
+
+    static func micros(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+    }
+
+    @Test func tasksSentAheadStartAtTheirDueTimeAndNeverBefore() async throws {
+        let daemon = try DaemonProcess(arguments: ["--dispatch-lead", "1s"])
+        let scheduler = Scheduler(socketPath: daemon.socketPath)
+        let starts = Mutex<[String: (runAt: Int64, started: Int64)]>([:])
+        let worker = try EventDrivenWorker(
+            callbackMap: ["timed": { task in
+                let started = Self.nowMicros()
+                starts.withLock { $0[task.id] = (Self.micros(task.runAt), started) }
+            }],
+            socketPath: daemon.socketPath, deliveryAhead: .milliseconds(500))
+        try await worker.start()
+        let base = Date().addingTimeInterval(0.8)
+        let ids = (0..<5).map { "t\($0)" }
+        for (index, id) in ids.enumerated() {
+            try await scheduler.addTask(callback: "timed", runAt: base.addingTimeInterval(Double(index) * 0.1), id: id)
+        }
+        #expect(await eventually { starts.withLock { $0.count } == ids.count })
+        for (id, start) in starts.withLock({ $0 }) {
+            // Date keeps µs to within a fraction: 1 µs of rounding allowed, no more.
+            #expect(start.started >= start.runAt - 1, "\(id) started \(start.runAt - start.started) µs before its due time")
+        }
+        // The daemon wrote them ahead: its own view of their lateness (write time − run_at, never below 0) is 0.
+        let stats = try await scheduler.stats()
+        #expect(stats.lag.count == ids.count)
+        #expect(stats.lag.max == .zero, "a task was written at or after its due time: \(stats.lag)")
+        await worker.shutdown()
+    }
+
+    @Test func aTaskRemovedAfterItWasSentAheadDoesNotRun() async throws {
+        let daemon = try DaemonProcess(arguments: ["--dispatch-lead", "1s"])
+        let scheduler = Scheduler(socketPath: daemon.socketPath)
+        let runs = RunLog()
+        let worker = try EventDrivenWorker(
+            callbackMap: ["maybe": { runs.record($0) }], socketPath: daemon.socketPath,
+            deliveryAhead: .milliseconds(900))
+        try await worker.start()
+        let due = Date().addingTimeInterval(1.2)
+        try await scheduler.addTask(callback: "maybe", runAt: due, id: "doomed")
+        try await scheduler.addTask(callback: "maybe", runAt: due, id: "kept")
+        // Both are written to the worker by due − 0.9 s; the removal comes well before the due time.
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(Date() < due.addingTimeInterval(-0.2), "the machine was too slow for the test")
+        #expect(try await scheduler.removeTasks(ids: ["doomed"]) == 1)
+        #expect(await eventually { runs.count == 1 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(runs.all == [RunLog.Run(id: "kept", attempt: 1)])
+        await worker.shutdown()
+    }
+
+    @Test func aWorkerStoppingBeforeTheDueTimeLeavesTheTaskToOthersUncounted() async throws {
+        let daemon = try DaemonProcess(arguments: ["--dispatch-lead", "1s"])
+        let scheduler = Scheduler(socketPath: daemon.socketPath)
+        let first = RunLog()
+        let leaver = try EventDrivenWorker(
+            callbackMap: ["job": { first.record($0) }], socketPath: daemon.socketPath, deliveryAhead: .milliseconds(900))
+        try await leaver.start()
+        try await scheduler.addTask(callback: "job", runAt: Date().addingTimeInterval(1.5), id: "later")
+        try await Task.sleep(for: .milliseconds(900))
+        await leaver.shutdown()
+        #expect(first.count == 0)
+        #expect(await eventually {
+            let record = try await scheduler.fetchTasks(ids: ["later"]).first
+            return record?.state == .scheduled && record?.attempt == 0
+        })
+        let runs = RunLog()
+        let other = try PollingWorker(
+            callbackMap: ["job": { runs.record($0) }], pollingInterval: .milliseconds(100), socketPath: daemon.socketPath)
+        try await other.start()
+        #expect(await eventually { runs.count == 1 })
+        #expect(runs.all == [RunLog.Run(id: "later", attempt: 1)])
+        await other.shutdown()
+    }
+
+    @Test func aLeadOutsideZeroToOneSecondIsRefused() throws {
+        for lead in [Duration.milliseconds(-1), .milliseconds(1001)] {
+            #expect(throws: TaskShedError.self) {
+                _ = try EventDrivenWorker(callbackMap: ["x": { _ in }], deliveryAhead: lead)
+            }
+        }
+    }
+}
