@@ -110,7 +110,7 @@ public enum LagBenchmark {
         }
         var components: [NamedDistribution] = []
         if !callbackDelays.isEmpty {
-            components.append(NamedDistribution(name: "frame arrival → callback start",
+            components.append(NamedDistribution(name: "frame read or due-time wake → callback start",
                                                 distribution: LagDistribution(micros: callbackDelays)))
         }
         var run = LagRun.from(name: worker.label, expected: count, records: lags, components: components)
