@@ -204,10 +204,9 @@ enum CronSyntax {
     private static func render(_ set: FieldSet, _ field: Field, allowStar: Bool) -> String {
         let values = set.values
         if allowStar, set == .range(field.low, field.starHigh) { return "*" }
-        if let step = FieldText.progressionStep(values) {
-            if allowStar, values[0] == field.low, values[values.count - 1] + step > field.starHigh {
-                return "*/\(step)"
-            }
+        // A progression that runs to the field's top is written as a step, other lists as runs.
+        if let step = FieldText.progressionStep(values), values[values.count - 1] + step > field.starHigh {
+            if allowStar, values[0] == field.low { return "*/\(step)" }
             if values.count >= 3 { return "\(values[0])-\(values[values.count - 1])/\(step)" }
         }
         return FieldText.runList(values, separator: "-") { String($0) }

@@ -275,15 +275,16 @@ enum SystemdCalendarSyntax {
         return words.joined(separator: " ")
     }
 
+    /// Whether `v/r` may be used (not after `~`, where it would mean counting toward the month's end).
     enum StepForm { case any, ranges }
 
     private static func render(_ values: [Int], _ component: Component, width: Int, steps: StepForm = .any) -> String {
         if values.count == component.high - component.low + 1 { return "*" }
-        if values.count >= 3, let step = FieldText.progressionStep(values) {
-            let first = FieldText.padded(values[0], width)
-            let last = values[values.count - 1]
-            if steps == .any, last + step > component.high { return "\(first)/\(step)" }
-            return "\(first)..\(FieldText.padded(last, width))/\(step)"
+        // A progression that runs to the field's top is written `v/r`, as systemd's own shorthands read; other
+        // lists as runs, as systemd prints them.
+        if steps == .any, values.count >= 3, let step = FieldText.progressionStep(values),
+           values[values.count - 1] + step > component.high {
+            return "\(FieldText.padded(values[0], width))/\(step)"
         }
         return FieldText.runList(values, separator: "..") { FieldText.padded($0, width) }
     }
