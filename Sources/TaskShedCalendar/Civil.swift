@@ -14,7 +14,8 @@ enum Civil {
 
     /// `a / b` rounded toward positive infinity.
     static func ceilDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        -floorDiv(-a, b)
+        let q = a / b
+        return (a % b != 0 && (a < 0) == (b < 0)) ? q + 1 : q
     }
 
     /// Whether `year` has a February 29.
