@@ -56,10 +56,12 @@ struct CalendarFields: Sendable, Hashable {
     /// Whether some day of some year satisfies the date fields: a bounded search, done at parse.
     ///
     /// Without a year list the answer depends only on each allowed month's shape (its length and the weekday
-    /// of its 1st), and every shape of every month occurs in every 400-year Gregorian cycle (the test
-    /// `everyMonthShapeOccursInEachCycle` checks this), so it is enough to try the 7 weekdays × possible lengths
-    /// of each month: at most 12 × 7 × 2 masks. With a year list (systemd, at most 230 years) every allowed
-    /// (year, month) is tried.
+    /// of its 1st). The 28 years 2000…2027 hold every shape: each month starting on each weekday, and
+    /// Februaries of 28 and of 29 days each starting on each weekday (the test `everyMonthShapeOccursIn2000To2027`
+    /// checks this), so trying those years' masks (at most 12 × 28, O(1) each) decides it; and since every shape
+    /// recurs in every 400-year Gregorian cycle, a rule that passes matches in every such cycle, which is what
+    /// bounds the occurrence search. With a year list (systemd, at most 230 years) every allowed (year, month)
+    /// is tried.
     func matchesSomeDay() -> Bool {
         if let list = years.years {
             for year in list {
@@ -67,8 +69,8 @@ struct CalendarFields: Sendable, Hashable {
             }
             return false
         }
-        // Years 2000…2027 hold each month with its 1st on each weekday, and both February lengths likewise
-        // (2000 is a leap year, so 28-day and 29-day Februaries each start on all 7 weekdays within 28 years).
+        // 2000…2027 is one 28-year solar cycle with no skipped leap year: leap years advance the weekday by 5
+        // (coprime to 7), so the 7 leap Februaries start on 7 different weekdays, and so do the others.
         for month in months.values {
             for year in 2000...2027 where dayMask(year: year, month: month) != 0 { return true }
         }
