@@ -38,6 +38,9 @@ let package = Package(
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
+        // Calendar schedules (cron and systemd syntax, IANA zones read from the system tzdata): pure, no I/O but tzdata.
+        .target(name: "TaskShedCalendar"),
+        .testTarget(name: "TaskShedCalendarTests", dependencies: ["TaskShedCalendar"]),
         // The client library: scheduler API and the two workers. Talks to taskshedd over its Unix socket only.
         .target(
             name: "TaskShed",
