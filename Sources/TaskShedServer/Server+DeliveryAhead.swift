@@ -50,6 +50,10 @@ extension Server {
     func revokeChangedAheadPushes(_ current: [String: TaskRecord]) {
         guard !aheadSessions.isEmpty else { return }
         let now = WallClock.nowMicros()
+        var revoked = false
+        // Written out at once, not at the iteration's end: the change's reply, which follows, must not reach its
+        // client before the REVOKE reaches the worker's socket.
+        defer { if revoked { flushDirtySessions() } }
         for sessionID in Array(aheadSessions) {
             guard let session = sessions[sessionID] else {
                 aheadSessions.remove(sessionID)
@@ -73,6 +77,7 @@ extension Server {
                 }
                 dispatchNeeded = true
                 if !session.isClosing {
+                    revoked = true
                     send(Frame(requestID: push.requestID,
                                message: .revoke(LeaseRef(id: id, attempt: written.attempt))), to: session)
                 }
