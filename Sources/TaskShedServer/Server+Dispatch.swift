@@ -126,8 +126,7 @@ extension Server {
 
     /// Keeps a claimed task until its push time (in push-time order).
     func stage(_ delivery: StagedDelivery) {
-        let index = staged.firstIndex { $0.pushAt > delivery.pushAt } ?? staged.count
-        staged.insert(delivery, at: index)
+        staged.insert(delivery)
     }
 
     /// Pushes every staged task whose push time has come by `now`.
@@ -135,9 +134,7 @@ extension Server {
     @discardableResult
     func pushStagedDeliveries(now: Int64) -> Bool {
         guard let first = staged.first, first.pushAt <= now else { return false }
-        let count = staged.firstIndex { $0.pushAt > now } ?? staged.count
-        let due = staged[0..<count]
-        staged.removeFirst(count)
+        let due = staged.takeDue(now: now)
         for delivery in due {
             guard let session = sessions[delivery.sessionID] else { continue }
             push(delivery.task, to: session, at: now)
@@ -215,7 +212,7 @@ extension Server {
                 dispatchNeeded = true
             }
         }
-        staged = kept
+        staged = StagedQueue(kept)
         for id in holdingSessions {
             guard let session = sessions[id] else { continue }
             var held: [TaskRecord] = []

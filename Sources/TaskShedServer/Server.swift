@@ -114,7 +114,7 @@ public final class Server {
     /// The past deadline the timer was last armed for (see `rearm()`).
     var spinGuardDeadline: Int64?
     /// Tasks claimed ahead of their due time, in due order (see `planDispatch`).
-    var staged: [StagedDelivery] = []
+    var staged = StagedQueue()
     /// Leases of staged tasks to give back uncounted (the worker left, or the task changed before its push).
     var stagedReleases: [StagedRelease] = []
     /// Pushed, unsettled task id → the session it was pushed to (to free the slot when its lease expires).
