@@ -168,6 +168,7 @@ let package = Package(
             dependencies: [
                 "TaskShed",
                 "TaskShedProtocol",
+                "TaskShedCalendar",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -6,7 +6,7 @@ import TaskShedProtocol
 /// |---|---|
 /// | 0 | success |
 /// | 1 | the command ran but reports a failure (`worker` stopped by an error) |
-/// | 64 | usage: a bad argument or option, a bad time or duration, or a request the daemon rejected as invalid |
+/// | 64 | usage: a bad argument or option, a bad time or duration, a bad calendar expression or zone, or a request the daemon rejected as invalid |
 /// | 65 | data: the kwargs are not a JSON object, or a file given with `@file` cannot be read |
 /// | 66 | not found: a named task does not exist |
 /// | 69 | unavailable: cannot connect to the daemon, or it is shutting down or at its connection limit |

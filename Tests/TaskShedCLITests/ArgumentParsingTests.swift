@@ -180,13 +180,13 @@ struct ArgumentParsingTests {
 struct HelpTextTests {
     static let subcommands: [any ParsableCommand.Type] = [
         Add.self, List.self, Show.self, Pause.self, Resume.self, Remove.self, Reschedule.self, Failed.self,
-        Retry.self, Purge.self, StatsCommand.self, Worker.self, Ping.self,
+        Retry.self, Purge.self, StatsCommand.self, Worker.self, Ping.self, CalendarCommand.self,
     ]
 
     @Test func rootHelpListsEverySubcommandAndTheExitStatuses() {
         let help = TaskShedCtl.helpMessage(columns: 200)
         for name in ["add", "list", "show", "pause", "resume", "remove", "reschedule", "failed", "retry", "purge",
-            "stats, status", "worker", "ping"]
+            "stats, status", "worker", "ping", "calendar"]
         {
             #expect(help.contains("  \(name) "), "root help lacks \(name)")
         }

@@ -22,6 +22,7 @@ public struct TaskShedCtl: AsyncParsableCommand {
               taskshedctl list --state due
               taskshedctl worker --run backup='/usr/local/bin/backup "$TASKSHED_TASK_ID"'
               taskshedctl stats
+              taskshedctl calendar 'Mon..Fri 09:00 Europe/Berlin' -n 5
 
             Exit status: 0 ok, 1 failure, 64 usage, 65 bad kwargs, 66 task not found, 69 daemon unavailable, \
             70 daemon or protocol error, 73 task exists, 75 store full (retry later), 77 permission denied.
@@ -29,7 +30,7 @@ public struct TaskShedCtl: AsyncParsableCommand {
         version: version,
         subcommands: [
             Add.self, List.self, Show.self, Pause.self, Resume.self, Remove.self, Reschedule.self, Failed.self,
-            Retry.self, Purge.self, StatsCommand.self, Daemons.self, Worker.self, Ping.self,
+            Retry.self, Purge.self, StatsCommand.self, Daemons.self, Worker.self, Ping.self, CalendarCommand.self,
         ]
     )
 
