@@ -58,12 +58,12 @@ import Testing
     }
 
     @Test(.enabled(if: canRender, "needs man (man-db) to render the pages"))
-    func installedManPagesRenderWithoutWarnings() throws {
+    func installedManPagesRenderWithoutWarningsAndNameEveryHelpOption() throws {
         let staging = try Staging()
         defer { staging.remove() }
         try staging.make("install")
-        for (page, title) in [("/usr/share/man/man8/taskshedd.8", "TASKSHEDD(8)"),
-                              ("/usr/share/man/man1/taskshedctl.1", "TASKSHEDCTL(1)")] {
+        for (page, title, binary) in [("/usr/share/man/man8/taskshedd.8", "TASKSHEDD(8)", "/usr/bin/taskshedd"),
+                                      ("/usr/share/man/man1/taskshedctl.1", "TASKSHEDCTL(1)", "/usr/bin/taskshedctl")] {
             let rendered = staging.directory + "/page.txt"
             // stdout to a file of its own: what is left in the output is what man and groff warn.
             let result = try Self.run("/bin/sh", ["-c", "man --warnings -l \"$0\" > \"$1\"", staging.root + page, rendered],
@@ -78,7 +78,13 @@ import Testing
             }
             // The hand-written EXIT STATUS replaced the generator's generic one.
             #expect(!text.contains("exits 0 on success, and >0 if an error occurs"))
-            #expect(text.contains("--socket"), "\(page) lists no options")
+            // Generated from the same definitions as --help: every option --help names is in the page.
+            let help = try Self.run(staging.root + binary, ["--help"], in: staging.directory).output
+            let options = Set(help.matches(of: /--[a-z][a-z-]+/).map { String($0.output) })
+            #expect(options.count > 2, "\(binary) --help: \(help)")
+            for option in options {
+                #expect(text.contains(option), "\(page) does not mention \(option)")
+            }
         }
     }
 
