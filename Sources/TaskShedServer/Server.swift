@@ -306,6 +306,11 @@ public final class Server {
                 self.beginShutdown(signal: number)
             })
         }
+        // SIGHUP's default action would end the daemon without its clean stop, e.g. when the terminal it was
+        // started from closes, or for an operator who expects a reload. There is no configuration to reload.
+        signalWatchers.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+            self.logger.notice("SIGHUP received: there is no configuration to reload; still serving (SIGTERM stops)")
+        })
         // A client that disappears while the daemon writes must not kill it with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         let syncTimer = try CoarseTimer(loop: loop) { [unowned self] in self.syncIfNeeded() }

@@ -109,6 +109,19 @@ func readText(_ path: String) -> String {
         #expect(try daemon.stop() == 0)
     }
 
+    @Test func sighupIsLoggedAndTheDaemonKeepsServing() throws {
+        let daemon = try DaemonProcess()
+        let client = try Client(daemon)
+        try client.add([task("survivor", runAt: nowMicros() + 3_600_000_000)])
+        #expect(Glibc.kill(pid_t(daemon.pid), SIGHUP) == 0)
+        let deadline = monotonic() + 10
+        while !daemon.log().contains("SIGHUP received") && monotonic() < deadline { pause(0.02) }
+        #expect(daemon.log().contains("SIGHUP received"), "log:\n\(daemon.log())")
+        #expect(try client.call(.ping).type == .pong)
+        #expect(try client.fetch(["survivor"]).count == 1)
+        #expect(try daemon.stop() == 0)
+    }
+
     @Test func staleSocketFileIsReplaced() throws {
         let daemon = try DaemonProcess()
         // A crash leaves the socket file behind.
