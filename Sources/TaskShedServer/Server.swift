@@ -27,7 +27,7 @@ public final class Server {
     /// Server software name announced in `HELLO_OK`.
     public static let serverName = "taskshedd"
     /// Server software version announced in `HELLO_OK` and `STATS`.
-    public static let serverVersion = "0.1.0"
+    public static let serverVersion = TaskShedVersion.current
 
     let configuration: Configuration
     let logger: Logger

@@ -24,7 +24,8 @@ struct TaskSheddCommand: ParsableCommand {
             may have a decimal part down to 1us (0.2s, 1.5m); a bare number is seconds. Sizes take KiB, MiB, GiB \
             (or K, M, G). \
             Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on invalid configuration.
-            """)
+            """,
+        version: TaskShedVersion.current)
 
     @Option(name: .customLong("socket"), help: ArgumentHelp(
         "Unix socket path to listen on (at most 107 bytes).", valueName: "path"))

@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import TaskShed
+import TaskShedProtocol
 import TaskShedTestSupport
 import Testing
 
@@ -53,6 +55,16 @@ struct CLIEndToEndTests {
         func file(_ name: String) -> String? {
             FileManager.default.contents(atPath: scratch + "/" + name).map { String(decoding: $0, as: UTF8.self) }
         }
+    }
+
+    @Test func theCLIAndTheDaemonItTalksToShareOneVersion() async throws {
+        let printed = try await CLIProcess.run(["--version"])
+        #expect(printed.status == 0)
+        #expect(printed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == TaskShedVersion.current)
+        #expect(TaskShedLibrary.version == TaskShedVersion.current)
+        let h = try Harness()
+        let stats = try await h.json("stats")
+        #expect(stats["server_version"] as? String == TaskShedVersion.current, "\(stats)")
     }
 
     @Test func pingAndStatsDescribeTheDaemon() async throws {

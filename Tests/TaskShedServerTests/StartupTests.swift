@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import TaskShedProtocol
 import TaskShedTestSupport
@@ -106,6 +107,16 @@ func readText(_ path: String) -> String {
             return
         }
         #expect(tasks.map(\.id) == ["kept"])
+        #expect(try daemon.stop() == 0)
+    }
+
+    @Test func theDaemonHasOneVersionInItsFlagAndItsHandshake() throws {
+        let printed = try runDaemonToExit(["--version"])
+        #expect(printed.code == 0)
+        #expect(printed.output.trimmingCharacters(in: .whitespacesAndNewlines) == TaskShedVersion.current)
+        let daemon = try DaemonProcess()
+        let connection = try RawConnection(path: daemon.socketPath)
+        #expect(try connection.handshake().serverVersion == TaskShedVersion.current)
         #expect(try daemon.stop() == 0)
     }
 

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TaskShedProtocol
 
 /// `taskshedctl`: the root command. The executable's `@main` calls `runMain()`.
 public struct TaskShedCtl: AsyncParsableCommand {
-    /// The CLI's version.
-    public static let version = "0.1.0"
+    /// The CLI's version: TaskShed's one version (`TaskShedVersion`).
+    public static let version = TaskShedVersion.current
 
     /// Names, help and subcommands.
     public static let configuration = CommandConfiguration(
