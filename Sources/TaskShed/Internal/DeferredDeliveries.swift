@@ -26,8 +26,11 @@ struct DeferredDelivery {
 ///
 /// - Important: Part of `ReaderState`: only the thread holding the reading turn touches it.
 struct DeferredDeliveries: ~Copyable {
-    /// Waiting deliveries, earliest due time first.
-    private(set) var entries: [DeferredDelivery] = []
+    /// Waiting deliveries from `head` on, earliest due time first. A moving head, not `removeFirst`: a burst of
+    /// tasks due at one instant can leave thousands waiting, and shifting the array at each start would make
+    /// starting them quadratic.
+    private var entries: [DeferredDelivery] = []
+    private var head = 0
     /// The timer's descriptor, created on first use; -1 before, or when it cannot be created.
     private var timer: Int32 = -1
     /// Creating the timer failed once: wait with `ppoll`'s timeout.
@@ -36,26 +39,35 @@ struct DeferredDeliveries: ~Copyable {
     private var armedNanos: Int64 = 0
 
     /// Whether nothing waits.
-    var isEmpty: Bool { entries.isEmpty }
+    var isEmpty: Bool { head == entries.count }
 
     /// The earliest waiting delivery.
-    var first: DeferredDelivery? { entries.first }
+    var first: DeferredDelivery? { isEmpty ? nil : entries[head] }
 
     /// Adds a delivery, keeping due-time order (deliveries usually arrive in that order: appended).
     mutating func add(_ delivery: DeferredDelivery) {
         var index = entries.count
-        while index > 0 && entries[index - 1].startNanos > delivery.startNanos { index -= 1 }
+        while index > head && entries[index - 1].startNanos > delivery.startNanos { index -= 1 }
         entries.insert(delivery, at: index)
     }
 
-    /// Removes and returns the earliest delivery.
+    /// Removes and returns the earliest delivery; the queue must not be empty.
     mutating func removeFirst() -> DeferredDelivery {
-        entries.removeFirst()
+        let delivery = entries[head]
+        head += 1
+        if head == entries.count {
+            entries.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64 && head * 2 >= entries.count {
+            entries.removeSubrange(..<head)
+            head = 0
+        }
+        return delivery
     }
 
     /// Removes the delivery of this lease (a `REVOKE`): whether it was waiting.
     mutating func revoke(_ lease: LeaseRef) -> Bool {
-        guard let index = entries.firstIndex(where: { $0.task.id == lease.id && $0.task.attempt == lease.attempt })
+        guard let index = entries[head...].firstIndex(where: { $0.task.id == lease.id && $0.task.attempt == lease.attempt })
         else { return false }
         entries.remove(at: index)
         return true
@@ -64,7 +76,7 @@ struct DeferredDeliveries: ~Copyable {
     /// Waits until `socket` is readable or the earliest delivery is due (or a signal or clock step interrupts).
     /// - Returns: Whether the socket is readable (or in error: the next `read` says which).
     mutating func wait(socket: Int32) -> Bool {
-        guard let first = entries.first else { return true }
+        guard let first else { return true }
         var fds = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
         var timeoutMillis: Int32 = -1
         if arm(first.startNanos) {
@@ -89,6 +101,7 @@ struct DeferredDeliveries: ~Copyable {
         if timer >= 0 { Glibc.close(timer) }
         timer = -1
         entries.removeAll()
+        head = 0
     }
 
     /// Arms the timer for `nanos` unless it already is: whether the timer can be waited on.

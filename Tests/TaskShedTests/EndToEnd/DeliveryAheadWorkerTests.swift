@@ -110,6 +110,28 @@ struct DeliveryAheadWorkerTests {
         await other.shutdown()
     }
 
+    @Test func aBurstSentAheadForOneInstantRunsEveryTaskOnceAndNoneEarly() async throws {
+        let daemon = try DaemonProcess(arguments: ["--dispatch-lead", "1s"])
+        let scheduler = Scheduler(socketPath: daemon.socketPath)
+        let early = Mutex(0)
+        let runs = RunLog()
+        let worker = try EventDrivenWorker(
+            callbackMap: ["burst": { task in
+                if Self.nowMicros() < Self.micros(task.runAt) - 1 { early.withLock { $0 += 1 } }
+                runs.record(task)
+            }],
+            socketPath: daemon.socketPath, concurrency: 3_000, deliveryAhead: .seconds(1))
+        try await worker.start()
+        let due = Date().addingTimeInterval(2)
+        let tasks = (0..<2_000).map { ScheduledTask(callback: "burst", runAt: due, id: "b\($0)") }
+        _ = try await scheduler.addTasks(tasks)
+        #expect(await eventually(timeout: .seconds(60)) { runs.count >= tasks.count })
+        #expect(Set(runs.all.map(\.id)).count == tasks.count)
+        #expect(runs.count == tasks.count, "a task ran twice")
+        #expect(early.withLock { $0 } == 0, "tasks started before their due time")
+        await worker.shutdown()
+    }
+
     @Test func aLeadOutsideZeroToOneSecondIsRefused() throws {
         for lead in [Duration.milliseconds(-1), .milliseconds(1001)] {
             #expect(throws: TaskShedError.self) {
