@@ -20,6 +20,8 @@ import Testing
         "/usr/lib/sysusers.d/taskshed.conf": 0o644,
         "/usr/lib/tmpfiles.d/taskshed.conf": 0o644,
         "/usr/share/doc/taskshed/examples/taskshedd-postgresql.conf": 0o644,
+        // PREFIX=/usr keeps its configuration in /etc, not /usr/etc.
+        "/etc/taskshed/taskshedd.toml": 0o644,
         "/usr/share/bash-completion/completions/taskshedctl": 0o644,
         "/usr/share/zsh/vendor-completions/_taskshedctl": 0o644,
         "/usr/share/fish/vendor_completions.d/taskshedctl.fish": 0o644,
@@ -41,10 +43,14 @@ import Testing
         }
         #expect(found == Self.expectedFiles)
 
-        // The unit starts the installed binary, not the /usr/local one the repository's unit names.
+        // The unit starts the installed binary, not the /usr/local one the repository's unit names, with the
+        // installed config file.
         let service = TextFile.read(staging.root + "/usr/lib/systemd/system/taskshedd.service") ?? ""
-        #expect(service.contains("\nExecStart=/usr/bin/taskshedd --socket"), "\(service)")
+        #expect(service.contains("\nExecStart=/usr/bin/taskshedd --config /etc/taskshed/taskshedd.toml\n"),
+                "\(service)")
         #expect(!service.contains("/usr/local/"))
+        let config = TextFile.read(staging.root + "/etc/taskshed/taskshedd.toml") ?? ""
+        #expect(config.contains("\nsocket = \"/run/taskshed/taskshedd.sock\"\n"), "\(config)")
 
         let help = try Self.run(staging.root + "/usr/bin/taskshedctl", ["--help"], in: staging.directory)
         #expect(help.status == 0 && help.output.contains("USAGE: taskshedctl"), "\(help.output)")
