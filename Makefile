@@ -139,7 +139,9 @@ install: $(filter-out $(wildcard $(INSTALL_INPUTS)),$(INSTALL_INPUTS))
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml ]; then \
 		echo "keeping $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml (the example is systemd/taskshedd.toml)"; \
 	else \
-		set -x; install -D -m 0644 systemd/taskshedd.toml $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml; \
+		tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+		sed 's|$(UNIT_CONFIG)|$(SYSCONFDIR)/taskshed/taskshedd.toml|g' systemd/taskshedd.toml > "$$tmp" && \
+		set -x && install -D -m 0644 "$$tmp" $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml; \
 	fi
 	install -D -m 0644 systemd/taskshed.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/taskshed.conf
 	install -D -m 0644 systemd/taskshed.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/taskshed.conf

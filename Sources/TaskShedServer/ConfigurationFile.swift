@@ -244,7 +244,9 @@ public struct ConfigurationFile: Sendable {
                 name = rest.prefix { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
                 rest = rest.dropFirst(name.count)
             }
-            guard !name.isEmpty, rest.drop(while: { $0 == " " || $0 == "\t" }).first == "=" else { continue }
+            // `a.b = 1` (a dotted key) makes a table `a`: blamed on its line too.
+            let next = rest.drop(while: { $0 == " " || $0 == "\t" }).first
+            guard !name.isEmpty, next == "=" || next == "." else { continue }
             if result[String(name)] == nil { result[String(name)] = (index + 1, indent.count + 1) }
         }
         return result

@@ -59,6 +59,12 @@ import Testing
         let bash = TextFile.read(staging.root + "/usr/share/bash-completion/completions/taskshedctl") ?? ""
         #expect(bash.contains("complete ") && bash.contains("taskshedctl"))
 
+        // A second install keeps the operator's config.
+        try "socket = \"/srv/edited.sock\"\n".write(toFile: staging.root + "/etc/taskshed/taskshedd.toml",
+                                                      atomically: false, encoding: .utf8)
+        try staging.make("install")
+        #expect(TextFile.read(staging.root + "/etc/taskshed/taskshedd.toml") == "socket = \"/srv/edited.sock\"\n")
+
         try staging.make("uninstall")
         #expect(try Self.files(under: staging.root) == [])
     }

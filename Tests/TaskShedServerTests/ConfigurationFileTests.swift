@@ -44,7 +44,7 @@ import Testing
         #expect(file.arguments(overriddenBy: ["--lease-timeout", "1s", "--sync", "--allow-uid=carol",
                                               "--datastore-file", "/etc/ds"])
                 == ["--socket=/run/x.sock"])
-        // Values are not options: "--sync" after "--" or as a value's text does not replace anything.
+        // A value is not an option: "--sync" inside another option's value replaces nothing.
         #expect(file.arguments(overriddenBy: ["--socket-group=--sync"]).contains("--no-sync"))
     }
 
@@ -62,6 +62,7 @@ import Testing
          "t.toml:1:1: allow-uid: expected an array of strings such as [\"alice\", \"1001\"], found a string"),
         ("max-batch = -1\n", "t.toml:1:1: max-batch: -1 is out of range (0...4294967295)"),
         ("socket = \"/s\"\n[server]\nsocket = \"/t\"\n", "t.toml:2:1: [server]: the file has no tables; every key is at the top"),
+        ("\nserver.socket = \"/t\"\n", "t.toml:2:1: [server]: the file has no tables; every key is at the top"),
         ("config = \"/etc/other.toml\"\n", "t.toml:1:1: config: a config file cannot name another one"),
         // TOML syntax errors, where TOMLKit puts them.
         ("socket = \"/s\"\nlease-timeout = \"3s\n",
