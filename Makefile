@@ -5,6 +5,9 @@
 #   make install DESTDIR=/tmp/root PREFIX=/usr    staged install, as any user (what a package build does)
 #   sudo make uninstall       removes exactly the files install put (same PREFIX/DESTDIR as the install)
 #
+# The config file goes to SYSCONFDIR/taskshed/taskshedd.toml: /etc for PREFIX=/usr, else PREFIX/etc
+# (/usr/local/etc by default); the installed unit's --config names that path.
+#
 # The man pages come from the argument parser's own definitions (swift-argument-parser's generate-manual tool,
 # the one its GenerateManual plugin runs), with the sections it cannot know appended from docs/man/*.extra.
 # The completion scripts come from `taskshedctl --generate-completion-script`. Both are written to GEN_DIR.
@@ -16,6 +19,9 @@ DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/taskshed
+# The GNU convention: configuration in $(PREFIX)/etc (/usr/local/etc), except that a system package
+# (PREFIX=/usr) keeps it in /etc.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 # systemd looks for vendor units, sysusers.d and tmpfiles.d snippets under both /usr/lib and /usr/local/lib.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
@@ -38,8 +44,9 @@ GENERATE_MANUAL = $(TOOLS_DIR)/debug/generate-manual
 # The date printed in the man pages: the last commit's, so that a rebuild of the same source gives the same file.
 MAN_DATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
 
-# The path the units in systemd/ name; install replaces it with $(BINDIR)/taskshedd.
+# The paths the units in systemd/ name; install replaces them with $(BINDIR)/taskshedd and the installed config.
 UNIT_BINARY = /usr/local/bin/taskshedd
+UNIT_CONFIG = /etc/taskshed/taskshedd.toml
 
 MAN_PAGES = $(GEN_DIR)/man/taskshedd.8 $(GEN_DIR)/man/taskshedctl.1
 COMPLETIONS = $(GEN_DIR)/completions/taskshedctl.bash $(GEN_DIR)/completions/_taskshedctl \
@@ -56,6 +63,7 @@ INSTALLED_FILES = \
 	$(SYSUSERSDIR)/taskshed.conf \
 	$(TMPFILESDIR)/taskshed.conf \
 	$(DOCDIR)/examples/taskshedd-postgresql.conf \
+	$(SYSCONFDIR)/taskshed/taskshedd.toml \
 	$(BASHCOMPLETIONDIR)/taskshedctl \
 	$(ZSHCOMPLETIONDIR)/_taskshedctl \
 	$(FISHCOMPLETIONDIR)/taskshedctl.fish
@@ -120,12 +128,21 @@ install: $(filter-out $(wildcard $(INSTALL_INPUTS)),$(INSTALL_INPUTS))
 	install -D -m 0644 $(GEN_DIR)/man/taskshedctl.1 $(DESTDIR)$(MANDIR)/man1/taskshedctl.1
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	for f in taskshedd.service taskshedd.socket taskshedd-postgresql.conf; do \
-		sed 's|$(UNIT_BINARY)|$(BINDIR)/taskshedd|g' systemd/$$f > "$$tmp/$$f"; \
+		sed -e 's|$(UNIT_BINARY)|$(BINDIR)/taskshedd|g' -e 's|$(UNIT_CONFIG)|$(SYSCONFDIR)/taskshed/taskshedd.toml|g' \
+			systemd/$$f > "$$tmp/$$f"; \
 	done; \
 	set -x; \
 	install -D -m 0644 "$$tmp/taskshedd.service" $(DESTDIR)$(UNITDIR)/taskshedd.service; \
 	install -D -m 0644 "$$tmp/taskshedd.socket" $(DESTDIR)$(UNITDIR)/taskshedd.socket; \
 	install -D -m 0644 "$$tmp/taskshedd-postgresql.conf" $(DESTDIR)$(DOCDIR)/examples/taskshedd-postgresql.conf
+	@# The config is the operator's once installed: an existing one (edited, perhaps) is kept.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml (the example is systemd/taskshedd.toml)"; \
+	else \
+		tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+		sed 's|$(UNIT_CONFIG)|$(SYSCONFDIR)/taskshed/taskshedd.toml|g' systemd/taskshedd.toml > "$$tmp" && \
+		set -x && install -D -m 0644 "$$tmp" $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml; \
+	fi
 	install -D -m 0644 systemd/taskshed.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/taskshed.conf
 	install -D -m 0644 systemd/taskshed.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/taskshed.conf
 	install -D -m 0644 $(GEN_DIR)/completions/taskshedctl.bash $(DESTDIR)$(BASHCOMPLETIONDIR)/taskshedctl
@@ -133,10 +150,12 @@ install: $(filter-out $(wildcard $(INSTALL_INPUTS)),$(INSTALL_INPUTS))
 	install -D -m 0644 $(GEN_DIR)/completions/taskshedctl.fish $(DESTDIR)$(FISHCOMPLETIONDIR)/taskshedctl.fish
 
 # Directories stay (bin, man1, systemd/system... are shared with other packages), except TaskShed's own doc
-# directory, removed when empty.
+# and config directories, removed when empty. The config file goes too, edited or not: uninstall removes
+# exactly what install put (save an edited one first).
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
-	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR); do rmdir "$$d" 2>/dev/null || true; done
+	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/taskshed; do \
+		rmdir "$$d" 2>/dev/null || true; done
 
 print-installed-files:
 	@printf '%s\n' $(INSTALLED_FILES)

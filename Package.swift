@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C libraries, found through pkg-config; apt names the Debian packages that provide them.
@@ -140,6 +141,8 @@ let package = Package(
             dependencies: [
                 "TaskShedEventLoop", "TaskShedStore", "TaskShedPostgres", "TaskShedProtocol",
                 .product(name: "Logging", package: "swift-log"),
+                // The config file (ConfigurationFile.swift) is TOML.
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         // The daemon executable: flags -> Configuration, logging set-up, Server.run().

@@ -27,6 +27,11 @@ struct TaskSheddCommand: ParsableCommand {
             """,
         version: TaskShedVersion.current)
 
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "Read settings from this TOML file: each key is a flag's long name without --, and flags given here "
+            + "override it (README, \"Config file\"). No file is read without it.", valueName: "path"))
+    var config: String?
+
     @Option(name: .customLong("socket"), help: ArgumentHelp(
         "Unix socket path to listen on (at most 107 bytes).", valueName: "path"))
     var socket: String?
@@ -141,15 +146,15 @@ struct TaskSheddCommand: ParsableCommand {
             + "largest is disconnected with OVERLOADED. At least one maximum frame.", valueName: "size"))
     var maxInputBytes: String = "512MiB"
 
-    @Flag(name: .customLong("no-sync"), help: ArgumentHelp(
-        "Do not fsync commits: faster, but a power failure or kernel crash may lose acknowledged changes or "
+    @Flag(name: .customLong("sync"), inversion: .prefixedNo, help: ArgumentHelp(
+        "Fsync commits (the default). --no-sync does not: faster, but a power failure or kernel crash may lose acknowledged changes or "
             + "corrupt the store (a daemon crash loses nothing)."))
-    var noSync = false
+    var sync = true
 
-    @Flag(name: .customLong("no-write-map"), help: ArgumentHelp(
-        "Write the store with pwrite instead of through a writable map: slower, but better for a store much "
+    @Flag(name: .customLong("write-map"), inversion: .prefixedNo, help: ArgumentHelp(
+        "Write the store through a writable map (the default). --no-write-map writes it with pwrite instead of through a writable map: slower, but better for a store much "
             + "larger than memory, and the data file is not sized and allocated to the whole map."))
-    var noWriteMap = false
+    var writeMap = true
 
     @Option(name: .customLong("map-size-max"), help: ArgumentHelp(
         "Largest size the store may grow to; past it, less a reserve for finishing and removing tasks, "
@@ -168,24 +173,44 @@ struct TaskSheddCommand: ParsableCommand {
         valueName: "duration"))
     var dispatchLead: String = "50ms"
 
-    @Flag(name: .customLong("no-socket-activation"), help: ArgumentHelp(
-        "Ignore a socket passed by systemd (LISTEN_FDS) and bind --socket instead."))
-    var noSocketActivation = false
+    @Flag(name: .customLong("socket-activation"), inversion: .prefixedNo, help: ArgumentHelp(
+        "Serve a socket passed by systemd (LISTEN_FDS) if there is one (the default). --no-socket-activation "
+            + "ignores it and binds --socket instead."))
+    var socketActivation = true
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
         "Least severe events logged: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
 
     /// Parses, and prints a bad flag as one line (argument-parser would add the whole usage text).
+    ///
+    /// With `--config`, the command line is parsed alone first (for `--help`, bad flags and the file's path), then
+    /// again after the file's settings turned into arguments (`ConfigurationFile.arguments(overriddenBy:)`), so
+    /// that a key goes through exactly the parsing and checks of its flag.
     static func main() {
+        let commandLine = Array(CommandLine.arguments.dropFirst())
         do {
-            var parsed = try parseAsRoot()
+            var parsed = try parseAsRoot(commandLine)
             guard let command = parsed as? TaskSheddCommand else {
                 // `--help` parses as argument-parser's help command; running it throws the help text.
                 try parsed.run()
                 Glibc.exit(0)
             }
-            Glibc.exit(command.start())
+            guard let path = command.config else { Glibc.exit(command.start(file: nil, commandLine: commandLine)) }
+            let file: ConfigurationFile
+            do throws(ConfigurationFileError) {
+                file = try ConfigurationFile.load(path: path)
+            } catch {
+                failConfiguration(error.description)
+            }
+            let merged: TaskSheddCommand
+            do {
+                merged = try parse(file.arguments(overriddenBy: commandLine) + commandLine)
+            } catch {
+                // The command line parsed alone and the file's types were checked: what is left is the file's.
+                failConfiguration("\(path): \(message(for: error))")
+            }
+            Glibc.exit(merged.start(file: file, commandLine: commandLine))
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -264,9 +289,9 @@ struct TaskSheddCommand: ParsableCommand {
         let input = try size(maxInputBytes, "--max-input-bytes")
         configuration.maxInputBytes = Int(min(input, UInt64(Int.max)))
         configuration.mapSizeMaxBytes = try size(mapSizeMax, "--map-size-max")
-        configuration.sync = !noSync
-        configuration.writeMap = !noWriteMap
-        configuration.socketActivation = !noSocketActivation
+        configuration.sync = sync
+        configuration.writeMap = writeMap
+        configuration.socketActivation = socketActivation
         guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
             throw ConfigurationError(option: "--log-level",
                                      message: "'\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
@@ -293,13 +318,16 @@ struct TaskSheddCommand: ParsableCommand {
     }
 
     /// Runs the daemon; returns the process exit status.
-    func start() -> Int32 {
+    /// - Parameters:
+    ///   - file: The config file the flags were merged with, to name its line in an error about one of its keys.
+    ///   - commandLine: The command-line arguments, to tell which options the file set.
+    func start(file: ConfigurationFile?, commandLine: [String]) -> Int32 {
         let environment = currentEnvironment()
         let (configuration, level): (Configuration, Logger.Level)
         do {
             (configuration, level) = try makeConfiguration(environment: environment)
         } catch {
-            Self.failConfiguration(error.description)
+            Self.failConfiguration(file?.locate(error, commandLine: commandLine)?.description ?? error.description)
         }
         let journal = StderrLogHandler.runsUnderSystemd(environment: environment)
         LoggingSystem.bootstrap { label in

@@ -20,6 +20,8 @@ import Testing
         "/usr/lib/sysusers.d/taskshed.conf": 0o644,
         "/usr/lib/tmpfiles.d/taskshed.conf": 0o644,
         "/usr/share/doc/taskshed/examples/taskshedd-postgresql.conf": 0o644,
+        // PREFIX=/usr keeps its configuration in /etc, not /usr/etc.
+        "/etc/taskshed/taskshedd.toml": 0o644,
         "/usr/share/bash-completion/completions/taskshedctl": 0o644,
         "/usr/share/zsh/vendor-completions/_taskshedctl": 0o644,
         "/usr/share/fish/vendor_completions.d/taskshedctl.fish": 0o644,
@@ -41,10 +43,14 @@ import Testing
         }
         #expect(found == Self.expectedFiles)
 
-        // The unit starts the installed binary, not the /usr/local one the repository's unit names.
+        // The unit starts the installed binary, not the /usr/local one the repository's unit names, with the
+        // installed config file.
         let service = TextFile.read(staging.root + "/usr/lib/systemd/system/taskshedd.service") ?? ""
-        #expect(service.contains("\nExecStart=/usr/bin/taskshedd --socket"), "\(service)")
+        #expect(service.contains("\nExecStart=/usr/bin/taskshedd --config /etc/taskshed/taskshedd.toml\n"),
+                "\(service)")
         #expect(!service.contains("/usr/local/"))
+        let config = TextFile.read(staging.root + "/etc/taskshed/taskshedd.toml") ?? ""
+        #expect(config.contains("\nsocket = \"/run/taskshed/taskshedd.sock\"\n"), "\(config)")
 
         let help = try Self.run(staging.root + "/usr/bin/taskshedctl", ["--help"], in: staging.directory)
         #expect(help.status == 0 && help.output.contains("USAGE: taskshedctl"), "\(help.output)")
@@ -52,6 +58,12 @@ import Testing
         #expect(daemonHelp.status == 0 && daemonHelp.output.contains("--socket"), "\(daemonHelp.output)")
         let bash = TextFile.read(staging.root + "/usr/share/bash-completion/completions/taskshedctl") ?? ""
         #expect(bash.contains("complete ") && bash.contains("taskshedctl"))
+
+        // A second install keeps the operator's config.
+        try "socket = \"/srv/edited.sock\"\n".write(toFile: staging.root + "/etc/taskshed/taskshedd.toml",
+                                                      atomically: false, encoding: .utf8)
+        try staging.make("install")
+        #expect(TextFile.read(staging.root + "/etc/taskshed/taskshedd.toml") == "socket = \"/srv/edited.sock\"\n")
 
         try staging.make("uninstall")
         #expect(try Self.files(under: staging.root) == [])
