@@ -90,7 +90,7 @@ public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible, Exp
 ///
 /// Build one from a literal (`["name": "Ada", "count": 3]`), from any `Encodable` value whose JSON is an
 /// object (`try Kwargs(encoding: Greeting(name: "Ada"))`), or from JSON text; read it back with
-/// `decode(_:)` or as `JSONValue`s. Equality compares the JSON text byte for byte.
+/// `decode(_:)` or as ``JSONValue``s. Equality compares the JSON text byte for byte.
 public struct Kwargs: Sendable, Hashable, CustomStringConvertible, ExpressibleByDictionaryLiteral {
     /// The UTF-8 bytes of the JSON object (`{}` when empty).
     public private(set) var jsonBytes: [UInt8]
@@ -124,7 +124,7 @@ public struct Kwargs: Sendable, Hashable, CustomStringConvertible, ExpressibleBy
     /// - Parameters:
     ///   - value: The value.
     ///   - encoder: The encoder to use (for date or key strategies).
-    /// - Throws: `TaskShedError` `.kwargsCoding` when `value` fails to encode or does not encode as an object.
+    /// - Throws: ``TaskShedError`` `.kwargsCoding` when `value` fails to encode or does not encode as an object.
     public init(encoding value: some Encodable, encoder: JSONEncoder = JSONEncoder()) throws(TaskShedError) {
         let data: Data
         do {
@@ -137,14 +137,14 @@ public struct Kwargs: Sendable, Hashable, CustomStringConvertible, ExpressibleBy
 
     /// Kwargs from JSON text.
     /// - Parameter json: The text of a JSON object.
-    /// - Throws: `TaskShedError` `.kwargsCoding` when the text is not a JSON object.
+    /// - Throws: ``TaskShedError`` `.kwargsCoding` when the text is not a JSON object.
     public init(json: String) throws(TaskShedError) {
         try self.init(jsonBytes: Array(json.utf8))
     }
 
     /// Kwargs from the UTF-8 bytes of a JSON object.
     /// - Parameter jsonBytes: The bytes.
-    /// - Throws: `TaskShedError` `.kwargsCoding` when the bytes are not a JSON object.
+    /// - Throws: ``TaskShedError`` `.kwargsCoding` when the bytes are not a JSON object.
     public init(jsonBytes: [UInt8]) throws(TaskShedError) {
         let value: JSONValue
         do {
@@ -169,7 +169,7 @@ public struct Kwargs: Sendable, Hashable, CustomStringConvertible, ExpressibleBy
     ///   - type: The type to decode.
     ///   - decoder: The decoder to use (for date or key strategies).
     /// - Returns: The decoded value.
-    /// - Throws: `TaskShedError` `.kwargsCoding` naming the type and the decoding failure.
+    /// - Throws: ``TaskShedError`` `.kwargsCoding` naming the type and the decoding failure.
     public func decode<T: Decodable>(_ type: T.Type = T.self, decoder: JSONDecoder = JSONDecoder())
         throws(TaskShedError) -> T
     {

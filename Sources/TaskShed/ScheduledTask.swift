@@ -39,7 +39,7 @@ public enum TaskSchedule: Sendable, Hashable, CustomStringConvertible {
 
 /// A task: what the scheduler adds, and what fetch, list and the workers return (the original's `Task`).
 ///
-/// Build one to pass to `Scheduler.addTasks(_:replaceExisting:)`; the fields below "Delivery state" are filled
+/// Build one to pass to ``Scheduler/addTasks(_:replaceExisting:)``; the fields below "Delivery state" are filled
 /// in by the daemon and ignored when adding.
 ///
 /// ```swift
@@ -164,7 +164,7 @@ public struct ScheduledTask: Sendable, Hashable, Identifiable {
     ///   - type: The type to decode.
     ///   - decoder: The decoder to use.
     /// - Returns: The decoded value.
-    /// - Throws: `TaskShedError` `.kwargsCoding`.
+    /// - Throws: ``TaskShedError`` `.kwargsCoding`.
     public func decodeKwargs<T: Decodable>(as type: T.Type = T.self, decoder: JSONDecoder = JSONDecoder())
         throws(TaskShedError) -> T
     {

@@ -51,7 +51,7 @@ public final class Scheduler: Sendable {
     }
 
     /// Connects now (and performs the handshake) instead of on the first call.
-    /// - Throws: `TaskShedError` `.connectionFailed`, or the daemon's handshake error.
+    /// - Throws: ``TaskShedError`` `.connectionFailed`, or the daemon's handshake error.
     public func start() async throws {
         _ = try await connection.get()
     }
@@ -71,14 +71,14 @@ public final class Scheduler: Sendable {
     ///   - kwargs: Keyword arguments, a JSON object (`["to": "ada@example.com"]`, or
     ///     `try Kwargs(encoding: value)`).
     ///   - schedule: `.once` (default) or `.every(interval)`.
-    ///   - id: The task id (default: `ScheduledTask.randomID(runAt:)`, a UUIDv7 of `runAt` in hex).
+    ///   - id: The task id (default: ``ScheduledTask/randomID(runAt:)``, a UUIDv7 of `runAt` in hex).
     ///   - group: A group for bulk operations.
     ///   - paused: Create it paused.
     ///   - coalesce: Recurring only: catch up with one run (default) or one run per missed interval.
     ///   - maxAttempts: Deliveries before a failing one-off task is dead-lettered (`nil`: the daemon's default).
     ///   - replaceExisting: Replace a task with the same id (default), or leave it unchanged.
     /// - Returns: The id and whether the task was inserted, replaced or kept.
-    /// - Throws: `TaskShedError`: `.invalidArgument` with the field at fault ("tasks[0].callback",
+    /// - Throws: ``TaskShedError``: `.invalidArgument` with the field at fault ("tasks[0].callback",
     ///   "tasks[0].schedule", "tasks[0].kwargs"…) when the daemon rejects a value; `.invalidUsage` for values that
     ///   cannot be sent; connection errors; `CancellationError`.
     @discardableResult
@@ -112,7 +112,7 @@ public final class Scheduler: Sendable {
     ///     default).
     ///   - replaceExisting: Replace tasks whose id exists (default), or leave them unchanged (outcome `.kept`).
     /// - Returns: One result per task, in order.
-    /// - Throws: `TaskShedError`: `.invalidUsage` when the batch exceeds the daemon's limit (split it yourself
+    /// - Throws: ``TaskShedError``: `.invalidUsage` when the batch exceeds the daemon's limit (split it yourself
     ///   if atomicity does not matter); `.invalidArgument` naming the first bad field ("tasks[3].schedule");
     ///   connection errors; `CancellationError`.
     @discardableResult
@@ -138,7 +138,7 @@ public final class Scheduler: Sendable {
     ///   - ids: Task ids; unknown ids are skipped; an empty list does nothing (and sends nothing).
     ///   - group: A group name.
     /// - Returns: The tasks found: in the order of `ids` (each once), or a group's by run time, then id.
-    /// - Throws: `TaskShedError` `.invalidUsage` when neither or both of `ids` and `group` are given (nothing is
+    /// - Throws: ``TaskShedError`` `.invalidUsage` when neither or both of `ids` and `group` are given (nothing is
     ///   sent); `.invalidArgument` for a group of more tasks than the daemon's batch limit (list it with a
     ///   group filter instead); daemon and connection errors; `CancellationError`.
     public func fetchTasks(ids: [String]? = nil, group: String? = nil) async throws -> [ScheduledTask] {
@@ -191,7 +191,7 @@ public final class Scheduler: Sendable {
     /// Reschedules tasks, all or nothing.
     /// - Parameter updates: Each task's id and new next execution time.
     /// - Returns: How many tasks were rescheduled.
-    /// - Throws: `TaskShedError` `.taskNotFound` naming the field of the first unknown id (nothing is changed;
+    /// - Throws: ``TaskShedError`` `.taskNotFound` naming the field of the first unknown id (nothing is changed;
     ///   the original's `TaskNotFoundError`); daemon and connection errors; `CancellationError`.
     @discardableResult
     public func updateExecutionTimes(_ updates: [(id: String, runAt: Date)]) async throws -> Int {
@@ -212,7 +212,7 @@ public final class Scheduler: Sendable {
     ///   - limit: Most tasks in the page (1 up to the daemon's batch limit).
     ///   - cursor: The previous page's `nextCursor`, or `nil` for the first page.
     /// - Returns: The page and the next page's cursor.
-    /// - Throws: `TaskShedError` `.invalidUsage` for a limit below 1; `.invalidArgument` for a limit above the
+    /// - Throws: ``TaskShedError`` `.invalidUsage` for a limit below 1; `.invalidArgument` for a limit above the
     ///   daemon's maximum or a bad cursor; connection errors; `CancellationError`.
     public func listTasks(filter: TaskListFilter = TaskListFilter(), limit: Int = 1000, cursor: TaskListCursor? = nil)
         async throws -> TaskListPage
@@ -367,7 +367,8 @@ extension DeadLetterSelection {
     }
 }
 
-/// Every task matching a filter, fetched from the daemon one page at a time (see `Scheduler.allTasks`).
+/// Every task matching a filter, fetched from the daemon one page at a time (see
+/// ``Scheduler/allTasks(filter:pageSize:)``).
 public struct TaskListSequence: AsyncSequence, Sendable {
     /// A task.
     public typealias Element = ScheduledTask
@@ -400,7 +401,7 @@ public struct TaskListSequence: AsyncSequence, Sendable {
 
         /// The next task, or `nil` after the last one.
         /// - Returns: The task.
-        /// - Throws: What `Scheduler.listTasks` throws.
+        /// - Throws: What ``Scheduler/listTasks(filter:limit:cursor:)`` throws.
         public mutating func next() async throws -> ScheduledTask? {
             while index == buffer.count {
                 if exhausted { return nil }

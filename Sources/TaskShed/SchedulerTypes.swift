@@ -28,7 +28,7 @@ public enum DeadLetterSelection: Sendable, Hashable {
     case all
 }
 
-/// Filters for `Scheduler.listTasks`; every filter that is set must match.
+/// Filters for ``Scheduler/listTasks(filter:limit:cursor:)``; every filter that is set must match.
 public struct TaskListFilter: Sendable, Hashable {
     /// Only this group.
     public var group: String?
@@ -66,7 +66,7 @@ public struct TaskListFilter: Sendable, Hashable {
     }
 }
 
-/// An opaque position in a task listing, from `TaskListPage.nextCursor`.
+/// An opaque position in a task listing, from ``TaskListPage/nextCursor``.
 public struct TaskListCursor: Sendable, Hashable {
     /// The daemon's cursor bytes.
     public var bytes: [UInt8]
@@ -105,7 +105,7 @@ public struct PingReply: Sendable, Hashable {
     public var roundTrip: Duration
 }
 
-/// The daemon's and the store's state, as returned by `Scheduler.stats()`.
+/// The daemon's and the store's state, as returned by ``Scheduler/stats()``.
 public struct DaemonStats: Sendable, Hashable {
     /// Figures for one callback name.
     public struct Callback: Sendable, Hashable {
@@ -196,7 +196,7 @@ public struct DaemonStats: Sendable, Hashable {
     }
 }
 
-/// A daemon serving the datastore, as returned by `Scheduler.daemons()`.
+/// A daemon serving the datastore, as returned by ``Scheduler/daemons()``.
 public struct DatastoreDaemon: Sendable, Hashable {
     /// Its name (`taskshedd --daemon-name`, default the host name).
     public var name: String

@@ -53,7 +53,7 @@ public struct TaskShedError: Error, Sendable, Hashable, CustomStringConvertible 
         return text + ": " + message
     }
 
-    /// A TaskShed error code: the daemon's protocol codes (0...0xFFFF, the same numbers as `ErrorCode`) and the
+    /// A TaskShed error code: the daemon's protocol codes (0...0xFFFF, the same numbers as ``ErrorCode``) and the
     /// client's own codes (from 0x1_0000).
     public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
         /// The number: a protocol code, or a client code from 0x1_0000.
@@ -97,21 +97,24 @@ public struct TaskShedError: Error, Sendable, Hashable, CustomStringConvertible 
         /// The worker or scheduler was shut down.
         public static let shutDown = Code(rawValue: 0x1_0007)
 
-        // MARK: Daemon codes (see `ErrorCode` and the error table in PROTOCOL.md)
+        // MARK: Daemon codes (the same numbers as `ErrorCode`; the error table in PROTOCOL.md is normative)
 
-        /// See `ErrorCode.malformedFrame`.
+        /// The frame header could not be trusted (bad length, nonzero reserved flags); the daemon closed the
+        /// connection.
         public static let malformedFrame = Code(.malformedFrame)
-        /// See `ErrorCode.frameTooLarge`.
+        /// A frame's length prefix exceeded the daemon's maximum frame size (`--max-frame-bytes`); the daemon closed
+        /// the connection.
         public static let frameTooLarge = Code(.frameTooLarge)
-        /// See `ErrorCode.unsupportedVersion`.
+        /// No protocol version in common with the daemon (or a request newer than the daemon's version); the daemon
+        /// closes the connection after a failed handshake.
         public static let unsupportedVersion = Code(.unsupportedVersion)
-        /// See `ErrorCode.unknownMessageType`.
+        /// The daemon does not know the request's type (an older daemon); the connection stays usable.
         public static let unknownMessageType = Code(.unknownMessageType)
-        /// See `ErrorCode.malformedMessage`.
+        /// The request's payload did not decode as its type's layout; the connection stays usable.
         public static let malformedMessage = Code(.malformedMessage)
-        /// See `ErrorCode.handshakeRequired`.
+        /// A request other than HELLO came first; the daemon closed the connection.
         public static let handshakeRequired = Code(.handshakeRequired)
-        /// A field has a value the daemon does not accept; `TaskShedError.field` names it.
+        /// A field has a value the daemon does not accept; ``TaskShedError/field`` names it.
         public static let invalidArgument = Code(.invalidArgument)
         /// A named task does not exist (the original's `TaskNotFoundError`).
         public static let taskNotFound = Code(.taskNotFound)
@@ -119,25 +122,30 @@ public struct TaskShedError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let taskExists = Code(.taskExists)
         /// A lease is no longer held by this connection (it expired, or the task was replaced).
         public static let leaseLost = Code(.leaseLost)
-        /// See `ErrorCode.storeFull`.
+        /// The store reached its maximum size (`--map-size-max`). Retriable once tasks are removed.
         public static let storeFull = Code(.storeFull)
         /// The daemon does not allow this user or group.
         public static let permissionDenied = Code(.permissionDenied)
-        /// See `ErrorCode.tooManyConnections`.
+        /// The daemon is at its connection limit (`--max-connections`) and closed the connection. Retriable.
         public static let tooManyConnections = Code(.tooManyConnections)
         /// The daemon is stopping.
         public static let shuttingDown = Code(.shuttingDown)
-        /// See `ErrorCode.handshakeTimeout`.
+        /// No HELLO within the daemon's handshake deadline; the daemon closed the connection.
         public static let handshakeTimeout = Code(.handshakeTimeout)
-        /// See `ErrorCode.slowConsumer`.
+        /// The client read none of its queued replies for the daemon's stall timeout; the daemon closed the connection.
+        /// Retriable.
         public static let slowConsumer = Code(.slowConsumer)
-        /// See `ErrorCode.internalError`.
+        /// A failure inside the daemon (for example an I/O error from the store). Retriable.
         public static let internalError = Code(.internalError)
-        /// See `ErrorCode.overloaded`.
+        /// The daemon's memory for partly received frames was used up and this connection held the largest frame; the
+        /// daemon closed the connection. Retriable (send the frame again later).
         public static let overloaded = Code(.overloaded)
-        /// See `ErrorCode.frameTimeout`.
+        /// A frame began arriving and then stopped for the daemon's frame timeout; the daemon closed the connection.
+        /// Retriable.
         public static let frameTimeout = Code(.frameTimeout)
-        /// See `ErrorCode.storeUnavailable`.
+        /// The daemon cannot reach its datastore (a shared PostgreSQL database that is down, restarting or failing
+        /// over). Nothing was applied unless the message says a COMMIT got no answer. Retriable; the connection stays
+        /// open.
         public static let storeUnavailable = Code(.storeUnavailable)
 
         /// The name: the protocol's ("INVALID_ARGUMENT") or the client's ("CONNECTION_FAILED").
@@ -167,7 +175,7 @@ public struct TaskShedError: Error, Sendable, Hashable, CustomStringConvertible 
 }
 
 /// A delivered task names a callback that the worker's callback map does not contain (the original's
-/// `IncorrectCallbackNameError`).
+/// ``IncorrectCallbackNameError``).
 ///
 /// The worker logs it and reports the task as failed without retry, so a one-off task goes to the dead-letter
 /// list at once (where `retryDeadLetters` can bring it back after the callback is added).

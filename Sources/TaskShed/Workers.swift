@@ -8,7 +8,7 @@ import Logging
 public typealias TaskCallback = @Sendable (ScheduledTask) async throws -> Void
 
 /// A worker that the daemon pushes due tasks to as soon as they are due: the lowest latency (the original's
-/// `EventDrivenWorker`).
+/// ``EventDrivenWorker``).
 ///
 /// It subscribes for the names in its callback map with a concurrency limit; the daemon never leases it more
 /// than `concurrency` tasks at once. Unlike the original's, it needs no notification from the scheduler: the
@@ -23,7 +23,7 @@ public typealias TaskCallback = @Sendable (ScheduledTask) async throws -> Void
 ///
 /// For each task: the callback runs; success acknowledges it; a thrown error reports a failure with the
 /// error's description (retried, then dead-lettered); a name missing from the map logs
-/// `IncorrectCallbackNameError` and fails the task without retry; while a callback runs, the lease is extended
+/// ``IncorrectCallbackNameError`` and fails the task without retry; while a callback runs, the lease is extended
 /// each time a third of it has passed. Errors in callbacks never stop the worker. After the daemon restarts the
 /// worker reconnects with backoff and subscribes again.
 ///
@@ -55,7 +55,7 @@ public final class EventDrivenWorker: Sendable {
     ///   - clientName: Sent to the daemon for its logs.
     ///   - logger: Callback errors (with `taskshed.task.id` and `taskshed.callback` metadata) and connection
     ///     events.
-    /// - Throws: `TaskShedError` `.invalidUsage` for a concurrency below 1, a non-positive lease, a
+    /// - Throws: ``TaskShedError`` `.invalidUsage` for a concurrency below 1, a non-positive lease, a
     ///   `deliveryAhead` outside 0 … 1 s or an empty callback name.
     public init(
         callbackMap: [String: TaskCallback],
@@ -85,14 +85,14 @@ public final class EventDrivenWorker: Sendable {
     /// - Parameters:
     ///   - name: The callback name.
     ///   - callback: The closure.
-    /// - Throws: `TaskShedError` `.duplicateCallback` when the name is already in the map; `.invalidUsage` for
+    /// - Throws: ``TaskShedError`` `.duplicateCallback` when the name is already in the map; `.invalidUsage` for
     ///   an empty name.
     public func addCallback(_ name: String, _ callback: @escaping TaskCallback) async throws {
         try await engine.addCallback(name, callback)
     }
 
     /// Connects, subscribes, and starts running tasks in the background; returns once subscribed.
-    /// - Throws: `TaskShedError` `.connectionFailed` when the daemon cannot be reached (later connection losses
+    /// - Throws: ``TaskShedError`` `.connectionFailed` when the daemon cannot be reached (later connection losses
     ///   are handled by reconnecting), the daemon's handshake or subscribe error, or `.invalidUsage` when the
     ///   worker was already started.
     public func start() async throws {
@@ -118,7 +118,7 @@ public final class EventDrivenWorker: Sendable {
     }
 }
 
-/// A worker that claims due tasks at a fixed interval (the original's `PollingWorker`): simpler to run fully
+/// A worker that claims due tasks at a fixed interval (the original's ``PollingWorker``): simpler to run fully
 /// apart from the scheduler, with latency up to one polling interval.
 ///
 /// Every `pollingInterval` it claims up to its free capacity (`concurrency` minus what runs); when a claim
@@ -131,7 +131,7 @@ public final class EventDrivenWorker: Sendable {
 /// try await worker.run()
 /// ```
 ///
-/// Task handling, lease extension, reconnection and shutdown are as for `EventDrivenWorker`.
+/// Task handling, lease extension, reconnection and shutdown are as for ``EventDrivenWorker``.
 ///
 /// - Important: `Sendable`. Call `shutdown(timeout:)` before the process exits.
 public final class PollingWorker: Sendable {
@@ -150,7 +150,7 @@ public final class PollingWorker: Sendable {
     ///   - clientName: Sent to the daemon for its logs.
     ///   - logger: Callback errors (with `taskshed.task.id` and `taskshed.callback` metadata) and connection
     ///     events.
-    /// - Throws: `TaskShedError` `.invalidUsage` for a non-positive interval or lease, a concurrency below 1, or
+    /// - Throws: ``TaskShedError`` `.invalidUsage` for a non-positive interval or lease, a concurrency below 1, or
     ///   an empty callback name.
     public init(
         callbackMap: [String: TaskCallback],
@@ -179,7 +179,7 @@ public final class PollingWorker: Sendable {
     /// - Parameters:
     ///   - name: The callback name.
     ///   - callback: The closure.
-    /// - Throws: `TaskShedError` `.duplicateCallback` when the name is already in the map; `.invalidUsage` for
+    /// - Throws: ``TaskShedError`` `.duplicateCallback` when the name is already in the map; `.invalidUsage` for
     ///   an empty name.
     public func addCallback(_ name: String, _ callback: @escaping TaskCallback) async throws {
         try await engine.addCallback(name, callback)
@@ -187,7 +187,7 @@ public final class PollingWorker: Sendable {
 
     /// Connects and starts polling in the background (the first claim happens at once, so tasks that fell due
     /// while no worker ran are picked up immediately).
-    /// - Throws: `TaskShedError` `.connectionFailed` when the daemon cannot be reached, the daemon's handshake
+    /// - Throws: ``TaskShedError`` `.connectionFailed` when the daemon cannot be reached, the daemon's handshake
     ///   error, or `.invalidUsage` when the worker was already started.
     public func start() async throws {
         try await engine.start()
