@@ -84,6 +84,7 @@ public struct ConfigurationFile: Sendable {
         Key("dispatch-lead", .string(example: "50ms")),
         Key("socket-activation", .boolean),
         Key("log-level", .string(example: "info")),
+        Key("log-format", .string(example: "text")),
     ]
 
     /// Where the systemd unit points `--config` (`make install` puts the example there). The daemon reads no

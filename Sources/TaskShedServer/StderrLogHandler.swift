@@ -1,16 +1,31 @@
 import Glibc
 import Logging
 
-/// A swift-log handler that writes one line per event to standard error.
+/// A swift-log handler that writes one line per event to standard error, as text or as JSON.
 ///
-/// Interactive format: `2026-11-29T08:36:49.123456Z info taskshedd: message key=value`. Under systemd
+/// Text (the default), interactive: `2026-11-29T08:36:49.123456Z info taskshedd: message key=value`. Under systemd
 /// (`JOURNAL_STREAM` or `INVOCATION_ID` set) journald adds the time itself and reads the priority from a
 /// `<N>` prefix (sd-daemon(3)), so a line is `<6>message key=value`.
 ///
+/// JSON (`--log-format json`): one object per line, formatted by `JSONLogLine`. The object is the same
+/// everywhere (its `time` included), so a shipper's parser sees one schema. When standard error is the journal
+/// itself (`stderrIsJournal(environment:)`), the object gets the same `<N>` prefix, which journald strips: the
+/// entry's `PRIORITY` is right and its `MESSAGE` is exactly the JSON object.
+///
 /// - Important: Each line goes out in one `write(2)`, so lines from several threads never interleave.
 public struct StderrLogHandler: LogHandler {
-    /// Whether lines carry `<N>` priority prefixes instead of timestamps.
+    /// How a line is written.
+    public enum Format: String, Sendable, CaseIterable {
+        /// `time level label: message key=value` (or `<N>message key=value` under journald).
+        case text
+        /// One JSON object per line (see `JSONLogLine`).
+        case json
+    }
+
+    /// Whether lines carry `<N>` priority prefixes (in the text format: instead of timestamps and the label).
     public let journalFormat: Bool
+    /// Text or JSON.
+    public let lineFormat: Format
     /// The logger's label.
     public let label: String
     /// Metadata attached to every event of this logger.
@@ -23,10 +38,12 @@ public struct StderrLogHandler: LogHandler {
     ///   - label: The logger's label.
     ///   - level: The minimum level.
     ///   - journalFormat: Whether to write journald priority prefixes.
-    public init(label: String, level: Logger.Level, journalFormat: Bool) {
+    ///   - lineFormat: Text (the default) or JSON.
+    public init(label: String, level: Logger.Level, journalFormat: Bool, lineFormat: Format = .text) {
         self.label = label
         self.logLevel = level
         self.journalFormat = journalFormat
+        self.lineFormat = lineFormat
     }
 
     /// Whether the environment says standard error goes to the journal.
@@ -34,6 +51,24 @@ public struct StderrLogHandler: LogHandler {
     /// - Returns: `true` when `JOURNAL_STREAM` or `INVOCATION_ID` is set.
     public static func runsUnderSystemd(environment: [String: String]) -> Bool {
         environment["JOURNAL_STREAM"] != nil || environment["INVOCATION_ID"] != nil
+    }
+
+    /// Whether a descriptor is the journal stream systemd connected (the check sd-daemon(3) recommends).
+    ///
+    /// The JSON format uses this stricter test than `runsUnderSystemd(environment:)`: a unit may send standard
+    /// error to a file or a pipe to a shipper (`INVOCATION_ID` set, `JOURNAL_STREAM` inherited or absent), and a
+    /// `<N>` prefix there would make the line invalid JSON.
+    /// - Parameters:
+    ///   - environment: The process environment.
+    ///   - descriptor: The descriptor to check (standard error).
+    /// - Returns: `true` when `JOURNAL_STREAM` is `DEVICE:INODE` of the descriptor.
+    public static func stderrIsJournal(environment: [String: String], descriptor: Int32 = 2) -> Bool {
+        guard let stream = environment["JOURNAL_STREAM"] else { return false }
+        let parts = stream.split(separator: ":")
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return false }
+        return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
 
     /// Gets or sets one metadata value.
@@ -64,9 +99,14 @@ public struct StderrLogHandler: LogHandler {
     /// - Parameters:
     ///   - level: The event's level.
     ///   - message: The message.
-    ///   - metadata: Metadata, printed as sorted `key=value` pairs.
+    ///   - metadata: Metadata, printed as sorted `key=value` pairs (text) or as fields (JSON).
     /// - Returns: The line.
     public func format(level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
+        if lineFormat == .json {
+            let object = JSONLogLine.format(time: Self.timestamp(), level: level, label: label, message: message,
+                                            metadata: metadata)
+            return journalFormat ? "<\(Self.priority(of: level))>" + object : object
+        }
         var line: String
         if journalFormat {
             line = "<\(Self.priority(of: level))>"

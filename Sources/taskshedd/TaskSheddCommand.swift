@@ -182,6 +182,11 @@ struct TaskSheddCommand: ParsableCommand {
         "Least severe events logged: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
 
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(
+        "How log lines are written on stderr: text (the default) or json (one JSON object per line, for log "
+            + "shippers).", valueName: "format"))
+    var logFormat: String = "text"
+
     /// Parses, and prints a bad flag as one line (argument-parser would add the whole usage text).
     ///
     /// With `--config`, the command line is parsed alone first (for `--help`, bad flags and the file's path), then
@@ -221,8 +226,14 @@ struct TaskSheddCommand: ParsableCommand {
         }
     }
 
+    /// What the logging flags ask for; the daemon's core never sees it (only executables configure logging).
+    struct LogSettings {
+        var level: Logger.Level
+        var format: StderrLogHandler.Format
+    }
+
     /// Builds the configuration from the flags.
-    func makeConfiguration(environment: [String: String]) throws(ConfigurationError) -> (Configuration, Logger.Level) {
+    func makeConfiguration(environment: [String: String]) throws(ConfigurationError) -> (Configuration, LogSettings) {
         var configuration = Configuration.defaults(environment: environment, uid: getuid())
         if let socket { configuration.socketPath = socket }
         if let dataDirectory { configuration.dataDirectory = dataDirectory }
@@ -296,8 +307,12 @@ struct TaskSheddCommand: ParsableCommand {
             throw ConfigurationError(option: "--log-level",
                                      message: "'\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
+        guard let format = StderrLogHandler.Format(rawValue: logFormat.lowercased()) else {
+            throw ConfigurationError(option: "--log-format", message: "'\(logFormat)' is not one of "
+                + StderrLogHandler.Format.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         try configuration.validate()
-        return (configuration, level)
+        return (configuration, LogSettings(level: level, format: format))
     }
 
     private func duration(_ text: String, _ option: String) throws(ConfigurationError) -> Int64 {
@@ -323,18 +338,20 @@ struct TaskSheddCommand: ParsableCommand {
     ///   - commandLine: The command-line arguments, to tell which options the file set.
     func start(file: ConfigurationFile?, commandLine: [String]) -> Int32 {
         let environment = currentEnvironment()
-        let (configuration, level): (Configuration, Logger.Level)
+        let (configuration, log): (Configuration, LogSettings)
         do {
-            (configuration, level) = try makeConfiguration(environment: environment)
+            (configuration, log) = try makeConfiguration(environment: environment)
         } catch {
             Self.failConfiguration(file?.locate(error, commandLine: commandLine)?.description ?? error.description)
         }
-        let journal = StderrLogHandler.runsUnderSystemd(environment: environment)
+        // JSON gets the priority prefix only when stderr really is the journal: elsewhere it would break the JSON.
+        let journal = log.format == .json ? StderrLogHandler.stderrIsJournal(environment: environment)
+            : StderrLogHandler.runsUnderSystemd(environment: environment)
         LoggingSystem.bootstrap { label in
-            StderrLogHandler(label: label, level: level, journalFormat: journal)
+            StderrLogHandler(label: label, level: log.level, journalFormat: journal, lineFormat: log.format)
         }
         var logger = Logger(label: "taskshedd")
-        logger.logLevel = level
+        logger.logLevel = log.level
         do {
             let server = try Server(configuration: configuration, logger: logger, environment: environment)
             try server.run()

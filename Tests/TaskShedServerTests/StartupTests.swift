@@ -32,6 +32,7 @@ func readText(_ path: String) -> String {
         (["--socket-mode", "999"], "--socket-mode"),
         (["--max-connections", "0"], "--max-connections"),
         (["--log-level", "loud"], "--log-level"),
+        (["--log-format", "yaml"], "--log-format: 'yaml' is not one of text, json"),
         (["--socket", "/tmp/" + String(repeating: "s", count: 120)], "--socket"),
         (["--max-output-bytes", "1KiB"], "--max-output-bytes"),
         (["--no-such-flag"], "no-such-flag"),
@@ -58,7 +59,8 @@ func readText(_ path: String) -> String {
         #expect(result.code == 0)
         for flag in ["--socket", "--data-dir", "--socket-mode", "--socket-group", "--allow-uid", "--allow-gid",
                      "--lease-timeout", "--max-connections", "--max-frame-bytes", "--max-batch", "--handshake-timeout",
-                     "--max-output-bytes", "--no-sync", "--no-write-map", "--map-size-max", "--log-level"] {
+                     "--max-output-bytes", "--no-sync", "--no-write-map", "--map-size-max", "--log-level",
+                     "--log-format"] {
             #expect(result.output.contains(flag), "--help does not mention \(flag)")
         }
     }
@@ -131,6 +133,27 @@ func readText(_ path: String) -> String {
         #expect(try client.call(.ping).type == .pong)
         #expect(try client.fetch(["survivor"]).count == 1)
         #expect(try daemon.stop() == 0)
+    }
+
+    /// Every line the daemon writes with `--log-format json`, from start-up to its stop, is one JSON object.
+    @Test func jsonLogFormatWritesOnlyJSONLinesFromReadyToStop() throws {
+        let daemon = try DaemonProcess(arguments: ["--log-format", "json"])
+        #expect(try daemon.stop() == 0)
+        let lines = daemon.log().split(separator: "\n")
+        #expect(lines.count >= 2, "log:\n\(daemon.log())")
+        var objects: [[String: Any]] = []
+        for line in lines {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil, "not a JSON object: \(line)")
+            if let object { objects.append(object) }
+        }
+        let ready = try #require(objects.first { ($0["message"] as? String)?.hasSuffix(" ready") == true },
+                                 "no ready line in:\n\(daemon.log())")
+        #expect(ready["level"] as? String == "notice")
+        #expect(ready["label"] as? String == "taskshedd")
+        #expect(ready["taskshed.socket"] as? String == daemon.socketPath)
+        #expect(ready["taskshed.pid"] as? String != nil)
+        #expect((ready["time"] as? String)?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z/) != nil)
     }
 
     @Test func staleSocketFileIsReplaced() throws {
