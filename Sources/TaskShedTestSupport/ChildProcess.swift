@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// A spawned child process (`posix_spawn`), for tests that run the daemon or a helper.
@@ -98,6 +99,19 @@ public final class ChildProcess: @unchecked Sendable {
             if result < 0 { return exitStatus }
             if monotonicSeconds() > deadline { return nil }
             usleep(2_000)
+        }
+    }
+
+    /// `wait(timeoutSeconds:)` on a thread of its own: an async test that waits for a long child (a build, a
+    /// script) then holds none of the test process's cooperative threads, which are as many as the cores and which
+    /// every other async test of the process needs to make progress.
+    /// - Parameter timeoutSeconds: How long to wait.
+    /// - Returns: The raw wait status, or `nil` if it is still running.
+    public func waitOffPool(timeoutSeconds: Double) async -> Int32? {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: self.wait(timeoutSeconds: timeoutSeconds)) }
+            thread.name = "taskshed-test-wait"
+            thread.start()
         }
     }
 
