@@ -120,6 +120,51 @@ import Testing
         #expect(tags.isEmpty, "\(tags)")
     }
 
+    /// Without `--allow-toolchain-runtime`, binaries that load Swift's runtime from the toolchain (this debug build)
+    /// are refused before anything is staged: that package would not run on a machine without the toolchain.
+    @Test(.enabled(if: canBuild, "needs dpkg-deb and dpkg-shlibdeps (dpkg-dev)"))
+    func toolchainLinkedBinariesAreRefusedUnlessAllowed() throws {
+        let directory = try TemporaryDirectory.create(prefix: "tsdebno")
+        defer { TemporaryDirectory.remove(directory) }
+        let result = try InstallTargetTests.run(
+            try InstallTargetTests.repository() + "/scripts/build-deb.sh",
+            ["--build-dir", try Self.debugBinaries(), "--output", directory + "/out"], in: directory)
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.output.contains("libswiftCore.so") && result.output.contains("--static-swift-stdlib"),
+                "\(result.output)")
+        #expect(try InstallTargetTests.files(under: directory + "/out") == [])
+    }
+
+    /// The release package's binaries as `scripts/build-deb.sh` builds them (`--static-swift-stdlib` in
+    /// .build/deb): they need no library from the toolchain. Compiling them takes about 4 minutes on two cores
+    /// from nothing (measured: 3 min 50 s), too long for the suite, so this runs only once they are built.
+    static let releaseBinaries = (try? InstallTargetTests.repository()).map { $0 + "/.build/deb/release" } ?? ""
+    static let hasReleaseBuild = access(releaseBinaries + "/taskshedd", X_OK) == 0
+        && access(releaseBinaries + "/taskshedctl", X_OK) == 0
+
+    @Test(.enabled(if: canBuild && hasReleaseBuild,
+                   "needs the static release build: run scripts/build-deb.sh once (about 4 minutes)"))
+    func releasePackageDependsOnDebianPackagesOnly() throws {
+        let directory = try TemporaryDirectory.create(prefix: "tsdebrel")
+        defer { TemporaryDirectory.remove(directory) }
+        let result = try InstallTargetTests.run(
+            try InstallTargetTests.repository() + "/scripts/build-deb.sh",
+            ["--build-dir", Self.releaseBinaries, "--output", directory + "/out"], in: directory, timeoutSeconds: 900)
+        try #require(result.status == 0, "\(result.output)")
+        let deb = try #require(result.output.split(separator: "\n").last.map(String.init))
+        let depends = try Self.output("/usr/bin/dpkg-deb", ["--field", deb, "Depends"])
+        #expect(!depends.contains("swift"), "\(depends)")
+        let root = directory + "/root"
+        _ = try Self.output("/usr/bin/dpkg", ["-x", deb, root])
+        for binary in ["taskshedd", "taskshedctl"] {
+            let libraries = try Self.output("/usr/bin/ldd", [root + "/usr/bin/" + binary])
+            #expect(!libraries.contains("/opt/swift") && !libraries.contains("libswiftCore"), "\(libraries)")
+        }
+        let version = try InstallTargetTests.run(root + "/usr/bin/taskshedd", ["--version"], in: directory)
+        #expect(version.output == TaskShedVersion.current + "\n", "\(version.output)")
+        #expect(!result.output.split(separator: "\n").contains { $0.hasPrefix("E: ") || $0.hasPrefix("W: ") })
+    }
+
     /// The package built once for the suite and unpacked: `deb`, its unpacked tree `root`, the build's `log`.
     struct BuiltPackage: Sendable {
         let directory: String
@@ -137,8 +182,7 @@ import Testing
         let directory = try TemporaryDirectory.create(prefix: "tsdeb")
         var succeeded = false
         defer { if !succeeded { TemporaryDirectory.remove(directory) } }
-        let binaries = try CLIProcess.executable().split(separator: "/", omittingEmptySubsequences: false)
-            .dropLast().joined(separator: "/")
+        let binaries = try debugBinaries()
         // strip, man page generation, dpkg-deb -Zxz of ~150 MB of debug binaries and lintian: about a minute.
         let result = try InstallTargetTests.run(
             try InstallTargetTests.repository() + "/scripts/build-deb.sh",
@@ -155,6 +199,12 @@ import Testing
         // The tests share it until the process exits; then it goes.
         atexit { if case .success(let package) = DebianPackageTests.built { TemporaryDirectory.remove(package.directory) } }
         return BuiltPackage(directory: directory, deb: deb, log: result.output)
+    }
+
+    /// The directory holding this test build's taskshedd and taskshedctl.
+    static func debugBinaries() throws -> String {
+        try CLIProcess.executable().split(separator: "/", omittingEmptySubsequences: false).dropLast()
+            .joined(separator: "/")
     }
 
     /// Standard output and error of a command that must succeed.
