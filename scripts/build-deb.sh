@@ -13,10 +13,11 @@
 #   --no-lintian      skip lintian
 #
 # Without --build-dir it builds both executables with `swift build -c release --static-swift-stdlib` in
-# .build/deb (its own scratch path, so that it neither relinks nor invalidates the developer's .build/release):
-# with -z now (lintian's hardening-no-bindnow; RELRO is the linker's default): a plain build links libswiftCore.so, Foundation and the rest from the toolchain, which no Debian package
-# provides; statically linked, the binaries need only libuv1, liblmdb0, libpq5, libc6, libstdc++6 and libgcc-s1.
-# The dependencies are computed with dpkg-shlibdeps.
+# .build/deb (its own scratch path, so that it neither relinks nor invalidates the developer's .build/release),
+# linked with -z now (lintian's hardening-no-bindnow; RELRO is the linker's default). A plain build loads
+# libswiftCore.so, Foundation and the rest from the toolchain, which no Debian package provides; statically
+# linked, the binaries need only libuv1, liblmdb0, libpq5, libc6, libstdc++6 and libgcc-s1. The dependencies
+# are computed with dpkg-shlibdeps.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
         --build-dir) build_dir=$2; shift 2 ;;
         --allow-toolchain-runtime) allow_toolchain=yes; shift ;;
         --no-lintian) run_lintian=no; shift ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-deb: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
