@@ -49,6 +49,7 @@ let package = Package(
             name: "TaskShed",
             dependencies: [
                 "TaskShedProtocol",
+                "TaskShedCalendar",
                 "CTimerFD",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -98,7 +99,7 @@ let package = Package(
         // The durable task store: a thin LMDB layer and the task store built on it (layout: LAYOUT.md).
         .target(
             name: "TaskShedStore",
-            dependencies: ["CLMDB", "TaskShedProtocol"],
+            dependencies: ["CLMDB", "TaskShedProtocol", "TaskShedCalendar"],
             exclude: ["LAYOUT.md"]
         ),
         // The PostgreSQL task store (several daemons sharing one database), through libpq: schema in SCHEMA.md.

@@ -1,4 +1,5 @@
 import Foundation
+import TaskShedCalendar
 import TaskShedProtocol
 
 /// Where a task is in its delivery lifecycle (scheduled, leased to a worker, dead-lettered).
@@ -8,13 +9,90 @@ public typealias StateFilter = TaskShedProtocol.StateFilter
 /// What happened to one added task (inserted, replaced, kept).
 public typealias AddOutcome = TaskShedProtocol.AddOutcome
 
-/// How a task repeats: the original's `run_type` ("once" or "recurring") together with its `interval`.
+/// A calendar rule with its policies (DST gap and fold, catch-up, overlap, jitter): see ``TaskSchedule/cron(_:timeZone:gap:fold:catchUp:catchUpWindow:overlap:jitter:jitterMode:)``.
+public typealias CalendarSchedule = TaskShedProtocol.CalendarSchedule
+
+/// How a task repeats: the original's `run_type` ("once" or "recurring") together with its `interval`, or a
+/// calendar rule (cron or systemd syntax, in any time zone; a daemon speaking protocol version 3).
 public enum TaskSchedule: Sendable, Hashable, CustomStringConvertible {
     /// Runs one time; the task is removed when a worker acknowledges it.
     case once
     /// Runs at `runAt`, then every `interval` (which must be positive; the daemon rejects other values with
     /// `.invalidArgument`). Microsecond resolution.
     case every(Duration)
+    /// Runs at each occurrence of a calendar rule, the first at or after the task's `runAt`. Build one with
+    /// ``cron(_:timeZone:gap:fold:catchUp:catchUpWindow:overlap:jitter:jitterMode:)`` or
+    /// ``systemd(_:timeZone:gap:fold:catchUp:catchUpWindow:overlap:jitter:jitterMode:)``.
+    case calendar(CalendarSchedule)
+
+    /// Catch-up after downtime: what a calendar task does with occurrences that passed without a run.
+    public enum CatchUp: Sendable, Hashable {
+        /// Run none of them; wait for the next occurrence.
+        case skip
+        /// Run once, for the latest missed occurrence (the default).
+        case one
+        /// Run each missed occurrence in the window, at most the latest `max` (1 … 1000), oldest first.
+        case all(max: Int)
+    }
+
+    /// A Vixie cron rule (`30 2 * * *`, `@daily`, `0 9 * * MON-FRI`, `0 0 L * *`, `CRON_TZ=Zone` prefix).
+    ///
+    /// ```swift
+    /// try await scheduler.addTask(callback: "backup", schedule: .cron("30 2 * * *", timeZone: "Europe/Berlin"))
+    /// ```
+    /// The daemon parses the rule when the task is added and refuses an invalid one (`.invalidArgument` naming
+    /// the field and token). Every policy is documented in the README ("Calendar schedules").
+    /// - Parameters:
+    ///   - expression: The rule.
+    ///   - timeZone: The IANA zone it is read in (default UTC); a `CRON_TZ=` prefix wins.
+    ///   - gap: A fixed local time that does not exist that day (spring forward): `.shift` (RFC 5545, default),
+    ///     `.skip`, `.atChange`.
+    ///   - fold: A fixed local time that occurs twice (fall back): `.first` (default), `.last`, `.both`.
+    ///   - catchUp: Missed occurrences after downtime (default `.one`).
+    ///   - catchUpWindow: How far back a missed occurrence still runs (default one hour; 1 s … 366 days).
+    ///   - overlap: Occurrences due while the previous run still runs: `.skip` (default) or `.queueOne`.
+    ///   - jitter: A random delay up to this, never reaching the next occurrence (default none; at most a day).
+    ///   - jitterMode: `.random` (default) or `.fixed` (derived from the task id).
+    public static func cron(
+        _ expression: String, timeZone: String = "UTC", gap: CalendarSchedule.Gap = .shift,
+        fold: CalendarSchedule.Fold = .first, catchUp: CatchUp = .one, catchUpWindow: Duration = .seconds(3600),
+        overlap: CalendarSchedule.Overlap = .skip, jitter: Duration = .zero,
+        jitterMode: CalendarSchedule.JitterMode = .random
+    ) -> TaskSchedule {
+        calendar(.cron, expression, timeZone, gap, fold, catchUp, catchUpWindow, overlap, jitter, jitterMode)
+    }
+
+    /// A systemd calendar rule (`Mon..Fri 09:00`, `*-*-~1 00:00`, `daily`, with an optional trailing zone);
+    /// the parameters are those of ``cron(_:timeZone:gap:fold:catchUp:catchUpWindow:overlap:jitter:jitterMode:)``.
+    public static func systemd(
+        _ expression: String, timeZone: String = "UTC", gap: CalendarSchedule.Gap = .shift,
+        fold: CalendarSchedule.Fold = .first, catchUp: CatchUp = .one, catchUpWindow: Duration = .seconds(3600),
+        overlap: CalendarSchedule.Overlap = .skip, jitter: Duration = .zero,
+        jitterMode: CalendarSchedule.JitterMode = .random
+    ) -> TaskSchedule {
+        calendar(.systemd, expression, timeZone, gap, fold, catchUp, catchUpWindow, overlap, jitter, jitterMode)
+    }
+
+    private static func calendar(
+        _ syntax: CalendarSchedule.Syntax, _ expression: String, _ timeZone: String, _ gap: CalendarSchedule.Gap,
+        _ fold: CalendarSchedule.Fold, _ catchUp: CatchUp, _ window: Duration, _ overlap: CalendarSchedule.Overlap,
+        _ jitter: Duration, _ jitterMode: CalendarSchedule.JitterMode
+    ) -> TaskSchedule {
+        let policy: CalendarSchedule.CatchUp
+        var maximum: UInt32 = 0
+        switch catchUp {
+        case .skip: policy = .skip
+        case .one: policy = .one
+        case .all(let max):
+            policy = .all
+            // Out-of-range values go to the daemon as they are (clamped into u32), which names the field.
+            maximum = UInt32(clamping: max)
+        }
+        return .calendar(CalendarSchedule(
+            syntax: syntax, expression: expression, timeZone: timeZone, gap: gap, fold: fold, catchUp: policy,
+            catchUpMaximum: maximum, catchUpWindowMicros: window.saturatingMicros, overlap: overlap,
+            jitterMicros: jitter.saturatingMicros, jitterMode: jitterMode))
+    }
 
     /// Whether the task runs more than once (`run_type == "recurring"`).
     public var isRecurring: Bool {
@@ -28,12 +106,32 @@ public enum TaskSchedule: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
-    /// `"once"` or `"every 3.0 seconds"`.
+    /// `"once"`, `"every 3.0 seconds"`, `"cron 30 2 * * * (Europe/Berlin)"`.
     public var description: String {
         switch self {
         case .once: return "once"
         case .every(let interval): return "every \(interval)"
+        case .calendar(let calendar):
+            return "\(calendar.syntax) \(calendar.expression) (\(calendar.timeZone.isEmpty ? "UTC" : calendar.timeZone))"
         }
+    }
+
+    /// The next `count` run times of a calendar schedule after `date` (occurrences, before jitter), computed by
+    /// the same function the daemon uses; empty for the other kinds.
+    /// - Throws: `TaskShedError(.invalidArgument)` naming `schedule` when the rule or its zone is invalid.
+    public func nextRuns(after date: Date = .now, count: Int = 10) throws(TaskShedError) -> [Date] {
+        guard case .calendar(let calendar) = self else { return [] }
+        let rule: CalendarRule
+        do {
+            rule = try CalendarRule(calendar.expression, syntax: calendar.syntax == .cron ? .cron : .systemd,
+                                    defaultTimeZone: calendar.timeZone.isEmpty ? "UTC" : calendar.timeZone)
+        } catch {
+            throw TaskShedError(.invalidArgument, field: "schedule", message: "\(error)")
+        }
+        let dst = DSTPolicy(gap: [.shift: .shift, .skip: .skip, .atChange: .atChange][calendar.gap]!,
+                            fold: [.first: .first, .last: .last, .both: .both][calendar.fold]!)
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+        return rule.occurrences(after: micros, count: max(0, count), dst: dst).map { Date(micros: $0.instant) }
     }
 }
 
@@ -85,13 +183,18 @@ public struct ScheduledTask: Sendable, Hashable, Identifiable {
     public internal(set) var lastRunAt: Date?
     /// When it last failed.
     public internal(set) var lastFailureAt: Date?
+    /// Calendar tasks: occurrences skipped so far by the catch-up or overlap policy.
+    public internal(set) var skippedRuns: Int
+    /// Calendar tasks: why the last occurrences were skipped, with when.
+    public internal(set) var lastSkip: String?
 
     /// Creates a task to add, with the original's defaults.
     /// - Parameters:
     ///   - callback: The callback name.
     ///   - runAt: The first execution time (default: now).
     ///   - kwargs: Keyword arguments (default: `{}`).
-    ///   - schedule: `.once` (default) or `.every(interval)`.
+    ///   - schedule: `.once` (default), `.every(interval)`, or a calendar rule (`.cron(…)`, `.systemd(…)`): its
+    ///     first run is its first occurrence at or after `runAt`.
     ///   - id: The task id (default: `randomID(runAt:)`, a UUIDv7 of `runAt` in hex).
     ///   - group: A group for bulk operations.
     ///   - paused: Create it paused.
@@ -125,6 +228,8 @@ public struct ScheduledTask: Sendable, Hashable, Identifiable {
         self.createdAt = nil
         self.lastRunAt = nil
         self.lastFailureAt = nil
+        self.skippedRuns = 0
+        self.lastSkip = nil
     }
 
     /// A random task id: a UUID in lowercase hex without dashes (the original's `uuid4().hex`).
@@ -183,6 +288,7 @@ extension ScheduledTask {
         switch record.schedule {
         case .once: self.schedule = .once
         case .interval(let micros): self.schedule = .every(.microseconds(micros))
+        case .calendar(let calendar): self.schedule = .calendar(calendar)
         }
         self.kwargs = Kwargs(trustedBytes: record.kwargs)
         self.group = record.group
@@ -197,6 +303,8 @@ extension ScheduledTask {
         self.createdAt = Date(micros: record.createdAt)
         self.lastRunAt = record.lastRunAt.map(Date.init(micros:))
         self.lastFailureAt = record.lastFailureAt.map(Date.init(micros:))
+        self.skippedRuns = Int(clamping: record.skippedRuns)
+        self.lastSkip = record.lastSkip
     }
 
     /// The wire specification of this task; `field` prefixes error field paths ("tasks[3]").
@@ -205,6 +313,7 @@ extension ScheduledTask {
         switch self.schedule {
         case .once: schedule = .once
         case .every(let interval): schedule = .interval(micros: try interval.micros(field: field + ".schedule"))
+        case .calendar(let calendar): schedule = .calendar(calendar)
         }
         var maxAttempts: UInt32 = 0
         if let requested = self.maxAttempts {

@@ -61,6 +61,7 @@ public final class BenchConnection {
     public func handshake(clientName: String = "taskshed-bench") throws -> HelloOK {
         let reply = try request(.hello(Hello(minVersion: 1, maxVersion: 1, clientName: clientName)))
         guard case .helloOK(let ok) = reply else { throw BenchError("HELLO answered with \(reply.type)") }
+        decoder.version = ok.version
         serverLimits = ok
         return ok
     }

@@ -25,8 +25,9 @@ public struct LocalDateTime: Sendable, Hashable, Comparable, CustomStringConvert
         self.second = second
     }
 
-    /// The wall time `seconds` after 1970-01-01 00:00:00 on the same wall clock.
-    init(wallSeconds seconds: Int64) {
+    /// The wall time `seconds` after 1970-01-01 00:00:00 on the same wall clock (with `seconds` since the epoch,
+    /// the UTC date and time).
+    public init(wallSeconds seconds: Int64) {
         let days = Civil.floorDiv(seconds, Civil.secondsPerDay)
         let tod = Int(seconds - days * Civil.secondsPerDay)
         let date = Civil.date(fromDays: days)

@@ -195,11 +195,13 @@ public struct ProtocolVector: Sendable, Hashable {
         return try loadAll(inDirectory: directory)
     }
 
-    /// Decodes the vector's bytes with a fresh decoder, for tests in other layers.
+    /// Decodes the vector's bytes with a fresh decoder for the vector's connection version, for tests in other
+    /// layers.
     /// - Returns: The single frame of a valid vector.
     /// - Throws: The decoder's `ProtocolError`, or `ProtocolVectorError` when the bytes are not exactly one frame.
     public func decodeFrame() throws -> Frame {
         var decoder = FrameDecoder()
+        decoder.version = connectionVersion
         decoder.append(contentsOf: bytes)
         guard let frame = try decoder.next(), decoder.bufferedByteCount == 0 else {
             throw ProtocolVectorError(name: name, line: 0, message: "the bytes are not exactly one frame")

@@ -1,4 +1,6 @@
+import TaskShedEventLoop
 import TaskShedProtocol
+import TaskShedStore
 
 /// A request the server refuses, with the protocol error to reply.
 struct RequestError: Error {
@@ -119,6 +121,17 @@ struct RequestValidation: Sendable {
             }
             if let runAt = task.runAt, runAt < 0 || runAt > Self.maxInstant {
                 throw .invalid(prefix + ".run_at", "must be between 1970 and 9999, got \(runAt)")
+            }
+            if case .calendar(let calendar) = task.schedule {
+                // The rule is parsed here, so that an invalid one is refused at the add and never at run time.
+                if let problem = CalendarTiming.problem(with: calendar, notBefore: task.runAt ?? WallClock.nowMicros()) {
+                    throw .invalid(prefix + ".schedule", problem)
+                }
+                if !task.coalesce {
+                    throw .invalid(prefix + ".coalesce",
+                                   "coalesce applies to interval schedules; a calendar schedule says how it catches up "
+                                       + "in its catch_up policy, so coalesce must be true")
+                }
             }
             if task.kwargs.count > Int(maxKwargsBytes) {
                 throw .invalid(prefix + ".kwargs", "is \(task.kwargs.count) bytes; at most \(maxKwargsBytes) are allowed")

@@ -146,7 +146,7 @@ extension Server {
         let connection = session.connection
         guard !session.isSlowConsumer else { return }
         let before = connection.outputBuffer.count
-        FrameEncoder.encode(frame, into: &connection.outputBuffer)
+        FrameEncoder.encode(frame, into: &connection.outputBuffer, version: session.decoder.version)
         let length = connection.outputBuffer.count - before - 4
         if length > Int(configuration.maxFrameBytes) {
             // A reply the client could not accept (its decoder rejects frames above the announced limit).

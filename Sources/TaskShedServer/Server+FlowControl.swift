@@ -195,7 +195,9 @@ extension Server {
     func releaseInput(of session: ClientSession) {
         bufferedInputBytes -= session.bufferedInputBytes
         session.bufferedInputBytes = 0
+        let version = session.decoder.version
         session.decoder = FrameDecoder(maxFrameBytes: session.decoder.maxFrameBytes)
+        session.decoder.version = version
     }
 
     // MARK: Handshake allowance

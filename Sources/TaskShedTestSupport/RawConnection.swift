@@ -146,6 +146,8 @@ public final class RawConnection: @unchecked Sendable {
         let reply = try request(.hello(Hello(minVersion: version, maxVersion: version, clientName: clientName)),
                                 id: 0xFFFF_FFF0)
         guard case .helloOK(let ok) = reply else { throw TestSupportError("handshake answered with \(reply)") }
+        // Frames after HELLO_OK have the layouts of the chosen version (a v1 task record has no skip counters).
+        decoder.version = ok.version
         return ok
     }
 

@@ -77,7 +77,8 @@ struct TaskFormattingTests {
                 + #""paused":false,"paused_at":null,"paused_at_us":null,"attempt":0,"max_attempts":null,"#
                 + #""lease_deadline":null,"lease_deadline_us":null,"last_error":null,"#
                 + #""created_at":"2026-11-29T09:59:00.000000Z","created_at_us":1795946340000000,"#
-                + #""last_run_at":null,"last_run_at_us":null,"last_failure_at":null,"last_failure_at_us":null}"#)
+                + #""last_run_at":null,"last_run_at_us":null,"last_failure_at":null,"last_failure_at_us":null,"#
+                + #""calendar":null,"skipped_runs":0,"last_skip":null,"next_runs":[]}"#)
         let parsed = try? JSONSerialization.jsonObject(with: Data(json.utf8))
         #expect(parsed is [String: Any])
     }

@@ -14,7 +14,7 @@ struct VectorTests {
     func validVectorDecodesToExpectedFrame(name: String) throws {
         let vector = try #require(allVectors.first { $0.name == name })
         let expected = try #require(expectedFrames[name], "no expected frame for \(name) in ExpectedVectors.swift")
-        #expect(decodeWhole(vector.bytes) == [.frame(expected), .pending(0)])
+        #expect(decodeWhole(vector.bytes, version: vector.connectionVersion) == [.frame(expected), .pending(0)])
         #expect(vector.messageName == expected.message.type.name)
         #expect(vector.direction == (expected.message.type.isRequest ? .clientToServer : .serverToClient))
     }
@@ -23,9 +23,11 @@ struct VectorTests {
     func validVectorReencodesToSameBytes(name: String) throws {
         let vector = try #require(allVectors.first { $0.name == name })
         let expected = try #require(expectedFrames[name])
-        #expect(FrameEncoder.encode(expected) == vector.bytes)
+        var encoded: [UInt8] = []
+        FrameEncoder.encode(expected, into: &encoded, version: vector.connectionVersion)
+        #expect(encoded == vector.bytes)
         var appended: [UInt8] = [0xAA]
-        FrameEncoder.encode(expected, into: &appended)
+        FrameEncoder.encode(expected, into: &appended, version: vector.connectionVersion)
         #expect(appended == [0xAA] + vector.bytes)
     }
 

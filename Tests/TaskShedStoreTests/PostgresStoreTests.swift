@@ -191,7 +191,8 @@ struct PostgresStoreTests {
         #expect(results.errors.isEmpty, "\(results.errors)")
         let applied = try PostgresTestServer.psql(schema.connectionString,
                                                   "SELECT count(*) FROM \(schema.name).schema_migrations")
-        #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        // One row per migration (1: tasks and daemons, 2: calendar schedules), each applied once.
+        #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
     }
 
     @Test func aNameWithANulCharacterIsRefusedNamingTheField() throws {

@@ -59,6 +59,9 @@ extension Connection {
                     continue
                 }
                 guard let frame else { break }
+                // The daemon writes the layouts of the version it chose from here on (a v2 task record has no
+                // skip counters); HELLO_OK is the first frame, so nothing after it was decoded yet.
+                if case .helloOK(let ok) = frame.message { reader.decoder.version = ok.version }
                 if dispatch(frame, reader: reader) { return true }
             }
             // A delivery sent ahead starts at its due time, once what the daemon wrote by then has been read (a

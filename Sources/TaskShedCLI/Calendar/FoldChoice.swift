@@ -1,5 +1,6 @@
 import ArgumentParser
 import TaskShedCalendar
+import TaskShedProtocol
 
 /// `--fold` of `taskshedctl calendar`: what a fixed-time rule does with a local time that occurs twice.
 public enum FoldChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -9,6 +10,24 @@ public enum FoldChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
     case last
     /// Run at both.
     case both
+
+    /// The choice of a stored schedule's policy.
+    public init(_ fold: CalendarSchedule.Fold) {
+        switch fold {
+        case .first: self = .first
+        case .last: self = .last
+        case .both: self = .both
+        }
+    }
+
+    /// The protocol's value.
+    public var wire: CalendarSchedule.Fold {
+        switch self {
+        case .first: return .first
+        case .last: return .last
+        case .both: return .both
+        }
+    }
 
     /// The calendar module's policy.
     public var policy: FoldPolicy {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import TaskShedCalendar
+import TaskShedProtocol
 
 /// `--gap` of `taskshedctl calendar`: what a fixed-time rule does with a local time that a DST change skips.
 public enum GapChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -9,6 +10,24 @@ public enum GapChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
     case skip
     /// Run at the transition instant.
     case atChange = "at-change"
+
+    /// The choice of a stored schedule's policy.
+    public init(_ gap: CalendarSchedule.Gap) {
+        switch gap {
+        case .shift: self = .shift
+        case .skip: self = .skip
+        case .atChange: self = .atChange
+        }
+    }
+
+    /// The protocol's value.
+    public var wire: CalendarSchedule.Gap {
+        switch self {
+        case .shift: return .shift
+        case .skip: return .skip
+        case .atChange: return .atChange
+        }
+    }
 
     /// The calendar module's policy.
     public var policy: GapPolicy {

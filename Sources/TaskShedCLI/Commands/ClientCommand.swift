@@ -162,13 +162,15 @@ extension ScheduledTask {
         switch schedule {
         case .once: wireSchedule = .once
         case .every(let interval): wireSchedule = .interval(micros: interval.wholeMicros)
+        case .calendar(let calendar): wireSchedule = .calendar(calendar)
         }
         return TaskRecord(
             id: id, callback: callback, runAt: runAt.micros, schedule: wireSchedule, kwargs: kwargs.jsonBytes,
             group: group, paused: paused, pausedAt: pausedAt?.micros, coalesce: coalesce, state: state,
             attempt: UInt32(clamping: attempt), maxAttempts: UInt32(clamping: maxAttempts ?? 0),
             leaseDeadline: leaseDeadline?.micros, lastError: lastError, createdAt: createdAt?.micros ?? 0,
-            lastRunAt: lastRunAt?.micros, lastFailureAt: lastFailureAt?.micros)
+            lastRunAt: lastRunAt?.micros, lastFailureAt: lastFailureAt?.micros,
+            skippedRuns: UInt64(clamping: skippedRuns), lastSkip: lastSkip)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TaskShedCalendar
 import TaskShedProtocol
 
 /// Human and JSON renderings of tasks and of the daemon's statistics.
@@ -22,14 +23,36 @@ public enum TaskFormatting {
         }
     }
 
-    /// `once`, or `every 5m` (with `, no coalesce` when the task catches up one run per missed interval).
+    /// `once`, `every 5m` (with `, no coalesce` when the task catches up one run per missed interval), or
+    /// `cron 30 2 * * * Europe/Berlin` (the rule as given, and its zone).
     public static func schedule(of task: TaskRecord) -> String {
         switch task.schedule {
         case .once: return "once"
         case .interval(let micros):
             return "every \(TimeFormatting.duration(micros: micros))" + (task.coalesce ? "" : ", no coalesce")
+        case .calendar(let calendar):
+            return "\(calendar.syntax) \(calendar.expression)" + (calendar.timeZone.isEmpty ? "" : " \(calendar.timeZone)")
         }
     }
+
+    /// A calendar schedule's policies, as `taskshedctl show` prints them and `add` takes them.
+    public static func calendarPolicies(_ calendar: CalendarSchedule) -> String {
+        var parts = ["gap \(name(calendar.gap))", "fold \(calendar.fold)", "catch-up \(name(calendar.catchUp))"]
+        if calendar.catchUp == .all { parts[2] += " (max \(calendar.catchUpMaximum))" }
+        parts.append("window \(TimeFormatting.duration(micros: calendar.catchUpWindowMicros))")
+        parts.append("overlap \(name(calendar.overlap))")
+        if calendar.jitterMicros > 0 {
+            parts.append("jitter \(TimeFormatting.duration(micros: calendar.jitterMicros)) \(calendar.jitterMode)")
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    /// The policy names `add` takes (`at-change`, `queue-one`).
+    static func name(_ gap: CalendarSchedule.Gap) -> String { gap == .atChange ? "at-change" : "\(gap)" }
+    /// The overlap policy's name as `add` takes it.
+    static func name(_ overlap: CalendarSchedule.Overlap) -> String { overlap == .queueOne ? "queue-one" : "\(overlap)" }
+    /// The catch-up policy's name as `add` takes it.
+    static func name(_ catchUp: CalendarSchedule.CatchUp) -> String { "\(catchUp)" }
 
     /// The task list as an aligned table: ID, CALLBACK, STATUS, NEXT RUN (local, with a hint), SCHEDULE, GROUP.
     /// - Parameters:
@@ -73,7 +96,7 @@ public enum TaskFormatting {
             micros.map { TimeFormatting.localWithHint(micros: $0, context: context) } ?? "-"
         }
         let maxAttempts = task.maxAttempts == 0 ? "default" : String(task.maxAttempts)
-        let rows: [(String, String)] = [
+        var rows: [(String, String)] = [
             ("id", task.id),
             ("callback", task.callback),
             ("status", status(of: task, nowMicros: context.nowMicros)),
@@ -89,10 +112,45 @@ public enum TaskFormatting {
             ("last error", task.lastError.map { $0.replacingNewlines } ?? "-"),
             ("created", time(task.createdAt)),
         ]
+        if let calendar = task.schedule.calendar {
+            rows.insert(("policies", calendarPolicies(calendar)), at: 5)
+            let runs = nextRuns(task, count: 5)
+            rows.insert(("then", runs.dropFirst().map { time($0) }.joined(separator: "; ")), at: 4)
+            rows.append(("skipped runs", "\(task.skippedRuns)" + (task.lastSkip.map { " (last: \($0))" } ?? "")))
+        }
         let width = rows.map(\.0.count).max() ?? 0
         return rows.map { label, value in
             label + ":" + String(repeating: " ", count: width - label.count + 2) + value
         }.joined(separator: "\n") + "\n"
+    }
+
+    /// A calendar schedule as JSON: the rule, its zone and every policy, with the names `add` takes.
+    static func calendarJSON(_ calendar: CalendarSchedule) -> JSONOutput {
+        .object([
+            ("syntax", .string("\(calendar.syntax)")),
+            ("expression", .string(calendar.expression)),
+            ("time_zone", .string(calendar.timeZone.isEmpty ? "UTC" : calendar.timeZone)),
+            ("gap", .string(name(calendar.gap))),
+            ("fold", .string("\(calendar.fold)")),
+            ("catch_up", .string(name(calendar.catchUp))),
+            ("catch_up_max", .uint(UInt64(calendar.catchUpMaximum))),
+            ("catch_up_window_us", .int(calendar.catchUpWindowMicros)),
+            ("overlap", .string(name(calendar.overlap))),
+            ("jitter_us", .int(calendar.jitterMicros)),
+            ("jitter_mode", .string("\(calendar.jitterMode)")),
+        ])
+    }
+
+    /// A calendar task's next `count` runs: its stored next run, then the rule's following occurrences (before
+    /// their jitter), by TaskShedCalendar, which the daemon schedules with. Empty for other tasks or a rule that
+    /// no longer parses.
+    static func nextRuns(_ task: TaskRecord, count: Int) -> [Int64] {
+        guard let calendar = task.schedule.calendar, count > 0,
+              let rule = try? CalendarRule(calendar.expression, syntax: calendar.syntax == .cron ? .cron : .systemd,
+                                           defaultTimeZone: calendar.timeZone.isEmpty ? "UTC" : calendar.timeZone)
+        else { return [] }
+        let dst = DSTPolicy(gap: GapChoice(calendar.gap).policy, fold: FoldChoice(calendar.fold).policy)
+        return [task.runAt] + rule.occurrences(after: task.runAt, count: count - 1, dst: dst).map(\.instant)
     }
 
     /// The documented JSON object of a task (README-cli.md, "JSON output"): snake_case keys in a fixed order;
@@ -110,7 +168,7 @@ public enum TaskFormatting {
         ]
         members += timeMembers("run_at", task.runAt)
         members += [
-            ("schedule", .string(task.schedule.isRecurring ? "interval" : "once")),
+            ("schedule", .string(["once", "interval", "calendar"][Int(task.schedule.kind.rawValue)])),
             ("interval", .optional(task.schedule.intervalMicros.map { TimeFormatting.duration(micros: $0) })),
             ("interval_us", .optional(task.schedule.intervalMicros)),
             ("coalesce", .bool(task.coalesce)),
@@ -128,6 +186,13 @@ public enum TaskFormatting {
         members += timeMembers("created_at", task.createdAt)
         members += timeMembers("last_run_at", task.lastRunAt)
         members += timeMembers("last_failure_at", task.lastFailureAt)
+        // Added after the fields of version 1 of this document, whose order is fixed.
+        members += [
+            ("calendar", task.schedule.calendar.map(calendarJSON) ?? .null),
+            ("skipped_runs", .uint(task.skippedRuns)),
+            ("last_skip", .optional(task.lastSkip)),
+            ("next_runs", .array(nextRuns(task, count: 5).map { .string(TimeFormatting.rfc3339UTC(micros: $0)) })),
+        ]
         return .object(members)
     }
 

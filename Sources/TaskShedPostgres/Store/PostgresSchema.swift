@@ -57,6 +57,13 @@ enum PostgresSchema {
             );
             CREATE INDEX daemons_by_name ON %SCHEMA%.daemons (name);
             """),
+        Migration(version: 2, summary: "calendar schedules", sql: """
+            ALTER TABLE %SCHEMA%.tasks
+                ADD COLUMN calendar text,
+                ADD COLUMN skipped_runs bigint NOT NULL DEFAULT 0,
+                ADD COLUMN last_skip text,
+                ADD CHECK (interval_us IS NULL OR calendar IS NULL);
+            """),
     ]
 
     /// The newest schema version this build knows.

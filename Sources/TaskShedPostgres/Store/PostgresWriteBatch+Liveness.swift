@@ -47,10 +47,7 @@ extension PostgresWriteBatch {
             SELECT \(TaskRow.columns) FROM \(tasks) WHERE state = 1 AND lease_daemon = ANY($1::int8[])
             ORDER BY lease_deadline, id FOR UPDATE
             """, [PGArrayLiteral.int64(ids.map { Optional($0) })])
-        let ended = try TaskRow.all(result).map { $0.abandoned(reason: reason, now: now) }
-        try saveDeliveryFields(ended)
-        for row in ended { notifyDue(row.record, now: now) }
-        outcome.rescued = ended.map(\.record)
+        outcome.rescued = try endLeases(try TaskRow.all(result), reason: reason, now: now)
         return outcome
     }
 }

@@ -252,12 +252,13 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     private func insertSQL(conflict: ConflictPolicy) -> String {
         let insert = """
             INSERT INTO \(tasks) AS t (id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at,
-                                       coalesce, max_attempts, state, attempt, created_at)
+                                       coalesce, max_attempts, state, attempt, created_at, calendar)
             SELECT u.id, u.callback, u.group_name, u.run_at, u.interval_us, u.kwargs, u.paused, u.paused_at,
-                   u.coalesce, u.max_attempts, 0, 0, $11
+                   u.coalesce, u.max_attempts, 0, 0, $11, u.calendar
             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::bool[],
-                        $8::int8[], $9::bool[], $10::int8[])
-                 AS u(id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at, coalesce, max_attempts)
+                        $8::int8[], $9::bool[], $10::int8[], $12::text[])
+                 AS u(id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at, coalesce, max_attempts,
+                      calendar)
             """
         switch conflict {
         case .fail: return insert
@@ -272,7 +273,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                                  ELSE EXCLUDED.paused_at END,
                 coalesce = EXCLUDED.coalesce, max_attempts = EXCLUDED.max_attempts, state = 0, attempt = 0,
                 lease_deadline = NULL, last_error = NULL, last_run_at = NULL, last_failure_at = NULL,
-                base_last_run_at = NULL, lease_daemon = NULL, lease_holder = NULL
+                base_last_run_at = NULL, lease_daemon = NULL, lease_holder = NULL, calendar = EXCLUDED.calendar,
+                skipped_runs = 0, last_skip = NULL
             RETURNING t.id, (t.xmax = 0)
             """
     }
@@ -292,7 +294,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             PGArrayLiteral.text(ids),
             PGArrayLiteral.text(indices.map { specs[$0].callback }),
             PGArrayLiteral.text(indices.map { specs[$0].group }),
-            PGArrayLiteral.int64(indices.map { Optional(specs[$0].runAt ?? now) }),
+            PGArrayLiteral.int64(zip(indices, ids).map { Optional(TaskValidation.firstRun(specs[$0], id: $1, now: now)) }),
             PGArrayLiteral.int64(indices.map { specs[$0].schedule.intervalMicros }),
             PGArrayLiteral.text(indices.map { String(decoding: prepared[$0].kwargs, as: UTF8.self) }),
             PGArrayLiteral.bool(indices.map { specs[$0].paused }),
@@ -300,6 +302,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             PGArrayLiteral.bool(indices.map { specs[$0].coalesce }),
             PGArrayLiteral.int64(indices.map { Optional(Int64(prepared[$0].maxAttempts)) }),
             String(now),
+            PGArrayLiteral.text(indices.map { specs[$0].schedule.calendar.map { Hex.encode($0.wireBody) } }),
         ]
     }
 
@@ -382,7 +385,52 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             RETURNING \(TaskRow.columns(of: "t"))
             """, [PGArrayLiteral.text(Set(callbacks).sorted()), String(dueBy), String(max), String(now), String(leaseDeadline),
                   daemon, String(Int64(bitPattern: holder))])
-        return try TaskRow.all(result).map(\.record).sorted(by: precedesByPosition)
+        var rows = try TaskRow.all(result)
+        if rows.contains(where: { $0.record.schedule.calendar != nil }) { rows = try catchUp(rows, now: now) }
+        return rows.map(\.record).sorted(by: precedesByPosition)
+    }
+
+    /// The claimed rows after catch-up (as the LMDB store decides it, `TaskValidation.calendarClaim`): a calendar
+    /// task that missed occurrences runs the one its policy picks, or goes back unclaimed to its next occurrence
+    /// (removed if it has none; dead-lettered if its rule no longer parses). Still in the claim's transaction.
+    private mutating func catchUp(_ rows: [TaskRow], now: Int64) throws(StoreError) -> [TaskRow] {
+        var kept: [TaskRow] = []
+        var changed: [TaskRow] = []
+        var finished: [String] = []
+        for row in rows {
+            guard let calendar = row.record.schedule.calendar else {
+                kept.append(row)
+                continue
+            }
+            var new = row
+            switch TaskValidation.calendarClaim(row.record, calendar, now: now) {
+            case .decided(.run):
+                kept.append(row)
+            case .decided(.runInstead(let occurrence, let skipped, let reason)):
+                new.record.applySkips(runAt: occurrence, skipped: skipped, reason: reason)
+                kept.append(new)
+                changed.append(new)
+            case .decided(.skip(let nextRunAt, let skipped, let reason)):
+                guard let nextRunAt else {
+                    finished.append(row.record.id)
+                    continue
+                }
+                new = row.released()
+                new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+                changed.append(new)
+                notifyDue(new.record, now: now)
+            case .broken(let message):
+                new = row.released().unleased(state: .dead)
+                new.record.lastError = message
+                new.record.lastFailureAt = now
+                changed.append(new)
+            }
+        }
+        try saveDeliveryFields(changed)
+        if !finished.isEmpty {
+            try sql("DELETE FROM \(tasks) WHERE id = ANY($1::text[])", [PGArrayLiteral.text(finished)])
+        }
+        return kept
     }
 
     /// The task `id`, locked for this transaction, if its lease is `(this daemon, holder)` with `attempt`.
@@ -407,11 +455,11 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             UPDATE \(tasks) t SET run_at = u.run_at, state = u.state, attempt = u.attempt,
                 lease_deadline = u.lease_deadline, last_error = u.last_error, last_failure_at = u.last_failure_at,
                 last_run_at = u.last_run_at, base_last_run_at = u.base_last_run_at, lease_daemon = u.lease_daemon,
-                lease_holder = u.lease_holder
+                lease_holder = u.lease_holder, skipped_runs = u.skipped_runs, last_skip = u.last_skip
             FROM unnest($1::text[], $2::int8[], $3::int2[], $4::int8[], $5::int8[], $6::text[], $7::int8[],
-                        $8::int8[], $9::int8[], $10::int8[], $11::int8[])
+                        $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::text[])
                  AS u(id, run_at, state, attempt, lease_deadline, last_error, last_failure_at, last_run_at,
-                      base_last_run_at, lease_daemon, lease_holder)
+                      base_last_run_at, lease_daemon, lease_holder, skipped_runs, last_skip)
             WHERE t.id = u.id
             """, [
                 PGArrayLiteral.text(rows.map(\.record.id)),
@@ -425,6 +473,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 PGArrayLiteral.int64(rows.map(\.baseLastRunAt)),
                 PGArrayLiteral.int64(rows.map(\.leaseDaemon)),
                 PGArrayLiteral.int64(rows.map(\.leaseHolder)),
+                PGArrayLiteral.int64(rows.map { Optional(Int64(clamping: $0.record.skippedRuns)) }),
+                PGArrayLiteral.text(rows.map(\.record.lastSkip)),
             ])
     }
 
@@ -432,14 +482,18 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         // The usual case, a one-off task whose lease is current: one statement.
         let deleted = try sql("""
             DELETE FROM \(tasks) WHERE id = $1 AND state = 1 AND lease_daemon = $2 AND lease_holder = $3
-                AND attempt = $4 AND interval_us IS NULL
+                AND attempt = $4 AND interval_us IS NULL AND calendar IS NULL
             """, [id, daemon, String(Int64(bitPattern: holder)), String(attempt)])
         if deleted.affectedRows == 1 { return nil }
         let old = try leased(id, attempt: attempt, holder: holder)
-        guard let interval = old.record.schedule.intervalMicros else {
+        guard old.record.schedule.isRecurring else {
             throw StoreError(code: .internalError, message: "task \"\(id)\" is a leased one-off task the ack did not remove")
         }
-        let new = old.advanced(interval: interval, now: now)
+        guard let new = old.advanced(now: now) else {
+            // A calendar rule with no occurrence left: finished, like a one-off task.
+            try sql("DELETE FROM \(tasks) WHERE id = $1", [id])
+            return nil
+        }
         try saveDeliveryFields([new])
         notifyDue(new.record, now: now)
         return new.record
@@ -461,7 +515,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 let deleted = try sql("""
                     DELETE FROM \(tasks) t
                     WHERE t.id = ANY($1::text[]) AND t.state + 0 = 1 AND t.lease_daemon = $2
-                        AND t.interval_us IS NULL
+                        AND t.interval_us IS NULL AND t.calendar IS NULL
                         AND (t.id || ' ' || t.lease_holder || ' ' || t.attempt) = ANY($3::text[])
                     RETURNING t.id
                     """, [PGArrayLiteral.text(leases.map(\.id)), daemon,
@@ -538,8 +592,15 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     {
         let old = try leased(id, attempt: attempt, holder: holder)
         var new: TaskRow
-        if let interval = old.record.schedule.intervalMicros {
-            new = old.advanced(interval: interval, now: now)
+        if old.record.schedule.isRecurring {
+            guard let advanced = old.advanced(now: now) else {
+                try sql("DELETE FROM \(tasks) WHERE id = $1", [id])
+                var finished = old.record
+                finished.lastError = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
+                finished.lastFailureAt = now
+                return finished
+            }
+            new = advanced
         } else if retry && old.record.attempt < old.record.maxAttempts {
             new = old.unleased(state: .scheduled)
             let delay = store.options.retry.delay(afterAttempt: old.record.attempt, unit: store.random.unit())
@@ -591,11 +652,32 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 ? (a.record.leaseDeadline ?? 0) < (b.record.leaseDeadline ?? 0)
                 : a.record.id.utf8.lexicographicallyPrecedes(b.record.id.utf8)
         }
-        let ended = rows.filter { !spare($0.record.id, UInt64(bitPattern: $0.leaseHolder ?? 0)) }
-            .map { $0.abandoned(reason: reason, now: now) }
+        return try endLeases(rows.filter { !spare($0.record.id, UInt64(bitPattern: $0.leaseHolder ?? 0)) },
+                             reason: reason, now: now)
+    }
+
+    /// Ends the leases of `rows` (locked by the caller) as failed attempts with `reason` and saves them; a
+    /// calendar task with no occurrence left is removed. Returns the records as they are now.
+    mutating func endLeases(_ rows: [TaskRow], reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
+        var ended: [TaskRow] = []
+        var finished: [TaskRecord] = []
+        for row in rows {
+            if let next = row.abandoned(reason: reason, now: now) {
+                ended.append(next)
+            } else {
+                var last = row.record
+                last.lastError = truncateUTF8(reason, limit: ProtocolLimits.maxErrorBytes)
+                last.lastFailureAt = now
+                finished.append(last)
+            }
+        }
         try saveDeliveryFields(ended)
+        if !finished.isEmpty {
+            // Calendar tasks with no occurrence left: finished, removed like acknowledged one-off tasks.
+            try sql("DELETE FROM \(tasks) WHERE id = ANY($1::text[])", [PGArrayLiteral.text(finished.map(\.id))])
+        }
         for row in ended { notifyDue(row.record, now: now) }
-        return ended.map(\.record)
+        return ended.map(\.record) + finished
     }
 
     public mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {

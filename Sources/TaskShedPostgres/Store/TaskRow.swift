@@ -15,7 +15,7 @@ struct TaskRow {
     static let columns = """
         id, callback, group_name, run_at, interval_us, kwargs, paused, paused_at, coalesce, state, attempt, \
         max_attempts, lease_deadline, last_error, created_at, last_run_at, last_failure_at, base_last_run_at, \
-        lease_daemon, lease_holder
+        lease_daemon, lease_holder, calendar, skipped_runs, last_skip
         """
 
     /// `columns` qualified with a table alias (`t.id, t.callback, …`), for statements that join.
@@ -34,14 +34,25 @@ struct TaskRow {
         else {
             throw StoreError(code: .internalError, message: "a row of the tasks table cannot be read (row \(r))")
         }
-        let interval = result.int64(r, 4)
+        let schedule: Schedule
+        if let interval = result.int64(r, 4) {
+            schedule = .interval(micros: interval)
+        } else if let hex = result.string(r, 20) {
+            guard let body = Hex.decode(hex), let calendar = try? CalendarSchedule(wireBody: body) else {
+                throw StoreError(code: .internalError, message: "task \"\(id)\" has a calendar column that cannot be read")
+            }
+            schedule = .calendar(calendar)
+        } else {
+            schedule = .once
+        }
         record = TaskRecord(
-            id: id, callback: callback, runAt: runAt, schedule: interval.map { .interval(micros: $0) } ?? .once,
+            id: id, callback: callback, runAt: runAt, schedule: schedule,
             kwargs: kwargs, group: result.string(r, 2), paused: paused, pausedAt: result.int64(r, 7),
             coalesce: coalesce, state: state, attempt: UInt32(clamping: attempt),
             maxAttempts: UInt32(clamping: maxAttempts), leaseDeadline: result.int64(r, 12),
             lastError: result.string(r, 13), createdAt: createdAt, lastRunAt: result.int64(r, 15),
-            lastFailureAt: result.int64(r, 16))
+            lastFailureAt: result.int64(r, 16), skippedRuns: UInt64(clamping: result.int64(r, 21) ?? 0),
+            lastSkip: result.string(r, 22))
         baseLastRunAt = result.int64(r, 17)
         leaseDaemon = result.int64(r, 18)
         leaseHolder = result.int64(r, 19)
@@ -64,11 +75,28 @@ struct TaskRow {
     // MARK: Delivery transitions (the same rules as the LMDB store: PROTOCOL.md, section 8)
 
     /// The next occurrence after the current one ran or was given up on: attempt 0, no lease; a pause made
-    /// meanwhile stays.
-    func advanced(interval: Int64, now: Int64) -> TaskRow {
+    /// meanwhile stays. `nil`: a calendar rule with no occurrence left, so the task is finished and removed.
+    func advanced(now: Int64) -> TaskRow? {
         var next = unleased(state: .scheduled)
-        next.record.runAt = nextRun(runAt: record.runAt, interval: interval, coalesce: record.coalesce, now: now)
         next.record.attempt = 0
+        switch record.schedule {
+        case .once:
+            preconditionFailure("a one-off task does not advance")
+        case .interval(let interval):
+            next.record.runAt = nextRun(runAt: record.runAt, interval: interval, coalesce: record.coalesce, now: now)
+        case .calendar(let calendar):
+            switch TaskValidation.calendarStep(after: record, calendar, now: now) {
+            case .next(let runAt, let skipped, let reason):
+                next.record.applySkips(runAt: runAt, skipped: skipped, reason: reason)
+            case .finished:
+                return nil
+            case .broken(let message):
+                var dead = unleased(state: .dead)
+                dead.record.lastError = message
+                dead.record.lastFailureAt = now
+                return dead
+            }
+        }
         return next
     }
 
@@ -92,12 +120,14 @@ struct TaskRow {
     }
 
     /// A lease that ended without an answer (worker gone, lease expired, daemon lost): a failed attempt.
-    func abandoned(reason: String, now: Int64) -> TaskRow {
+    /// `nil`: a calendar task with no occurrence left, finished.
+    func abandoned(reason: String, now: Int64) -> TaskRow? {
         var next: TaskRow
         if record.attempt < record.maxAttempts {
             next = unleased(state: .scheduled)
-        } else if let interval = record.schedule.intervalMicros {
-            next = advanced(interval: interval, now: now)
+        } else if record.schedule.isRecurring {
+            guard let advanced = advanced(now: now) else { return nil }
+            next = advanced
         } else {
             next = unleased(state: .dead)
         }
@@ -114,6 +144,42 @@ extension Substring {
         while let c = s.first, c == " " || c == "\n" { s.removeFirst() }
         while let c = s.last, c == " " || c == "\n" { s.removeLast() }
         return s
+    }
+}
+
+/// Hexadecimal text of bytes: how the `calendar` column holds a calendar schedule's wire body.
+enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count / 2)
+        var i = 0
+        while i < utf8.count {
+            guard let high = value(utf8[i]), let low = value(utf8[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+            i += 2
+        }
+        return out
     }
 }
 

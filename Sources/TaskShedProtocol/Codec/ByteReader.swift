@@ -13,6 +13,9 @@ public struct ByteReader: Sendable {
     @usableFromInline let base: Int
     /// Index in the underlying storage of the next byte to read.
     @usableFromInline var index: Int
+    /// The protocol version whose layouts are read (a frame decoder sets its connection's version; the
+    /// latest by default). Only layouts that differ between versions look at it (a calendar schedule, version 3).
+    public var version: UInt16 = ProtocolLimits.versions.upperBound
 
     /// Creates a reader over a copy of `bytes` (no copy when `bytes` is already a `[UInt8]`).
     /// - Parameter bytes: The input.

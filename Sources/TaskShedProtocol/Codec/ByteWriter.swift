@@ -13,6 +13,10 @@
 public struct ByteWriter: Sendable {
     /// The bytes written so far (including any the writer was created with).
     public var bytes: [UInt8]
+    /// The protocol version whose layouts are written (the latest by default; a server sets each connection's).
+    /// Only layouts that differ between versions look at it: a task record on a version 1 or 2 connection shows
+    /// a calendar schedule as `once` and leaves out version 3's fields (PROTOCOL.md, section 10).
+    public var version: UInt16 = ProtocolLimits.versions.upperBound
 
     /// Creates an empty writer.
     /// - Parameter capacity: Bytes to reserve up front.

@@ -283,6 +283,7 @@ public struct FrameDecoder: Sendable {
         do {
             var reader = ByteReader(
                 storage: buffer, range: (start + ProtocolLimits.headerBytes)..<(start + total), base: start)
+            reader.version = version
             let message = try Message.decodePayload(type, from: &reader)
             try reader.expectEnd()
             return Frame(requestID: requestID, message: message)

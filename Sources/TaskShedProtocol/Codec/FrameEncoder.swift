@@ -17,8 +17,11 @@ public enum FrameEncoder {
     /// - Parameters:
     ///   - frame: The frame.
     ///   - buffer: The bytes to append to (existing bytes are kept, so many frames can share one write).
-    public static func encode(_ frame: Frame, into buffer: inout [UInt8]) {
+    ///   - version: The connection's protocol version (the latest by default), for the layouts that differ.
+    public static func encode(_ frame: Frame, into buffer: inout [UInt8],
+                              version: UInt16 = ProtocolLimits.versions.upperBound) {
         var writer = ByteWriter()
+        writer.version = version
         swap(&writer.bytes, &buffer)  // moves the storage in and out: no copy
         let start = writer.count
         writer.writeU32(0)

@@ -1,7 +1,9 @@
 // Wire layouts of the model types; field order = stored-property order (see PROTOCOL.md, "Common structures").
 
 extension Schedule: WireCodable {
-    /// `kind u8 | body bytes`: once has an empty body, interval an 8-byte `i64` body.
+    /// `kind u8 | body bytes`: once has an empty body, interval an 8-byte `i64` body, calendar (version 3) a
+    /// `CalendarSchedule`. A writer for version 1 or 2 writes a calendar schedule as `once`: those versions
+    /// have no way to describe it (PROTOCOL.md, section 10).
     public func encode(to writer: inout ByteWriter) {
         switch self {
         case .once:
@@ -11,19 +13,34 @@ extension Schedule: WireCodable {
             writer.writeU8(ScheduleKind.interval.rawValue)
             writer.writeU32(8)
             writer.writeI64(micros)
+        case .calendar(let calendar):
+            guard writer.version >= 3 else {
+                writer.writeU8(ScheduleKind.once.rawValue)
+                writer.writeU32(0)
+                return
+            }
+            writer.writeU8(ScheduleKind.calendar.rawValue)
+            let lengthAt = writer.count
+            writer.writeU32(0)
+            calendar.encode(to: &writer)
+            writer.patchU32(UInt32(writer.count - lengthAt - 4), at: lengthAt)
         }
     }
 
-    /// Reads a schedule; the interval's value is not checked here (the server validates it).
-    /// - Throws: `.malformedMessage` with field `kind` for an unknown kind, `body` for a body of the wrong size.
+    /// Reads a schedule; values are not checked here (the server validates the interval and the calendar
+    /// rule), only the layout.
+    /// - Throws: `.malformedMessage` with field `kind` for an unknown kind (calendar on a version 1 or 2
+    ///   connection included), `body` for a body of the wrong size, or the calendar field at fault.
     public static func decode(from reader: inout ByteReader) throws(ProtocolError) -> Schedule {
         let kindOffset = reader.index
         let rawKind = try reader.readU8(field: "kind")
         let bodyOffset = reader.index
         let length = try reader.readU32(field: "body")
-        guard let kind = ScheduleKind(rawValue: rawKind) else {
+        guard let kind = ScheduleKind(rawValue: rawKind), kind != .calendar || reader.version >= 3 else {
+            let known = reader.version >= 3 ? "0 (once), 1 (interval) and 2 (calendar)" : "0 (once) and 1 (interval)"
             throw reader.malformed(
-                "unknown schedule kind \(rawKind); version 1 defines 0 (once) and 1 (interval)", field: "kind",
+                "unknown schedule kind \(rawKind); version \(reader.version) defines \(known)"
+                    + (rawKind == 2 ? " (calendar schedules need version 3)" : ""), field: "kind",
                 at: kindOffset)
         }
         switch kind {
@@ -40,11 +57,76 @@ extension Schedule: WireCodable {
                     at: bodyOffset)
             }
             return .interval(micros: try reader.readI64(field: "body"))
+        case .calendar:
+            guard Int(length) <= reader.remaining else {
+                throw reader.malformed(
+                    "a calendar schedule's body of \(length) bytes runs past the end of the frame", field: "body",
+                    at: bodyOffset)
+            }
+            let start = reader.index
+            let calendar = try CalendarSchedule.decode(from: &reader)
+            guard reader.index - start == Int(length) else {
+                throw reader.malformed(
+                    "a calendar schedule's fields take \(reader.index - start) bytes, but its body is \(length)",
+                    field: "body", at: bodyOffset)
+            }
+            return .calendar(calendar)
         }
     }
 
     /// kind + empty body length.
     public static var minimumEncodedBytes: Int { 5 }
+}
+
+extension CalendarSchedule {
+    /// The schedule's wire body (what follows kind 2 and its length): stores keep these bytes as they are.
+    public var wireBody: [UInt8] {
+        var writer = ByteWriter(capacity: encodedByteCount)
+        encode(to: &writer)
+        return writer.bytes
+    }
+
+    /// Decodes a wire body written by ``wireBody``.
+    /// - Throws: `.malformedMessage` naming the field at fault, or trailing bytes.
+    public init(wireBody: some Collection<UInt8>) throws(ProtocolError) {
+        var reader = ByteReader(wireBody)
+        self = try Self.decode(from: &reader)
+        try reader.expectEnd()
+    }
+
+    /// `syntax u8 | expression string | time_zone string | gap u8 | fold u8 | catch_up u8 | catch_up_max u32 |
+    /// catch_up_window i64 | overlap u8 | jitter i64 | jitter_mode u8`.
+    func encode(to writer: inout ByteWriter) {
+        writer.writeU8(syntax.rawValue)
+        writer.writeString(expression)
+        writer.writeString(timeZone)
+        writer.writeU8(gap.rawValue)
+        writer.writeU8(fold.rawValue)
+        writer.writeU8(catchUp.rawValue)
+        writer.writeU32(catchUpMaximum)
+        writer.writeI64(catchUpWindowMicros)
+        writer.writeU8(overlap.rawValue)
+        writer.writeI64(jitterMicros)
+        writer.writeU8(jitterMode.rawValue)
+    }
+
+    /// The bytes `encode(to:)` writes.
+    var encodedByteCount: Int { 1 + 2 + expression.utf8.count + 2 + timeZone.utf8.count + 3 + 4 + 8 + 1 + 8 + 1 }
+
+    static func decode(from reader: inout ByteReader) throws(ProtocolError) -> CalendarSchedule {
+        CalendarSchedule(
+            syntax: try reader.readEnum(Syntax.self, field: "syntax"),
+            expression: try reader.readString(field: "expression"),
+            timeZone: try reader.readString(field: "time_zone"),
+            gap: try reader.readEnum(Gap.self, field: "gap"),
+            fold: try reader.readEnum(Fold.self, field: "fold"),
+            catchUp: try reader.readEnum(CatchUp.self, field: "catch_up"),
+            catchUpMaximum: try reader.readU32(field: "catch_up_max"),
+            catchUpWindowMicros: try reader.readI64(field: "catch_up_window"),
+            overlap: try reader.readEnum(Overlap.self, field: "overlap"),
+            jitterMicros: try reader.readI64(field: "jitter"),
+            jitterMode: try reader.readEnum(JitterMode.self, field: "jitter_mode"))
+    }
 }
 
 extension TaskSelector: WireCodable {
@@ -119,7 +201,8 @@ extension TaskSpec: WireCodable {
 extension TaskRecord: WireCodable {
     /// `id string | callback string | run_at i64 | schedule | kwargs bytes | group opt<string> | paused bool |
     /// paused_at opt<i64> | coalesce bool | state u8 | attempt u32 | max_attempts u32 | lease_deadline opt<i64> |
-    /// last_error opt<string> | created_at i64 | last_run_at opt<i64> | last_failure_at opt<i64>`.
+    /// last_error opt<string> | created_at i64 | last_run_at opt<i64> | last_failure_at opt<i64>`, and from
+    /// version 3 `skipped_runs u64 | last_skip opt<string>`.
     public func encode(to writer: inout ByteWriter) {
         writer.writeString(id)
         writer.writeString(callback)
@@ -138,6 +221,10 @@ extension TaskRecord: WireCodable {
         writer.writeI64(createdAt)
         writer.writeOptionalI64(lastRunAt)
         writer.writeOptionalI64(lastFailureAt)
+        if writer.version >= 3 {
+            writer.writeU64(skippedRuns)
+            writer.writeOptionalString(lastSkip)
+        }
     }
 
     /// Reads a task record.
@@ -160,18 +247,24 @@ extension TaskRecord: WireCodable {
         let createdAt = try reader.readI64(field: "created_at")
         let lastRunAt = try reader.readOptionalI64(field: "last_run_at")
         let lastFailureAt = try reader.readOptionalI64(field: "last_failure_at")
+        var skippedRuns: UInt64 = 0
+        var lastSkip: String?
+        if reader.version >= 3 {
+            skippedRuns = try reader.readU64(field: "skipped_runs")
+            lastSkip = try reader.readOptionalString(field: "last_skip")
+        }
         return TaskRecord(
             id: id, callback: callback, runAt: runAt, schedule: schedule, kwargs: kwargs, group: group,
             paused: paused, pausedAt: pausedAt, coalesce: coalesce, state: state, attempt: attempt,
             maxAttempts: maxAttempts, leaseDeadline: leaseDeadline, lastError: lastError, createdAt: createdAt,
-            lastRunAt: lastRunAt, lastFailureAt: lastFailureAt)
+            lastRunAt: lastRunAt, lastFailureAt: lastFailureAt, skippedRuns: skippedRuns, lastSkip: lastSkip)
     }
 
-    /// 2 + 2 + 8 + 5 + 4 + 1 + 1 + 1 + 1 + 1 + 4 + 4 + 1 + 1 + 8 + 1 + 1.
+    /// 2 + 2 + 8 + 5 + 4 + 1 + 1 + 1 + 1 + 1 + 4 + 4 + 1 + 1 + 8 + 1 + 1 (version 1; version 3 adds 9).
     public static var minimumEncodedBytes: Int { 46 }
 
-    /// The bytes `encode(to:)` writes, computed without encoding: a server sizes replies with it (a reply
-    /// must fit in `max_frame_bytes`).
+    /// The bytes `encode(to:)` writes on a version 3 connection, computed without encoding: a server sizes
+    /// replies with it (a reply must fit in `max_frame_bytes`). Versions 1 and 2 write no more than this.
     public var encodedByteCount: Int {
         func string(_ value: String) -> Int {
             let count = value.utf8.count
@@ -183,7 +276,13 @@ extension TaskRecord: WireCodable {
         }
         var count = Self.minimumEncodedBytes - 4
         count += string(id) + string(callback) + kwargs.count
-        if case .interval = schedule { count += 8 }
+        switch schedule {
+        case .once: break
+        case .interval: count += 8
+        case .calendar(let calendar): count += calendar.encodedByteCount
+        }
+        count += 9
+        if let lastSkip { count += string(lastSkip) }
         if let group { count += string(group) }
         if pausedAt != nil { count += 8 }
         if leaseDeadline != nil { count += 8 }

@@ -1,5 +1,5 @@
-/// How a task repeats: once, or at a fixed interval (more kinds, such as cron, can be added without a
-/// protocol version break because a schedule travels as a kind byte plus a length-prefixed body).
+/// How a task repeats: once, at a fixed interval, or by a calendar rule (version 3). A schedule travels as a kind
+/// byte plus a length-prefixed body, so a receiver that meets a kind it does not know still finds the end.
 ///
 /// On the wire (see `proto-spec/PROTOCOL.md`, "Schedule"):
 /// ```
@@ -8,18 +8,22 @@
 /// +---------+----------------+------------------+
 ///   0 once:      body is empty
 ///   1 interval:  body is i64 interval_us (> 0)
+///   2 calendar:  body is a CalendarSchedule (protocol version 3)
 /// ```
 public enum Schedule: Sendable, Hashable {
     /// Runs one time at `runAt`, then the task is removed when the worker acknowledges it.
     case once
     /// Runs at `runAt`, then every `micros` microseconds (must be > 0).
     case interval(micros: Int64)
+    /// Runs at each occurrence of a cron or systemd calendar rule (protocol version 3).
+    case calendar(CalendarSchedule)
 
     /// The wire kind byte of this schedule.
     public var kind: ScheduleKind {
         switch self {
         case .once: return .once
         case .interval: return .interval
+        case .calendar: return .calendar
         }
     }
 
@@ -34,6 +38,12 @@ public enum Schedule: Sendable, Hashable {
         if case .interval(let micros) = self { return micros }
         return nil
     }
+
+    /// The calendar rule and its policies, or `nil` for the other kinds.
+    public var calendar: CalendarSchedule? {
+        if case .calendar(let calendar) = self { return calendar }
+        return nil
+    }
 }
 
 /// The kind byte that introduces a `Schedule` on the wire.
@@ -42,4 +52,6 @@ public enum ScheduleKind: UInt8, Sendable, Hashable, CaseIterable {
     case once = 0
     /// A recurring task with a fixed interval.
     case interval = 1
+    /// A recurring task on a calendar rule (protocol version 3).
+    case calendar = 2
 }

@@ -37,6 +37,10 @@ public struct TaskRecord: Sendable, Hashable {
     public var lastRunAt: Int64?
     /// When it last failed.
     public var lastFailureAt: Int64?
+    /// Calendar tasks: how many occurrences were skipped by the catch-up or overlap policy (protocol version 3).
+    public var skippedRuns: UInt64
+    /// Calendar tasks: why the last occurrences were skipped, with when (protocol version 3).
+    public var lastSkip: String?
 
     /// Creates a record; every field is given explicitly because records come from the store or the wire.
     public init(
@@ -56,7 +60,9 @@ public struct TaskRecord: Sendable, Hashable {
         lastError: String?,
         createdAt: Int64,
         lastRunAt: Int64?,
-        lastFailureAt: Int64?
+        lastFailureAt: Int64?,
+        skippedRuns: UInt64 = 0,
+        lastSkip: String? = nil
     ) {
         self.id = id
         self.callback = callback
@@ -75,5 +81,7 @@ public struct TaskRecord: Sendable, Hashable {
         self.createdAt = createdAt
         self.lastRunAt = lastRunAt
         self.lastFailureAt = lastFailureAt
+        self.skippedRuns = skippedRuns
+        self.lastSkip = lastSkip
     }
 }

@@ -54,7 +54,7 @@ extension StoreContext {
                 let r = task.record
                 if r.state != .scheduled || !sameBytes(lease.callback, r.callback) || lease.paused != r.paused
                     || lease.runAt != r.runAt || !sameBytes(lease.group, r.group)
-                    || lease.recurring != (r.schedule.intervalMicros != nil)
+                    || lease.recurring != r.schedule.isRecurring
                 {
                     problems.append("leases: the lease of \"\(id)\" does not match its \(task.record.state) record")
                 }

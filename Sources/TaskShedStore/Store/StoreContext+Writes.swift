@@ -52,7 +52,8 @@ extension StoreContext {
             let p = prepared[i]
             var task = StoredTask(
                 record: TaskRecord(
-                    id: id, callback: spec.callback, runAt: spec.runAt ?? now, schedule: spec.schedule,
+                    id: id, callback: spec.callback, runAt: TaskValidation.firstRun(spec, id: id, now: now),
+                    schedule: spec.schedule,
                     kwargs: p.kwargs, group: spec.group, paused: spec.paused, pausedAt: spec.paused ? now : nil,
                     coalesce: spec.coalesce, state: .scheduled, attempt: 0, maxAttempts: p.maxAttempts,
                     leaseDeadline: nil, lastError: nil, createdAt: now, lastRunAt: nil, lastFailureAt: nil))
@@ -341,12 +342,18 @@ extension StoreContext {
             guard task.record.state == .scheduled, !task.record.paused else {
                 throw .corrupt("due index entry for task \"\(id)\" that is not due")
             }
+            if case .calendar(let calendar) = task.record.schedule {
+                // Catch-up after downtime is decided here, where a missed occurrence is first seen: run the
+                // stored one, a later one, or none (the task moves to its next occurrence, unclaimed).
+                guard let caughtUp = try catchUp(task, calendar, at: records, now: now) else { continue }
+                task = caughtUp
+            }
             let lease = Lease(
                 deadline: leaseDeadline, holder: holder, attempt: task.record.attempt &+ 1,
                 // A task claimed ahead of its due time runs at its due time.
                 lastRunAt: Swift.max(task.record.runAt, now), baseLastRunAt: task.record.lastRunAt,
                 callback: task.record.callback, paused: false, runAt: task.record.runAt, group: task.record.group,
-                recurring: task.record.schedule.intervalMicros != nil)
+                recurring: task.record.schedule.isRecurring)
             // Only the record is returned: the lease goes into the table, not into `task` too (a copy).
             lease.apply(to: &task.record)
             setLease(id, lease)
@@ -368,15 +375,64 @@ extension StoreContext {
     }
 
     /// The task back in the schedule after its current occurrence ran (or was given up on): the next
-    /// occurrence, attempt 0, no lease. A pause made meanwhile stays.
-    static func advanced(_ task: StoredTask, interval: Int64, now: Int64) -> StoredTask {
+    /// occurrence, attempt 0, no lease. A pause made meanwhile stays. `nil`: a calendar rule with no occurrence
+    /// left, so the task is finished and removed like a one-off task.
+    static func advanced(_ task: StoredTask, now: Int64) -> StoredTask? {
         var next = task
-        next.record.runAt = nextRun(runAt: task.record.runAt, interval: interval, coalesce: task.record.coalesce, now: now)
+        switch task.record.schedule {
+        case .once:
+            preconditionFailure("a one-off task does not advance")
+        case .interval(let interval):
+            next.record.runAt = nextRun(runAt: task.record.runAt, interval: interval, coalesce: task.record.coalesce,
+                                        now: now)
+        case .calendar(let calendar):
+            switch TaskValidation.calendarStep(after: task.record, calendar, now: now) {
+            case .next(let runAt, let skipped, let reason):
+                next.record.applySkips(runAt: runAt, skipped: skipped, reason: reason)
+            case .finished:
+                return nil
+            case .broken(let message):
+                var dead = unleased(task, state: .dead)
+                dead.record.lastError = message
+                dead.record.lastFailureAt = now
+                return dead
+            }
+        }
         next.record.state = .scheduled
         next.record.attempt = 0
         next.record.leaseDeadline = nil
         next.lease = nil
         return next
+    }
+
+    /// A due calendar task at a claim: the task to lease (its stored occurrence, or the later one catch-up
+    /// picked, rewritten with the skip counters), or `nil` when catch-up runs nothing now and the task moved to
+    /// its next occurrence (or, with none left, was removed).
+    private mutating func catchUp(_ task: StoredTask, _ calendar: CalendarSchedule, at records: LMDBCursor,
+                                  now: Int64) throws(StoreError) -> StoredTask? {
+        var new = task
+        switch TaskValidation.calendarClaim(task.record, calendar, now: now) {
+        case .decided(.run):
+            return task
+        case .decided(.runInstead(let occurrence, let skipped, let reason)):
+            new.record.applySkips(runAt: occurrence, skipped: skipped, reason: reason)
+            try replaceRecord(at: records, new)
+            try save(old: task, new: new, writeRecord: false)
+            return new
+        case .decided(.skip(let nextRunAt, let skipped, let reason)):
+            guard let nextRunAt else {
+                try save(old: task, new: nil)
+                return nil
+            }
+            new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+        case .broken(let message):
+            new.record.state = .dead
+            new.record.lastError = message
+            new.record.lastFailureAt = now
+        }
+        try replaceRecord(at: records, new)
+        try save(old: task, new: new, writeRecord: false)
+        return nil
     }
 
     /// The task without its lease, in `state`; attempt and `lastRunAt` stay those of the delivery (it counts).
@@ -409,10 +465,12 @@ extension StoreContext {
         let records = try tasksCursor()
         defer { records.close() }
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
-        guard let interval = old.record.schedule.intervalMicros else {
-            preconditionFailure("a one-off lease is acked above")
+        precondition(old.record.schedule.isRecurring, "a one-off lease is acked above")
+        guard let new = Self.advanced(old, now: now) else {
+            // A calendar rule with no occurrence left: finished, like a one-off task.
+            try save(old: old, new: nil)
+            return nil
         }
-        let new = Self.advanced(old, interval: interval, now: now)
         try replaceRecord(at: records, new)
         try save(old: old, new: new, writeRecord: false)
         return new.record
@@ -426,8 +484,15 @@ extension StoreContext {
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
         let message = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
         var new: StoredTask
-        if let interval = old.record.schedule.intervalMicros {
-            new = Self.advanced(old, interval: interval, now: now)
+        if old.record.schedule.isRecurring {
+            guard let advanced = Self.advanced(old, now: now) else {
+                try save(old: old, new: nil)
+                var finished = old.record
+                finished.lastError = message
+                finished.lastFailureAt = now
+                return finished
+            }
+            new = advanced
         } else if retry && old.record.attempt < old.record.maxAttempts {
             new = Self.unleased(old, state: .scheduled)
             let delay = options.retry.delay(afterAttempt: old.record.attempt, unit: random.unit())
@@ -469,8 +534,15 @@ extension StoreContext {
         var new: StoredTask
         if old.record.attempt < old.record.maxAttempts {
             new = Self.unleased(old, state: .scheduled)
-        } else if let interval = old.record.schedule.intervalMicros {
-            new = Self.advanced(old, interval: interval, now: now)
+        } else if old.record.schedule.isRecurring {
+            guard let advanced = Self.advanced(old, now: now) else {
+                try save(old: old, new: nil)
+                var finished = old.record
+                finished.lastError = truncateUTF8(reason, limit: ProtocolLimits.maxErrorBytes)
+                finished.lastFailureAt = now
+                return finished
+            }
+            new = advanced
         } else {
             new = Self.unleased(old, state: .dead)
         }

@@ -25,12 +25,14 @@ struct StoredTask {
         if !sameBytes(lease.group, record.group) { lease.group = record.group }
         lease.paused = record.paused
         lease.runAt = record.runAt
-        lease.recurring = record.schedule.intervalMicros != nil
+        lease.recurring = record.schedule.isRecurring
         return lease
     }
 
     /// Version byte at the start of every value in the `tasks` database.
     static let valueFormat: UInt8 = 1
+    /// The longest `last_skip` kept, in UTF-8 bytes.
+    static let maxLastSkipBytes = 1024
 
     private struct Flag {
         static let paused: UInt8 = 1 << 0
@@ -64,11 +66,15 @@ struct StoredTask {
         if record.lastFailureAt != nil { flags |= Flag.lastFailureAt }
         if record.group != nil { flags |= Flag.group }
         let interval = record.schedule.intervalMicros
+        // A calendar schedule: its wire body, then the skip counters (only calendar tasks have them).
+        let calendarBody = record.schedule.calendar?.wireBody
+        let lastSkip = record.lastSkip.map { Array(truncateUTF8($0, limit: Self.maxLastSkipBytes).utf8) }
         let callbackCount = record.callback.utf8.count
         let groupCount = record.group?.utf8.count
         let errorCount = record.lastError?.utf8.count
         var count = 4 + 8 + 4 + 4 + 8 + 2 + callbackCount + 4 + record.kwargs.count
         if interval != nil { count += 8 }
+        if let calendarBody { count += 4 + calendarBody.count + 8 + 2 + (lastSkip?.count ?? 0) }
         if record.pausedAt != nil { count += 8 }
         if lastRunAt != nil { count += 8 }
         if record.lastFailureAt != nil { count += 8 }
@@ -81,6 +87,13 @@ struct StoredTask {
             w.u8(record.schedule.kind.rawValue)
             w.i64LE(record.runAt)
             if let interval { w.i64LE(interval) }
+            if let calendarBody {
+                w.u32LE(UInt32(calendarBody.count))
+                w.raw(calendarBody)
+                w.u64LE(record.skippedRuns)
+                w.u16LE(UInt16(lastSkip?.count ?? 0))
+                if let lastSkip { w.raw(lastSkip) }
+            }
             w.u32LE(attempt)
             w.u32LE(record.maxAttempts)
             w.i64LE(record.createdAt)
@@ -113,11 +126,21 @@ struct StoredTask {
             let kind = ScheduleKind(rawValue: kindRaw), let runAt = s.i64LE()
         else { return nil }
         let schedule: Schedule
+        var skippedRuns: UInt64 = 0
+        var lastSkip: String?
         switch kind {
         case .once: schedule = .once
         case .interval:
             guard let micros = s.i64LE() else { return nil }
             schedule = .interval(micros: micros)
+        case .calendar:
+            guard let length = s.u32LE(), let body = s.bytes(Int(length)),
+                  let calendar = try? CalendarSchedule(wireBody: body), let skipped = s.u64LE(),
+                  let skipLength = s.u16LE(), let skip = s.string(Int(skipLength))
+            else { return nil }
+            schedule = .calendar(calendar)
+            skippedRuns = skipped
+            lastSkip = skipLength == 0 ? nil : skip
         }
         guard let attempt = s.u32LE(), let maxAttempts = s.u32LE(), let createdAt = s.i64LE() else { return nil }
         var pausedAt: Int64?
@@ -154,7 +177,8 @@ struct StoredTask {
             id: id, callback: callback, runAt: runAt, schedule: schedule, kwargs: Array(kw), group: group,
             paused: flags & Flag.paused != 0, pausedAt: pausedAt, coalesce: flags & Flag.coalesce != 0,
             state: state, attempt: attempt, maxAttempts: maxAttempts, leaseDeadline: nil,
-            lastError: lastError, createdAt: createdAt, lastRunAt: lastRunAt, lastFailureAt: lastFailureAt)
+            lastError: lastError, createdAt: createdAt, lastRunAt: lastRunAt, lastFailureAt: lastFailureAt,
+            skippedRuns: skippedRuns, lastSkip: lastSkip)
         return StoredTask(record: record)
     }
 }

@@ -1,3 +1,4 @@
+import TaskShedCalendar
 import TaskShedProtocol
 
 // Rules every task store applies the same way (the LMDB store and the PostgreSQL store in TaskShedPostgres):
@@ -63,6 +64,79 @@ package enum TaskValidation {
             prepared.append(PreparedTask(kwargs: kwargs, maxAttempts: maxAttempts))
         }
         return prepared
+    }
+}
+
+extension TaskValidation {
+    /// A new task's first `run_at`: its `run_at` (or now); for a calendar schedule, the first occurrence at or
+    /// after that, with its jitter (the server refused a rule without one, so the fallback is never used).
+    package static func firstRun(_ spec: TaskSpec, id: String, now: Int64) -> Int64 {
+        let notBefore = spec.runAt ?? now
+        guard case .calendar(let calendar) = spec.schedule, let timing = try? CalendarTiming(calendar) else {
+            return notBefore
+        }
+        return timing.firstRun(notBefore: notBefore, taskID: id) ?? notBefore
+    }
+
+    /// What becomes of a calendar task once the run its leased `record` holds ended at `now` (acknowledged,
+    /// failed, or given up on): see `CalendarTiming.nextRun`.
+    package static func calendarStep(after record: TaskRecord, _ calendar: CalendarSchedule, now: Int64)
+        -> CalendarStep
+    {
+        let timing: CalendarTiming
+        do {
+            timing = try CalendarTiming(calendar)
+        } catch {
+            return .broken(brokenRuleMessage(error))
+        }
+        let step = timing.nextRun(after: record.runAt, deliveredAt: record.lastRunAt, now: now, taskID: record.id)
+        guard let runAt = step.runAt else { return .finished }
+        return .next(runAt: runAt, skipped: step.skipped, reason: step.reason)
+    }
+
+    /// What a claim at `now` does with the due calendar task `record`: see `CalendarTiming.claimDecision`.
+    package static func calendarClaim(_ record: TaskRecord, _ calendar: CalendarSchedule, now: Int64)
+        -> CalendarClaim
+    {
+        do {
+            return .decided(try CalendarTiming(calendar).claimDecision(runAt: record.runAt, now: now, taskID: record.id))
+        } catch {
+            return .broken(brokenRuleMessage(error))
+        }
+    }
+
+    /// The `last_error` of a calendar task whose rule stopped parsing (its zone left the system's tzdata): it is
+    /// dead-lettered with this, neither lost nor claimed again and again; fix the zone and retry it.
+    static func brokenRuleMessage(_ error: CalendarExpressionError) -> String {
+        truncateUTF8("the calendar rule no longer parses: \(error)", limit: ProtocolLimits.maxErrorBytes)
+    }
+}
+
+/// A calendar task after a run ended.
+package enum CalendarStep {
+    /// Scheduled again at `runAt`; `skipped` occurrences (overlap) were dropped, for `reason`.
+    case next(runAt: Int64, skipped: UInt64, reason: String?)
+    /// The rule has no occurrence left: the task is removed like an acknowledged one-off task.
+    case finished
+    /// The rule no longer parses: the task is dead-lettered with this message.
+    case broken(String)
+}
+
+/// A due calendar task at a claim.
+package enum CalendarClaim {
+    /// The catch-up decision.
+    case decided(CalendarTiming.ClaimDecision)
+    /// The rule no longer parses: the task is dead-lettered with this message, unclaimed.
+    case broken(String)
+}
+
+extension TaskRecord {
+    /// The record after a claim's catch-up decision (`runAt` and the skip counters; nothing else changes).
+    package mutating func applySkips(runAt: Int64, skipped: UInt64, reason: String?) {
+        self.runAt = runAt
+        guard skipped > 0 else { return }
+        skippedRuns &+= skipped
+        lastSkip = reason
     }
 }
 

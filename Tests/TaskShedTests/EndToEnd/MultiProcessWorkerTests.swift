@@ -31,7 +31,7 @@ struct MultiProcessWorkerTests {
         }
         #expect(finished)
         for worker in workers { worker.process.send(SIGTERM) }
-        for worker in workers { _ = worker.process.wait(timeoutSeconds: 30) }
+        for worker in workers { _ = await worker.process.waitOffPool(timeoutSeconds: 30) }
 
         var runs: [String: Int] = [:]
         for worker in workers {
@@ -66,7 +66,7 @@ struct MultiProcessWorkerTests {
         let rescuerReady = await eventually { rescuer.isReady }
         #expect(rescuerReady, "worker did not start: \(rescuer.log())")
         doomed.process.send(SIGKILL)
-        _ = doomed.process.wait(timeoutSeconds: 10)
+        _ = await doomed.process.waitOffPool(timeoutSeconds: 10)
 
         #expect(await eventually { rescuer.ids("done").contains("survivor") })
         #expect(doomed.ids("done").isEmpty)
@@ -74,7 +74,7 @@ struct MultiProcessWorkerTests {
         // The ACK follows the "done" line.
         #expect(await eventually { try await scheduler.fetchTasks(ids: ["survivor"]).isEmpty })
         rescuer.process.send(SIGTERM)
-        _ = rescuer.process.wait(timeoutSeconds: 30)
+        _ = await rescuer.process.waitOffPool(timeoutSeconds: 30)
     }
 
     @Test func sigtermShutsAWorkerProcessDownGracefullyReleasingItsTask() async throws {
@@ -91,7 +91,7 @@ struct MultiProcessWorkerTests {
         #expect(await eventually { worker.ids("start").contains("held") })
 
         worker.process.send(SIGTERM)
-        let status = worker.process.wait(timeoutSeconds: 30)
+        let status = await worker.process.waitOffPool(timeoutSeconds: 30)
         #expect(status.map { ChildProcess.exitCode(fromWaitStatus: $0) } == 0)
         #expect(worker.lines().contains("stopped 1"))
         let task = try #require(try await scheduler.fetchTasks(ids: ["held"]).first)

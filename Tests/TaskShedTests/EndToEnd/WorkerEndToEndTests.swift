@@ -148,7 +148,7 @@ struct WorkerEndToEndTests {
         #expect(worker.lines().filter { $0.hasPrefix("start ") } == ["start long-1 1"], "\(worker.lines())")
         #expect(try await scheduler.stats().dead == 0)
         worker.process.send(SIGTERM)
-        _ = worker.process.wait(timeoutSeconds: 30)
+        _ = await worker.process.waitOffPool(timeoutSeconds: 30)
     }
 
     @Test func shutdownTimeoutGivesUnfinishedTasksBackForAnotherWorker() async throws {
