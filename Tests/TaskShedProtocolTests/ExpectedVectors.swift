@@ -66,6 +66,26 @@ let expectedFrames: [String: Frame] = [
     "fetch_tasks.group": Frame(requestID: 6, message: .fetchTasks(.group("reports"))),
     "tasks.records": Frame(requestID: 5, message: .tasks([recordReport, recordT2])),
     "tasks.empty": Frame(requestID: 6, message: .tasks([])),
+    "add_tasks.calendar": Frame(
+        requestID: 40,
+        message: .addTasks(
+            AddTasks(
+                onConflict: .fail,
+                tasks: [TaskSpec(
+                    id: "nightly-backup", callback: "backup",
+                    schedule: .calendar(CalendarSchedule(
+                        syntax: .cron, expression: "30 2 * * *", timeZone: "Europe/Berlin", catchUp: .all,
+                        catchUpMaximum: 3, overlap: .queueOne, jitterMicros: 60_000_000, jitterMode: .fixed)))]))),
+    "tasks.calendar": Frame(
+        requestID: 41,
+        message: .tasks([TaskRecord(
+            id: "nightly-backup", callback: "backup", runAt: t0 + 5_417_000_000,
+            schedule: .calendar(CalendarSchedule(
+                syntax: .systemd, expression: "*-*-* 02:30:00", timeZone: "Europe/Berlin", jitterMicros: 60_000_000,
+                jitterMode: .fixed)),
+            kwargs: Array("{}".utf8), group: nil, paused: false, pausedAt: nil, coalesce: true, state: .scheduled,
+            attempt: 0, maxAttempts: 3, leaseDeadline: nil, lastError: nil, createdAt: t0 - 86_400_000_000,
+            lastRunAt: nil, lastFailureAt: nil, skippedRuns: 2, lastSkip: "missed")])),
     "list_tasks.first_page": Frame(requestID: 7, message: .listTasks(ListTasks(limit: 100))),
     "list_tasks.filtered": Frame(
         requestID: 8,

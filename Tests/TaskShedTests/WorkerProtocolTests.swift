@@ -184,8 +184,8 @@ struct WorkerProtocolTests {
 
         // One write: the second DELIVERY waits in the client's decoder behind the first, whose callback starts
         // on the reading thread; the reading must carry on elsewhere.
-        fake.send(bytes: FrameEncoder.encode(Frame(requestID: subscription, message: .delivery(Self.record("h1", callback: "hold"))))
-            + FrameEncoder.encode(Frame(requestID: subscription, message: .delivery(Self.record("f1", callback: "free")))))
+        fake.send(bytes: fake.encode(.delivery(Self.record("h1", callback: "hold")), requestID: subscription)
+            + fake.encode(.delivery(Self.record("f1", callback: "free")), requestID: subscription))
         let acked = try await Self.answerAcks(2, from: fake)
         // Both are acked; their order is not the point (once "free" has run, "hold" notices within a
         // millisecond and may ack first on a busy machine). That "hold" was released by "free" shows that the

@@ -78,7 +78,14 @@ final class FakeDaemon: Sendable {
 
     /// Sends one frame to the client.
     func send(_ message: Message, requestID: UInt32) {
-        send(bytes: FrameEncoder.encode(Frame(requestID: requestID, message: message)))
+        send(bytes: encode(message, requestID: requestID))
+    }
+
+    /// One frame's bytes, in the layouts of the version this daemon's HELLO_OK announces.
+    func encode(_ message: Message, requestID: UInt32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        FrameEncoder.encode(Frame(requestID: requestID, message: message), into: &bytes, version: helloOK.version)
+        return bytes
     }
 
     /// Closes the client's connection (as a daemon that stops would).
