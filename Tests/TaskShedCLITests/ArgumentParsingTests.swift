@@ -46,6 +46,54 @@ struct ArgumentParsingTests {
         #expect(task.kwargs.description == "{}")
     }
 
+    @Test func addBuildsACalendarScheduleWithEveryPolicy() throws {
+        let add = try parse(
+            [
+                "add", "backup", "--cron", "30 2 * * *", "--tz", "Europe/Berlin", "--gap", "at-change", "--fold", "both",
+                "--catch-up", "all", "--catch-up-max", "4", "--catch-up-window", "2h30m", "--overlap", "queue-one",
+                "--jitter", "90s", "--jitter-fixed", "--at", "2026-03-09 00:00",
+            ], as: Add.self)
+        let task = try add.makeTask(context: context) { [] }
+        #expect(task.schedule == .calendar(CalendarSchedule(
+            syntax: .cron, expression: "30 2 * * *", timeZone: "Europe/Berlin", gap: .atChange, fold: .both,
+            catchUp: .all, catchUpMaximum: 4, catchUpWindowMicros: 9_000_000_000, overlap: .queueOne,
+            jitterMicros: 90_000_000, jitterMode: .fixed)))
+        // --at is "not before": the daemon picks the first occurrence at or after it.
+        #expect(task.runAt.micros == utc(2026, 3, 9, 4))
+        // systemd syntax, the local zone and the documented defaults.
+        let plain = try parse(["add", "standup", "--calendar", "Mon..Fri 09:00"], as: Add.self).makeTask(context: context) { [] }
+        #expect(plain.schedule == .calendar(CalendarSchedule(
+            syntax: .systemd, expression: "Mon..Fri 09:00", timeZone: "America/New_York")))
+        let all = try parse(["add", "x", "--cron", "@hourly", "--catch-up", "all"], as: Add.self).makeTask(context: context) { [] }
+        guard case .calendar(let calendar) = all.schedule else {
+            Issue.record("not a calendar schedule: \(all.schedule)")
+            return
+        }
+        #expect(calendar.catchUpMaximum == 10)
+    }
+
+    @Test(arguments: [
+        (["add", "x", "--cron", "@daily", "--every", "1d"], "give one of --every, --cron and --calendar"),
+        (["add", "x", "--cron", "@daily", "--calendar", "daily"], "give one of --every, --cron and --calendar"),
+        (["add", "x", "--tz", "UTC"], "--tz applies to calendar tasks; add --cron or --calendar"),
+        (["add", "x", "--every", "1h", "--overlap", "skip"], "--overlap applies to calendar tasks"),
+        (["add", "x", "--cron", "@daily", "--no-coalesce"], "--no-coalesce applies to interval tasks (--every)"),
+        (["add", "x", "--cron", "@daily", "--catch-up-max", "3"], "--catch-up-max applies to --catch-up all"),
+        (["add", "x", "--cron", "@daily", "--catch-up", "all", "--catch-up-max", "1001"],
+         "--catch-up-max must be between 1 and 1000, not 1001"),
+        (["add", "x", "--cron", "@daily", "--jitter-fixed"], "--jitter-fixed needs --jitter DURATION"),
+        (["add", "x", "--cron", "@daily", "--overlap", "allow"], "allow"),
+    ])
+    func calendarOptionsAreCheckedTogether(_ arguments: [String], _ message: String) {
+        do {
+            _ = try TaskShedCtl.parseAsRoot(arguments)
+            Issue.record("parsed \(arguments)")
+        } catch {
+            let text = TaskShedCtl.message(for: error)
+            #expect(text.contains(message), "\(text)")
+        }
+    }
+
     @Test func addReadsKwargsFromStandardInputAndDelaysWithIn() throws {
         let add = try parse(["add", "notify", "--in", "5m", "--kwargs", "-"], as: Add.self)
         let task = try add.makeTask(context: context) { Array(#"{"to": "ops"}"#.utf8) + [0x0A] }

@@ -176,6 +176,35 @@ struct CLIEndToEndTests {
         #expect(gone.stderr.split(separator: "\n").count == 1)
     }
 
+    @Test func aCalendarTaskIsAddedShownWithItsNextRunsAndRefusedWhenItsRuleIsBad() async throws {
+        let h = try Harness()
+        let add = try await h.ctl("add", "standup", "--cron", "0 9 * * MON-FRI", "--tz", "America/New_York",
+                                  "--id", "standup", "--catch-up", "skip", "--jitter", "30s", "--jitter-fixed")
+        #expect(add.status == 0 && add.stdout == "standup\n", "\(add)")
+        let shown = try await h.json("show", "standup")
+        #expect(shown["schedule"] as? String == "calendar")
+        let calendar = try #require(shown["calendar"] as? [String: Any])
+        #expect(calendar["expression"] as? String == "0 9 * * MON-FRI")
+        #expect(calendar["time_zone"] as? String == "America/New_York")
+        #expect(calendar["catch_up"] as? String == "skip" && calendar["jitter_mode"] as? String == "fixed")
+        let runs = try #require(shown["next_runs"] as? [String])
+        #expect(runs.count == 5 && runs.first == shown["run_at"] as? String, "\(runs)")
+        // 09:00 New York is 13:00 or 14:00 UTC; the first run carries the fixed jitter, the rule's next ones not.
+        for run in runs.dropFirst() {
+            #expect(run.hasSuffix("T13:00:00.000000Z") || run.hasSuffix("T14:00:00.000000Z"), "\(runs)")
+        }
+        #expect(shown["skipped_runs"] as? Int == 0)
+        let text = try await h.ctl("show", "standup")
+        #expect(text.stdout.contains("schedule:      cron 0 9 * * MON-FRI America/New_York"), "\(text)")
+        #expect(text.stdout.contains("policies:      gap shift, fold first, catch-up skip, window 1h, overlap skip, "
+                                     + "jitter 30s fixed"), "\(text)")
+        #expect(text.stdout.contains("then:          "), "\(text)")
+
+        let bad = try await h.ctl("add", "x", "--cron", "0 9 * * FUNDAY")
+        #expect(bad.status != 0 && bad.stderr.contains("tasks[0].schedule") && bad.stderr.contains("FUNDAY"), "\(bad)")
+        #expect(try await h.tasks().count == 1)
+    }
+
     @Test func listFiltersAndPages() async throws {
         let h = try Harness()
         for index in 1...5 {
