@@ -342,7 +342,7 @@ extension Server {
     /// After a job that added at least `heapTrimTaskThreshold` tasks, hands the heap's free pages back to the
     /// system (`malloc_trim`). Decoding and applying a large request frees tens of MiB that glibc otherwise keeps
     /// (it raises its mmap threshold after large frees): measured, RssAnon after ten 100k-task batches went from
-    /// 95.5 to 49.4 MiB (BENCHMARKS.md 5.5).
+    /// 95.5 to 49.4 MiB (`git show 4615f6e:BENCHMARKS.md`, 5.5).
     ///
     /// The trim runs on a pool thread, one at a time: on a heap of hundreds of MiB it takes 1–6 ms, which the
     /// loop must not spend. Its arena locks can still make a loop-thread allocation wait, but only right after a
@@ -388,7 +388,7 @@ extension Server {
     /// come from the heap or a thread's arena and stay there, fragmented, when freed; `malloc_trim` returned only
     /// part of them. Measured (`taskshed-bench scale`, ten batch adds of 100k tasks): RssAnon after the adds 91.4
     /// → 17.1 MiB, after the next add and drain 59.4 → 10.9–18.2 MiB; batch add and drain rates within noise
-    /// (BENCHMARKS.md 5.9). Process-wide: called once by `run()`.
+    /// (`git show 4615f6e:BENCHMARKS.md`, 5.9). Process-wide: called once by `run()`.
     static func configureHeap() {
         // mallopt returns 0 only for an unknown parameter; glibc knows this one.
         _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)

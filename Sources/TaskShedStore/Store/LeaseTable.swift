@@ -149,7 +149,8 @@ struct ClaimFrontier {
 /// The writer changes the table in place as its operations run and logs what each change replaced: a
 /// transaction that aborts (or a nested one that fails) rolls the table back to where it began
 /// (`rollback(to:)`), one that commits drops its log (`commitLog(transactionID:)`). In place, because staging
-/// the changes and applying them at the commit hashed every id twice more per delivery (BENCHMARKS.md 5.10).
+/// the changes and applying them at the commit hashed every id twice more per delivery
+/// (`git show 4615f6e:BENCHMARKS.md`, 5.10).
 ///
 /// - Important: The `writer…` methods, `set`, `take`, `setFrontier`, `clearAll`, `mark`, `rollback(to:)` and
 ///   `commitLog(transactionID:)` are for the writer only (under the store's writer lock); the others may be
@@ -601,7 +602,7 @@ struct LeaseBuckets<Key: Hashable> {
     /// Uncounts a lease that had `key` (its id stays until a question or a compaction drops it). Returns
     /// whether the key keeps more than twice its live ids plus 4,096 (`crowded`: the caller compacts it).
     /// The slack is wider than an insert's: the acks of a claim empty its buckets one removal at a time, and
-    /// compacting them on the way cost ~1,900 instructions per delivery (BENCHMARKS.md 5.11).
+    /// compacting them on the way cost ~1,900 instructions per delivery (`git show 4615f6e:BENCHMARKS.md`, 5.11).
     private mutating func remove(at key: Key) -> Bool {
         guard let index = index(of: key) else { return false }
         let (emptied, crowded) = Self.drop(&buckets.values[index])

@@ -144,7 +144,7 @@ extension StoreContext {
     /// for the kwargs bytes of task `k`, whose spec it asked for earlier. `add` reads the tasks without an id in
     /// id order, which for scattered run times is a random walk through the request: with these hints eight
     /// tasks ahead, a batch of 100k random run times spent what one in request order does in that loop (82–90 ms
-    /// against 81–87), and ~30 ms more without them (BENCHMARKS.md 5.15).
+    /// against 81–87), and ~30 ms more without them (`git show 4615f6e:BENCHMARKS.md`, 5.15).
     @inline(__always)
     private static func prefetch(
         _ specs: [TaskSpec], _ prepared: [PreparedTask], _ results: [AddResult], task i: Int, kwargsOf k: Int

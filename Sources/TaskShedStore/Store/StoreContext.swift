@@ -178,7 +178,7 @@ package final class RandomSource {
 /// Why the run time and not the creation time (as a UUIDv7 has): a one-off task's record is read at its claim
 /// and deleted at its ack, both at its run time. Keyed by run time, the tasks a claim takes are neighbours in
 /// `tasks`, so a batch of claims and acks reads and dirties a few pages instead of one random page per task, and
-/// pages empty from the left as time passes instead of thinning everywhere (BENCHMARKS.md 5.15). Tasks added
+/// pages empty from the left as time passes instead of thinning everywhere (BENCHMARKS.md 3.9). Tasks added
 /// with ascending run times still append. A batch with scattered run times is written in id order (`add`).
 ///
 /// Why 15: it is the longest string Swift stores inline, so a generated id costs no allocation here or wherever

@@ -70,7 +70,7 @@ public struct StoreOptions: Sendable, Hashable {
     /// Write through a writable map (`MDB_WRITEMAP`, default `true`): a commit changes the pages in place
     /// instead of copying each changed page to the heap and writing it with `pwrite`, which on this kernel
     /// costs ~2.7 µs per random 4 KiB page. Claim + ack with random run times runs about twice as fast
-    /// (BENCHMARKS.md 5.8), and the heap no longer keeps LMDB's page buffers after a large batch.
+    /// (BENCHMARKS.md 3.9), and the heap no longer keeps LMDB's page buffers after a large batch.
     ///
     /// The data file is then as large as the map, and its blocks are allocated up front (`posix_fallocate`) so
     /// that a full disk is an error when the map grows, never a `SIGBUS` when a page is first written. Where
