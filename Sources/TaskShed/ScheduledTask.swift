@@ -50,7 +50,8 @@ public enum TaskSchedule: Sendable, Hashable, CustomStringConvertible {
     ///   - fold: A fixed local time that occurs twice (fall back): `.first` (default), `.last`, `.both`.
     ///   - catchUp: Missed occurrences after downtime (default `.one`).
     ///   - catchUpWindow: How far back a missed occurrence still runs (default one hour; 1 s … 366 days).
-    ///   - overlap: Occurrences due while the previous run still runs: `.skip` (default) or `.queueOne`.
+    ///   - overlap: Occurrences due while the previous run still runs: `.skip` (default), `.queueOne`, or
+    ///     `.allow` (each run is a one-off task of its own, `ID@OCCURRENCE`, beside the others).
     ///   - jitter: A random delay up to this, never reaching the next occurrence (default none; at most a day).
     ///   - jitterMode: `.random` (default) or `.fixed` (derived from the task id).
     public static func cron(

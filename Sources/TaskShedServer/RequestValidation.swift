@@ -124,7 +124,7 @@ struct RequestValidation: Sendable {
             }
             if case .calendar(let calendar) = task.schedule {
                 // The rule is parsed here, so that an invalid one is refused at the add and never at run time.
-                if let problem = CalendarTiming.problem(with: calendar, notBefore: task.runAt ?? WallClock.nowMicros()) {
+                if let problem = CalendarTiming.problem(with: calendar, taskID: task.id, notBefore: task.runAt ?? WallClock.nowMicros()) {
                     throw .invalid(prefix + ".schedule", problem)
                 }
                 if !task.coalesce {

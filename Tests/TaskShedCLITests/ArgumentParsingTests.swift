@@ -82,7 +82,7 @@ struct ArgumentParsingTests {
         (["add", "x", "--cron", "@daily", "--catch-up", "all", "--catch-up-max", "1001"],
          "--catch-up-max must be between 1 and 1000, not 1001"),
         (["add", "x", "--cron", "@daily", "--jitter-fixed"], "--jitter-fixed needs --jitter DURATION"),
-        (["add", "x", "--cron", "@daily", "--overlap", "allow"], "allow"),
+        (["add", "x", "--cron", "@daily", "--overlap", "sometimes"], "sometimes"),
     ])
     func calendarOptionsAreCheckedTogether(_ arguments: [String], _ message: String) {
         do {

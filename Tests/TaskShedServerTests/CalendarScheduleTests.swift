@@ -42,6 +42,9 @@ import Testing
             (task("a", schedule: Self.calendar("")), "tasks[0].schedule", "the calendar expression must be 1 … 1024 bytes"),
             (task("a", schedule: Self.calendar("daily"), coalesce: false), "tasks[0].coalesce",
              "coalesce applies to interval schedules"),
+            (task(String(repeating: "x", count: 235),
+                  schedule: .calendar(CalendarSchedule(syntax: .systemd, expression: "daily", overlap: .allow))),
+             "tasks[0].schedule", "overlap allow names each run ID@OCCURRENCE, so the id must be at most 234 bytes"),
         ]
         for (spec, field, message) in cases {
             let error = try #require(try Self.refusal(spec, daemon), "accepted: \(spec.schedule)")

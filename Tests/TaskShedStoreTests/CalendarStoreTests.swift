@@ -154,6 +154,31 @@ struct CalendarStoreTests {
     }
 
     @Test(arguments: behaviourKinds)
+    func overlapAllowRunsEachOccurrenceAsAOneOffTaskOfItsOwn(kind: StoreKind) throws {
+        let fixture = try StoreFixture(kind)
+        let store = try Self.storeWith(Self.every5(overlap: .allow), fixture)
+        let first = try #require(try store.claim(callbacks: ["cb"], max: 5, holder: 1, leaseDeadline: .max, now: t0).first)
+        #expect(first.id == "c@2026-01-01T00:00:00Z" && first.schedule == .once && first.runAt == t0)
+        #expect(first.state == .leased && first.attempt == 1)
+        // The task itself moved on at once: its next occurrence is claimed while the first run still runs.
+        #expect(try store.one("c")?.runAt == t0 + 5 * Self.minute)
+        #expect(try store.one("c")?.state == .scheduled)
+        let second = try store.claim(callbacks: ["cb"], max: 5, holder: 2, leaseDeadline: .max, now: t0 + 5 * Self.minute)
+        #expect(second.map(\.id) == ["c@2026-01-01T00:05:00Z"])
+        // Each run is acknowledged as a one-off task: removed; the task stays.
+        #expect(try store.ack(id: first.id, attempt: 1, holder: 1, now: t0 + 6 * Self.minute) == nil)
+        #expect(try store.ack(id: "c@2026-01-01T00:05:00Z", attempt: 1, holder: 2, now: t0 + 6 * Self.minute) == nil)
+        #expect(try store.fetch(.ids([first.id, "c@2026-01-01T00:05:00Z"])).isEmpty)
+        #expect(try store.one("c")?.runAt == t0 + 10 * Self.minute)
+        // Catch-up applies as for the other policies: `one` runs the latest missed occurrence, counting the rest.
+        let late = try #require(try store.claim(callbacks: ["cb"], max: 5, holder: 1, leaseDeadline: .max,
+                                                now: t0 + 23 * Self.minute).first)
+        #expect(late.id == "c@2026-01-01T00:20:00Z" && late.runAt == t0 + 20 * Self.minute)
+        let task = try #require(try store.one("c"))
+        #expect(task.runAt == t0 + 25 * Self.minute && task.skippedRuns == 2)
+    }
+
+    @Test(arguments: behaviourKinds)
     func jitterStaysInItsBoundAndBeforeTheNextOccurrence(kind: StoreKind) throws {
         let fixture = try StoreFixture(kind)
         let store = try fixture.open()

@@ -28,7 +28,15 @@ public enum OverlapChoice: String, ExpressibleByArgument, CaseIterable, Sendable
     case skip
     /// Keep the latest; it runs when the current run ends.
     case queueOne = "queue-one"
+    /// Run each, beside the runs still running (each run is its own one-off task, `ID@OCCURRENCE`).
+    case allow
 
     /// The protocol's value.
-    public var wire: CalendarSchedule.Overlap { self == .skip ? .skip : .queueOne }
+    public var wire: CalendarSchedule.Overlap {
+        switch self {
+        case .skip: return .skip
+        case .queueOne: return .queueOne
+        case .allow: return .allow
+        }
+    }
 }

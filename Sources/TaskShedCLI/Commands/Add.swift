@@ -21,9 +21,10 @@ public struct Add: ClientCommand {
             1.5m, 2h30m, 1d.
             Calendar policies (see `taskshedctl calendar` to preview a rule): --gap and --fold as there; \
             --catch-up skip|one|all (with --catch-up-max N, 1…1000) for occurrences missed while the daemon was \
-            down or no worker ran them, within --catch-up-window (default 1h); --overlap skip|queue-one for \
-            occurrences due while the previous run still runs; --jitter DURATION delays each run at random, up \
-            to the bound and never to the next occurrence (--jitter-fixed: the same delay for every run).
+            down or no worker ran them, within --catch-up-window (default 1h); --overlap skip|queue-one|allow \
+            for occurrences due while the previous run still runs (allow: each run is a one-off task \
+            ID@OCCURRENCE); --jitter DURATION delays each run at random, up to the bound and never to the next \
+            occurrence (--jitter-fixed: the same delay for every run).
 
             Examples:
               taskshedctl add say-hello
@@ -91,7 +92,7 @@ public struct Add: ClientCommand {
     public var catchUpWindow: String?
 
     /// The overlap policy.
-    @Option(name: .long, help: ArgumentHelp("Calendar: occurrences due while a run still runs: skip or queue-one.", valueName: "policy"))
+    @Option(name: .long, help: ArgumentHelp("Calendar: occurrences due while a run still runs: skip, queue-one or allow.", valueName: "policy"))
     public var overlap: OverlapChoice?
 
     /// The jitter bound.

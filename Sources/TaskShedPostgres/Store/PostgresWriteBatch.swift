@@ -419,6 +419,16 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
                 changed.append(new)
                 notifyDue(new.record, now: now)
+            case .runSeparately(let run, let nextRunAt, let skipped, let reason):
+                new = row.released()
+                if let nextRunAt {
+                    new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+                    changed.append(new)
+                    notifyDue(new.record, now: now)
+                } else {
+                    finished.append(row.record.id)
+                }
+                if let leased = try insertLeasedRun(run, lease: row, now: now) { kept.append(leased) }
             case .broken(let message):
                 new = row.released().unleased(state: .dead)
                 new.record.lastError = message
@@ -431,6 +441,40 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             try sql("DELETE FROM \(tasks) WHERE id = ANY($1::text[])", [PGArrayLiteral.text(finished)])
         }
         return kept
+    }
+
+    /// Inserts the one-off run of an overlap-`allow` task, already leased as the claim leased the task (`lease`),
+    /// and returns it; `nil` if a task of that id exists (the same occurrence run again by a reschedule while
+    /// the first still runs), which is left alone.
+    private mutating func insertLeasedRun(_ run: TaskRecord, lease: TaskRow, now: Int64) throws(StoreError)
+        -> TaskRow?
+    {
+        var leased = lease
+        leased.record = run
+        leased.baseLastRunAt = nil
+        leased.record.state = .leased
+        leased.record.attempt = 1
+        leased.record.lastRunAt = Swift.max(run.runAt, now)
+        leased.record.leaseDeadline = lease.record.leaseDeadline
+        let inserted = try sql("""
+            INSERT INTO \(tasks) (id, callback, group_name, run_at, kwargs, paused, coalesce, max_attempts, state,
+                                  attempt, created_at, last_run_at, lease_deadline, lease_daemon, lease_holder)
+            VALUES ($1, $2, $3, $4, $5, false, true, $6, 1, 1, $7, $8, $9, $10, $11)
+            ON CONFLICT (id) DO NOTHING RETURNING id
+            """, Self.runParams(leased, now: now))
+        return inserted.rowCount == 1 ? leased : nil
+    }
+
+    /// The parameters of `insertLeasedRun`'s INSERT.
+    private static func runParams(_ leased: TaskRow, now: Int64) -> [String?] {
+        let r = leased.record
+        let kwargs = String(decoding: r.kwargs, as: UTF8.self)
+        let lastRunAt: String? = r.lastRunAt.map { String($0) }
+        let deadline: String? = r.leaseDeadline.map { String($0) }
+        let daemon: String? = leased.leaseDaemon.map { String($0) }
+        let holder: String? = leased.leaseHolder.map { String($0) }
+        return [r.id, r.callback, r.group, String(r.runAt), kwargs, String(r.maxAttempts), String(now), lastRunAt,
+                deadline, daemon, holder]
     }
 
     /// The task `id`, locked for this transaction, if its lease is `(this daemon, holder)` with `attempt`.

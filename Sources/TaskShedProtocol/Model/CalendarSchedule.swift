@@ -53,6 +53,10 @@ public struct CalendarSchedule: Sendable, Hashable {
         case skip = 0
         /// Keep the latest one; it runs as soon as the current run ends. The others are skipped.
         case queueOne = 1
+        /// Run every occurrence, beside the ones still running: each run is its own one-off task, `ID@OCCURRENCE`
+        /// (`nightly@2026-03-08T01:30:00Z`), leased, acknowledged, retried and dead-lettered as one; the task itself
+        /// moves on to its next occurrence as soon as a run is claimed.
+        case allow = 2
     }
 
     /// How each run's random delay is chosen.
@@ -75,6 +79,8 @@ public struct CalendarSchedule: Sendable, Hashable {
     public static let maxJitterMicros: Int64 = 86_400_000_000
     /// The longest expression, in UTF-8 bytes.
     public static let maxExpressionBytes = 1024
+    /// The longest id of a task with overlap `allow`: its runs' ids add `@` and an RFC 3339 instant (21 bytes).
+    public static let maxAllowTaskIDBytes = 255 - 21
 
     /// The expression language.
     public var syntax: Syntax

@@ -27,7 +27,7 @@ package struct CalendarTiming {
     /// its error names the field and the token), the zone, every policy's range, and that the rule still has an
     /// occurrence at or after `notBefore` (the task's `run_at`, or now). The server answers with it as
     /// `INVALID_ARGUMENT` naming `tasks[i].schedule`, before the store sees the task.
-    package static func problem(with schedule: CalendarSchedule, notBefore: Int64) -> String? {
+    package static func problem(with schedule: CalendarSchedule, taskID: String?, notBefore: Int64) -> String? {
         let length = schedule.expression.utf8.count
         guard (1...CalendarSchedule.maxExpressionBytes).contains(length) else {
             return "the calendar expression must be 1 … \(CalendarSchedule.maxExpressionBytes) bytes, got \(length)"
@@ -48,6 +48,10 @@ package struct CalendarTiming {
         guard (CalendarSchedule.minCatchUpWindowMicros...CalendarSchedule.maxCatchUpWindowMicros).contains(window) else {
             return "catch_up_window must be \(CalendarSchedule.minCatchUpWindowMicros) … "
                 + "\(CalendarSchedule.maxCatchUpWindowMicros) µs (1 s … 366 days), got \(window)"
+        }
+        if schedule.overlap == .allow, let id = taskID, id.utf8.count > CalendarSchedule.maxAllowTaskIDBytes {
+            return "overlap allow names each run ID@OCCURRENCE, so the id must be at most "
+                + "\(CalendarSchedule.maxAllowTaskIDBytes) bytes, got \(id.utf8.count)"
         }
         guard (0...CalendarSchedule.maxJitterMicros).contains(schedule.jitterMicros) else {
             return "jitter must be 0 … \(CalendarSchedule.maxJitterMicros) µs (one day), got \(schedule.jitterMicros)"
@@ -157,13 +161,30 @@ package struct CalendarTiming {
             let next = rule.next(after: now, dst: dst).map { jittered($0.instant, taskID: taskID) }
             return (next, overlapped,
                     "overlap skip: \(span) fell due while the run of \(Self.utc(ran)) still held its lease")
-        case .queueOne:
+        case .queueOne, .allow:
+            // (`allow` never gets here: its task is not leased, its runs are one-off tasks of their own.)
             guard overlapped > 1 else { return (latest, 0, nil) }
             let dropped = overlapped - 1
             return (latest, dropped,
                     "overlap queue_one: \(span) fell due while the run of \(Self.utc(ran)) still held its lease; "
                         + "the latest runs, \(dropped) skipped")
         }
+    }
+
+    /// The run of `occurrence` for a task with overlap `allow`: a one-off task of its own, `ID@OCCURRENCE`, due at
+    /// `runAt` (the occurrence plus its jitter), with the task's callback, kwargs, group and attempt limit; and
+    /// the task's next run (`nil`: none left), to which it moves at once, so that the next occurrence is claimed
+    /// on time whether or not this run has ended.
+    package func allowRun(of task: TaskRecord, occurrence: Int64, runAt: Int64, now: Int64)
+        -> (run: TaskRecord, nextRunAt: Int64?)
+    {
+        let run = TaskRecord(
+            id: task.id + "@" + Self.utc(occurrence), callback: task.callback, runAt: runAt, schedule: .once,
+            kwargs: task.kwargs, group: task.group, paused: false, pausedAt: nil, coalesce: true, state: .scheduled,
+            attempt: 0, maxAttempts: task.maxAttempts, leaseDeadline: nil, lastError: nil, createdAt: now,
+            lastRunAt: nil, lastFailureAt: nil)
+        let next = rule.next(after: occurrence, dst: dst).map { jittered($0.instant, taskID: task.id) }
+        return (run, next)
     }
 
     /// Why a catch-up plan skipped what it skipped, for `last_skip`.

@@ -356,7 +356,7 @@ extension StoreContext {
                 recurring: task.record.schedule.isRecurring)
             // Only the record is returned: the lease goes into the table, not into `task` too (a copy).
             lease.apply(to: &task.record)
-            setLease(id, lease)
+            setLease(task.record.id, lease)
             claimed.append(task.record)
         }
         return claimed
@@ -405,9 +405,9 @@ extension StoreContext {
         return next
     }
 
-    /// A due calendar task at a claim: the task to lease (its stored occurrence, or the later one catch-up
-    /// picked, rewritten with the skip counters), or `nil` when catch-up runs nothing now and the task moved to
-    /// its next occurrence (or, with none left, was removed).
+    /// A due calendar task at a claim: the task to lease (its stored occurrence, the later one catch-up picked,
+    /// rewritten with the skip counters, or, with overlap `allow`, the run's own one-off task), or `nil` when
+    /// catch-up runs nothing now and the task moved to its next occurrence (or, with none left, was removed).
     private mutating func catchUp(_ task: StoredTask, _ calendar: CalendarSchedule, at records: LMDBCursor,
                                   now: Int64) throws(StoreError) -> StoredTask? {
         var new = task
@@ -425,6 +425,21 @@ extension StoreContext {
                 return nil
             }
             new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+        case .runSeparately(let run, let nextRunAt, let skipped, let reason):
+            // The run is a one-off task of its own; an existing one of that id (the same occurrence, run again
+            // by a reschedule while the first still runs) is left alone and nothing is claimed.
+            let exists = try load(run.id) != nil
+            if let nextRunAt {
+                new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+                try replaceRecord(at: records, new)
+                try save(old: task, new: new, writeRecord: false)
+            } else {
+                try save(old: task, new: nil)
+            }
+            guard !exists else { return nil }
+            let separate = StoredTask(record: run)
+            try save(old: nil, new: separate)
+            return separate
         case .broken(let message):
             new.record.state = .dead
             new.record.lastError = message

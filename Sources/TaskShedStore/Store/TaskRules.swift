@@ -98,11 +98,29 @@ extension TaskValidation {
     package static func calendarClaim(_ record: TaskRecord, _ calendar: CalendarSchedule, now: Int64)
         -> CalendarClaim
     {
+        let timing: CalendarTiming
         do {
-            return .decided(try CalendarTiming(calendar).claimDecision(runAt: record.runAt, now: now, taskID: record.id))
+            timing = try CalendarTiming(calendar)
         } catch {
             return .broken(brokenRuleMessage(error))
         }
+        let decision = timing.claimDecision(runAt: record.runAt, now: now, taskID: record.id)
+        guard calendar.overlap == .allow else { return .decided(decision) }
+        let occurrence: Int64
+        let runAt: Int64
+        var skipped: UInt64 = 0
+        var reason: String?
+        switch decision {
+        case .skip:
+            return .decided(decision)
+        case .run:
+            occurrence = timing.occurrence(of: record.runAt)
+            runAt = record.runAt
+        case .runInstead(let instead, let count, let why):
+            (occurrence, runAt, skipped, reason) = (instead, instead, count, why)
+        }
+        let (run, next) = timing.allowRun(of: record, occurrence: occurrence, runAt: runAt, now: now)
+        return .runSeparately(run: run, nextRunAt: next, skipped: skipped, reason: reason)
     }
 
     /// The `last_error` of a calendar task whose rule stopped parsing (its zone left the system's tzdata): it is
@@ -126,6 +144,9 @@ package enum CalendarStep {
 package enum CalendarClaim {
     /// The catch-up decision.
     case decided(CalendarTiming.ClaimDecision)
+    /// Overlap `allow`: lease `run`, a new one-off task, instead of the task, which moves to `nextRunAt` at once
+    /// (`nil`: it has no occurrence left and is removed) with `skipped` occurrences counted for `reason`.
+    case runSeparately(run: TaskRecord, nextRunAt: Int64?, skipped: UInt64, reason: String?)
     /// The rule no longer parses: the task is dead-lettered with this message, unclaimed.
     case broken(String)
 }

@@ -63,6 +63,32 @@ struct CalendarWorkerTests {
         await worker.shutdown()
     }
 
+    @Test func overlapAllowRunsEachOccurrenceBesideTheRunsStillRunning() async throws {
+        let daemon = try DaemonProcess()
+        let scheduler = Scheduler(socketPath: daemon.socketPath)
+        let runs = Runs()
+        let running = Mutex((now: 0, most: 0))
+        let worker = try EventDrivenWorker(
+            callbackMap: ["slow": { task in
+                runs.record(task)
+                running.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+                try await Task.sleep(for: .milliseconds(2500))
+                running.withLock { $0.now -= 1 }
+            }], socketPath: daemon.socketPath, concurrency: 8)
+        try await worker.start()
+        try await scheduler.addTask(callback: "slow", schedule: .systemd("*:*:*", overlap: .allow), id: "each")
+        #expect(await eventually(timeout: .seconds(30)) { runs.all.count >= 4 })
+        let all = runs.all
+        // Every occurrence runs, one second apart, each as its own task, several at once.
+        for (a, b) in zip(all, all.dropFirst()) {
+            #expect(b.runAt.timeIntervalSince(a.runAt) == 1, "\(all.map(\.runAt))")
+        }
+        #expect(running.withLock { $0.most } >= 2, "never two runs at once")
+        #expect(all.allSatisfy { $0.skipped == 0 })
+        try await scheduler.removeTasks(ids: ["each"])
+        await worker.shutdown()
+    }
+
     @Test func jitterDelaysEachRunWithinItsBoundAndFixedJitterKeepsItsDelay() async throws {
         let daemon = try DaemonProcess()
         let scheduler = Scheduler(socketPath: daemon.socketPath)
