@@ -129,8 +129,19 @@ public enum TaskSchedule: Sendable, Hashable, CustomStringConvertible {
         } catch {
             throw TaskShedError(.invalidArgument, field: "schedule", message: "\(error)")
         }
-        let dst = DSTPolicy(gap: [.shift: .shift, .skip: .skip, .atChange: .atChange][calendar.gap]!,
-                            fold: [.first: .first, .last: .last, .both: .both][calendar.fold]!)
+        let gap: GapPolicy
+        switch calendar.gap {
+        case .shift: gap = .shift
+        case .skip: gap = .skip
+        case .atChange: gap = .atChange
+        }
+        let fold: FoldPolicy
+        switch calendar.fold {
+        case .first: fold = .first
+        case .last: fold = .last
+        case .both: fold = .both
+        }
+        let dst = DSTPolicy(gap: gap, fold: fold)
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
         return rule.occurrences(after: micros, count: max(0, count), dst: dst).map { Date(micros: $0.instant) }
     }

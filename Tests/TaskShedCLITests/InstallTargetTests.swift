@@ -9,7 +9,7 @@ import Testing
 /// repository's own `.build/generated` is left alone. Serialized: the first install builds argument-parser's
 /// generate-manual tool into `.build/tools`, and the others would only wait for SwiftPM's lock on it.
 @Suite(.serialized) struct InstallTargetTests {
-    /// Every file `make install DESTDIR=… PREFIX=/usr` puts, as README.md ("Under systemd") lists them, with its mode.
+    /// Every file `make install DESTDIR=… PREFIX=/usr` puts, as README.md ("Under systemd", "From source") lists them, with its mode.
     static let expectedFiles: [String: mode_t] = [
         "/usr/bin/taskshedd": 0o755,
         "/usr/bin/taskshedctl": 0o755,

@@ -11,15 +11,6 @@ public enum FoldChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
     /// Run at both.
     case both
 
-    /// The choice of a stored schedule's policy.
-    public init(_ fold: CalendarSchedule.Fold) {
-        switch fold {
-        case .first: self = .first
-        case .last: self = .last
-        case .both: self = .both
-        }
-    }
-
     /// The protocol's value.
     public var wire: CalendarSchedule.Fold {
         switch self {

@@ -11,15 +11,6 @@ public enum GapChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
     /// Run at the transition instant.
     case atChange = "at-change"
 
-    /// The choice of a stored schedule's policy.
-    public init(_ gap: CalendarSchedule.Gap) {
-        switch gap {
-        case .shift: self = .shift
-        case .skip: self = .skip
-        case .atChange: self = .atChange
-        }
-    }
-
     /// The protocol's value.
     public var wire: CalendarSchedule.Gap {
         switch self {

@@ -1,5 +1,5 @@
 import Foundation
-import TaskShedCalendar
+import TaskShed
 import TaskShedProtocol
 
 /// Human and JSON renderings of tasks and of the daemon's statistics.
@@ -142,15 +142,14 @@ public enum TaskFormatting {
     }
 
     /// A calendar task's next `count` runs: its stored next run, then the rule's following occurrences (before
-    /// their jitter), by TaskShedCalendar, which the daemon schedules with. Empty for other tasks or a rule that
-    /// no longer parses.
+    /// their jitter), from the library's `TaskSchedule.nextRuns`, whose computation the daemon schedules with.
+    /// Empty for other tasks or a rule that no longer parses.
     static func nextRuns(_ task: TaskRecord, count: Int) -> [Int64] {
         guard let calendar = task.schedule.calendar, count > 0,
-              let rule = try? CalendarRule(calendar.expression, syntax: calendar.syntax == .cron ? .cron : .systemd,
-                                           defaultTimeZone: calendar.timeZone.isEmpty ? "UTC" : calendar.timeZone)
+              let following = try? TaskSchedule.calendar(calendar).nextRuns(
+                after: Date(timeIntervalSince1970: Double(task.runAt) / 1_000_000), count: count - 1)
         else { return [] }
-        let dst = DSTPolicy(gap: GapChoice(calendar.gap).policy, fold: FoldChoice(calendar.fold).policy)
-        return [task.runAt] + rule.occurrences(after: task.runAt, count: count - 1, dst: dst).map(\.instant)
+        return [task.runAt] + following.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) }
     }
 
     /// The documented JSON object of a task (README-cli.md, "JSON output"): snake_case keys in a fixed order;
