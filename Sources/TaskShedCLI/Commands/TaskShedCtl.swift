@@ -31,7 +31,7 @@ public struct TaskShedCtl: AsyncParsableCommand {
         version: version,
         subcommands: [
             Add.self, List.self, Show.self, Pause.self, Resume.self, Remove.self, Reschedule.self, Failed.self,
-            Retry.self, Purge.self, StatsCommand.self, Daemons.self, Worker.self, Ping.self, CalendarCommand.self,
+            Retry.self, Purge.self, StatsCommand.self, Top.self, Daemons.self, Worker.self, Ping.self, CalendarCommand.self,
         ]
     )
 
