@@ -639,10 +639,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         if old.record.schedule.isRecurring {
             guard let advanced = old.advanced(now: now) else {
                 try sql("DELETE FROM \(tasks) WHERE id = $1", [id])
-                var finished = old.record
-                finished.lastError = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
-                finished.lastFailureAt = now
-                return finished
+                return old.record.failed(error, at: now)
             }
             new = advanced
         } else if retry && old.record.attempt < old.record.maxAttempts {
@@ -709,10 +706,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             if let next = row.abandoned(reason: reason, now: now) {
                 ended.append(next)
             } else {
-                var last = row.record
-                last.lastError = truncateUTF8(reason, limit: ProtocolLimits.maxErrorBytes)
-                last.lastFailureAt = now
-                finished.append(last)
+                finished.append(row.record.failed(reason, at: now))
             }
         }
         try saveDeliveryFields(ended)

@@ -502,10 +502,7 @@ extension StoreContext {
         if old.record.schedule.isRecurring {
             guard let advanced = Self.advanced(old, now: now) else {
                 try save(old: old, new: nil)
-                var finished = old.record
-                finished.lastError = message
-                finished.lastFailureAt = now
-                return finished
+                return old.record.failed(message, at: now)
             }
             new = advanced
         } else if retry && old.record.attempt < old.record.maxAttempts {
@@ -552,10 +549,7 @@ extension StoreContext {
         } else if old.record.schedule.isRecurring {
             guard let advanced = Self.advanced(old, now: now) else {
                 try save(old: old, new: nil)
-                var finished = old.record
-                finished.lastError = truncateUTF8(reason, limit: ProtocolLimits.maxErrorBytes)
-                finished.lastFailureAt = now
-                return finished
+                return old.record.failed(reason, at: now)
             }
             new = advanced
         } else {

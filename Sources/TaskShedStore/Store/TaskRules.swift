@@ -152,6 +152,15 @@ package enum CalendarClaim {
 }
 
 extension TaskRecord {
+    /// The last state of a task removed on a failed run (a calendar rule with no occurrence left): the record with
+    /// the failure recorded, as the reply and the daemon's log show it.
+    package func failed(_ error: String, at now: Int64) -> TaskRecord {
+        var last = self
+        last.lastError = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
+        last.lastFailureAt = now
+        return last
+    }
+
     /// The record after a claim's catch-up decision (`runAt` and the skip counters; nothing else changes).
     package mutating func applySkips(runAt: Int64, skipped: UInt64, reason: String?) {
         self.runAt = runAt
