@@ -121,6 +121,29 @@ let expectedFrames: [String: Frame] = [
             DaemonInfo(name: "scheduler", host: "sched.example.com", pid: 812, startedAt: t0 - 3_600_000_000,
                        heartbeatAgeMicros: 420_000, leased: 0, isThisDaemon: true),
         ])),
+    "get_history": Frame(
+        requestID: 50,
+        message: .getHistory(
+            HistoryQuery(taskID: "report-1", callback: "report", failedOnly: true, since: t0, limit: 20, before: 1043))),
+    "get_history.empty": Frame(requestID: 51, message: .getHistory(HistoryQuery(limit: 50))),
+    "history": Frame(
+        requestID: 50,
+        message: .history(
+            HistoryPage(
+                runs: [
+                    RunEntry(
+                        seq: 1042, taskID: "mail-42", callback: "send_email", attempt: 2, scheduledAt: t0,
+                        deliveredAt: t0 + 250, finishedAt: t0 + 1_500_250, outcome: .succeeded, then: .finished,
+                        error: nil, workerName: "mailer 2.0.1", workerPID: 4711, workerUID: 1000, daemon: "scheduler"),
+                    RunEntry(
+                        seq: 1041, taskID: "nightly-backup", callback: "backup", attempt: 0,
+                        scheduledAt: t0 - 86_400_000_000, deliveredAt: nil, finishedAt: t0 - 3_600_000_000,
+                        outcome: .skipped, then: .nextRun,
+                        error: "2025-12-31T23:00:00Z: occurrences since 2025-12-31T00:00:00Z were missed: "
+                            + "1 outside the catch-up window of 3600 s skipped",
+                        workerName: "", workerPID: 0, workerUID: .max, daemon: "scheduler"),
+                ],
+                nextBefore: 1041))),
     "stats": Frame(
         requestID: 15,
         message: .stats(

@@ -62,6 +62,14 @@ struct MessageGenerator {
             lastFailureAt: optional { $0.i64() })
     }
 
+    mutating func runEntry() -> RunEntry {
+        RunEntry(
+            seq: u64(), taskID: string(), callback: string(), attempt: u32(), scheduledAt: i64(),
+            deliveredAt: optional { $0.i64() }, finishedAt: i64(), outcome: pick(RunOutcome.allCases),
+            then: pick(RunFollowUp.allCases), error: optional { $0.string() }, workerName: string(), workerPID: u32(),
+            workerUID: u32(), daemon: string())
+    }
+
     mutating func lease() -> LeaseRef { LeaseRef(id: string(), attempt: u32()) }
 
     mutating func message(_ type: MessageType) -> Message {
@@ -86,6 +94,11 @@ struct MessageGenerator {
         case .purgeDead: return .purgeDead(selector())
         case .getStats: return .getStats
         case .getDaemons: return .getDaemons
+        case .getHistory:
+            return .getHistory(
+                HistoryQuery(
+                    taskID: optional { $0.string() }, callback: optional { $0.string() }, failedOnly: bool(),
+                    since: optional { $0.i64() }, limit: u32(), before: optional { $0.u64() }))
         case .subscribe:
             return .subscribe(
                 Subscribe(callbacks: list { $0.string() }, concurrency: u32(), leaseMicros: optional { $0.i64() }))
@@ -129,6 +142,7 @@ struct MessageGenerator {
                 DaemonInfo(name: $0.string(), host: $0.string(), pid: $0.u32(), startedAt: $0.i64(),
                            heartbeatAgeMicros: $0.i64(), leased: $0.u64(), isThisDaemon: $0.bool())
             })
+        case .history: return .history(HistoryPage(runs: list { $0.runEntry() }, nextBefore: optional { $0.u64() }))
         case .subscribed: return .subscribed(Subscribed(leaseMicros: i64()))
         case .delivery: return .delivery(record())
         case .leaseExtended: return .leaseExtended(deadline: i64())

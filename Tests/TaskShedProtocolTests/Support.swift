@@ -1,3 +1,4 @@
+import Testing
 import TaskShedProtocol
 
 /// The repository's `proto-spec/vectors`, found from this file's path.
@@ -95,4 +96,20 @@ func fuzzCrashInputs() -> [(String, [UInt8])] {
     parts.removeLast()
     let directory = parts.joined(separator: "/") + "/FuzzCorpus/crashes"
     return readDirectoryFiles(directory).filter { !$0.0.hasSuffix(".md") }
+}
+
+/// Checks that the named vectors, which need protocol version 3, are `UNKNOWN_MESSAGE_TYPE` on a connection of
+/// `version`, skipped whole like any type a peer never heard of (PROTOCOL.md section 2).
+func expectUnknown(vectorsNamed names: [String], onVersion version: UInt16) throws {
+    for name in names {
+        let vector = try #require(allVectors.first { $0.name == name })
+        let outcomes = decodeWhole(vector.bytes, version: version)
+        guard case .error(let error) = outcomes.first else {
+            Issue.record("\(name) decoded on a version \(version) connection: \(outcomes)")
+            continue
+        }
+        #expect(error.code == .unknownMessageType && !error.isFatal && error.offset == 4, "\(name)")
+        #expect(error.message.contains("needs protocol version 3"), "\(error.message)")
+        #expect(outcomes.dropFirst() == [.pending(0)], "\(name)")
+    }
 }

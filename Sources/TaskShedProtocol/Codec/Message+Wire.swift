@@ -5,6 +5,7 @@ extension Message {
         switch self {
         case .hello(let v): v.encode(to: &writer)
         case .ping, .getStats, .getDaemons, .unsubscribe, .ok: break
+        case .getHistory(let v): v.encode(to: &writer)
         case .addTasks(let v): v.encode(to: &writer)
         case .fetchTasks(let s), .pauseTasks(let s), .resumeTasks(let s), .removeTasks(let s), .retryDead(let s),
             .purgeDead(let s):
@@ -27,6 +28,7 @@ extension Message {
         case .affected(let count): writer.writeU64(count)
         case .stats(let v): v.encode(to: &writer)
         case .daemons(let v): writer.writeList(v)
+        case .history(let v): v.encode(to: &writer)
         case .subscribed(let v): v.encode(to: &writer)
         case .delivery(let v): v.encode(to: &writer)
         case .leaseExtended(let deadline): writer.writeI64(deadline)
@@ -57,6 +59,7 @@ extension Message {
         case .purgeDead: return .purgeDead(try reader.read(TaskSelector.self, field: "selector"))
         case .getStats: return .getStats
         case .getDaemons: return .getDaemons
+        case .getHistory: return .getHistory(try reader.read(HistoryQuery.self))
         case .subscribe: return .subscribe(try reader.read(Subscribe.self))
         case .unsubscribe: return .unsubscribe
         case .claim: return .claim(try reader.read(Claim.self))
@@ -76,6 +79,7 @@ extension Message {
         case .affected: return .affected(try reader.readU64(field: "count"))
         case .stats: return .stats(try reader.read(Stats.self))
         case .daemons: return .daemons(try reader.readList(of: DaemonInfo.self, field: "daemons"))
+        case .history: return .history(try reader.read(HistoryPage.self))
         case .subscribed: return .subscribed(try reader.read(Subscribed.self))
         case .delivery: return .delivery(try reader.read(TaskRecord.self, field: "task"))
         case .revoke: return .revoke(try reader.read(LeaseRef.self))
@@ -102,6 +106,7 @@ extension MessageType {
         case .purgeDead: return "PURGE_DEAD"
         case .getStats: return "GET_STATS"
         case .getDaemons: return "GET_DAEMONS"
+        case .getHistory: return "GET_HISTORY"
         case .subscribe: return "SUBSCRIBE"
         case .unsubscribe: return "UNSUBSCRIBE"
         case .claim: return "CLAIM"
@@ -119,6 +124,7 @@ extension MessageType {
         case .affected: return "AFFECTED"
         case .stats: return "STATS"
         case .daemons: return "DAEMONS"
+        case .history: return "HISTORY"
         case .subscribed: return "SUBSCRIBED"
         case .delivery: return "DELIVERY"
         case .revoke: return "REVOKE"

@@ -29,6 +29,9 @@ public enum Message: Sendable, Hashable {
     case getStats
     /// Asks which daemons share the datastore (version 2). Reply: `.daemons`.
     case getDaemons
+    /// Asks for the run history: the datastore's recent finished deliveries and skipped occurrences that match
+    /// the query, newest first (version 3). Reply: `.history`.
+    case getHistory(HistoryQuery)
 
     /// Event-driven worker: receive due tasks for these callbacks. Replies: `.subscribed`, then one
     /// `.delivery` per task pushed, all carrying the subscribe request's id.
@@ -68,6 +71,8 @@ public enum Message: Sendable, Hashable {
     case stats(Stats)
     /// Reply to `.getDaemons`: sorted by name.
     case daemons([DaemonInfo])
+    /// Reply to `.getHistory`: one page of entries, newest first, and the cursor of the next older page.
+    case history(HistoryPage)
     /// Reply to `.subscribe`.
     case subscribed(Subscribed)
     /// A task pushed to an event-driven worker; carries the subscribe request's id.
@@ -96,6 +101,7 @@ public enum Message: Sendable, Hashable {
         case .purgeDead: return .purgeDead
         case .getStats: return .getStats
         case .getDaemons: return .getDaemons
+        case .getHistory: return .getHistory
         case .subscribe: return .subscribe
         case .unsubscribe: return .unsubscribe
         case .claim: return .claim
@@ -113,6 +119,7 @@ public enum Message: Sendable, Hashable {
         case .affected: return .affected
         case .stats: return .stats
         case .daemons: return .daemons
+        case .history: return .history
         case .subscribed: return .subscribed
         case .delivery: return .delivery
         case .revoke: return .revoke

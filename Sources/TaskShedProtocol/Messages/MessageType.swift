@@ -17,6 +17,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case purgeDead = 0x0018
     case getStats = 0x0019
     case getDaemons = 0x001A
+    case getHistory = 0x001B
 
     // Worker API.
     case subscribe = 0x0030
@@ -38,6 +39,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case affected = 0x8013
     case stats = 0x8019
     case daemons = 0x801A
+    case history = 0x801B
     case subscribed = 0x8030
     case delivery = 0x8031
     case revoke = 0x8032
@@ -52,7 +54,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     public var sinceVersion: UInt16 {
         switch self {
         case .getDaemons, .daemons: return 2
-        case .subscribeAhead, .revoke: return 3
+        case .subscribeAhead, .revoke, .getHistory, .history: return 3
         default: return 1
         }
     }
