@@ -4,9 +4,9 @@
 /// (frame size, batch, kwargs) but never above the hard maxima here.
 public enum ProtocolLimits {
     /// The protocol versions this module speaks. Version 2 is version 1 plus `GET_DAEMONS`/`DAEMONS`; version 3
-    /// is version 2 plus `SUBSCRIBE_AHEAD`/`REVOKE` (delivery ahead of the due time), calendar schedules and
-    /// `GET_HISTORY`/`HISTORY` (the run history); a connection uses the highest version both sides speak
-    /// (PROTOCOL.md, section 10).
+    /// is version 2 plus `SUBSCRIBE_AHEAD`/`REVOKE` (delivery ahead of the due time), calendar schedules,
+    /// `GET_HISTORY`/`HISTORY` (the run history) and `GET_METRICS`/`METRICS`; a connection uses the highest
+    /// version both sides speak (PROTOCOL.md, section 10).
     public static let versions: ClosedRange<UInt16> = 1...3
     /// Bytes of the frame header after the length prefix: type u16, flags u16, request id u32.
     public static let headerBytesAfterLength: Int = 8

@@ -144,6 +144,17 @@ let expectedFrames: [String: Frame] = [
                         workerName: "", workerPID: 0, workerUID: .max, daemon: "scheduler"),
                 ],
                 nextBefore: 1041))),
+    "get_metrics": Frame(requestID: 52, message: .getMetrics),
+    "metrics": Frame(
+        requestID: 52,
+        message: .metrics(
+            Array(
+                """
+                # HELP taskshed_tasks Tasks in the datastore, by state.
+                # TYPE taskshed_tasks gauge
+                taskshed_tasks{state="due"} 3
+
+                """.utf8))),
     "stats": Frame(
         requestID: 15,
         message: .stats(

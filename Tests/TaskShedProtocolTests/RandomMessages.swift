@@ -99,6 +99,7 @@ struct MessageGenerator {
                 HistoryQuery(
                     taskID: optional { $0.string() }, callback: optional { $0.string() }, failedOnly: bool(),
                     since: optional { $0.i64() }, limit: u32(), before: optional { $0.u64() }))
+        case .getMetrics: return .getMetrics
         case .subscribe:
             return .subscribe(
                 Subscribe(callbacks: list { $0.string() }, concurrency: u32(), leaseMicros: optional { $0.i64() }))
@@ -143,6 +144,7 @@ struct MessageGenerator {
                            heartbeatAgeMicros: $0.i64(), leased: $0.u64(), isThisDaemon: $0.bool())
             })
         case .history: return .history(HistoryPage(runs: list { $0.runEntry() }, nextBefore: optional { $0.u64() }))
+        case .metrics: return .metrics(bytes())
         case .subscribed: return .subscribed(Subscribed(leaseMicros: i64()))
         case .delivery: return .delivery(record())
         case .leaseExtended: return .leaseExtended(deadline: i64())

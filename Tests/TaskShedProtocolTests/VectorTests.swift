@@ -43,7 +43,7 @@ struct VectorTests {
         for type in MessageType.allCases {
             #expect(covered.contains(type.name), "no valid vector for \(type.name)")
         }
-        #expect(MessageType.allCases.count == 37)
+        #expect(MessageType.allCases.count == 39)
     }
 
     @Test(arguments: errorVectors.map(\.name))

@@ -26,8 +26,9 @@ import Testing
         "GET_STATS": ([.stats], []),
         "GET_DAEMONS": ([.daemons], []),
         // GET_HISTORY/GET_METRICS: handled by the server's history/metrics change. Until it lands the daemon
-        // answers it UNKNOWN_MESSAGE_TYPE ("not served"); that change drops `.unknownMessageType`.
+        // answers them UNKNOWN_MESSAGE_TYPE ("not served"); that change drops `.unknownMessageType` from both.
         "GET_HISTORY": ([.history], [.unknownMessageType]),
+        "GET_METRICS": ([.metrics], [.unknownMessageType]),
         "SUBSCRIBE": ([.subscribed], []),
         "SUBSCRIBE_AHEAD": ([.subscribed], []),
         "UNSUBSCRIBE": ([.ok], []),

@@ -4,7 +4,7 @@ extension Message {
     public func encodePayload(to writer: inout ByteWriter) {
         switch self {
         case .hello(let v): v.encode(to: &writer)
-        case .ping, .getStats, .getDaemons, .unsubscribe, .ok: break
+        case .ping, .getStats, .getDaemons, .getMetrics, .unsubscribe, .ok: break
         case .getHistory(let v): v.encode(to: &writer)
         case .addTasks(let v): v.encode(to: &writer)
         case .fetchTasks(let s), .pauseTasks(let s), .resumeTasks(let s), .removeTasks(let s), .retryDead(let s),
@@ -29,6 +29,7 @@ extension Message {
         case .stats(let v): v.encode(to: &writer)
         case .daemons(let v): writer.writeList(v)
         case .history(let v): v.encode(to: &writer)
+        case .metrics(let text): writer.writeBytes(text)
         case .subscribed(let v): v.encode(to: &writer)
         case .delivery(let v): v.encode(to: &writer)
         case .leaseExtended(let deadline): writer.writeI64(deadline)
@@ -60,6 +61,7 @@ extension Message {
         case .getStats: return .getStats
         case .getDaemons: return .getDaemons
         case .getHistory: return .getHistory(try reader.read(HistoryQuery.self))
+        case .getMetrics: return .getMetrics
         case .subscribe: return .subscribe(try reader.read(Subscribe.self))
         case .unsubscribe: return .unsubscribe
         case .claim: return .claim(try reader.read(Claim.self))
@@ -80,6 +82,7 @@ extension Message {
         case .stats: return .stats(try reader.read(Stats.self))
         case .daemons: return .daemons(try reader.readList(of: DaemonInfo.self, field: "daemons"))
         case .history: return .history(try reader.read(HistoryPage.self))
+        case .metrics: return .metrics(try reader.readBytes(field: "text"))
         case .subscribed: return .subscribed(try reader.read(Subscribed.self))
         case .delivery: return .delivery(try reader.read(TaskRecord.self, field: "task"))
         case .revoke: return .revoke(try reader.read(LeaseRef.self))
@@ -107,6 +110,7 @@ extension MessageType {
         case .getStats: return "GET_STATS"
         case .getDaemons: return "GET_DAEMONS"
         case .getHistory: return "GET_HISTORY"
+        case .getMetrics: return "GET_METRICS"
         case .subscribe: return "SUBSCRIBE"
         case .unsubscribe: return "UNSUBSCRIBE"
         case .claim: return "CLAIM"
@@ -125,6 +129,7 @@ extension MessageType {
         case .stats: return "STATS"
         case .daemons: return "DAEMONS"
         case .history: return "HISTORY"
+        case .metrics: return "METRICS"
         case .subscribed: return "SUBSCRIBED"
         case .delivery: return "DELIVERY"
         case .revoke: return "REVOKE"

@@ -32,6 +32,8 @@ public enum Message: Sendable, Hashable {
     /// Asks for the run history: the datastore's recent finished deliveries and skipped occurrences that match
     /// the query, newest first (version 3). Reply: `.history`.
     case getHistory(HistoryQuery)
+    /// Asks for the answering daemon's metrics in the Prometheus text format (version 3). Reply: `.metrics`.
+    case getMetrics
 
     /// Event-driven worker: receive due tasks for these callbacks. Replies: `.subscribed`, then one
     /// `.delivery` per task pushed, all carrying the subscribe request's id.
@@ -73,6 +75,9 @@ public enum Message: Sendable, Hashable {
     case daemons([DaemonInfo])
     /// Reply to `.getHistory`: one page of entries, newest first, and the cursor of the next older page.
     case history(HistoryPage)
+    /// Reply to `.getMetrics`: the metrics as Prometheus text exposition format 0.0.4 (UTF-8), the same text a
+    /// daemon's HTTP metrics listener serves on `GET /metrics`.
+    case metrics([UInt8])
     /// Reply to `.subscribe`.
     case subscribed(Subscribed)
     /// A task pushed to an event-driven worker; carries the subscribe request's id.
@@ -102,6 +107,7 @@ public enum Message: Sendable, Hashable {
         case .getStats: return .getStats
         case .getDaemons: return .getDaemons
         case .getHistory: return .getHistory
+        case .getMetrics: return .getMetrics
         case .subscribe: return .subscribe
         case .unsubscribe: return .unsubscribe
         case .claim: return .claim
@@ -120,6 +126,7 @@ public enum Message: Sendable, Hashable {
         case .stats: return .stats
         case .daemons: return .daemons
         case .history: return .history
+        case .metrics: return .metrics
         case .subscribed: return .subscribed
         case .delivery: return .delivery
         case .revoke: return .revoke

@@ -18,6 +18,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case getStats = 0x0019
     case getDaemons = 0x001A
     case getHistory = 0x001B
+    case getMetrics = 0x001C
 
     // Worker API.
     case subscribe = 0x0030
@@ -40,6 +41,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     case stats = 0x8019
     case daemons = 0x801A
     case history = 0x801B
+    case metrics = 0x801C
     case subscribed = 0x8030
     case delivery = 0x8031
     case revoke = 0x8032
@@ -54,7 +56,7 @@ public enum MessageType: UInt16, Sendable, Hashable, CaseIterable {
     public var sinceVersion: UInt16 {
         switch self {
         case .getDaemons, .daemons: return 2
-        case .subscribeAhead, .revoke, .getHistory, .history: return 3
+        case .subscribeAhead, .revoke, .getHistory, .history, .getMetrics, .metrics: return 3
         default: return 1
         }
     }
