@@ -64,6 +64,12 @@ public struct Configuration: Sendable, Hashable {
     /// How long output queued for a connection may wait without the peer reading any of it before the daemon
     /// closes the connection with `SLOW_CONSUMER` and redelivers its tasks (µs).
     public var slowConsumerTimeoutMicros: Int64 = 30_000_000
+    /// Run-history entries kept per task (`--history-per-task`; 0 records no history).
+    public var historyPerTask = 20
+    /// Run-history entries kept in the whole datastore (`--history-max-runs`).
+    public var historyMaxRuns = 100_000
+    /// How long a run-history entry is kept (`--history-max-age`, µs).
+    public var historyMaxAgeMicros: Int64 = 7 * 86_400_000_000
     /// How long a frame that began arriving may go without a byte more before the daemon closes the connection
     /// with `FRAME_TIMEOUT` (µs): a half-sent frame holds memory.
     public var frameTimeoutMicros: Int64 = 30_000_000
@@ -224,6 +230,15 @@ public struct Configuration: Sendable, Hashable {
         }
         if maxHandshakingConnections < 1 || maxHandshakingConnections > 1_000_000 {
             throw fail("--max-handshaking", "must be between 1 and 1000000")
+        }
+        if historyPerTask < 0 || historyPerTask > 10_000 {
+            throw fail("--history-per-task", "must be between 0 (no history) and 10000, got \(historyPerTask)")
+        }
+        if historyMaxRuns < 1 || historyMaxRuns > 100_000_000 {
+            throw fail("--history-max-runs", "must be between 1 and 100000000, got \(historyMaxRuns) (--history-per-task 0 turns the history off)")
+        }
+        if historyMaxAgeMicros < 1_000_000 || historyMaxAgeMicros > 3_660 * 86_400_000_000 {
+            throw fail("--history-max-age", "must be between 1s and 3660d (about 10 years)")
         }
         if slowConsumerTimeoutMicros < 10_000 || slowConsumerTimeoutMicros > 86_400_000_000 {
             throw fail("--slow-consumer-timeout", "must be between 10ms and 24h")

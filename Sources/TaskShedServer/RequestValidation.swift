@@ -44,6 +44,7 @@ struct RequestValidation: Sendable {
              .retryDead(let selector), .purgeDead(let selector):
             try self.selector(selector, "selector", allowAll: true)
         case .updateRunTimes(let updates): try self.updates(updates)
+        case .getHistory(let query): try self.history(query)
         case .subscribe(let request): try self.subscribe(request)
         case .subscribeAhead(let request, let ahead):
             try self.subscribe(request)
@@ -156,6 +157,15 @@ struct RequestValidation: Sendable {
         if let callback = request.filter.callback { try name(callback, "filter.callback") }
         try instant(request.filter.dueAfter, "filter.due_after")
         try instant(request.filter.dueBefore, "filter.due_before")
+    }
+
+    func history(_ query: HistoryQuery) throws(RequestError) {
+        if let taskID = query.taskID { try name(taskID, "task_id") }
+        if let callback = query.callback { try name(callback, "callback") }
+        try instant(query.since, "since")
+        if query.limit < 1 || query.limit > maxBatch {
+            throw .invalid("limit", "must be between 1 and \(maxBatch), got \(query.limit)")
+        }
     }
 
     /// An instant in a request: 1970 … 9999 (PROTOCOL.md section 3, "Out-of-range times").

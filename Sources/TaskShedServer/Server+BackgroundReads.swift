@@ -26,7 +26,15 @@ struct ServerStatistics: Sendable {
     var workers: [String: UInt32]
 }
 
-/// What the store answered to a read (`Server.storeRead(_:store:now:maxBatch:)`). Computed on a pool thread or on the
+/// The bounds a store read answers within (`Server.readLimits`).
+struct ReadLimits: Sendable {
+    /// `max_batch`: a FETCH_TASKS group of more is refused.
+    var maxBatch: Int
+    /// `max_frame_bytes` as announced to clients: a HISTORY reply is cut to fit.
+    var maxReplyBytes: Int
+}
+
+/// What the store answered to a read (`Server.storeRead(_:store:now:limits:)`). Computed on a pool thread or on the
 /// loop thread; turned into the reply on the loop thread (`Server.readReply(_:server:now:)`).
 enum StoreReadResult: Sendable {
     /// `STATS`: the store's part (the server fills in its own fields).
@@ -37,6 +45,8 @@ enum StoreReadResult: Sendable {
     case tasks([TaskRecord])
     /// `LIST_TASKS`.
     case page(TaskPage)
+    /// `GET_HISTORY`.
+    case history(HistoryPage)
     /// The error reply.
     case failed(ErrorReply)
 }
@@ -58,7 +68,7 @@ extension Server {
     /// key per callback and stays on the loop.
     static func readsInBackground(_ message: Message) -> Bool {
         switch message {
-        case .getStats, .getDaemons, .fetchTasks, .listTasks: return true
+        case .getStats, .getDaemons, .fetchTasks, .listTasks, .getHistory: return true
         default: return false
         }
     }
@@ -93,16 +103,16 @@ extension Server {
             let message = read.message
             let now = read.now
             let serverPart = read.server
-            let maxBatch = Int(configuration.maxBatch)
+            let limits = readLimits
             let box = StoreReadBox()
             do {
                 try BackgroundWork.run(on: loop, {
-                    box.result = Self.storeRead(message, store: store, server: serverPart, now: now, maxBatch: maxBatch)
+                    box.result = Self.storeRead(message, store: store, server: serverPart, now: now, limits: limits)
                 }, completion: { [unowned self] in self.backgroundReadFinished(read, box.result!) })
             } catch {
                 logger.warning("no thread-pool thread for a read; answering it on the loop thread: \(error)")
                 backgroundReadFinished(read, Self.storeRead(message, store: store, server: read.server, now: now,
-                                                            maxBatch: maxBatch))
+                                                            limits: limits))
             }
         }
     }
@@ -127,7 +137,7 @@ extension Server {
             let result: StoreReadResult
             if let store, !read.session.isClosing {
                 result = Self.storeRead(read.message, store: store, server: read.server, now: read.now,
-                                        maxBatch: Int(configuration.maxBatch))
+                                        limits: readLimits)
             } else {
                 result = .failed(ErrorReply(code: .shuttingDown, message: "the store is closed"))
             }
@@ -143,10 +153,11 @@ extension Server {
         send(Frame(requestID: read.requestID, message: reply), to: read.session)
     }
 
-    /// The store's answer to `STATS`, `DAEMONS`, `FETCH_TASKS` or `LIST_TASKS` (any thread: it touches only `store`).
-    /// `maxBatch` bounds a FETCH_TASKS group (PROTOCOL.md 6.5: a larger one is `INVALID_ARGUMENT`).
-    static func storeRead(_ message: Message, store: ServerStore, server: ServerStatistics?, now: Int64, maxBatch: Int)
-        -> StoreReadResult
+    /// The store's answer to `STATS`, `DAEMONS`, `FETCH_TASKS`, `LIST_TASKS` or `GET_HISTORY` (any thread: it
+    /// touches only `store`). `limits.maxBatch` bounds a FETCH_TASKS group (PROTOCOL.md 6.5: a larger one is
+    /// `INVALID_ARGUMENT`); a HISTORY page is cut to `limits.maxReplyBytes` (6.18).
+    static func storeRead(_ message: Message, store: ServerStore, server: ServerStatistics?, now: Int64,
+                          limits: ReadLimits) -> StoreReadResult
     {
         do {
             switch message {
@@ -156,16 +167,39 @@ extension Server {
                 guard let server else { preconditionFailure("a DAEMONS read without the server's part") }
                 return .daemons(try store.daemons(local: server.daemon, now: now))
             case .fetchTasks(let selector):
-                return .tasks(try store.fetch(selector, maxGroupTasks: maxBatch))
+                return .tasks(try store.fetch(selector, maxGroupTasks: limits.maxBatch))
             case .listTasks(let request):
                 return .page(try store.list(filter: request.filter, limit: Int(request.limit), cursor: request.cursor,
                                             now: now))
+            case .getHistory(let query):
+                return .history(fitting(try store.history(query, now: now), into: limits.maxReplyBytes))
             default:
                 return .failed(ErrorReply(code: .unknownMessageType, message: "\(message.type.name) is not a store read"))
             }
         } catch {
             return .failed(RequestError(error).reply)
         }
+    }
+
+    /// `page` cut to the entries that fit one HISTORY frame of at most `maxReplyBytes`, and at least one (an
+    /// entry is far smaller than the smallest frame limit), so that a client paging with `next_before` always
+    /// moves on. A cut page points its `next_before` at its last entry: older matches exist.
+    static func fitting(_ page: HistoryPage, into maxReplyBytes: Int) -> HistoryPage {
+        // The frame's length counts type, flags and request id (8 bytes), the list's count (4) and
+        // `next_before` (an option tag and a u64).
+        var room = maxReplyBytes - ProtocolLimits.headerBytesAfterLength - 4 - 9
+        var kept = 0
+        var writer = ByteWriter(capacity: 512)
+        for run in page.runs {
+            writer.bytes.removeAll(keepingCapacity: true)
+            run.encode(to: &writer)
+            room -= writer.count
+            if room < 0 && kept > 0 { break }
+            kept += 1
+        }
+        guard kept < page.runs.count else { return page }
+        let runs = Array(page.runs.prefix(kept))
+        return HistoryPage(runs: runs, nextBefore: runs.last?.seq)
     }
 
     /// The reply to a store read: for `STATS`, the store's part with the server's own fields (`server`:
@@ -178,6 +212,7 @@ extension Server {
         case .daemons(let daemons): return .daemons(daemons)
         case .tasks(let tasks): return .tasks(tasks)
         case .page(let page): return .taskPage(page)
+        case .history(let page): return .history(page)
         case .failed(let reply): return .error(reply)
         }
     }

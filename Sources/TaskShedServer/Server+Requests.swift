@@ -122,6 +122,8 @@ extension Server {
         session.countsAsConnection = true
         connectedSessions += 1
         session.clientName = hello.clientName
+        runWorkers[session.id] = RunWorker(name: hello.clientName, pid: UInt32(bitPattern: session.peer.pid),
+                                           uid: session.peer.uid)
         session.decoder.maxFrameBytes = configuration.maxFrameBytes
         session.decoder.version = chosen
         session.deadlineTimer?.stop()
@@ -150,11 +152,11 @@ extension Server {
             switch message {
             case .ping:
                 return .pong(Pong(serverTime: WallClock.nowMicros(), nextWakeup: try storeNextWakeup()))
-            case .getStats, .getDaemons, .fetchTasks, .listTasks:
+            case .getStats, .getDaemons, .fetchTasks, .listTasks, .getHistory:
                 let now = WallClock.nowMicros()
                 let server = serverStatistics(for: message)
                 return Self.readReply(Self.storeRead(message, store: try liveStore(), server: server, now: now,
-                                                     maxBatch: Int(configuration.maxBatch)),
+                                                     limits: readLimits),
                                       server: server, now: now)
             case .subscribe(let request):
                 if session.subscription != nil { throw Self.secondSubscription }

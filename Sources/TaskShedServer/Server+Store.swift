@@ -56,6 +56,7 @@ extension Server {
         options.maxMapBytes = Int(clamping: configuration.mapSizeMaxBytes)
         options.initialMapBytes = min(options.initialMapBytes, options.maxMapBytes)
         options.maxKwargsBytes = Int(configuration.maxKwargsBytes)
+        options.history = configuration.historyLimits
         // `RequestValidation` checks every task's kwargs with the same function before the request is queued.
         options.checksKwargsJSON = false
         let store: LMDBTaskStore
@@ -89,6 +90,7 @@ extension Server {
         options.maxKwargsBytes = Int(configuration.maxKwargsBytes)
         options.transactionPooler = configuration.transactionPooler
         options.heartbeatTimeoutMicros = configuration.heartbeatTimeoutMicros
+        options.history = configuration.historyLimits
         // As for LMDB: `RequestValidation` has checked every task's kwargs.
         options.checksKwargsJSON = false
         let store: PostgresTaskStore
@@ -369,7 +371,7 @@ extension Server {
                                error: request.error, retry: request.retry, now: now)
             return .ok
         case .release(let lease):
-            _ = try batch.release(id: lease.id, attempt: lease.attempt, holder: holder)
+            _ = try batch.release(id: lease.id, attempt: lease.attempt, holder: holder, now: now)
             return .ok
         case .unsubscribe:
             // Its work was done on the loop (`handle`); the job's staged releases give the leases back.

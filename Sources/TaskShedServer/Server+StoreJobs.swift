@@ -23,6 +23,8 @@ extension Server {
         job.horizon = job.now + dispatchLeadMicros
         job.defaultLease = configuration.leaseTimeoutMicros
         job.maxReplyBytes = Int(configuration.maxFrameBytes)
+        job.workers = runWorkers
+        job.daemonName = runDaemonName
         let taken = takeQueuedWrites()
         writeArrivals.set(queue.contains { $0.kind.isWrite })
         job.requests = taken.map { item in
@@ -268,6 +270,7 @@ extension Server {
         switch result {
         case .success(let value):
             replies = value.replies
+            runsEnded(value, releasing: job.releaseHolders)
             if let hints = value.hints {
                 if sharedRetryMicros != 0 {
                     logger.notice("the PostgreSQL datastore is reachable again")

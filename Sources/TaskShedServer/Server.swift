@@ -103,6 +103,14 @@ public final class Server {
     var shutdownFinished = false
     /// Holders whose leases must be released (closed connections), applied in the next dispatch transaction.
     var holdersToRelease: [UInt64] = []
+    /// The worker of each connection that said HELLO, for the run history's entries (`StoreJob.workers`); a
+    /// closed connection's stays until the job that ends its leases has committed.
+    var runWorkers: [UInt64: RunWorker] = [:]
+    /// This daemon's name in the run history: the shared datastore's daemon name, else the host name.
+    lazy var runDaemonName: String = {
+        if case .postgres(let store)? = store { return store.options.daemonName }
+        return HostName.current()
+    }()
     /// Callback name → ids of sessions subscribed to it, in subscription order (the round-robin ring).
     var subscribers: [String: [UInt64]] = [:]
     /// Rotates the first subscriber considered by each dispatch round, for fairness.

@@ -40,6 +40,13 @@ enum ServerStore: @unchecked Sendable {
         }
     }
 
+    func history(_ query: HistoryQuery, now: Int64) throws(StoreError) -> HistoryPage {
+        switch self {
+        case .lmdb(let store): return try store.history(query, now: now)
+        case .postgres(let store): return try store.history(query, now: now)
+        }
+    }
+
     func stats(now: Int64) throws(StoreError) -> StoreStats {
         switch self {
         case .lmdb(let store): return try store.stats(now: now)

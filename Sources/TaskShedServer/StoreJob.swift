@@ -24,6 +24,14 @@ struct JobRequest: Sendable {
     var holderClosing = false
 }
 
+/// Who ran a delivery, as the run history records it: the connection's HELLO `client_name` and its peer's
+/// credentials.
+struct RunWorker: Sendable, Hashable {
+    var name: String
+    var pid: UInt32
+    var uid: UInt32
+}
+
 /// A lease that a received but not yet applied ACK, FAIL, TOUCH or RELEASE names: a job's expiry spares it,
 /// so that the request finds it (the worker sent it in time as far as it can tell).
 struct RequestedLease: Hashable, Sendable {
@@ -82,6 +90,11 @@ struct StoreJob: Sendable {
     var maxReplyBytes = Int(ProtocolLimits.defaultMaxFrameBytes)
     /// The job's number: jobs run one at a time, in this order.
     var sequence: UInt64 = 0
+    /// The worker of every connection whose deliveries the job may end (connection id → worker): fills in the
+    /// run history's worker fields (`Server.runWorkers`).
+    var workers: [UInt64: RunWorker] = [:]
+    /// This daemon's name in the run history.
+    var daemonName = ""
     /// The job holds a durable change of a durable store: it may flush the store itself (`flushIfAlone`).
     var flushesItself = false
     /// A shared store: the callbacks whose earliest due time the job reads after its commit (`SharedHints`).
@@ -123,6 +136,10 @@ struct StoreJobResult: Sendable {
     var hints: SharedHints?
     /// A shared store: the current records of `StoreJob.revalidateIDs`.
     var revalidated: [TaskRecord]?
+    /// The run-history entries of the deliveries the job ended, as recorded (for the metrics).
+    var endedRuns: [RunEntry] = []
+    /// Why the job's run-history entries could not be recorded (the rest of the job committed).
+    var historyFailure: StoreError?
 }
 
 /// Carries a job's result from the pool thread to the loop thread. libuv orders the two (the work returns
@@ -269,7 +286,30 @@ extension StoreJob {
                 result.dispatchFailure = error
             }
         }
+        recordHistory(&batch, into: &result)
         return result
+    }
+
+    /// Records the deliveries the batch ended in the run history, in the same transaction, with who ran them.
+    private func recordHistory<B: TaskStoreWriteBatch>(_ batch: inout B, into result: inout StoreJobResult) {
+        let ended = batch.endedRuns
+        guard !ended.isEmpty else { return }
+        result.endedRuns = ended.map { run in
+            var entry = run.entry
+            if run.holder != 0, let worker = workers[run.holder] {
+                entry.workerName = worker.name
+                entry.workerPID = worker.pid
+                entry.workerUID = worker.uid
+            }
+            if entry.daemon.isEmpty { entry.daemon = daemonName }
+            return entry
+        }
+        do throws(StoreError) {
+            try batch.recordRuns(result.endedRuns, now: now)
+        } catch {
+            // The acks and the rest stand (a lost history entry is not worth a task run twice).
+            result.historyFailure = error
+        }
     }
 
     /// `first` and the requests right after it (from `index`, which moves past them) whose message `matches`.

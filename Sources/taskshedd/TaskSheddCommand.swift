@@ -131,6 +131,18 @@ struct TaskSheddCommand: ParsableCommand {
             + "it has read its replies. At least one maximum frame.", valueName: "size"))
     var maxOutputBytes: String = "160MiB"
 
+    @Option(name: .customLong("history-per-task"), help: ArgumentHelp(
+        "Run-history entries kept per task (the newest); 0 records no history.", valueName: "n"))
+    var historyPerTask: Int = 20
+
+    @Option(name: .customLong("history-max-runs"), help: ArgumentHelp(
+        "Run-history entries kept in the whole datastore; the oldest go first.", valueName: "n"))
+    var historyMaxRuns: Int = 100_000
+
+    @Option(name: .customLong("history-max-age"), help: ArgumentHelp(
+        "How long a run-history entry is kept after its run ended.", valueName: "duration"))
+    var historyMaxAge: String = "7d"
+
     @Option(name: .customLong("slow-consumer-timeout"), help: ArgumentHelp(
         "How long output for a client may wait without the client reading any of it; then the client is "
             + "disconnected with SLOW_CONSUMER and its tasks are redelivered.", valueName: "duration"))
@@ -285,6 +297,9 @@ struct TaskSheddCommand: ParsableCommand {
         configuration.dispatchLeadMicros = try duration(dispatchLead, "--dispatch-lead")
         configuration.slowConsumerTimeoutMicros = try duration(slowConsumerTimeout, "--slow-consumer-timeout")
         configuration.frameTimeoutMicros = try duration(frameTimeout, "--frame-timeout")
+        configuration.historyPerTask = historyPerTask
+        configuration.historyMaxRuns = historyMaxRuns
+        configuration.historyMaxAgeMicros = try duration(historyMaxAge, "--history-max-age")
         configuration.maxConnections = maxConnections
         configuration.maxHandshakingConnections = maxHandshaking
         let frame = try size(maxFrameBytes, "--max-frame-bytes")

@@ -46,9 +46,9 @@ final class Client: @unchecked Sendable {
         raw = try daemon.connect()
     }
 
-    init(path: String, version: UInt16 = 1) throws {
+    init(path: String, version: UInt16 = 1, clientName: String = "taskshed-tests") throws {
         raw = try RawConnection(path: path)
-        try raw.handshake(version: version)
+        try raw.handshake(clientName: clientName, version: version)
     }
 
     /// Sends a request and returns its reply; deliveries that arrive meanwhile are kept.

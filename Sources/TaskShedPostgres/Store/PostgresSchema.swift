@@ -64,6 +64,29 @@ enum PostgresSchema {
                 ADD COLUMN last_skip text,
                 ADD CHECK (interval_us IS NULL OR calendar IS NULL);
             """),
+        Migration(version: 3, summary: "run history", sql: """
+            CREATE TABLE %SCHEMA%.runs (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                task_id text COLLATE "C" NOT NULL,
+                callback text COLLATE "C" NOT NULL,
+                attempt bigint NOT NULL,
+                scheduled_at bigint NOT NULL,
+                delivered_at bigint,
+                finished_at bigint NOT NULL,
+                outcome smallint NOT NULL,
+                follow_up smallint NOT NULL,
+                error text,
+                worker_name text NOT NULL,
+                worker_pid bigint NOT NULL,
+                worker_uid bigint NOT NULL,
+                daemon text NOT NULL,
+                CHECK (outcome BETWEEN 0 AND 5),
+                CHECK (follow_up BETWEEN 0 AND 3)
+            );
+            CREATE INDEX runs_by_task ON %SCHEMA%.runs (task_id, seq);
+            -- Appended at the tail and trimmed at the head by every commit that ends runs.
+            ALTER TABLE %SCHEMA%.runs SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);
+            """),
     ]
 
     /// The newest schema version this build knows.

@@ -36,6 +36,9 @@ public struct PostgresStoreOptions: Sendable, Hashable {
     /// transaction-mode pooler a daemon starting under a name whose row has beaten within this long waits up
     /// to this long (plus a second) for it to go stale: the previous run of a daemon restarted after a crash.
     public var heartbeatTimeoutMicros: Int64 = 4_000_000
+    /// How much run history the store keeps (default `HistoryLimits.standard`). Daemons sharing a schema
+    /// should agree: each trims by its own limits when it records.
+    public var history = HistoryLimits.standard
 
     /// Creates options; the defaults are documented on each property.
     public init(connectionString: String, schema: String = "taskshed", daemonName: String? = nil,
@@ -115,6 +118,8 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
     /// The schema-qualified, quoted table names.
     let tasksTable: String
     let daemonsTable: String
+    /// The run history's table (`PostgresTaskStore+History`).
+    let runsTable: String
 
     /// Connects, creates or migrates the schema, registers this daemon and voids its previous run's leases.
     /// - Throws: `invalidArgument` naming `schema` for a bad name; `storeUnavailable` when the server cannot
@@ -131,6 +136,7 @@ public final class PostgresTaskStore: TaskStore, @unchecked Sendable {
         let schema = PostgresSchema.quoted(options.schema)
         tasksTable = schema + ".tasks"
         daemonsTable = schema + ".daemons"
+        runsTable = schema + ".runs"
         let conn: PGConnection
         do {
             conn = try PGConnection(options.connectionString, preparesStatements: !options.transactionPooler)

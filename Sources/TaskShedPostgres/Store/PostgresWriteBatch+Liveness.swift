@@ -14,6 +14,8 @@ public struct HeartbeatOutcome: Sendable {
     /// The tasks whose leases those daemons held, after the lease ended (a failed attempt: due again, dead,
     /// or at their next occurrence).
     public var rescued: [TaskRecord] = []
+    /// The run-history entries of those leases' ends (already recorded, with the lost daemon's name).
+    public var endedRuns: [RunEntry] = []
 }
 
 extension PostgresWriteBatch {
@@ -38,16 +40,25 @@ extension PostgresWriteBatch {
             """, [String(daemonNumber), String(timeoutMicros)])
         guard lost.rowCount > 0 else { return outcome }
         var ids: [Int64] = []
+        var names: [Int64: String] = [:]
         for r in 0..<lost.rowCount {
-            if let id = lost.int64(r, 0) { ids.append(id) }
-            outcome.lostDaemons.append(lost.string(r, 1) ?? "?")
+            let name = lost.string(r, 1) ?? "?"
+            if let id = lost.int64(r, 0) {
+                ids.append(id)
+                names[id] = name
+            }
+            outcome.lostDaemons.append(name)
         }
         let reason = "daemon lost: its taskshedd sent no heartbeat for \(timeoutMicros / 1000) ms"
         let result = try sql("""
             SELECT \(TaskRow.columns) FROM \(tasks) WHERE state = 1 AND lease_daemon = ANY($1::int8[])
             ORDER BY lease_deadline, id FOR UPDATE
             """, [PGArrayLiteral.int64(ids.map { Optional($0) })])
-        outcome.rescued = try endLeases(try TaskRow.all(result), reason: reason, now: now)
+        let first = endedRuns.count
+        outcome.rescued = try endLeases(try TaskRow.all(result), reason: reason, now: now, rescuedFrom: names)
+        // Recorded here, in the rescue's transaction: no daemon's store job sees these ends.
+        outcome.endedRuns = endedRuns[first...].map(\.entry)
+        try recordRuns(outcome.endedRuns, now: now)
         return outcome
     }
 }

@@ -18,6 +18,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     private var notifyCallbacks = Set<NameKey>()
     /// The batch made tasks due whose callbacks it did not read: notify for every callback.
     private var notifyEverything = false
+    /// See `TaskStoreWriteBatch.endedRuns`.
+    public internal(set) var endedRuns: [EndedRun] = []
 
     init(store: PostgresTaskStore, connection: PGConnection, isolating: Bool, prelude: [String] = []) {
         self.store = store
@@ -44,6 +46,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
     var daemonsTable: String { store.daemonsTable }
     var daemonNumber: Int64 { store.daemonID }
     var daemonName: String { store.options.daemonName }
+    var runsTable: String { store.runsTable }
+    var historyLimits: HistoryLimits { store.options.history }
 
     /// A request error, which without `isolating` poisons the batch as the protocol says (`TaskStore.write`):
     /// `write` then rolls back even if the body caught it.
@@ -408,6 +412,7 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 kept.append(row)
             case .decided(.runInstead(let occurrence, let skipped, let reason)):
                 new.record.applySkips(runAt: occurrence, skipped: skipped, reason: reason)
+                noteSkips(row.record, new.record, now: now)
                 kept.append(new)
                 changed.append(new)
             case .decided(.skip(let nextRunAt, let skipped, let reason)):
@@ -417,12 +422,14 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                 }
                 new = row.released()
                 new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+                noteSkips(row.record, new.record, now: now)
                 changed.append(new)
                 notifyDue(new.record, now: now)
             case .runSeparately(let run, let nextRunAt, let skipped, let reason):
                 new = row.released()
                 if let nextRunAt {
                     new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+                    noteSkips(row.record, new.record, now: now)
                     changed.append(new)
                     notifyDue(new.record, now: now)
                 } else {
@@ -441,6 +448,11 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
             try sql("DELETE FROM \(tasks) WHERE id = ANY($1::text[])", [PGArrayLiteral.text(finished)])
         }
         return kept
+    }
+
+    /// Records the calendar occurrences a claim's catch-up skipped between `old` and `new`.
+    private mutating func noteSkips(_ old: TaskRecord, _ new: TaskRecord, now: Int64) {
+        if let skips = EndedRun.skips(from: old, to: new, now: now) { endedRuns.append(skips) }
     }
 
     /// Inserts the one-off run of an overlap-`allow` task, already leased as the claim leased the task (`lease`),
@@ -527,13 +539,20 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         let deleted = try sql("""
             DELETE FROM \(tasks) WHERE id = $1 AND state = 1 AND lease_daemon = $2 AND lease_holder = $3
                 AND attempt = $4 AND interval_us IS NULL AND calendar IS NULL
+            RETURNING callback, run_at, last_run_at
             """, [id, daemon, String(Int64(bitPattern: holder)), String(attempt)])
-        if deleted.affectedRows == 1 { return nil }
+        if deleted.rowCount == 1 {
+            noteAcked(deleted, row: 0, id: id, attempt: attempt, holder: holder, now: now)
+            return nil
+        }
         let old = try leased(id, attempt: attempt, holder: holder)
         guard old.record.schedule.isRecurring else {
             throw StoreError(code: .internalError, message: "task \"\(id)\" is a leased one-off task the ack did not remove")
         }
-        guard let new = old.advanced(now: now) else {
+        let advanced = old.advanced(now: now)
+        endedRuns += EndedRun.endings(old.record, holder: holder, outcome: .succeeded, error: nil,
+                                      after: advanced?.record, now: now)
+        guard let new = advanced else {
             // A calendar rule with no occurrence left: finished, like a one-off task.
             try sql("DELETE FROM \(tasks) WHERE id = $1", [id])
             return nil
@@ -541,6 +560,15 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         try saveDeliveryFields([new])
         notifyDue(new.record, now: now)
         return new.record
+    }
+
+    /// Records the ack of a one-off task that a `DELETE … RETURNING callback, run_at, last_run_at` removed.
+    private mutating func noteAcked(_ result: PGResult, row: Int, id: String, attempt: UInt32, holder: UInt64,
+                                    now: Int64)
+    {
+        endedRuns.append(.ending(id: id, callback: result.string(row, 0) ?? "", attempt: attempt,
+                                 runAt: result.int64(row, 1) ?? now, lastRunAt: result.int64(row, 2),
+                                 holder: holder, outcome: .succeeded, error: nil, then: .finished, now: now))
     }
 
     /// Several acks in one statement (a group commit's acks): the one-off tasks whose leases are current are
@@ -561,11 +589,16 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
                     WHERE t.id = ANY($1::text[]) AND t.state + 0 = 1 AND t.lease_daemon = $2
                         AND t.interval_us IS NULL AND t.calendar IS NULL
                         AND (t.id || ' ' || t.lease_holder || ' ' || t.attempt) = ANY($3::text[])
-                    RETURNING t.id
+                    RETURNING t.callback, t.run_at, t.last_run_at, t.id, t.lease_holder, t.attempt
                     """, [PGArrayLiteral.text(leases.map(\.id)), daemon,
                           PGArrayLiteral.text(leases.map { "\($0.id) \(Int64(bitPattern: $0.holder)) \($0.attempt)" })],
                     prepare: false)
-                for r in 0..<deleted.rowCount { gone[NameKey(deleted.string(r, 0) ?? ""), default: 0] += 1 }
+                for r in 0..<deleted.rowCount {
+                    let id = deleted.string(r, 3) ?? ""
+                    gone[NameKey(id), default: 0] += 1
+                    noteAcked(deleted, row: r, id: id, attempt: UInt32(clamping: deleted.int64(r, 5) ?? 0),
+                              holder: UInt64(bitPattern: deleted.int64(r, 4) ?? 0), now: now)
+                }
             } catch {
                 return leases.map { _ in .failure(error) }
             }
@@ -639,6 +672,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         if old.record.schedule.isRecurring {
             guard let advanced = old.advanced(now: now) else {
                 try sql("DELETE FROM \(tasks) WHERE id = $1", [id])
+                endedRuns += EndedRun.endings(old.record, holder: holder, outcome: .failed, error: error, after: nil,
+                                              now: now)
                 return old.record.failed(error, at: now)
             }
             new = advanced
@@ -652,6 +687,8 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         }
         new.record.lastError = truncateUTF8(error, limit: ProtocolLimits.maxErrorBytes)
         new.record.lastFailureAt = now
+        endedRuns += EndedRun.endings(old.record, holder: holder, outcome: .failed, error: error, after: new.record,
+                                      now: now)
         try saveDeliveryFields([new])
         notifyDue(new.record, now: now)
         return new.record
@@ -669,9 +706,15 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
         throw StoreError(code: .internalError, message: "task \"\(id)\": the touch changed no row")
     }
 
-    public mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
+    public mutating func release(id: String, attempt: UInt32, holder: UInt64, now: Int64?) throws(StoreError)
+        -> TaskRecord
+    {
         let old = try leased(id, attempt: attempt, holder: holder)
         let new = old.released()
+        if let now {
+            endedRuns.append(.ending(old.record, holder: holder, outcome: .released, error: nil, after: new.record,
+                                     now: now))
+        }
         try saveDeliveryFields([new])
         // Due again at once (its run time has come): another daemon's worker may take it.
         notifyDue(new.record, now: new.record.runAt)
@@ -699,11 +742,28 @@ public struct PostgresWriteBatch: TaskStoreWriteBatch {
 
     /// Ends the leases of `rows` (locked by the caller) as failed attempts with `reason` and saves them; a
     /// calendar task with no occurrence left is removed. Returns the records as they are now.
-    mutating func endLeases(_ rows: [TaskRow], reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
+    ///
+    /// Each end goes to `endedRuns` with the holder's number; `rescuedFrom` names the lost daemon whose leases
+    /// these were (its holders are not this daemon's connections): their entries carry that daemon's name and
+    /// no holder.
+    mutating func endLeases(_ rows: [TaskRow], reason: String, now: Int64, rescuedFrom: [Int64: String]? = nil)
+        throws(StoreError) -> [TaskRecord]
+    {
         var ended: [TaskRow] = []
         var finished: [TaskRecord] = []
+        let outcome = EndedRun.outcome(ofLeaseEnd: reason)
         for row in rows {
-            if let next = row.abandoned(reason: reason, now: now) {
+            let next = row.abandoned(reason: reason, now: now)
+            var runs = EndedRun.endings(row.record, holder: UInt64(bitPattern: row.leaseHolder ?? 0), outcome: outcome,
+                                        error: reason, after: next?.record, now: now)
+            if let rescuedFrom {
+                for i in runs.indices {
+                    runs[i].holder = 0
+                    runs[i].entry.daemon = row.leaseDaemon.flatMap { rescuedFrom[$0] } ?? ""
+                }
+            }
+            endedRuns += runs
+            if let next {
                 ended.append(next)
             } else {
                 finished.append(row.record.failed(reason, at: now))

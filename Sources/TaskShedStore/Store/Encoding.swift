@@ -27,6 +27,8 @@ struct ByteSink {
 
     @inline(__always) mutating func u32BE(_ v: UInt32) { word(v.bigEndian) }
 
+    @inline(__always) mutating func u64BE(_ v: UInt64) { word(v.bigEndian) }
+
     /// Appends the bytes of `v` as they are in memory. Typed `UInt8` elements take the array's memcpy fast path;
     /// appending the raw bytes went through the generic sequence path (~100 instructions per word).
     @inline(__always) private mutating func word<T: FixedWidthInteger>(_ v: T) {

@@ -16,7 +16,10 @@ import TaskShedProtocol
 ///   daemon writes from one thread and reads from its event loop.
 public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     /// The on-disk schema version this build reads and writes.
-    public static let schemaVersion: UInt32 = 5
+    public static let schemaVersion: UInt32 = 6
+    /// The previous schema version, which opening upgrades in place: version 6 only adds the run history's
+    /// two databases (LAYOUT.md, "Run history").
+    static let upgradableSchemaVersion: UInt32 = 5
 
     /// The store directory.
     public let directory: String
@@ -164,7 +167,8 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
 
     /// The names of the store's databases after `meta`, in `StoreDatabases` order.
     private static let databaseNames = [
-        "tasks", "callback_wake", "callback_numbers", "paused", "dead", "groups", "counts",
+        "tasks", "callback_wake", "callback_numbers", "paused", "dead", "groups", "counts", "history",
+        "history_by_task",
     ]
 
     /// Opens the databases: in a read-only transaction when the store exists (no write, no fsync: opening a
@@ -190,15 +194,24 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             // The version is checked before any other database is opened: another version may have databases
             // of the same name with other flags (version 1's `callback_due` was `MDB_DUPSORT`).
             let stored = try lmdb { () throws(LMDBError) in try txn.get(meta, key: schemaKey) }
+            var upgrading = false
             if let raw = stored {
                 var s = ByteSource(raw)
                 let found = s.u32LE()
-                guard let found, found == schemaVersion else {
+                if found == upgradableSchemaVersion {
+                    // Upgraded in the write transaction: the read-only attempt hands over to it.
+                    guard create else {
+                        txn.abort()
+                        return nil
+                    }
+                    upgrading = true
+                } else if found != schemaVersion {
                     throw StoreError(
                         code: .internalError, field: "schema_version",
                         message: "the store in \(directory) has schema version \(found.map(String.init) ?? "?"); "
-                            + "this build reads version \(schemaVersion) and does not convert stores "
-                            + "(see LAYOUT.md: re-add the tasks to a new store)")
+                            + "this build reads version \(schemaVersion) and upgrades version "
+                            + "\(upgradableSchemaVersion), but converts no other (see LAYOUT.md: re-add the tasks to a new "
+                            + "store)")
                 }
             } else if !create {
                 txn.abort()
@@ -216,8 +229,9 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
             }
             let dbs = StoreDatabases(
                 meta: meta, tasks: handles[0], callbackWake: handles[1], callbackNumbers: handles[2],
-                paused: handles[3], dead: handles[4], groups: handles[5], counts: handles[6])
-            if stored == nil {
+                paused: handles[3], dead: handles[4], groups: handles[5], counts: handles[6], history: handles[7],
+                historyByTask: handles[8])
+            if stored == nil || upgrading {
                 var sink = ByteSink(capacity: 4)
                 sink.u32LE(schemaVersion)
                 let v = sink.bytes
@@ -356,6 +370,11 @@ public final class LMDBTaskStore: TaskStore, @unchecked Sendable {
     ///   otherwise as `fetch(_:)`.
     public func fetch(_ selector: TaskSelector, maxGroupTasks: Int) throws(StoreError) -> [TaskRecord] {
         try read { (ctx, _) throws(StoreError) in try ctx.fetch(selector, maxGroupTasks: maxGroupTasks) }
+    }
+
+    /// See `TaskStore.history`.
+    public func history(_ query: HistoryQuery, now: Int64) throws(StoreError) -> HistoryPage {
+        try read { (ctx, _) throws(StoreError) in try ctx.history(query, now: now) }
     }
 
     /// See `TaskStore.list`.

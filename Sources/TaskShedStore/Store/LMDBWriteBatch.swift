@@ -127,6 +127,7 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
             try ctx.flushCounts()
             if kind == .grows, try passesGrowthLimit(ctx) { throw room.full }
             try lmdb { () throws(LMDBError) in try child.commit() }
+            context.ended += ctx.ended
             return result
         } catch {
             if child.handle != nil { child.abort() }
@@ -202,8 +203,10 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
     }
 
     /// See `TaskStoreWriteBatch.release`.
-    public mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
-        try run(.settles) { (c) throws(StoreError) in try c.release(id: id, attempt: attempt, holder: holder) }
+    public mutating func release(id: String, attempt: UInt32, holder: UInt64, now: Int64?) throws(StoreError)
+        -> TaskRecord
+    {
+        try run(.settles) { (c) throws(StoreError) in try c.release(id: id, attempt: attempt, holder: holder, now: now) }
     }
 
     /// See `TaskStoreWriteBatch.releaseHolder`.
@@ -233,6 +236,15 @@ public struct LMDBWriteBatch: TaskStoreWriteBatch {
     /// See `TaskStoreWriteBatch.purgeDead`.
     public mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int {
         try run(.settles) { (c) throws(StoreError) in try c.purgeDead(selector) }
+    }
+
+    /// See `TaskStoreWriteBatch.endedRuns`.
+    public var endedRuns: [EndedRun] { context.ended }
+
+    /// See `TaskStoreWriteBatch.recordRuns`.
+    public mutating func recordRuns(_ runs: [RunEntry], now: Int64) throws(StoreError) {
+        guard !runs.isEmpty, context.options.history.records else { return }
+        try run(.settles) { (c) throws(StoreError) in try c.recordRuns(runs, now: now) }
     }
 
     /// See `TaskStoreWriteBatch.fetch`.

@@ -416,6 +416,7 @@ extension StoreContext {
             return task
         case .decided(.runInstead(let occurrence, let skipped, let reason)):
             new.record.applySkips(runAt: occurrence, skipped: skipped, reason: reason)
+            noteSkips(task, new, now: now)
             try replaceRecord(at: records, new)
             try save(old: task, new: new, writeRecord: false)
             return new
@@ -425,12 +426,14 @@ extension StoreContext {
                 return nil
             }
             new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+            noteSkips(task, new, now: now)
         case .runSeparately(let run, let nextRunAt, let skipped, let reason):
             // The run is a one-off task of its own; an existing one of that id (the same occurrence, run again
             // by a reschedule while the first still runs) is left alone and nothing is claimed.
             let exists = try load(run.id) != nil
             if let nextRunAt {
                 new.record.applySkips(runAt: nextRunAt, skipped: skipped, reason: reason)
+                noteSkips(task, new, now: now)
                 try replaceRecord(at: records, new)
                 try save(old: task, new: new, writeRecord: false)
             } else {
@@ -448,6 +451,11 @@ extension StoreContext {
         try replaceRecord(at: records, new)
         try save(old: task, new: new, writeRecord: false)
         return nil
+    }
+
+    /// Records the calendar occurrences a claim's catch-up skipped between `old` and `new`.
+    private mutating func noteSkips(_ old: StoredTask, _ new: StoredTask, now: Int64) {
+        if let skips = EndedRun.skips(from: old.record, to: new.record, now: now) { ended.append(skips) }
     }
 
     /// The task without its lease, in `state`; attempt and `lastRunAt` stay those of the delivery (it counts).
@@ -473,6 +481,9 @@ extension StoreContext {
         if let lease = takeLease(id, if: { $0.holder == holder && $0.attempt == attempt && !$0.recurring }) {
             try deleteLeasedRecord(id)
             try saveLeasedRemoved(id, lease)
+            ended.append(.ending(id: id, callback: lease.callback, attempt: attempt, runAt: lease.runAt,
+                                 lastRunAt: lease.lastRunAt, holder: holder, outcome: .succeeded, error: nil,
+                                 then: .finished, now: now))
             return nil
         }
         // One cursor finds the record and deletes or rewrites it: one tree search instead of two (likewise in
@@ -481,7 +492,9 @@ extension StoreContext {
         defer { records.close() }
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
         precondition(old.record.schedule.isRecurring, "a one-off lease is acked above")
-        guard let new = Self.advanced(old, now: now) else {
+        let advanced = Self.advanced(old, now: now)
+        noteEnd(old, holder: holder, .succeeded, error: nil, after: advanced, now: now)
+        guard let new = advanced else {
             // A calendar rule with no occurrence left: finished, like a one-off task.
             try save(old: old, new: nil)
             return nil
@@ -501,6 +514,7 @@ extension StoreContext {
         var new: StoredTask
         if old.record.schedule.isRecurring {
             guard let advanced = Self.advanced(old, now: now) else {
+                noteEnd(old, holder: holder, .failed, error: message, after: nil, now: now)
                 try save(old: old, new: nil)
                 return old.record.failed(message, at: now)
             }
@@ -515,6 +529,7 @@ extension StoreContext {
         }
         new.record.lastError = message
         new.record.lastFailureAt = now
+        noteEnd(old, holder: holder, .failed, error: message, after: new, now: now)
         try replaceRecord(at: records, new)
         try save(old: old, new: new, writeRecord: false)
         return new.record
@@ -531,23 +546,29 @@ extension StoreContext {
         return newDeadline
     }
 
-    mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
+    mutating func release(id: String, attempt: UInt32, holder: UInt64, now: Int64?) throws(StoreError) -> TaskRecord {
         let records = try tasksCursor()
         defer { records.close() }
         let old = try leased(id, attempt: attempt, holder: holder, at: records)
         let new = Self.released(old)
+        if let now {
+            ended.append(.ending(old.record, holder: holder, outcome: .released, error: nil, after: new.record, now: now))
+        }
         // The record already says this: only the lease ends.
         try save(old: old, new: new, writeRecord: false)
         return new.record
     }
 
     /// A lease ended without an answer (worker gone, lease expired): counted as a failed attempt.
-    private mutating func abandon(_ old: StoredTask, reason: String, now: Int64) throws(StoreError) -> TaskRecord {
+    private mutating func abandon(_ old: StoredTask, holder: UInt64, _ outcome: RunOutcome, reason: String,
+                                  now: Int64) throws(StoreError) -> TaskRecord
+    {
         var new: StoredTask
         if old.record.attempt < old.record.maxAttempts {
             new = Self.unleased(old, state: .scheduled)
         } else if old.record.schedule.isRecurring {
             guard let advanced = Self.advanced(old, now: now) else {
+                noteEnd(old, holder: holder, outcome, error: reason, after: nil, now: now)
                 try save(old: old, new: nil)
                 return old.record.failed(reason, at: now)
             }
@@ -557,8 +578,18 @@ extension StoreContext {
         }
         new.record.lastError = truncateUTF8(reason, limit: ProtocolLimits.maxErrorBytes)
         new.record.lastFailureAt = now
+        noteEnd(old, holder: holder, outcome, error: reason, after: new, now: now)
         try save(old: old, new: new)
         return new.record
+    }
+
+    /// Records the end of `old`'s delivery (and the calendar occurrences its step to `after` skipped) in
+    /// `ended`.
+    private mutating func noteEnd(_ old: StoredTask, holder: UInt64, _ outcome: RunOutcome, error: String?,
+                                  after: StoredTask?, now: Int64)
+    {
+        ended += EndedRun.endings(old.record, holder: holder, outcome: outcome, error: error, after: after?.record,
+                                  now: now)
     }
 
     /// The task of a lease in the table (its record must exist: a lease of a missing task is corruption).
@@ -570,7 +601,8 @@ extension StoreContext {
     mutating func releaseHolder(_ holder: UInt64, reason: String, now: Int64) throws(StoreError) -> [TaskRecord] {
         var out: [TaskRecord] = []
         for id in leaseTable.writerHeld(by: holder) {
-            out.append(try abandon(try leasedTask(id), reason: reason, now: now))
+            out.append(try abandon(try leasedTask(id), holder: holder, EndedRun.outcome(ofLeaseEnd: reason), reason: reason,
+                                   now: now))
         }
         return out
     }
@@ -580,7 +612,7 @@ extension StoreContext {
     {
         var out: [TaskRecord] = []
         for (id, holder) in leaseTable.writerExpired(now: now) where !spare(id, holder) {
-            out.append(try abandon(try leasedTask(id), reason: reason, now: now))
+            out.append(try abandon(try leasedTask(id), holder: holder, .leaseExpired, reason: reason, now: now))
         }
         return out
     }

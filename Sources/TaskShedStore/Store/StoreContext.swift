@@ -11,8 +11,12 @@ struct StoreDatabases {
     let dead: LMDBDatabase
     let groups: LMDBDatabase
     let counts: LMDBDatabase
+    /// Run history: `seq` (u64 big-endian) → entry (`StoreContext+History`).
+    let history: LMDBDatabase
+    /// Run history by task: id length (u8), id, `seq` (u64 big-endian) → empty.
+    let historyByTask: LMDBDatabase
 
-    /// Every database holding tasks or indexes (all but `meta`).
+    /// Every database holding tasks or indexes (all but `meta` and the history, which outlives the tasks).
     var taskDatabases: [LMDBDatabase] {
         [tasks, callbackWake, callbackNumbers, paused, dead, groups, counts]
     }
@@ -292,6 +296,8 @@ struct StoreContext {
     var writes = 0
     /// Index changes of the current operation, applied at its end (`flushIndexes`).
     var pending = IndexWriteBuffer()
+    /// The deliveries and calendar occurrences the operations ended so far (`TaskStoreWriteBatch.endedRuns`).
+    var ended: [EndedRun] = []
     /// Callback numbers looked up or assigned in this transaction (see `callbackNumber`).
     var numbers = CallbackNumberCache()
     /// Queued index bytes past which `save` applies the queue at once: bounds the memory of one operation over
@@ -323,7 +329,9 @@ struct StoreContext {
     func treePages() throws(StoreError) -> Int {
         let txn = self.txn
         var pages = 2
-        for db in [dbs.meta, LMDBDatabase.main, LMDBDatabase.freePages] + dbs.taskDatabases {
+        for db in [dbs.meta, LMDBDatabase.main, LMDBDatabase.freePages, dbs.history, dbs.historyByTask]
+            + dbs.taskDatabases
+        {
             pages += try lmdb { () throws(LMDBError) in try txn.pageCount(db) }
         }
         return pages

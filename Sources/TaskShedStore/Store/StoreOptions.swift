@@ -88,6 +88,8 @@ public struct StoreOptions: Sendable, Hashable {
     public var checksKwargsJSON = true
     /// Retry backoff for failed one-off tasks.
     public var retry: RetryPolicy
+    /// How much run history the store keeps (default `HistoryLimits.standard`).
+    public var history = HistoryLimits.standard
     /// Create the directory (mode 0700) if it does not exist (default `true`).
     public var createDirectory: Bool
 

@@ -74,9 +74,12 @@ public protocol TaskStoreWriteBatch {
 
     /// Gives a lease back without running the task: it is due again at its `runAt`, and the delivery does not
     /// count as an attempt (`attempt` and `lastRunAt` are back to what they were before the claim).
+    /// - Parameter now: When a worker gave the delivery back (a RELEASE), recorded as a `released` run in
+    ///   `endedRuns`; `nil` for a delivery that never reached a worker (the daemon gives back what it claimed
+    ///   ahead and did not push), which leaves no trace.
     /// - Returns: The record after the change.
     /// - Throws: `taskNotFound`; `leaseLost`.
-    mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord
+    mutating func release(id: String, attempt: UInt32, holder: UInt64, now: Int64?) throws(StoreError) -> TaskRecord
 
     /// Ends every lease of `holder` (its worker is gone). Each counts as a failed attempt with `reason` as the
     /// error: the task is due again at its `runAt`, or, out of attempts, dead-lettered (one-off) or moved to
@@ -107,6 +110,17 @@ public protocol TaskStoreWriteBatch {
     /// Removes the selected dead-lettered tasks.
     /// - Returns: How many were removed.
     mutating func purgeDead(_ selector: TaskSelector) throws(StoreError) -> Int
+
+    /// The deliveries that this batch's operations ended so far, in order: each ACK (`succeeded`), FAIL
+    /// (`failed`), RELEASE (`released`), lease ended by `releaseHolder` (`workerDisconnected`, or the reason's
+    /// outcome) or `expireLeases` (`leaseExpired`), and each calendar occurrence a claim skipped (`skipped`).
+    /// `releaseAllLeases` (start-up) records nothing: those deliveries were voided, not ended.
+    var endedRuns: [EndedRun] { get }
+
+    /// Appends `runs` to the store's run history in this transaction (numbering them with new `seq`s) and
+    /// drops what the store's `HistoryLimits` no longer keep, oldest first. Does nothing when the limits record
+    /// no history. A store that is full still records (the reserve covers it, as it covers the acks).
+    mutating func recordRuns(_ runs: [RunEntry], now: Int64) throws(StoreError)
 
     /// Reads tasks inside the write transaction (sees the batch's earlier changes), as `TaskStore.fetch`.
     /// - Throws: `invalidArgument` naming `selector.kind` for `.all`.
@@ -144,6 +158,11 @@ public protocol TaskStore: AnyObject {
     /// continue.
     /// - Throws: `invalidArgument` for `limit < 1` or a cursor that no page returned.
     func list(filter: TaskFilter, limit: Int, cursor: [UInt8]?, now: Int64) throws(StoreError) -> TaskPage
+
+    /// Run history, newest first (see `HistoryQuery`). Entries older than the limits' age are not returned,
+    /// even before they are dropped.
+    /// - Throws: `invalidArgument` naming `limit` for a limit of 0.
+    func history(_ query: HistoryQuery, now: Int64) throws(StoreError) -> HistoryPage
 
     /// The earliest `runAt` of an unpaused scheduled task (the daemon's next wake-up), if any.
     func earliestRunAt() throws(StoreError) -> Int64?
@@ -217,6 +236,13 @@ extension TaskStoreWriteBatch {
         throws(StoreError) -> [TaskRecord]
     {
         try claim(callbacks: callbacks, max: max, holder: holder, leaseDeadline: leaseDeadline, dueBy: now, now: now)
+    }
+
+    /// `release` of a delivery that never reached a worker (`now: nil`): nothing is recorded.
+    /// - Returns: The record after the change.
+    /// - Throws: As the requirement.
+    public mutating func release(id: String, attempt: UInt32, holder: UInt64) throws(StoreError) -> TaskRecord {
+        try release(id: id, attempt: attempt, holder: holder, now: nil)
     }
 
     /// `expireLeases` sparing none: every lease whose deadline is `<= now` ends.
