@@ -191,8 +191,8 @@ struct PostgresStoreTests {
         #expect(results.errors.isEmpty, "\(results.errors)")
         let applied = try PostgresTestServer.psql(schema.connectionString,
                                                   "SELECT count(*) FROM \(schema.name).schema_migrations")
-        // One row per migration (1: tasks and daemons, 2: calendar schedules), each applied once.
-        #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
+        // One row per migration (1: tasks and daemons, 2: calendar schedules, 3: run history), each applied once.
+        #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
     }
 
     @Test func aNameWithANulCharacterIsRefusedNamingTheField() throws {

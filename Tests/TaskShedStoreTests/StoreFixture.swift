@@ -68,7 +68,8 @@ final class StoreFixture {
 
     /// Opens a store object on this fixture's place: empty the first time, the same store again afterwards.
     /// - Parameters:
-    ///   - options: `testOptions(...)`; with PostgreSQL only the retry policy and the kwargs settings apply.
+    ///   - options: `testOptions(...)`; with PostgreSQL only the retry policy, the kwargs settings and the history
+    ///     limits apply.
     ///   - seed: Seeds the store's random source (generated ids, retry jitter).
     func open(options: StoreOptions = testOptions(), seed: UInt64 = 1) throws -> any TaskStore {
         let store: any TaskStore
@@ -103,9 +104,10 @@ final class StoreFixture {
 func openPostgresStore(connectionString: String, schema: String, options: StoreOptions, seed: UInt64) throws
     -> any TaskStore
 {
-    let postgres = PostgresStoreOptions(
+    var postgres = PostgresStoreOptions(
         connectionString: connectionString, schema: schema, daemonName: "store-tests",
         maxKwargsBytes: options.maxKwargsBytes, checksKwargsJSON: options.checksKwargsJSON, retry: options.retry)
+    postgres.history = options.history
     return try PostgresTaskStore(options: postgres, random: SeededRandom(seed: seed))
 }
 
