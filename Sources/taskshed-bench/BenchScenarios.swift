@@ -10,7 +10,7 @@ enum BenchScenarios {
     static let subcommands: [ParsableCommand.Type] = [
         FloorCommand.self, FloorSenderCommand.self, LagCommand.self, LagWorkerCommand.self,
         AddCommand.self, AddClientCommand.self, DrainCommand.self, DrainWorkerCommand.self, ScaleCommand.self,
-        AllCommand.self, ReadStallCommand.self, AttackCommand.self, SharedCommand.self,
+        AllCommand.self, ReadStallCommand.self, AttackCommand.self, SharedCommand.self, HistoryCommand.self,
     ]
 }
 

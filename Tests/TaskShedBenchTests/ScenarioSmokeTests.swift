@@ -112,6 +112,20 @@ import Testing
         expectRates(object, rows: 2)
     }
 
+    @Test func historyReportsBothConfigurationsAndTheirRatios() throws {
+        let objects = try run(["history", "--rounds", "1", "--lag-count", "50", "--lag-seconds", "0.5",
+                               "--drain-tasks", "300", "--drain-workers", "2"])
+        let object = try #require(objects.first)
+        for name in ["lag p50 (µs)", "lag p99 (µs)", "drain (tasks/s)"] {
+            let figure = try #require(object[name] as? [String: Any], "no \(name)")
+            let off = try #require(figure["off"] as? [Double])
+            let on = try #require(figure["on"] as? [Double])
+            #expect(off.count == 1 && on.count == 1)
+            #expect(off.allSatisfy { $0 > 0 } && on.allSatisfy { $0 > 0 }, "\(name): \(off) \(on)")
+            #expect((figure["ratio"] as? Double).map { $0 > 0 } == true)
+        }
+    }
+
     @Test func drainOfShuffledRunTimesAcknowledgesEveryTask() throws {
         let objects = try run(["drain", "-m", "300", "-k", "2", "--order", "random"])
         let object = try #require(objects.first)
