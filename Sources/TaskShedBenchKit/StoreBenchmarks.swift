@@ -116,9 +116,13 @@ public enum StoreBenchmarks {
     /// Removes a store directory's files.
     /// A fresh store at `path` holding `config.claimAckTasks` tasks due over the past hour: the starting point
     /// of the claim + ack scenarios. Returns the store and the wall-clock time the tasks were added at.
-    static func storeOfDueTasks(_ config: Config, path: String, order: TimeOrder) throws -> (LMDBTaskStore, Int64) {
+    static func storeOfDueTasks(_ config: Config, path: String, order: TimeOrder, history: HistoryLimits = .none)
+        throws -> (LMDBTaskStore, Int64)
+    {
         removeStore(path)
-        let store = try LMDBTaskStore(directory: path, options: options(config.durable, noReadAhead: config.noReadAhead))
+        var options = options(config.durable, noReadAhead: config.noReadAhead)
+        options.history = history
+        let store = try LMDBTaskStore(directory: path, options: options)
         var random = SystemRandomNumberGenerator()
         let now = BenchClock.wallMicros()
         _ = try store.add(
@@ -221,10 +225,14 @@ public enum StoreBenchmarks {
 
     /// Claim + ack as the daemon's group commit does it: each transaction acks the previous batch's tasks
     /// (each ack an isolated request) and claims the next batch, so one commit serves both.
-    public static func pipelinedClaimAck(_ config: Config, order: TimeOrder) throws -> BenchResult {
+    /// - Parameter history: Whether the transaction also records the acks in the run history, as the daemon's
+    ///   store job does (with the default limits).
+    public static func pipelinedClaimAck(_ config: Config, order: TimeOrder, history: Bool = false) throws
+        -> BenchResult
+    {
         let path = config.directory + "/claim-ack-pipelined"
         defer { removeStore(path) }
-        let (store, now) = try storeOfDueTasks(config, path: path, order: order)
+        let (store, now) = try storeOfDueTasks(config, path: path, order: order, history: history ? .standard : .none)
         var done = 0
         var commits = 0
         var pending: [TaskRecord] = []
@@ -232,7 +240,7 @@ public enum StoreBenchmarks {
         let cpuStart = BenchClock.threadCPUNanos()
         repeat {
             let toAck = pending
-            let (claimed, failures) = try store.write { batch in
+            let (claimed, failures) = try store.write { (batch: inout LMDBWriteBatch) throws(StoreError) -> ([TaskRecord], Int) in
                 var failures = 0
                 for r in toAck {
                     do {
@@ -241,6 +249,7 @@ public enum StoreBenchmarks {
                         failures += 1
                     }
                 }
+                if history { try batch.recordRuns(batch.endedRuns.map(\.entry), now: now) }
                 let claimed = (try? batch.claim(
                     callbacks: callbacks, max: config.claimBatch, holder: 1, leaseDeadline: now + 60_000_000, now: now)) ?? []
                 return (claimed, failures)
@@ -254,7 +263,7 @@ public enum StoreBenchmarks {
         let cpu = BenchClock.threadCPUNanos() - cpuStart
         precondition(done == config.claimAckTasks, "acked \(done) of \(config.claimAckTasks)")
         return BenchResult(
-            name: "claim + ack pipelined, batches of \(config.claimBatch) (\(order.rawValue) runAt, \(config.durable ? "durable" : "no-sync"))",
+            name: "claim + ack pipelined, batches of \(config.claimBatch) (\(order.rawValue) runAt, \(config.durable ? "durable" : "no-sync")\(history ? ", run history recorded" : ""))",
             tasks: done, nanos: elapsed, cpuNanos: cpu, notes: ["\(commits) commits"])
     }
 

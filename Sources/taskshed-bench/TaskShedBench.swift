@@ -80,6 +80,7 @@ struct StoreBench: ParsableCommand {
             print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: true).line)
             print(try StoreBenchmarks.claimAck(config, order: order, isolatedAcks: false).line)
             print(try StoreBenchmarks.pipelinedClaimAck(config, order: order).line)
+            print(try StoreBenchmarks.pipelinedClaimAck(config, order: order, history: true).line)
         }
         for how in StoreBenchmarks.LeaseEnd.allCases where wants("lease-ends") {
             print(try StoreBenchmarks.leaseEnds(config, how: how).line)
