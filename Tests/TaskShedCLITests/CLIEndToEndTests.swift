@@ -13,8 +13,8 @@ struct CLIEndToEndTests {
         let daemon: DaemonProcess
         let scratch: String
 
-        init() throws {
-            daemon = try DaemonProcess()
+        init(daemonArguments: [String] = []) throws {
+            daemon = try DaemonProcess(arguments: daemonArguments)
             scratch = try TemporaryDirectory.create(prefix: "ctl")
         }
 
