@@ -53,7 +53,7 @@ struct HistoryFormattingTests {
         // Narrower than the fixed columns allow: ERROR and WORKER stop at their floors, the rest stays whole.
         let tiny = HistoryFormatting.table([succeeded, failed], context: context, width: 40)
         #expect(tiny.contains("2026-11-29 10:59:02  nightly  backup"))
-        #expect(tiny.contains("taskshedctl…"), "\(tiny)")
+        #expect(tiny.contains("tasksh…/4242"), "the pid stays: \(tiny)")
         #expect(tiny.contains("CommandFailed: …"), "\(tiny)")
     }
 
@@ -139,6 +139,13 @@ struct HistoryFormattingTests {
         // GROUP gives up its room first (down to its floor), then SCHEDULE.
         #expect(narrow.contains("  cron 30 2 * * 1…  nightly…\n"), "\(narrow)")
         #expect(narrow.contains("berlin-backup  backup    pending  -     2026-11-29 11:01:00 (in 1m)"), "\(narrow)")
+    }
+
+    @Test func aCutWorkerKeepsItsPid() {
+        #expect(HistoryFormatting.cutWorker("taskshedctl 0.1.0 worker/8123", 12) == "tasksh…/8123")
+        #expect(HistoryFormatting.cutWorker("w/1", 12) == "w/1")
+        #expect(HistoryFormatting.cutWorker("no-pid-here-at-all", 12) == "no-pid-here…")
+        #expect(HistoryFormatting.cutWorker("x/12345678901", 12) == "x/123456789…")
     }
 
     @Test func columnsFromTheEnvironmentOnlyWhenPositive() {

@@ -61,6 +61,17 @@ public enum HistoryFormatting {
         }
     }
 
+    /// A worker cell cut to `width`: the name gives up its end, the `/pid` stays whole, since the pid is what
+    /// tells two workers of one name apart (`taskshedctl 0.1.0 worker/8123` at 12 → `tasksh…/8123`).
+    @Sendable static func cutWorker(_ text: String, _ width: Int) -> String {
+        guard text.count > width else { return text }
+        guard let slash = text.lastIndex(of: "/") else { return TextTable.cutEnd(text, width) }
+        let pid = String(text[slash...])
+        let room = width - pid.count - 1
+        guard room >= 1 else { return TextTable.cutEnd(text, width) }
+        return String(text[..<slash].prefix(room)) + "…" + pid
+    }
+
     /// An error on one line: the first line that is not empty (a callback's stderr often ends in several).
     static func errorText(_ error: String?) -> String {
         guard let error else { return "-" }
@@ -79,7 +90,7 @@ public enum HistoryFormatting {
         var table = TextTable(columns: [
             .init("FINISHED"), .init("TASK"), .init("CALLBACK"), .init("ATTEMPT", alignment: .right), .init("OUTCOME"),
             .init("THEN"), .init("LATE", alignment: .right), .init("DURATION", alignment: .right),
-            .init("WORKER", shrinkableTo: 12), .init("ERROR", shrinkableTo: 16),
+            .init("WORKER", shrinkableTo: 12, cut: cutWorker), .init("ERROR", shrinkableTo: 16),
         ])
         for run in runs {
             table.append([
@@ -104,7 +115,7 @@ public enum HistoryFormatting {
         guard !runs.isEmpty else { return "\nLast runs: none recorded\n" }
         var table = TextTable(columns: [
             .init("FINISHED"), .init("ATTEMPT", alignment: .right), .init("OUTCOME"), .init("THEN"),
-            .init("LATE", alignment: .right), .init("DURATION", alignment: .right), .init("WORKER", shrinkableTo: 12),
+            .init("LATE", alignment: .right), .init("DURATION", alignment: .right), .init("WORKER", shrinkableTo: 12, cut: cutWorker),
             .init("ERROR", shrinkableTo: 16),
         ])
         for run in runs {

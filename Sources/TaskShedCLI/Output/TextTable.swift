@@ -22,17 +22,35 @@ public struct TextTable: Sendable {
         /// How narrow the column may be cut to fit `render(width:)` (never below its header), or `nil` when its
         /// cells are always shown whole (ids, times: a cut one would mislead).
         public var shrinkableTo: Int?
+        /// How a cell too long for the column is cut to a width: by default its end, replaced by `…`.
+        public var cut: @Sendable (String, Int) -> String
 
         /// Creates a column.
         /// - Parameters:
         ///   - header: The header.
         ///   - alignment: How cells line up.
         ///   - shrinkableTo: The narrowest the column may be cut to, or `nil` to keep it whole.
-        public init(_ header: String, alignment: Alignment = .left, shrinkableTo: Int? = nil) {
+        ///   - cut: Cuts a cell to a width (at least 1); the default keeps its start and ends in `…`. A column
+        ///     whose end matters (a pid after a name) passes its own.
+        public init(
+            _ header: String, alignment: Alignment = .left, shrinkableTo: Int? = nil,
+            cut: @escaping @Sendable (String, Int) -> String = TextTable.cutEnd
+        ) {
             self.header = header
             self.alignment = alignment
             self.shrinkableTo = shrinkableTo
+            self.cut = cut
         }
+    }
+
+    /// `text` cut to `width` characters (at least 1), its end replaced by `…` when cut.
+    /// - Parameters:
+    ///   - text: The cell.
+    ///   - width: The most characters.
+    /// - Returns: The cell as it fits.
+    public static func cutEnd(_ text: String, _ width: Int) -> String {
+        guard text.count > width else { return text }
+        return String(text.prefix(max(0, width - 1))) + "…"
     }
 
     /// The columns.
@@ -74,7 +92,7 @@ public struct TextTable: Sendable {
             var parts: [String] = []
             for (index, column) in columns.enumerated() {
                 var cell = index < cells.count ? cells[index] : ""
-                if cell.count > widths[index] { cell = String(cell.prefix(widths[index] - 1)) + "…" }
+                if cell.count > widths[index] { cell = String(column.cut(cell, widths[index]).prefix(widths[index])) }
                 let padding = String(repeating: " ", count: widths[index] - cell.count)
                 parts.append(column.alignment == .left ? cell + padding : padding + cell)
             }
