@@ -62,7 +62,7 @@ public struct History: ClientCommand {
     public var since: String?
 
     /// Most runs.
-    @Option(name: .long, help: ArgumentHelp("Most runs to show (default \(History.defaultLimit)).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Most runs to show; pages through the daemon's replies.", valueName: "n"))
     public var limit: Int = History.defaultLimit
 
     /// Where to continue.
