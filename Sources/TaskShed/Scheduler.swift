@@ -22,7 +22,7 @@ public final class Scheduler: Sendable {
     /// The socket path this scheduler connects to.
     public var socketPath: String { connection.socketPath }
 
-    private let connection: LazyConnection
+    let connection: LazyConnection
     private let logger: Logger
 
     /// Creates a scheduler; nothing is connected until the first call or `start()`.
@@ -347,7 +347,7 @@ public final class Scheduler: Sendable {
         return Int(clamping: count)
     }
 
-    private func unexpected(_ reply: Message, to request: String) -> TaskShedError {
+    func unexpected(_ reply: Message, to request: String) -> TaskShedError {
         TaskShedError(.protocolViolation, message: "the daemon answered \(request) with \(reply.type)")
     }
 }

@@ -10,7 +10,7 @@ import TaskShedProtocol
 /// | 65 | data: the kwargs are not a JSON object, or a file given with `@file` cannot be read |
 /// | 66 | not found: a named task does not exist |
 /// | 69 | unavailable: cannot connect to the daemon, or it is shutting down or at its connection limit |
-/// | 70 | software: the daemon reported an internal error, or the reply broke the protocol |
+/// | 70 | software: the daemon reported an internal error, the reply broke the protocol, or the daemon is too old for the request (`history` against a daemon without a run history) |
 /// | 73 | exists: a task id already exists where the request asked to fail on conflict |
 /// | 75 | temporary failure: the store is full; retry after removing tasks |
 /// | 77 | permission denied: the daemon refused this user (join the socket's group) |

@@ -13,8 +13,8 @@ struct CLIEndToEndTests {
         let daemon: DaemonProcess
         let scratch: String
 
-        init() throws {
-            daemon = try DaemonProcess()
+        init(daemonArguments: [String] = []) throws {
+            daemon = try DaemonProcess(arguments: daemonArguments)
             scratch = try TemporaryDirectory.create(prefix: "ctl")
         }
 
@@ -225,7 +225,7 @@ struct CLIEndToEndTests {
         let first = try await h.ctl("list", "--limit", "2")
         #expect(first.status == 0, "\(first)")
         #expect(first.stdout.split(separator: "\n").count == 3)
-        #expect(first.stdout.hasPrefix("ID  CALLBACK  STATUS   NEXT RUN"))
+        #expect(first.stdout.hasPrefix("ID  CALLBACK  STATUS   LAST  NEXT RUN"))
         let hint: String? = first.stderr.split(separator: "`").map(String.init)
             .first { $0.hasPrefix("taskshedctl list --cursor ") }
         let cursor = try #require(hint?.split(separator: " ").last.map(String.init), "\(first)")

@@ -35,9 +35,9 @@ struct TaskFormattingTests {
         ]
         #expect(
             TaskFormatting.table(tasks, context: context) == """
-                ID           CALLBACK  STATUS   NEXT RUN                         SCHEDULE               GROUP
-                a            backup    pending  2026-11-29 11:04:10 (in 4m 10s)  once                   ops
-                recurring-1  backup    due      2026-11-29 10:59:57 (3s ago)     every 5m, no coalesce  -
+                ID           CALLBACK  STATUS   LAST  NEXT RUN                         SCHEDULE               GROUP
+                a            backup    pending  -     2026-11-29 11:04:10 (in 4m 10s)  once                   ops
+                recurring-1  backup    due      -     2026-11-29 10:59:57 (3s ago)     every 5m, no coalesce  -
 
                 """)
     }
@@ -78,7 +78,7 @@ struct TaskFormattingTests {
                 + #""lease_deadline":null,"lease_deadline_us":null,"last_error":null,"#
                 + #""created_at":"2026-11-29T09:59:00.000000Z","created_at_us":1795946340000000,"#
                 + #""last_run_at":null,"last_run_at_us":null,"last_failure_at":null,"last_failure_at_us":null,"#
-                + #""calendar":null,"skipped_runs":0,"last_skip":null,"next_runs":[]}"#)
+                + #""calendar":null,"skipped_runs":0,"last_skip":null,"next_runs":[],"last_outcome":null}"#)
         let parsed = try? JSONSerialization.jsonObject(with: Data(json.utf8))
         #expect(parsed is [String: Any])
     }

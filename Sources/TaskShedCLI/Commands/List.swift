@@ -103,7 +103,7 @@ enum ListPrinter {
             session.write(
                 deadLetters
                     ? TaskFormatting.deadLetterTable(tasks, context: session.context)
-                    : TaskFormatting.table(tasks, context: session.context))
+                    : TaskFormatting.table(tasks, context: session.context, width: TerminalWidth.ofStandardOutput()))
         }
         if let nextCursor {
             session.note("more tasks: `taskshedctl \(command) --cursor \(nextCursor)`, or --all for every page")
@@ -115,9 +115,11 @@ enum ListPrinter {
 public struct Show: ClientCommand {
     /// Help and examples.
     public static let configuration = CommandConfiguration(
-        abstract: "Show one task in detail.",
+        abstract: "Show one task in detail, with its last runs.",
         discussion: """
-            Exits with status 66 when no task has this id.
+            Prints every field of the task, then its last \(Show.lastRunCount) runs from the daemon's run history \
+            (as `taskshedctl history ID` does; left out against a daemon that keeps no history). Exits with \
+            status 66 when no task has this id (a removed task's runs: `taskshedctl history ID`).
 
             Examples:
               taskshedctl show daily-report
@@ -133,15 +135,35 @@ public struct Show: ClientCommand {
     /// Creates the command (the parser does this).
     public init() {}
 
-    /// Fetches and prints the task.
+    /// How many of the task's runs `show` lists.
+    public static let lastRunCount = 5
+
+    /// Fetches and prints the task and its last runs.
     public func execute(_ session: CommandSession) async throws {
         guard let task = try await session.scheduler.fetchTasks(ids: [id]).first else {
             throw CLIError("no task with id '\(id)' (see `taskshedctl list`)", status: .notFound)
         }
+        let runs = try await lastRuns(session)
         if session.json {
-            session.write(json: TaskFormatting.json(task.record, nowMicros: session.context.nowMicros))
+            session.write(json: TaskFormatting.json(task.record, nowMicros: session.context.nowMicros).appending(
+                "last_runs", runs.map { .array($0.map(HistoryFormatting.json)) } ?? .null))
         } else {
-            session.write(TaskFormatting.detail(task.record, context: session.context))
+            var text = TaskFormatting.detail(task.record, context: session.context)
+            if let runs {
+                text += HistoryFormatting.lastRuns(runs, context: session.context, width: TerminalWidth.ofStandardOutput())
+            }
+            session.write(text)
+        }
+    }
+
+    /// The task's last runs, newest first, or `nil` when the daemon keeps no run history (older than protocol
+    /// version 3, or without the history yet): `show` then prints the task alone rather than failing, since the
+    /// task is what was asked for.
+    func lastRuns(_ session: CommandSession) async throws -> [RunEntry]? {
+        do {
+            return try await session.scheduler.history(taskID: id, limit: Show.lastRunCount).runs.map(\.wire)
+        } catch let error as TaskShedError where HistoryCollector.isUnsupported(error) {
+            return nil
         }
     }
 }

@@ -21,6 +21,7 @@ public struct TaskShedCtl: AsyncParsableCommand {
               taskshedctl add backup --at 02:30 --every 1d --kwargs '{"path": "/srv"}'
               taskshedctl add send-report --in 10m --group reports
               taskshedctl list --state due
+              taskshedctl history --failed --since 1d
               taskshedctl worker --run backup='/usr/local/bin/backup "$TASKSHED_TASK_ID"'
               taskshedctl stats
               taskshedctl calendar 'Mon..Fri 09:00 Europe/Berlin' -n 5
@@ -30,7 +31,7 @@ public struct TaskShedCtl: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            Add.self, List.self, Show.self, Pause.self, Resume.self, Remove.self, Reschedule.self, Failed.self,
+            Add.self, List.self, Show.self, History.self, Pause.self, Resume.self, Remove.self, Reschedule.self, Failed.self,
             Retry.self, Purge.self, StatsCommand.self, Top.self, Daemons.self, Worker.self, Ping.self, CalendarCommand.self,
         ]
     )

@@ -27,6 +27,17 @@ public indirect enum JSONOutput: Sendable, Hashable {
         value.map { .int($0) } ?? .null
     }
 
+    /// The object with one more member at its end (a command adding to a shared document, as `show` adds its
+    /// `last_runs` to the task object); any other value is returned unchanged, having no members to add to.
+    /// - Parameters:
+    ///   - key: The new member's key.
+    ///   - value: Its value.
+    /// - Returns: The extended object.
+    public func appending(_ key: String, _ value: JSONOutput) -> JSONOutput {
+        guard case .object(let members) = self else { return self }
+        return .object(members + [(key, value)])
+    }
+
     /// Compares structurally (object keys in order).
     public static func == (lhs: JSONOutput, rhs: JSONOutput) -> Bool {
         lhs.render(indent: nil) == rhs.render(indent: nil)

@@ -54,23 +54,28 @@ public enum TaskFormatting {
     /// The catch-up policy's name as `add` takes it.
     static func name(_ catchUp: CalendarSchedule.CatchUp) -> String { "\(catchUp)" }
 
-    /// The task list as an aligned table: ID, CALLBACK, STATUS, NEXT RUN (local, with a hint), SCHEDULE, GROUP.
+    /// The task list as an aligned table: ID, CALLBACK, STATUS, LAST (the last outcome:
+    /// `HistoryFormatting.lastOutcome`), NEXT RUN (local, with a hint), SCHEDULE, GROUP.
     /// - Parameters:
     ///   - tasks: The tasks, in order.
     ///   - context: The zone and "now".
+    ///   - width: The terminal's width: SCHEDULE and GROUP, the columns most often long (a cron rule and its
+    ///     zone), are cut to fit it; `nil` leaves them whole.
     /// - Returns: The table text.
-    public static func table(_ tasks: [TaskRecord], context: TimeContext) -> String {
+    public static func table(_ tasks: [TaskRecord], context: TimeContext, width: Int? = nil) -> String {
         var table = TextTable(columns: [
-            .init("ID"), .init("CALLBACK"), .init("STATUS"), .init("NEXT RUN"), .init("SCHEDULE"), .init("GROUP"),
+            .init("ID"), .init("CALLBACK"), .init("STATUS"), .init("LAST"), .init("NEXT RUN"),
+            .init("SCHEDULE", shrinkableTo: 12), .init("GROUP", shrinkableTo: 8),
         ])
         for task in tasks {
             table.append([
                 task.id, task.callback, status(of: task, nowMicros: context.nowMicros),
+                HistoryFormatting.lastOutcome(of: task),
                 TimeFormatting.localWithHint(micros: task.runAt, context: context), schedule(of: task),
                 task.group ?? "-",
             ])
         }
-        return table.render()
+        return table.render(width: width)
     }
 
     /// Dead-lettered tasks as a table: ID, CALLBACK, ATTEMPTS, FAILED (local, with a hint), LAST ERROR (first
@@ -191,8 +196,15 @@ public enum TaskFormatting {
             ("skipped_runs", .uint(task.skippedRuns)),
             ("last_skip", .optional(task.lastSkip)),
             ("next_runs", .array(nextRuns(task, count: 5).map { .string(TimeFormatting.rfc3339UTC(micros: $0)) })),
+            ("last_outcome", lastOutcomeJSON(task)),
         ]
         return .object(members)
+    }
+
+    /// The last outcome as `list` shows it (`ok`, `failed`, `dead`), `null` when not known.
+    static func lastOutcomeJSON(_ task: TaskRecord) -> JSONOutput {
+        let word = HistoryFormatting.lastOutcome(of: task)
+        return word == "-" ? .null : .string(word)
     }
 
     /// `name` as RFC 3339 UTC text and `name_us` as microseconds (both `null` when absent).

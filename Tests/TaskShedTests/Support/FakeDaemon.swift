@@ -24,14 +24,16 @@ final class FakeDaemon: Sendable {
     /// - Parameters:
     ///   - maxBatch: The batch limit announced in HELLO_OK.
     ///   - helloReply: What to answer HELLO with instead of HELLO_OK (an ERROR is followed by closing).
-    init(maxBatch: UInt32 = 100_000, helloReply: Message? = nil) throws {
+    ///   - version: The protocol version HELLO_OK announces (3 for the requests of version 3, such as the run
+    ///     history).
+    init(maxBatch: UInt32 = 100_000, helloReply: Message? = nil, version: UInt16 = 1) throws {
         self.helloReply = helloReply
         var template = Array("/tmp/taskshed-fake-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
         directory = String(cString: made)
         socketPath = directory + "/fake.sock"
         helloOK = HelloOK(
-            version: 1, serverName: "fake", serverVersion: "0", maxFrameBytes: ProtocolLimits.defaultMaxFrameBytes,
+            version: version, serverName: "fake", serverVersion: "0", maxFrameBytes: ProtocolLimits.defaultMaxFrameBytes,
             maxBatch: maxBatch, maxKwargsBytes: 65536, defaultLeaseMicros: 30_000_000, connectionID: 7)
         (requests, requestsContinuation) = AsyncStream<Frame>.makeStream()
 
