@@ -73,6 +73,13 @@ struct MultiProcessWorkerTests {
         #expect(rescuer.lines().contains("done survivor 2"))
         // The ACK follows the "done" line.
         #expect(await eventually { try await scheduler.fetchTasks(ids: ["survivor"]).isEmpty })
+        // The run history tells the story: the killed worker's delivery ended "worker disconnected", the
+        // rescuer's succeeded, each with its process.
+        let runs = try await scheduler.history(taskID: "survivor").runs
+        #expect(runs.map(\.outcome) == [.succeeded, .workerDisconnected])
+        #expect(runs.map(\.attempt) == [2, 1])
+        #expect(runs.map(\.workerPID) == [Int(rescuer.process.pid), Int(doomed.process.pid)])
+        #expect(runs.last?.then == .retry)
         rescuer.process.send(SIGTERM)
         _ = await rescuer.process.waitOffPool(timeoutSeconds: 30)
     }
@@ -97,5 +104,9 @@ struct MultiProcessWorkerTests {
         let task = try #require(try await scheduler.fetchTasks(ids: ["held"]).first)
         #expect(task.state == .scheduled)
         #expect(task.attempt == 0)
+        // Given back, not failed: a "released" run, by that worker.
+        let runs = try await scheduler.history(taskID: "held").runs
+        #expect(runs.map(\.outcome) == [.released])
+        #expect(runs.first?.workerPID == Int(worker.process.pid))
     }
 }
