@@ -29,16 +29,40 @@ struct TopTests {
                    leaseDeadline: nil, lastError: nil, createdAt: 0, lastRunAt: nil, lastFailureAt: nil)
     }
 
+    /// A `GET_METRICS` text with `runs` runs of callback cb0 (`failed` of them failures) and their lateness:
+    /// `fast` within 1 ms, the rest within 10 ms.
+    static func metrics(runs: Int, failed: Int, fast: Int) -> String {
+        """
+        # HELP taskshed_runs_total Runs ended.
+        # TYPE taskshed_runs_total counter
+        taskshed_runs_total{callback="cb0",outcome="succeeded"} \(runs - failed)
+        taskshed_runs_total{callback="cb0",outcome="failed"} \(failed)
+        taskshed_runs_total{callback="other \\"q\\"",outcome="succeeded"} 7
+        # TYPE taskshed_dispatch_lateness_seconds histogram
+        taskshed_dispatch_lateness_seconds_bucket{callback="cb0",le="0.001"} \(fast)
+        taskshed_dispatch_lateness_seconds_bucket{callback="cb0",le="0.01"} \(runs)
+        taskshed_dispatch_lateness_seconds_bucket{callback="cb0",le="+Inf"} \(runs)
+        taskshed_dispatch_lateness_seconds_sum{callback="cb0"} 0.5
+        taskshed_dispatch_lateness_seconds_count{callback="cb0"} \(runs)
+        taskshed_connections 4
+        """
+    }
+
     @Test func aScreenShowsTheDaemonTheCallbacksWithRatesAndTheNextTasks() {
         let frame = TopScreen.Frame(stats: stats(dead: 5, at: utc(2026, 3, 8, 12)),
                                     previous: stats(dead: 3, at: utc(2026, 3, 8, 12) - 2_000_000),
-                                    next: [task("a"), task("b")], error: nil, socketPath: "/run/t.sock")
+                                    next: [task("a"), task("b")], error: nil, socketPath: "/run/t.sock",
+                                    runs: RunFigures(text: Self.metrics(runs: 300, failed: 4, fast: 250)),
+                                    previousRuns: RunFigures(text: Self.metrics(runs: 100, failed: 2, fast: 50)))
         let lines = TopScreen.render(frame, width: 120, height: 40, context: context)
         #expect(lines.first == "taskshedd 0.1.0 at /run/t.sock, up 1h, 4 connections", "\(lines)")
         #expect(lines.contains { $0.hasPrefix("tasks: 3 pending, 1 due, 0 paused, 2 leased, 5 dead") })
         #expect(lines.contains { $0.contains("lag (recent runs): p50 120us, p99 900us") }, "\(lines)")
-        // Two dead letters more in two seconds: 1.0 per second.
-        #expect(lines.contains { $0.hasPrefix("cb0") && $0.contains(" 1.0 ") }, "\(lines)")
+        #expect(lines.contains { $0.contains("RUNS/S") && $0.contains("FAILED/S") && $0.contains("LATE P99") })
+        // 200 runs in two seconds, 2 of them failures; all 200 within 1 ms, so p50 is half of the first bucket.
+        let row = lines.first { $0.hasPrefix("cb0") } ?? ""
+        #expect(row.contains(" 100.0 ") && row.contains(" 1.0 ") && row.contains("500us"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("cb1") && $0.contains(" - ") }, "cb1 ran nothing: \(lines)")
         #expect(lines.contains("NEXT DUE") && lines.contains { $0.contains(" a ") || $0.contains(" a  ") })
         #expect(lines.last == "q quits")
     }
@@ -118,5 +142,38 @@ struct TopTests {
             alive = try tmux.run(["has-session", "-t", "top"]).status == 0
         }
         #expect(!alive, "top did not quit on q: \(tmux.screen())")
+    }
+}
+
+/// `RunFigures`: the metrics text read back for `top`.
+@Suite("taskshedctl top: run figures")
+struct RunFiguresTests {
+    @Test func samplesWithEscapedLabelsAndUnknownLinesAreRead() {
+        let figures = RunFigures(text: TopTests.metrics(runs: 10, failed: 3, fast: 4))
+        #expect(figures.callbacks["cb0"]?.runs == 10)
+        #expect(figures.callbacks["cb0"]?.failures == 3)
+        #expect(figures.callbacks["other \"q\""]?.runs == 7)
+        #expect(figures.callbacks["cb0"]?.lateness.map(\.upperBound) == [0.001, 0.01, .infinity])
+    }
+
+    @Test func quantilesInterpolateWithinTheirBucket() {
+        // 100 runs: 50 within 1 ms, 50 within 10 ms.
+        let buckets: [(Double, Double)] = [(0.001, 50), (0.01, 100), (.infinity, 100)]
+        #expect(RunFigures.quantile(0.5, buckets) == 0.001)
+        #expect(abs((RunFigures.quantile(0.99, buckets) ?? 0) - 0.00982) < 1e-9)
+        #expect(RunFigures.quantile(0.5, [(0.001, 0), (.infinity, 0)]) == nil)
+        // Past the last finite bound: that bound.
+        #expect(RunFigures.quantile(0.99, [(0.001, 1), (.infinity, 100)]) == 0.001)
+    }
+
+    @Test func ratesAreDeltasPerSecondAndNilForAnUnknownCallback() throws {
+        let before = RunFigures(text: TopTests.metrics(runs: 10, failed: 1, fast: 10))
+        let after = RunFigures(text: TopTests.metrics(runs: 30, failed: 5, fast: 10))
+        let rates = try #require(after.rates(of: "cb0", since: before, seconds: 2))
+        #expect(rates.runs == 10 && rates.failures == 2)
+        // The 20 new runs all fell in the 1–10 ms bucket.
+        #expect(rates.p50.map { $0 > 0.001 && $0 < 0.01 } == true)
+        #expect(after.rates(of: "nobody", since: before, seconds: 2) == nil)
+        #expect(after.rates(of: "cb0", since: before, seconds: 0) == nil)
     }
 }

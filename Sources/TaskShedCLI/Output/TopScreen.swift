@@ -15,14 +15,22 @@ public enum TopScreen {
         public var error: String?
         /// The socket the command talks to.
         public var socketPath: String
+        /// The daemon's run counters and lateness histograms of this refresh (`GET_METRICS`), or `nil` when it
+        /// serves none (before protocol version 3).
+        public var runs: RunFigures?
+        /// Those of the refresh before, for the rates and percentiles in between.
+        public var previousRuns: RunFigures?
 
         /// Creates a frame.
-        public init(stats: Stats?, previous: Stats?, next: [TaskRecord], error: String?, socketPath: String) {
+        public init(stats: Stats?, previous: Stats?, next: [TaskRecord], error: String?, socketPath: String,
+                    runs: RunFigures? = nil, previousRuns: RunFigures? = nil) {
             self.stats = stats
             self.previous = previous
             self.next = next
             self.error = error
             self.socketPath = socketPath
+            self.runs = runs
+            self.previousRuns = previousRuns
         }
     }
 
@@ -58,7 +66,7 @@ public enum TopScreen {
                 ? "no runs yet"
                 : "p50 \(TimeFormatting.measurement(micros: stats.lag.p50)), p99 \(TimeFormatting.measurement(micros: stats.lag.p99))"
             head.append("store: \(store); lag (recent runs): \(lag)")
-            callbacks = callbackTable(stats, previous: frame.previous)
+            callbacks = callbackTable(stats, previous: frame.previous, runs: frame.runs, previousRuns: frame.previousRuns)
         } else {
             head.append("taskshedctl top: waiting for the daemon at \(frame.socketPath)")
         }
@@ -97,23 +105,30 @@ public enum TopScreen {
         return (head + middle + tail).prefix(height).map { cut($0, to: width) }
     }
 
-    /// The per-callback table: counts, workers, and the dead letters added per second since the refresh before.
-    static func callbackTable(_ stats: Stats, previous: Stats?) -> [String] {
+    /// The per-callback table: counts and workers (`STATS`), and since the refresh before (`GET_METRICS`) the
+    /// runs and failures per second and the dispatch lateness p50 and p99 of the runs in between; `-` where the
+    /// daemon serves no metrics, it is the first refresh, or nothing ran.
+    static func callbackTable(_ stats: Stats, previous: Stats?, runs: RunFigures? = nil,
+                              previousRuns: RunFigures? = nil) -> [String] {
         guard !stats.callbacks.isEmpty else { return ["no callbacks yet"] }
         let seconds = previous.map { Double(stats.serverTime - $0.serverTime) / 1_000_000 } ?? 0
         var table = TextTable(columns: [
             .init("CALLBACK"), .init("SCHEDULED", alignment: .right), .init("DUE", alignment: .right),
-            .init("LEASED", alignment: .right), .init("DEAD", alignment: .right), .init("FAILED/S", alignment: .right),
-            .init("WORKERS", alignment: .right),
+            .init("LEASED", alignment: .right), .init("DEAD", alignment: .right), .init("RUNS/S", alignment: .right),
+            .init("FAILED/S", alignment: .right), .init("LATE P50", alignment: .right),
+            .init("LATE P99", alignment: .right), .init("WORKERS", alignment: .right),
         ])
         for entry in stats.callbacks {
-            var failed = "-"
-            if seconds > 0, let before = previous?.callbacks.first(where: { $0.callback == entry.callback }) {
-                let added = entry.dead >= before.dead ? Double(entry.dead - before.dead) : 0
-                failed = formatRate(added / seconds)
+            var rates = ["-", "-", "-", "-"]
+            if let runs, let previousRuns,
+               let figures = runs.rates(of: entry.callback, since: previousRuns, seconds: seconds)
+            {
+                rates = [formatRate(figures.runs), formatRate(figures.failures),
+                         figures.p50.map { TimeFormatting.measurement(micros: Int64($0 * 1e6)) } ?? "-",
+                         figures.p99.map { TimeFormatting.measurement(micros: Int64($0 * 1e6)) } ?? "-"]
             }
             table.append([entry.callback, String(entry.scheduled), String(entry.due), String(entry.leased),
-                          String(entry.dead), failed, String(entry.workers)])
+                          String(entry.dead)] + rates + [String(entry.workers)])
         }
         return table.render().split(separator: "\n").map(String.init)
     }
