@@ -1,7 +1,8 @@
 import CLibUV
 import Glibc
 
-/// One accepted client connection (`uv_pipe_t`): reads into the loop's shared buffer, gathers writes.
+/// One accepted client connection (`uv_pipe_t` from a `UnixListener`, or `uv_tcp_t` from a `TCPListener`): reads
+/// into the loop's shared buffer, gathers writes.
 ///
 /// Output is gathered: `write(_:)` (or appending to `outputBuffer` directly, which the frame encoder does)
 /// only stores bytes; `flush()` hands everything gathered since the last flush to the kernel in one
@@ -46,17 +47,30 @@ public final class Connection: LoopHandle {
     /// Most bytes a closing connection reads and drops before it closes without waiting any more.
     static let maxDiscardedBytes = 1 << 20
 
-    private var pipe: UnsafeMutablePointer<uv_pipe_t> { rawHandle.assumingMemoryBound(to: uv_pipe_t.self) }
-
     /// Bytes not yet taken by the kernel: gathered plus queued. Compare with the slow-consumer cap.
     public var pendingOutputBytes: Int { outputBuffer.count + queuedOutputBytes }
 
-    init(loop: EventLoop) throws(UVError) {
-        super.init(loop: loop, type: uv_pipe_t.self)
-        let status = uv_pipe_init(loop.loop, pipe, 0)
+    /// The kind of stream handle a connection wraps: everything but its creation goes through `uv_stream_t`.
+    enum Transport {
+        /// A Unix stream socket (`uv_pipe_t`).
+        case unix
+        /// A TCP socket (`uv_tcp_t`).
+        case tcp
+    }
+
+    init(loop: EventLoop, transport: Transport = .unix) throws(UVError) {
+        let status: Int32
+        switch transport {
+        case .unix:
+            super.init(loop: loop, type: uv_pipe_t.self)
+            status = uv_pipe_init(loop.loop, rawHandle.assumingMemoryBound(to: uv_pipe_t.self), 0)
+        case .tcp:
+            super.init(loop: loop, type: uv_tcp_t.self)
+            status = uv_tcp_init(loop.loop, rawHandle.assumingMemoryBound(to: uv_tcp_t.self))
+        }
         if status < 0 {
             discardUninitialised()
-            throw UVError(code: status, operation: "uv_pipe_init")
+            throw UVError(code: status, operation: transport == .unix ? "uv_pipe_init" : "uv_tcp_init")
         }
         didInitialise()
     }
@@ -69,7 +83,7 @@ public final class Connection: LoopHandle {
         return fd
     }
 
-    /// The peer's credentials. Corresponds to `getsockopt(SO_PEERCRED)`.
+    /// The peer's credentials (Unix sockets only). Corresponds to `getsockopt(SO_PEERCRED)`.
     /// - Throws: `UVError` from `uv_fileno` or `getsockopt`.
     public func peerCredentials() throws(UVError) -> PeerCredentials {
         try PeerCredentials.of(descriptor: descriptor())
