@@ -38,6 +38,12 @@ let package = Package(
         ),
         // timerfd(2) from libc, which Swift's Glibc module leaves out (no library to link).
         .systemLibrary(name: "CTimerFD"),
+        // Node's HTTP/1.x request parser, for the daemon's opt-in `GET /metrics` endpoint. Debian's package ships
+        // no pkg-config file: the header is in /usr/include and the module map links the library by name.
+        .systemLibrary(
+            name: "CHTTPParser",
+            providers: [.apt(["libhttp-parser-dev"])]
+        ),
 
         // The wire format: messages, encoder, incremental decoder. No I/O.
         .target(name: "TaskShedProtocol"),
@@ -134,15 +140,18 @@ let package = Package(
         // It depends on both executables so that `swift build --build-tests` builds them.
         .testTarget(name: "TaskShedBenchTests", dependencies: ["TaskShedBenchKit", "taskshed-bench", "taskshedd"]),
 
-        // The libuv layer: loop, Unix listener and connections, precise (timerfd) and coarse timers, signals.
+        // The libuv layer: loop, Unix and TCP listeners and connections, precise (timerfd) and coarse timers, signals.
         .target(name: "TaskShedEventLoop", dependencies: ["CLibUV"]),
         .testTarget(name: "TaskShedEventLoopTests", dependencies: ["TaskShedEventLoop", "TaskShedTestSupport"]),
 
-        // The daemon core: connections, requests, group commit, timer-driven dispatch, leases, systemd glue.
+        // The daemon core: connections, requests, group commit, timer-driven dispatch, leases, systemd glue, and the
+        // opt-in HTTP metrics endpoint.
         .target(
             name: "TaskShedServer",
             dependencies: [
                 "TaskShedEventLoop", "TaskShedStore", "TaskShedPostgres", "TaskShedProtocol",
+                // The metrics endpoint's HTTP requests (HTTPRequestParser.swift).
+                "CHTTPParser",
                 .product(name: "Logging", package: "swift-log"),
                 // The config file (ConfigurationFile.swift) is TOML.
                 .product(name: "TOMLKit", package: "TOMLKit"),

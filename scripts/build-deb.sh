@@ -16,8 +16,8 @@
 # .build/deb (its own scratch path, so that it neither relinks nor invalidates the developer's .build/release),
 # linked with -z now (lintian's hardening-no-bindnow; RELRO is the linker's default). A plain build loads
 # libswiftCore.so, Foundation and the rest from the toolchain, which no Debian package provides; statically
-# linked, the binaries need only libuv1, liblmdb0, libpq5, libc6, libstdc++6 and libgcc-s1. The dependencies
-# are computed with dpkg-shlibdeps.
+# linked, the binaries need only libuv1, liblmdb0, libhttp-parser2.9, libpq5, libc6, libstdc++6 and libgcc-s1. The
+# dependencies are computed with dpkg-shlibdeps.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

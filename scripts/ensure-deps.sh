@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the tests need when any is missing (libuv, LMDB, pkg-config; libpq and
+# Installs the Debian packages the build and the tests need when any is missing (libuv, LMDB, libhttp-parser for the
+# metrics endpoint's HTTP requests, pkg-config; libpq and
 # the PostgreSQL server and PgBouncer, which scripts/pg-test-server.sh and scripts/pgbouncer-test.sh run for the
 # tests; make, which runs the Makefile's install target for its test; lintian, which checks the .deb that
 # scripts/build-deb.sh builds, about 17 MB of Perl modules; tmux, in which a test runs `taskshedctl top`), so that
 # the run and test commands in README.md work on a fresh Debian machine with only the Swift toolchain.
 set -euo pipefail
 
-packages=(libuv1-dev liblmdb-dev pkg-config postgresql libpq-dev pgbouncer make lintian tmux)
+packages=(libuv1-dev liblmdb-dev libhttp-parser-dev pkg-config postgresql libpq-dev pgbouncer make lintian tmux)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
