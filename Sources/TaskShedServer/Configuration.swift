@@ -95,6 +95,34 @@ public struct Configuration: Sendable, Hashable {
     public var dispatchLeadMicros: Int64 = 50_000
     /// Whether to adopt a socket passed by systemd (`LISTEN_FDS`) instead of binding `socketPath`.
     public var socketActivation: Bool = true
+    /// Where to serve `GET /metrics` over HTTP (`--metrics-listen`), or `nil` for no HTTP endpoint (the default).
+    public var metricsListen: MetricsAddress?
+    /// Time a metrics connection has to send a complete request (µs; 10 s). Not a flag: tests shorten it through
+    /// `applyMetricsTimeouts(environment:)`.
+    public var metricsRequestTimeoutMicros: Int64 = 10_000_000
+    /// Time an idle keep-alive metrics connection stays open, and a scraper has to read a response (µs; 30 s).
+    /// Not a flag: tests shorten it through `applyMetricsTimeouts(environment:)`.
+    public var metricsIdleTimeoutMicros: Int64 = 30_000_000
+
+    /// The environment variables that set the metrics endpoint's timeouts, for tests that cannot wait 10 s for
+    /// a slow client to be dropped. They are not flags because no operator needs other values.
+    public static let metricsTimeoutVariables = (request: "TASKSHEDD_METRICS_REQUEST_TIMEOUT",
+                                                 idle: "TASKSHEDD_METRICS_IDLE_TIMEOUT")
+
+    /// Sets `metricsRequestTimeoutMicros` and `metricsIdleTimeoutMicros` from `metricsTimeoutVariables`, when
+    /// set (durations, as the flags take them).
+    /// - Parameter environment: The process environment.
+    /// - Throws: `ConfigurationError` naming the variable when its value is not a duration.
+    public mutating func applyMetricsTimeouts(environment: [String: String]) throws(ConfigurationError) {
+        for (name, keyPath) in [(Self.metricsTimeoutVariables.request, \Configuration.metricsRequestTimeoutMicros),
+                                (Self.metricsTimeoutVariables.idle, \Configuration.metricsIdleTimeoutMicros)] {
+            guard let text = environment[name] else { continue }
+            guard let micros = Self.parseDuration(text) else {
+                throw ConfigurationError(option: name, message: "'\(text)' is not a duration such as 500ms or 10s")
+            }
+            self[keyPath: keyPath] = micros
+        }
+    }
 
     /// Creates a configuration with default limits.
     /// - Parameters:
@@ -269,6 +297,9 @@ public struct Configuration: Sendable, Hashable {
         }
         if shutdownGraceMicros < 0 {
             throw fail("--shutdown-grace", "must not be negative")
+        }
+        if metricsRequestTimeoutMicros < 1_000 || metricsIdleTimeoutMicros < 1_000 {
+            throw fail("--metrics-listen", "the request and idle timeouts must be at least 1ms")
         }
     }
 

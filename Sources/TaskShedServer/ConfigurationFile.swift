@@ -86,6 +86,7 @@ public struct ConfigurationFile: Sendable {
         Key("shutdown-grace", .string(example: "5s")),
         Key("dispatch-lead", .string(example: "50ms")),
         Key("socket-activation", .boolean),
+        Key("metrics-listen", .string(example: "127.0.0.1:9464")),
         Key("log-level", .string(example: "info")),
         Key("log-format", .string(example: "text")),
     ]

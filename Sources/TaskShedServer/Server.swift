@@ -39,6 +39,8 @@ public final class Server {
     var loop: EventLoop!
     var store: ServerStore?
     var listener: UnixListener?
+    /// The HTTP metrics endpoint (`--metrics-listen`), when asked for.
+    var metricsListener: MetricsListener?
     var timer: PreciseTimer?
     var hook: IterationHook?
     var signalWatchers: [SignalWatcher] = []
@@ -280,6 +282,14 @@ public final class Server {
             try? loop.close()
             throw ServerError("cannot listen on \(configuration.socketPath): \(error)")
         }
+        do {
+            try startMetricsListener()
+        } catch {
+            closeAllHandles()
+            _ = loop.run()
+            try? loop.close()
+            throw error
+        }
         dispatchNeeded = true
         rearmNeeded = true
     }
@@ -354,6 +364,8 @@ public final class Server {
     func closeAllHandles() {
         listener?.close()
         listener = nil
+        metricsListener?.close()
+        metricsListener = nil
         timer?.close()
         timer = nil
         hook?.close()

@@ -190,6 +190,13 @@ struct TaskSheddCommand: ParsableCommand {
             + "ignores it and binds --socket instead."))
     var socketActivation = true
 
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp(
+        "Serve GET /metrics (Prometheus text format) over HTTP on this address: a numeric IPv4 address and port "
+            + "(127.0.0.1:9464) or an IPv6 one in brackets ([::1]:9464); port 0 picks a free port, logged at start "
+            + "(\"metrics: serving http://…/metrics\"). Off by default. Nothing but the metrics is served, and "
+            + "there is no authentication: listen on a loopback or private address.", valueName: "host:port"))
+    var metricsListen: String?
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
         "Least severe events logged: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
@@ -318,6 +325,8 @@ struct TaskSheddCommand: ParsableCommand {
         configuration.sync = sync
         configuration.writeMap = writeMap
         configuration.socketActivation = socketActivation
+        if let metricsListen { configuration.metricsListen = try MetricsAddress.parse(metricsListen) }
+        try configuration.applyMetricsTimeouts(environment: environment)
         guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
             throw ConfigurationError(option: "--log-level",
                                      message: "'\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")

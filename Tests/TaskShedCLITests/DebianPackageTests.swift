@@ -38,7 +38,8 @@ import Testing
             #expect(info.contains("\n " + field), "no \(field) in:\n\(info)")
         }
         let depends = try #require(info.split(separator: "\n").first { $0.hasPrefix(" Depends: ") })
-        for library in ["libc6 (", "libuv1 (", "liblmdb0 (", "libpq5 (", "systemd | systemd-standalone-sysusers"] {
+        for library in ["libc6 (", "libuv1 (", "liblmdb0 (", "libhttp-parser2.9 (", "libpq5 (",
+                        "systemd | systemd-standalone-sysusers"] {
             #expect(depends.contains(library), "\(depends)")
         }
         let conffiles = try Self.output("/usr/bin/dpkg-deb", ["--info", package.deb, "conffiles"])

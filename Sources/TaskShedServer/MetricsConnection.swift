@@ -1,0 +1,241 @@
+import Logging
+import TaskShedEventLoop
+
+/// One HTTP connection of the metrics endpoint: parses requests, answers one at a time, and closes itself on a
+/// timeout, an error response, `Connection: close` or the client's end.
+///
+/// ```
+///            accept                       response written (keep-alive)
+///   ──────────────► awaitingRequest ──────────────────────────────► idle
+///                     ▲    │ request complete                        │ first byte
+///                     │    ▼                                         │
+///                     │  responding ── kernel took it (onDrained) ───┤
+///                     │    │                                          │
+///                     └────┼──────────────────────────────────────────┘
+///                          ▼ error response, Connection: close, timeout
+///                        closing ── peer closed, or linger timer ──► closed
+/// ```
+///
+/// One timer bounds every phase: `requestTimeoutMillis` while a request is awaited (a timeout after some of its
+/// bytes is answered `408`), `idleTimeoutMillis` while idle or while a response waits for the client to read it,
+/// `lingerMillis` while closing.
+///
+/// - Important: Loop-thread only. The owner keeps the object while it is open; `close()` closes the socket and the
+///   timer at once, and `closed` runs from the socket's close callback.
+final class MetricsConnection {
+    /// What the connection is doing.
+    enum Phase: Equatable {
+        /// Waiting for (the rest of) a request.
+        case awaitingRequest
+        /// Between requests of a keep-alive connection.
+        case idle
+        /// A response is queued in the socket; reading is stopped until the kernel took it.
+        case responding
+        /// The last response is being written (or was); the socket closes when the client closes its end.
+        case closing
+    }
+
+    /// The connection's number, for logs.
+    let id: UInt64
+    /// What the connection is doing.
+    private(set) var phase: Phase = .awaitingRequest
+    /// Whether a response was handed to the socket since the last wait for bytes (the timer then restarts).
+    private var answeredSinceWait = false
+
+    private let connection: Connection
+    private let timer: CoarseTimer
+    private let parser: HTTPRequestParser
+    private let limits: MetricsListener.Limits
+    private let logger: Logger
+    private let render: () -> [UInt8]
+    private let responded: () -> Void
+    private let closed: () -> Void
+
+    /// Wraps an accepted connection; `start()` begins reading.
+    /// - Parameters:
+    ///   - id: The connection's number.
+    ///   - connection: The accepted TCP connection, not reading yet.
+    ///   - loop: The loop (for the timer).
+    ///   - limits: The endpoint's bounds.
+    ///   - logger: Where rejected requests go (debug level).
+    ///   - render: Makes the exposition.
+    ///   - responded: Runs after each response is handed to the socket.
+    ///   - closed: Runs once, from the socket's close callback.
+    /// - Throws: `UVError` from `uv_timer_init`.
+    init(id: UInt64, connection: Connection, loop: EventLoop, limits: MetricsListener.Limits, logger: Logger,
+         render: @escaping () -> [UInt8], responded: @escaping () -> Void,
+         closed: @escaping () -> Void) throws(UVError) {
+        self.id = id
+        self.connection = connection
+        self.limits = limits
+        self.logger = logger
+        self.render = render
+        self.responded = responded
+        self.closed = closed
+        parser = HTTPRequestParser(maxHeadBytes: limits.maxHeadBytes)
+        timer = try CoarseTimer(loop: loop) {}
+        timer.onFire = { [weak self] in self?.timedOut() }
+        connection.onData = { [weak self] bytes in self?.received(bytes) }
+        connection.onDrained = { [weak self] in self?.drained() }
+        connection.onEnd = { [weak self] error in self?.ended(error) }
+        connection.onClose = { [weak self] in self?.didClose() }
+    }
+
+    /// Starts reading and the timer for the first request. Corresponds to `uv_read_start`.
+    func start() {
+        timer.start(afterMillis: limits.requestTimeoutMillis)
+        do {
+            try connection.startReading()
+        } catch {
+            logger.debug("metrics: cannot read a connection: \(error)", metadata: metadata)
+            close()
+        }
+    }
+
+    /// Closes the socket and the timer now, whatever is unsent.
+    func close() {
+        timer.close()
+        connection.close()
+    }
+
+    private var metadata: Logger.Metadata { ["taskshed.metrics.conn": "\(id)"] }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        if phase == .idle {
+            // A new request began: from now on it has the request timeout, not what is left of the idle one.
+            phase = .awaitingRequest
+            timer.start(afterMillis: limits.requestTimeoutMillis)
+        }
+        parser.append(bytes)
+        if phase == .awaitingRequest { serveBuffered() }
+    }
+
+    /// Answers every complete request buffered, one at a time, until one has to wait for the socket or more bytes
+    /// are needed.
+    private func serveBuffered() {
+        while phase == .awaitingRequest || phase == .idle {
+            let request: HTTPRequest?
+            do {
+                request = try parser.next()
+            } catch {
+                logger.debug("metrics: bad request: \(error)", metadata: metadata)
+                send(HTTPResponse.error(error.status, error.detail), includeBody: true, closing: true)
+                return
+            }
+            guard let request else {
+                waitForMoreBytes()
+                return
+            }
+            respond(to: request)
+        }
+    }
+
+    /// Every buffered byte is parsed and no request is complete: wait for the rest of a request, or idle. The timer
+    /// restarts only when the phase changes or a response went out since, so that a slow request keeps the
+    /// deadline of its first byte.
+    private func waitForMoreBytes() {
+        let restart = answeredSinceWait
+        answeredSinceWait = false
+        if parser.isInsideRequest {
+            if phase != .awaitingRequest || restart {
+                phase = .awaitingRequest
+                timer.start(afterMillis: limits.requestTimeoutMillis)
+            }
+        } else if phase != .idle || restart {
+            phase = .idle
+            timer.start(afterMillis: limits.idleTimeoutMillis)
+        }
+    }
+
+    private func respond(to request: HTTPRequest) {
+        let isHead = request.method == "HEAD"
+        guard request.path == "/metrics" else {
+            logger.debug("metrics: \(request.method) \(request.target): not found", metadata: metadata)
+            send(HTTPResponse.error(.notFound, "only /metrics is served here"), includeBody: !isHead, closing: true)
+            return
+        }
+        guard request.method == "GET" || isHead else {
+            logger.debug("metrics: \(request.method) \(request.target): method not allowed", metadata: metadata)
+            send(HTTPResponse.error(.methodNotAllowed, "/metrics answers GET and HEAD only",
+                                    headers: [("Allow", "GET, HEAD")]),
+                 includeBody: true, closing: true)
+            return
+        }
+        send(HTTPResponse.metrics(render()), includeBody: !isHead, closing: !request.keepAlive)
+    }
+
+    private func send(_ response: HTTPResponse, includeBody: Bool, closing: Bool) {
+        connection.write(response.serialized(includeBody: includeBody, closing: closing))
+        responded()
+        if closing {
+            phase = .closing
+            timer.start(afterMillis: limits.lingerMillis)
+            // Reads and drops what the client still sends, half-closes once the response is written, and closes
+            // at the client's end: closing at once with unread bytes would make the kernel reset the connection,
+            // and the client could lose the response.
+            connection.closeAfterFlush(awaitingPeerClose: true)
+            return
+        }
+        do {
+            try connection.flush()
+        } catch {
+            logger.debug("metrics: write failed: \(error)", metadata: metadata)
+            close()
+            return
+        }
+        if connection.pendingOutputBytes > 0 {
+            // The client has not read enough to take the whole response: read no more requests until it has, and
+            // give it the idle timeout to do so. The queued response is the only output this connection holds.
+            phase = .responding
+            connection.stopReading()
+            timer.start(afterMillis: limits.idleTimeoutMillis)
+        } else {
+            // Written at once: the next buffered request (or the wait for one) follows in serveBuffered's loop.
+            answeredSinceWait = true
+        }
+    }
+
+    private func drained() {
+        guard phase == .responding else { return }
+        phase = .awaitingRequest
+        answeredSinceWait = true
+        do {
+            try connection.startReading()
+        } catch {
+            close()
+            return
+        }
+        serveBuffered()
+    }
+
+    private func ended(_ error: UVError?) {
+        if let error, !error.isEndOfFile {
+            logger.debug("metrics: connection error: \(error)", metadata: metadata)
+        }
+        // The client closed its end (or the socket failed): no more requests can come, and every complete one
+        // was answered in onData already.
+        close()
+    }
+
+    private func timedOut() {
+        switch phase {
+        case .awaitingRequest where parser.isInsideRequest:
+            logger.debug("metrics: request timeout", metadata: metadata)
+            send(HTTPResponse.error(.requestTimeout,
+                                    "the request did not arrive within \(limits.requestTimeoutMillis) ms"),
+                 includeBody: true, closing: true)
+        case .awaitingRequest, .idle:
+            close()
+        case .responding:
+            logger.debug("metrics: the client did not read its response in time", metadata: metadata)
+            close()
+        case .closing:
+            close()
+        }
+    }
+
+    private func didClose() {
+        timer.close()
+        closed()
+    }
+}
