@@ -173,7 +173,7 @@ let package = Package(
         .testTarget(
             name: "TaskShedServerTests",
             dependencies: ["TaskShedServer", "TaskShedStore", "TaskShedTestSupport", "TaskShedProtocol", "taskshedd",
-                           .product(name: "Logging", package: "swift-log")]
+                           "TaskShedEventLoop", .product(name: "Logging", package: "swift-log")]
         ),
 
         // taskshedctl: the logic (time parsing, output, commands, the command-running worker) lives in

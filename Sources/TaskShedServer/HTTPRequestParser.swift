@@ -6,7 +6,8 @@ struct HTTPRequest: Sendable, Hashable {
     var method: String
     /// The request target as sent: `/metrics`, `/metrics?name[]=x`, `http://host/metrics`.
     var target: String
-    /// The target's path (`/metrics`), without query or fragment; empty when the target has none (`*`).
+    /// The target's path (`/metrics`), without query or fragment (`*` for `OPTIONS *`); empty when the target has
+    /// none (`CONNECT host:port`).
     var path: String
     /// The protocol version's major number: 1 for `HTTP/1.1`.
     var versionMajor: UInt16

@@ -49,6 +49,8 @@ final class MetricsListener {
     var openConnections: Int { connections.count }
     /// Requests answered so far (any status), for tests.
     private(set) var responsesSent = 0
+    /// Connections closed at once because `Limits.maxConnections` were open, for tests.
+    private(set) var refusedConnections = 0
 
     private let listener: TCPListener
     private let loop: EventLoop
@@ -108,6 +110,7 @@ final class MetricsListener {
         if connections.count >= limits.maxConnections {
             // Accepted and closed rather than left in the backlog, where it would wait for a slot that a slow
             // client may hold for the whole request timeout.
+            refusedConnections += 1
             logger.debug("metrics: connection refused: limit reached",
                          metadata: ["taskshed.metrics.max_connections": "\(limits.maxConnections)"])
             let refusal = HTTPResponse.error(.serviceUnavailable,

@@ -188,6 +188,30 @@ import Testing
         #expect(access(directory + "/d.sock", F_OK) != 0)
     }
 
+    /// `metrics-listen` is a string key like the flag's value; a bad one names the file's line.
+    @Test func theMetricsListenKeyStartsTheEndpointAndABadOneNamesItsLine() throws {
+        let directory = try TemporaryDirectory.create(prefix: "tsf")
+        defer { TemporaryDirectory.remove(directory) }
+        let path = directory + "/d.toml"
+        try "metrics-listen = \"127.0.0.1:0\"\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let daemon = try DaemonProcess(arguments: ["--config", path])
+        let address = try daemon.metricsAddress()
+        let http = try RawHTTPConnection(host: address.host, port: address.port)
+        try http.send("GET /metrics HTTP/1.1\r\n\r\n")
+        #expect(try http.readResponse()?.status == 200)
+        #expect(try daemon.stop() == 0)
+
+        try "\nmetrics-listen = \"localhost:9464\"\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let bad = try runDaemonToExit(["--config", path, "--socket", directory + "/d.sock"])
+        #expect(bad.code == 2)
+        #expect(bad.output.hasPrefix("taskshedd: \(path):2:1: metrics-listen: 'localhost:9464' has no numeric IPv4 "),
+                "\(bad.output)")
+        try "metrics-listen = 9464\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let integer = try runDaemonToExit(["--config", path])
+        #expect(integer.output == "taskshedd: \(path):1:1: metrics-listen: expected a string such as "
+                + "\"127.0.0.1:9464\", found an integer\n")
+    }
+
     @Test func aMissingConfigFileIsAnError() throws {
         let result = try runDaemonToExit(["--config", "/nonexistent/taskshedd.toml"])
         #expect(result.code == 2)

@@ -40,6 +40,10 @@ func readText(_ path: String) -> String {
         // Only for PostgreSQL, and only these modes.
         (["--datastore-pooler", "transaction"], "--datastore-pooler"),
         (["--datastore", "postgresql:host=/nowhere", "--datastore-pooler", "statement"], "--datastore-pooler"),
+        // A numeric address and port only.
+        (["--metrics-listen", "localhost:9464"], "--metrics-listen: 'localhost:9464' has no numeric IPv4 address"),
+        (["--metrics-listen", "::1:9464"], "--metrics-listen: '::1:9464' needs brackets around its IPv6 address"),
+        (["--metrics-listen", "127.0.0.1:99999"], "--metrics-listen: '127.0.0.1:99999' has no port between 0 and 65535"),
     ])
     func invalidConfigurationFailsWithOneLine(arguments: [String], mentions: String) throws {
         let directory = try TemporaryDirectory.create(prefix: "tsc")
@@ -60,7 +64,7 @@ func readText(_ path: String) -> String {
         for flag in ["--socket", "--data-dir", "--socket-mode", "--socket-group", "--allow-uid", "--allow-gid",
                      "--lease-timeout", "--max-connections", "--max-frame-bytes", "--max-batch", "--handshake-timeout",
                      "--max-output-bytes", "--no-sync", "--no-write-map", "--map-size-max", "--log-level",
-                     "--log-format"] {
+                     "--log-format", "--metrics-listen"] {
             #expect(result.output.contains(flag), "--help does not mention \(flag)")
         }
     }
