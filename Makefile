@@ -63,6 +63,7 @@ INSTALLED_FILES = \
 	$(SYSUSERSDIR)/taskshed.conf \
 	$(TMPFILESDIR)/taskshed.conf \
 	$(DOCDIR)/examples/taskshedd-postgresql.conf \
+	$(DOCDIR)/examples/taskshedd-metrics.conf \
 	$(SYSCONFDIR)/taskshed/taskshedd.toml \
 	$(BASHCOMPLETIONDIR)/taskshedctl \
 	$(ZSHCOMPLETIONDIR)/_taskshedctl \
@@ -135,6 +136,7 @@ install: $(filter-out $(wildcard $(INSTALL_INPUTS)),$(INSTALL_INPUTS))
 	install -D -m 0644 "$$tmp/taskshedd.service" $(DESTDIR)$(UNITDIR)/taskshedd.service; \
 	install -D -m 0644 "$$tmp/taskshedd.socket" $(DESTDIR)$(UNITDIR)/taskshedd.socket; \
 	install -D -m 0644 "$$tmp/taskshedd-postgresql.conf" $(DESTDIR)$(DOCDIR)/examples/taskshedd-postgresql.conf
+	install -D -m 0644 systemd/taskshedd-metrics.conf $(DESTDIR)$(DOCDIR)/examples/taskshedd-metrics.conf
 	@# The config is the operator's once installed: an existing one (edited, perhaps) is kept.
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml ]; then \
 		echo "keeping $(DESTDIR)$(SYSCONFDIR)/taskshed/taskshedd.toml (the example is systemd/taskshedd.toml)"; \

@@ -20,6 +20,7 @@ import Testing
         "/usr/lib/sysusers.d/taskshed.conf": 0o644,
         "/usr/lib/tmpfiles.d/taskshed.conf": 0o644,
         "/usr/share/doc/taskshed/examples/taskshedd-postgresql.conf": 0o644,
+        "/usr/share/doc/taskshed/examples/taskshedd-metrics.conf": 0o644,
         // PREFIX=/usr keeps its configuration in /etc, not /usr/etc.
         "/etc/taskshed/taskshedd.toml": 0o644,
         "/usr/share/bash-completion/completions/taskshedctl": 0o644,
