@@ -5,20 +5,23 @@ import TaskShedEventLoop
 /// timeout, an error response, `Connection: close` or the client's end.
 ///
 /// ```
-///            accept                       response written (keep-alive)
-///   ──────────────► awaitingRequest ──────────────────────────────► idle
-///                     ▲    │ request complete                        │ first byte
-///                     │    ▼                                         │
-///                     │  responding ── kernel took it (onDrained) ───┤
-///                     │    │                                          │
-///                     └────┼──────────────────────────────────────────┘
-///                          ▼ error response, Connection: close, timeout
-///                        closing ── peer closed, or linger timer ──► closed
+///  accept ─► awaitingRequest ◄─────────── first byte ─────────── idle
+///                 │ request complete                              ▲
+///                 ▼                                               │ no request buffered
+///            answer it ── the kernel took it all ─────────────────┤
+///                 │ it did not                                    │
+///                 ▼                                               │
+///            responding ── the kernel took the rest ──────────────┘
+///
+///  a request buffered after an answer is answered next; after 4 in a row: yielding, for 1 ms
+///  error response, Connection: close, request timeout ──► closing ──► closed (client's end, or timer)
+///  idle timeout, the client's end, a write error ─────────────────────► closed
 /// ```
 ///
 /// One timer bounds every phase: `requestTimeoutMillis` while a request is awaited (a timeout after some of its
 /// bytes is answered `408`), `idleTimeoutMillis` while idle or while a response waits for the client to read it,
-/// `lingerMillis` while closing.
+/// `lingerMillis` while closing (the idle timeout while the last response is still queued); at 1 ms it resumes
+/// pipelined requests after a yield (`responsesPerTurn`).
 ///
 /// - Important: Loop-thread only. The owner keeps the object while it is open; `close()` closes the socket and the
 ///   timer at once, and `closed` runs from the socket's close callback.
@@ -33,7 +36,12 @@ final class MetricsConnection {
         case responding
         /// The last response is being written (or was); the socket closes when the client closes its end.
         case closing
+        /// Pipelined requests wait for a later loop iteration (the timer, at 1 ms); reading is stopped.
+        case yielding
     }
+
+    /// Most requests answered in a row before the connection lets the loop do other work.
+    static let responsesPerTurn = 4
 
     /// The connection's number, for logs.
     let id: UInt64
@@ -110,10 +118,20 @@ final class MetricsConnection {
         if phase == .awaitingRequest { serveBuffered() }
     }
 
-    /// Answers every complete request buffered, one at a time, until one has to wait for the socket or more bytes
-    /// are needed.
+    /// Answers the complete requests buffered, one at a time, until one has to wait for the socket or more bytes
+    /// are needed, or `responsesPerTurn` were answered: then the rest wait for the loop's next iteration, so that
+    /// one read full of pipelined requests cannot keep the loop rendering while other work waits.
     private func serveBuffered() {
+        var answered = 0
         while phase == .awaitingRequest || phase == .idle {
+            if answered == Self.responsesPerTurn && parser.hasBufferedBytes {
+                phase = .yielding
+                connection.stopReading()
+                // 1 ms, not 0: libuv 1.44 runs a timer restarted at 0 ms again within the same iteration.
+                timer.start(afterMillis: 1)
+                return
+            }
+            answered += 1
             let request: HTTPRequest?
             do {
                 request = try parser.next()
@@ -169,11 +187,13 @@ final class MetricsConnection {
         responded()
         if closing {
             phase = .closing
-            timer.start(afterMillis: limits.lingerMillis)
             // Reads and drops what the client still sends, half-closes once the response is written, and closes
             // at the client's end: closing at once with unread bytes would make the kernel reset the connection,
             // and the client could lose the response.
             connection.closeAfterFlush(awaitingPeerClose: true)
+            // A response the kernel took whole leaves only the wait for the client's close; one still queued (a
+            // large exposition to a slow scraper) gets the time a kept-alive response would.
+            timer.start(afterMillis: connection.pendingOutputBytes > 0 ? limits.idleTimeoutMillis : limits.lingerMillis)
             return
         }
         do {
@@ -231,6 +251,16 @@ final class MetricsConnection {
             close()
         case .closing:
             close()
+        case .yielding:
+            phase = .awaitingRequest
+            answeredSinceWait = true
+            do {
+                try connection.startReading()
+            } catch {
+                close()
+                return
+            }
+            serveBuffered()
         }
     }
 

@@ -30,7 +30,8 @@ final class MetricsListener {
         /// Time a keep-alive connection may wait for its next request, and a client may take to read a response.
         var idleTimeoutMillis: UInt64 = 30_000
         /// Time a closing connection waits for the client to close its end after the last response (so that
-        /// the client reads it instead of a reset), before it is closed anyway.
+        /// the client reads it instead of a reset), before it is closed anyway; a last response the kernel did
+        /// not take at once gets `idleTimeoutMillis` instead.
         var lingerMillis: UInt64 = 2_000
         /// Largest request line plus headers.
         var maxHeadBytes = HTTPRequestParser.defaultMaxHeadBytes

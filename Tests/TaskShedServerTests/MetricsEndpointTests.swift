@@ -130,19 +130,21 @@ import Testing
     @Test func slowAndIdleConnectionsAreClosedAfterTheirTimeouts() throws {
         let daemon = try Self.daemon(environment: ["TASKSHEDD_METRICS_REQUEST_TIMEOUT": "500ms",
                                                    "TASKSHEDD_METRICS_IDLE_TIMEOUT": "800ms"])
-        let slow = try daemon.connectMetrics()
+        // Taken before the connection, whose accept starts the request timeout.
         let started = monotonic()
+        let slow = try daemon.connectMetrics()
         try slow.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         let timedOut = try #require(try slow.readResponse(timeoutSeconds: 10))
         #expect(timedOut.status == 408)
         #expect(slow.isClosedByServer(within: 10))
         #expect(monotonic() - started >= 0.45)
         let idle = try daemon.connectMetrics()
+        // Taken before the request, whose answer starts the idle timeout.
+        let sent = monotonic()
         try idle.send("GET /metrics HTTP/1.1\r\n\r\n")
         #expect(try idle.readResponse()?.status == 200)
-        let answered = monotonic()
         #expect(try idle.readUntilClosed(timeoutSeconds: 10) == [])
-        #expect(monotonic() - answered >= 0.75)
+        #expect(monotonic() - sent >= 0.75)
         try Self.expectTheTaskProtocolStillWorks(daemon, callback: "slow")
         #expect(try daemon.stop() == 0)
     }
