@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // The Prometheus text format of the daemon's metrics (TaskShedServer/Metrics).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Plugin only (`swift package generate-documentation`, scripts/build-docs.sh): no target links it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -155,6 +157,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // The config file (ConfigurationFile.swift) is TOML.
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                // The metrics registry and its text exposition (Metrics/ServerMetrics.swift).
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // The daemon executable: flags -> Configuration, logging set-up, Server.run().

@@ -8,7 +8,7 @@ import TaskShedEventLoop
 ///  accept ─► awaitingRequest ◄─────────── first byte ─────────── idle
 ///                 │ request complete                              ▲
 ///                 ▼                                               │ no request buffered
-///            answer it ── the kernel took it all ─────────────────┤
+///            rendering ── (the text arrives) answer it ── the kernel took it all ──┤
 ///                 │ it did not                                    │
 ///                 ▼                                               │
 ///            responding ── the kernel took the rest ──────────────┘
@@ -38,7 +38,13 @@ final class MetricsConnection {
         case closing
         /// Pipelined requests wait for a later loop iteration (the timer, at 1 ms); reading is stopped.
         case yielding
+        /// The exposition for a request is being made (the daemon reads the store on the thread pool first);
+        /// reading is stopped.
+        case rendering
     }
+
+    /// Makes the exposition and passes it to its argument, at once or later, on the loop thread.
+    typealias Render = (@escaping ([UInt8]) -> Void) -> Void
 
     /// Most requests answered in a row before the connection lets the loop do other work.
     static let responsesPerTurn = 4
@@ -55,7 +61,11 @@ final class MetricsConnection {
     private let parser: HTTPRequestParser
     private let limits: MetricsListener.Limits
     private let logger: Logger
-    private let render: () -> [UInt8]
+    private let render: Render
+    /// Set by `close()`: a rendering that completes afterwards is dropped.
+    private var isClosed = false
+    /// Whether `respond(to:)` is inside `render` (a render that completes at once answers within it).
+    private var isInsideRender = false
     private let responded: () -> Void
     private let closed: () -> Void
 
@@ -71,7 +81,7 @@ final class MetricsConnection {
     ///   - closed: Runs once, from the socket's close callback.
     /// - Throws: `UVError` from `uv_timer_init`.
     init(id: UInt64, connection: Connection, loop: EventLoop, limits: MetricsListener.Limits, logger: Logger,
-         render: @escaping () -> [UInt8], responded: @escaping () -> Void,
+         render: @escaping Render, responded: @escaping () -> Void,
          closed: @escaping () -> Void) throws(UVError) {
         self.id = id
         self.connection = connection
@@ -102,6 +112,7 @@ final class MetricsConnection {
 
     /// Closes the socket and the timer now, whatever is unsent.
     func close() {
+        isClosed = true
         timer.close()
         connection.close()
     }
@@ -179,7 +190,35 @@ final class MetricsConnection {
                  includeBody: true, closing: true)
             return
         }
-        send(HTTPResponse.metrics(render()), includeBody: !isHead, closing: !request.keepAlive)
+        phase = .rendering
+        let closing = !request.keepAlive
+        isInsideRender = true
+        render { [weak self] text in self?.rendered(text, includeBody: !isHead, closing: closing) }
+        isInsideRender = false
+        if phase == .rendering && !isClosed {
+            // The text comes later: read no more requests until this one is answered, and let the idle timeout
+            // bound a render that never ends, as it bounds a response the client does not read.
+            connection.stopReading()
+            timer.start(afterMillis: limits.idleTimeoutMillis)
+        }
+    }
+
+    /// The exposition for the request being answered arrived: send it; after a render that completed later, read
+    /// again and go on with the buffered requests (one that completed at once returns to `serveBuffered`'s loop,
+    /// which called `respond`).
+    private func rendered(_ text: [UInt8], includeBody: Bool, closing: Bool) {
+        guard !isClosed, phase == .rendering else { return }
+        phase = .awaitingRequest
+        let later = !isInsideRender
+        send(HTTPResponse.metrics(text), includeBody: includeBody, closing: closing)
+        guard later, phase == .awaitingRequest else { return }
+        do {
+            try connection.startReading()
+        } catch {
+            close()
+            return
+        }
+        serveBuffered()
     }
 
     private func send(_ response: HTTPResponse, includeBody: Bool, closing: Bool) {
@@ -250,6 +289,9 @@ final class MetricsConnection {
             logger.debug("metrics: the client did not read its response in time", metadata: metadata)
             close()
         case .closing:
+            close()
+        case .rendering:
+            logger.debug("metrics: the exposition was not ready in time", metadata: metadata)
             close()
         case .yielding:
             phase = .awaitingRequest

@@ -4,7 +4,8 @@ import TaskShedEventLoop
 /// The daemon's opt-in HTTP endpoint (`--metrics-listen`): serves `GET /metrics` and `HEAD /metrics` in the
 /// Prometheus text format on a TCP address, on the daemon's own loop.
 ///
-/// Each request calls `render` on the loop thread and answers with what it returns; nothing else of the daemon
+/// Each request calls `render` on the loop thread and answers with the text it hands back (at once, or later
+/// from the loop thread: the daemon reads its task counts on the thread pool first); nothing else of the daemon
 /// is reachable over HTTP. The endpoint is small on purpose: HTTP/1.1 with keep-alive, one request answered at a
 /// time per connection (pipelined requests wait in the connection's parser, and the socket is not read while a
 /// response is being written), every error answered with its status and then the connection closed.
@@ -56,7 +57,7 @@ final class MetricsListener {
     private let listener: TCPListener
     private let loop: EventLoop
     private let logger: Logger
-    private let render: () -> [UInt8]
+    private let render: MetricsConnection.Render
     private var connections: [UInt64: MetricsConnection] = [:]
     private var nextID: UInt64 = 1
     private var isClosed = false
@@ -67,11 +68,12 @@ final class MetricsListener {
     ///   - address: Where to listen (port 0: a free port, see `address`).
     ///   - limits: The bounds.
     ///   - logger: Where refused and failed requests go (debug level: a scraper gone wrong must not flood the log).
-    ///   - render: Makes the exposition for one request; called on the loop thread.
+    ///   - render: Makes the exposition for one request and passes it to its argument; called on the loop
+    ///     thread, and the argument must be called on the loop thread too.
     /// - Throws: `UVError` from binding or listening (`UV_EADDRINUSE`, `UV_EACCES`, `UV_EADDRNOTAVAIL`); the
     ///   half-made socket is closed (run the loop for its close callback).
     init(loop: EventLoop, address: TCPListener.Address, limits: Limits = Limits(), logger: Logger,
-         render: @escaping () -> [UInt8]) throws(UVError) {
+         render: @escaping MetricsConnection.Render) throws(UVError) {
         self.loop = loop
         self.limits = limits
         self.logger = logger

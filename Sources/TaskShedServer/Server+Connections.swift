@@ -98,6 +98,7 @@ extension Server {
     func refuse(_ connection: Connection, code: ErrorCode, message: String) {
         var bytes: [UInt8] = []
         FrameEncoder.encode(Frame(requestID: 0, message: .error(ErrorReply(code: code, message: message))), into: &bytes)
+        metrics.countError(code)
         connection.outputBuffer = bytes
         if let grace = try? CoarseTimer(loop: loop, onFire: { [unowned connection] in connection.close() }) {
             connection.onClose = { grace.close() }
@@ -154,6 +155,9 @@ extension Server {
             let error = ErrorReply(code: .invalidArgument, field: nil,
                 message: "the reply would be \(length) bytes, over the maximum frame size \(configuration.maxFrameBytes); ask for fewer tasks")
             FrameEncoder.encode(Frame(requestID: frame.requestID, message: .error(error)), into: &connection.outputBuffer)
+            metrics.countError(error.code)
+        } else if case .error(let error) = frame.message {
+            metrics.countError(error.code)
         }
         markDirty(session)
     }
@@ -232,6 +236,7 @@ extension Server {
         let reply = ErrorReply(code: .slowConsumer,
             message: "\(connection.pendingOutputBytes) bytes of output waited \(configuration.slowConsumerTimeoutMicros / 1000) ms without being read; the connection is closed and its tasks redelivered")
         FrameEncoder.encode(Frame(requestID: 0, message: .error(reply)), into: &connection.outputBuffer)
+        metrics.countError(reply.code)
         closeAfterFlush(session)
     }
 

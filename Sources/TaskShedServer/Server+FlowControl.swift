@@ -51,6 +51,7 @@ extension Server {
     func writeDelivery(_ task: TaskRecord, to session: ClientSession, subscription: Subscription, at pushedAt: Int64) {
         // A task written ahead is not late: its worker starts it at its due time.
         if task.attempt <= 1 { lag.record(max(0, pushedAt - task.runAt)) }
+        metrics.observeDelivery(callback: task.callback, attempt: task.attempt, latenessMicros: pushedAt - task.runAt)
         if task.runAt > pushedAt { recordAheadPush(task, to: session, requestID: subscription.requestID) }
         let before = session.connection.outputBuffer.count
         send(Frame(requestID: subscription.requestID, message: .delivery(task)), to: session)

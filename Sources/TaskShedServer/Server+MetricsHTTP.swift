@@ -15,7 +15,7 @@ extension Server {
         do {
             listener = try MetricsListener(
                 loop: loop, address: TCPListener.Address(host: address.host, port: address.port), limits: limits,
-                logger: logger, render: { [unowned self] in self.metricsExposition() })
+                logger: logger, render: { [unowned self] done in self.scrapeMetrics(done) })
         } catch {
             throw ServerError("--metrics-listen \(address): \(error.message)")
         }

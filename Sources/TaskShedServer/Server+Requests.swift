@@ -139,6 +139,11 @@ extension Server {
     /// pool when it may read much of the store (`readsInBackground`), else at once. While shutting down, at once
     /// (everything read so far is answered before the goodbye).
     func answerRead(_ message: Message, requestID: UInt32, on session: ClientSession) {
+        if case .getMetrics = message {
+            // Its reply waits for a store read like STATS, and it may share one with other scrapes.
+            answerMetricsRequest(requestID: requestID, on: session)
+            return
+        }
         if Self.readsInBackground(message) && !isShuttingDown {
             startBackgroundRead(message, requestID: requestID, on: session)
             return

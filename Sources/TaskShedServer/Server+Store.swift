@@ -164,14 +164,18 @@ extension Server {
         hasUnsyncedCommits = false
         let covers = completedJobs
         let outcome = FlushOutcome()
+        let timing = StoreJobTiming()
         do {
             try BackgroundWork.run(on: loop, {
+                let started = WallClock.monotonicNanos()
                 do throws(StoreError) {
                     try store.sync()
                 } catch {
                     outcome.failure = error
                 }
+                timing.flushNanos = WallClock.monotonicNanos() &- started
             }, completion: { [unowned self] in
+                if let nanos = timing.flushNanos { self.metrics.observeFlush(nanos: nanos) }
                 self.flushFinished(outcome.failure, covering: covers)
             })
         } catch {

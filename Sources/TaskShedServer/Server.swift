@@ -154,6 +154,12 @@ public final class Server {
     /// Closes stalled connections (`sweepStalledConnections`).
     var sweepTimer: CoarseTimer?
     var lag = LagRecorder()
+    /// The Prometheus metrics (`GET_METRICS`, `GET /metrics`); made again by `run()` with the start time.
+    var metrics = ServerMetrics(version: Server.serverVersion, startedAtMicros: 0)
+    /// Scrapes waiting for the store read of a running one (`scrapeMetrics`).
+    var metricsScrapes: [([UInt8]) -> Void] = []
+    /// Whether a scrape's store read runs on the thread pool.
+    var isMetricsReadRunning = false
     var startedAt: Int64 = 0
     var isShuttingDown = false
     let ownUID = getuid()
@@ -181,6 +187,7 @@ public final class Server {
         Self.configureHeap()
         Self.configureThreadPool()
         startedAt = WallClock.nowMicros()
+        metrics = ServerMetrics(version: Self.serverVersion, startedAtMicros: startedAt)
         let activation: SocketActivation.Outcome
         do {
             activation = configuration.socketActivation
@@ -427,6 +434,7 @@ public final class Server {
         for session in Array(sessions.values) {
             session.isClosing = true
             FrameEncoder.encode(goodbye, into: &session.connection.outputBuffer)
+            metrics.countError(.shuttingDown)
             session.connection.closeAfterFlush()
         }
         closeAllHandles()

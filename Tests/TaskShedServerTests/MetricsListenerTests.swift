@@ -11,11 +11,27 @@ import Testing
 @Suite struct MetricsListenerTests {
     static let exposition = Array("# TYPE taskshed_up gauge\ntaskshed_up 1\n".utf8)
 
-    /// A listener on a free loopback port, with the given limits.
+    /// A listener on a free loopback port, with the given limits, whose exposition is ready at once.
     static func listener(_ loop: EventLoop, limits: MetricsListener.Limits = MetricsListener.Limits(),
                          render: @escaping () -> [UInt8] = { exposition }) throws -> MetricsListener {
         try MetricsListener(loop: loop, address: TCPListener.Address(host: "127.0.0.1", port: 0), limits: limits,
-                            logger: Logger(label: "metrics-test"), render: render)
+                            logger: Logger(label: "metrics-test"), render: { done in done(render()) })
+    }
+
+    /// A listener whose exposition arrives `delayMillis` later from a timer, as the daemon's does after its store
+    /// read on the thread pool.
+    static func laterListener(_ loop: EventLoop, delayMillis: UInt64, limits: MetricsListener.Limits = MetricsListener.Limits(),
+                              render: @escaping () -> [UInt8]) throws -> MetricsListener {
+        try MetricsListener(loop: loop, address: TCPListener.Address(host: "127.0.0.1", port: 0), limits: limits,
+                            logger: Logger(label: "metrics-test"), render: { done in
+                                let text = render()
+                                let timer = try? CoarseTimer(loop: loop) {}
+                                timer?.onFire = {
+                                    done(text)
+                                    timer?.close()
+                                }
+                                timer?.start(afterMillis: delayMillis)
+                            })
     }
 
     static func shortLimits() -> MetricsListener.Limits {
@@ -69,6 +85,31 @@ import Testing
         #expect(try client.readResponse()?.body == Self.exposition)
         #expect(renders == 3)
         #expect(listener.openConnections == 1, "keep-alive: the connection stays open")
+        try Self.finish(listener, loop)
+    }
+
+    /// An exposition that is ready only later (the daemon reads the store first): pipelined requests wait for it
+    /// and are answered in order, and a client that leaves meanwhile is dropped without harm.
+    @Test func aLaterExpositionAnswersPipelinedRequestsInOrder() throws {
+        let loop = try EventLoop()
+        var renders = 0
+        let listener = try Self.laterListener(loop, delayMillis: 20) {
+            renders += 1
+            return Array("n \(renders)\n".utf8)
+        }
+        let client = try RawHTTPConnection(port: listener.address.port)
+        try client.send(String(repeating: "GET /metrics HTTP/1.1\r\n\r\n", count: 6))
+        #expect(try Self.run(loop) { listener.responsesSent == 6 })
+        for number in 1...6 { #expect(try client.readResponse()?.text == "n \(number)\n") }
+        let leaving = try RawHTTPConnection(port: listener.address.port)
+        try leaving.send("GET /metrics HTTP/1.1\r\n\r\n")
+        #expect(try Self.run(loop) { renders == 7 })
+        leaving.close()
+        #expect(try Self.run(loop) { listener.openConnections == 1 })
+        try client.send("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        // The leaving client's response was handed to its socket too (or dropped with it).
+        #expect(try Self.run(loop) { listener.responsesSent == 8 })
+        #expect(try client.readResponse()?.text == "n 8\n")
         try Self.finish(listener, loop)
     }
 

@@ -26,9 +26,7 @@ import Testing
         "GET_STATS": ([.stats], []),
         "GET_DAEMONS": ([.daemons], []),
         "GET_HISTORY": ([.history], []),
-        // GET_METRICS: until the metrics registry lands the daemon answers it UNKNOWN_MESSAGE_TYPE ("not
-        // served"); that change drops `.unknownMessageType`.
-        "GET_METRICS": ([.metrics], [.unknownMessageType]),
+        "GET_METRICS": ([.metrics], []),
         "SUBSCRIBE": ([.subscribed], []),
         "SUBSCRIBE_AHEAD": ([.subscribed], []),
         "UNSUBSCRIBE": ([.ok], []),
