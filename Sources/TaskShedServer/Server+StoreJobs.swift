@@ -276,6 +276,8 @@ extension Server {
         case .success(let value):
             replies = value.replies
             runsEnded(value, releasing: job.releaseHolders)
+            // Counted even when their history entries could not be written: the runs themselves committed.
+            metrics.observeEndedRuns(value.endedRuns)
             if let hints = value.hints {
                 if sharedRetryMicros != 0 {
                     logger.notice("the PostgreSQL datastore is reachable again")
