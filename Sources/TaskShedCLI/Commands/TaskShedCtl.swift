@@ -33,6 +33,7 @@ public struct TaskShedCtl: AsyncParsableCommand {
         subcommands: [
             Add.self, List.self, Show.self, History.self, Pause.self, Resume.self, Remove.self, Reschedule.self, Failed.self,
             Retry.self, Purge.self, StatsCommand.self, Top.self, Daemons.self, Worker.self, Ping.self, CalendarCommand.self,
+            Metrics.self,
         ]
     )
 
