@@ -8,20 +8,21 @@ import TaskShedEventLoop
 ///  accept ─► awaitingRequest ◄─────────── first byte ─────────── idle
 ///                 │ request complete                              ▲
 ///                 ▼                                               │ no request buffered
-///            rendering ── (the text arrives) answer it ── the kernel took it all ──┤
+///            rendering ─► answer it ── the kernel took it all ────┤
 ///                 │ it did not                                    │
 ///                 ▼                                               │
 ///            responding ── the kernel took the rest ──────────────┘
 ///
 ///  a request buffered after an answer is answered next; after 4 in a row: yielding, for 1 ms
+///  rendering: the text may come later (the daemon reads the store first); reading stops until it does
 ///  error response, Connection: close, request timeout ──► closing ──► closed (client's end, or timer)
 ///  idle timeout, the client's end, a write error ─────────────────────► closed
 /// ```
 ///
 /// One timer bounds every phase: `requestTimeoutMillis` while a request is awaited (a timeout after some of its
-/// bytes is answered `408`), `idleTimeoutMillis` while idle or while a response waits for the client to read it,
-/// `lingerMillis` while closing (the idle timeout while the last response is still queued); at 1 ms it resumes
-/// pipelined requests after a yield (`responsesPerTurn`).
+/// bytes is answered `408`), `idleTimeoutMillis` while idle, while the text is being made, or while a response
+/// waits for the client to read it, `lingerMillis` while closing (the idle timeout while the last response is
+/// still queued); at 1 ms it resumes pipelined requests after a yield (`responsesPerTurn`).
 ///
 /// - Important: Loop-thread only. The owner keeps the object while it is open; `close()` closes the socket and the
 ///   timer at once, and `closed` runs from the socket's close callback.
