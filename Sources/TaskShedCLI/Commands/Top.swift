@@ -12,8 +12,9 @@ public struct Top: ClientCommand {
         discussion: """
             Refreshes every --interval (default 1s) on the terminal's alternate screen: the daemon's version, \
             uptime, connections and store use; task counts by state; recent lag percentiles; per callback the \
-            scheduled, due, leased and dead tasks, the dead letters added per second (FAILED/S) and the \
-            connected workers; and the next tasks due. It follows a resized terminal, cuts what does not fit, and \
+            scheduled, due, leased and dead tasks, the runs and failed runs per second since the last refresh \
+            (RUNS/S, FAILED/S), the dispatch lateness p50/p99 of those runs (LATE P50, LATE P99, from the \
+            daemon's metrics) and the connected workers; and the next tasks due. It follows a resized terminal, cuts what does not fit, and \
             keeps running while the daemon restarts (saying it is retrying). q (or Ctrl-C) quits. --once prints \
             one screen to standard output and exits (for scripts; no terminal needed).
 
@@ -56,7 +57,7 @@ public struct Top: ClientCommand {
     /// Shows the view until `q`, or prints one screen with `--once`.
     public func execute(_ session: CommandSession) async throws {
         if once {
-            let frame = await Self.refresh(session, previous: nil)
+            let frame = await Self.refresh(session, previous: nil, previousRuns: nil)
             if let error = frame.error, frame.stats == nil {
                 throw CLIError("the daemon at \(session.socketPath) did not answer: \(error)", status: .unavailable)
             }
@@ -73,10 +74,11 @@ public struct Top: ClientCommand {
         let intervalMillis = Int32(try Self.intervalMicros(interval) / 1000)
         var frame = TopScreen.Frame(stats: nil, previous: nil, next: [], error: nil, socketPath: session.socketPath)
         while true {
-            let fresh = await Self.refresh(session, previous: frame.stats)
+            let fresh = await Self.refresh(session, previous: frame.stats, previousRuns: frame.runs)
             // A refresh without an answer keeps the last figures on screen, under the error.
             frame = fresh.stats == nil ? TopScreen.Frame(stats: frame.stats, previous: frame.previous, next: frame.next,
-                                                          error: fresh.error, socketPath: session.socketPath) : fresh
+                                                          error: fresh.error, socketPath: session.socketPath,
+                                                          runs: frame.runs, previousRuns: frame.previousRuns) : fresh
             let size = terminal.size()
             let lines = TopScreen.render(frame, width: size.columns, height: size.rows, context: .current())
             terminal.draw(lines)
@@ -84,16 +86,21 @@ public struct Top: ClientCommand {
         }
     }
 
-    /// One refresh: the statistics and the next tasks due, or the error that stopped them.
-    static func refresh(_ session: CommandSession, previous: Stats?) async -> TopScreen.Frame {
+    /// One refresh: the statistics, the run figures (`nil` from a daemon that serves no metrics) and the next
+    /// tasks due, or the error that stopped them.
+    static func refresh(_ session: CommandSession, previous: Stats?, previousRuns: RunFigures?) async
+        -> TopScreen.Frame
+    {
         do {
             let stats = try await session.scheduler.stats().wire
             // The due index is per callback; a short page in run-time order holds the next ones due, with
             // paused, leased and dead tasks among them, which are left out.
             let page = try await session.scheduler.listTasks(limit: 50)
             let next = page.tasks.filter { $0.state == .scheduled && !$0.paused }.prefix(TopScreen.nextTaskCount)
+            // A daemon older than protocol version 3 has no metrics: the rates show "-".
+            let runs = (try? await session.scheduler.metrics()).map { RunFigures(text: $0) }
             return TopScreen.Frame(stats: stats, previous: previous, next: next.map(\.record), error: nil,
-                                   socketPath: session.socketPath)
+                                   socketPath: session.socketPath, runs: runs, previousRuns: previousRuns)
         } catch {
             let failure = CLIErrorMapping.map(error, socketPath: session.socketPath)
             return TopScreen.Frame(stats: nil, previous: nil, next: [], error: failure.message,
