@@ -121,12 +121,6 @@ extension PostgresTaskStore {
         return HistoryPage(runs: runs, nextBefore: result.rowCount > Int(query.limit) ? runs.last?.seq : nil)
     }
 
-    /// Entries in the run history (tests and tools).
-    public func historyCount() throws(StoreError) -> Int {
-        let result = try read { (conn) throws(PGError) in try conn.query("SELECT count(*) FROM \(runsTable)") }
-        return Int(result.int64(0, 0) ?? 0)
-    }
-
     /// The entry in row `row` of a `history` result.
     private static func runEntry(_ result: PGResult, row r: Int) throws(StoreError) -> RunEntry {
         guard let seq = result.int64(r, 0), let taskID = result.string(r, 1), let callback = result.string(r, 2),
